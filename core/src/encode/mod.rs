@@ -1,0 +1,184 @@
+//! Encoders for the Prometheus 0.0.4 and OpenMetrics 1.0 text formats.
+//!
+//! Both read a [`Snapshot`]; neither allocates per sample beyond growing the output
+//! buffer: label sets arrive pre-rendered and numbers are formatted on the stack.
+
+mod float;
+mod negotiate;
+
+pub use negotiate::{negotiate, negotiate_among};
+
+use crate::desc::MetricKind;
+use crate::labels::escape_help;
+use crate::metrics::Exemplar;
+use crate::snapshot::{FamilySnapshot, HistogramValue, SeriesSnapshot, SeriesValue, Snapshot, SummaryValue};
+use float::{write_canonical, write_float, write_u64};
+
+/// An exposition format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// The Prometheus text format, version 0.0.4. What `promtool check metrics` reads
+    /// and what every Prometheus accepts.
+    Text,
+    /// OpenMetrics 1.0 text: adds `# UNIT`, exemplars, `_created` and `# EOF`.
+    OpenMetrics,
+}
+
+impl Format {
+    /// The `Content-Type` to send with a body in this format.
+    pub const fn content_type(self) -> &'static str {
+        match self {
+            Self::Text => "text/plain; version=0.0.4; charset=utf-8",
+            Self::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+}
+
+/// Appends `snapshot` to `out` in `format`.
+///
+/// Families without series are left out (a labelled family no one has used yet).
+pub fn encode(snapshot: &Snapshot, format: Format, out: &mut Vec<u8>) {
+    let om = format == Format::OpenMetrics;
+    for family in snapshot.families.iter().filter(|f| !f.series.is_empty()) {
+        header(family, om, out);
+        for series in &family.series {
+            write_series(family, series, om, out);
+        }
+    }
+    if om {
+        out.extend_from_slice(b"# EOF\n");
+    }
+}
+
+fn header(family: &FamilySnapshot, om: bool, out: &mut Vec<u8>) {
+    let name = family.name.as_bytes();
+    // 0.0.4 names a counter's metadata by its sample name; OpenMetrics by the family.
+    let suffix: &[u8] = if !om && family.kind == MetricKind::Counter { b"_total" } else { b"" };
+    let mut meta = |keyword: &[u8], rest: &dyn Fn(&mut Vec<u8>)| {
+        out.extend_from_slice(keyword);
+        out.extend_from_slice(name);
+        out.extend_from_slice(suffix);
+        out.push(b' ');
+        rest(out);
+        out.push(b'\n');
+    };
+    let kind = if om { family.kind.openmetrics_name() } else { family.kind.text_name() };
+    if om {
+        meta(b"# TYPE ", &|o| o.extend_from_slice(kind.as_bytes()));
+        if let Some(unit) = family.unit.as_deref().filter(|u| !u.is_empty()) {
+            meta(b"# UNIT ", &|o| o.extend_from_slice(unit.as_bytes()));
+        }
+        if !family.help.is_empty() {
+            meta(b"# HELP ", &|o| escape_help(&family.help, true, o));
+        }
+    } else {
+        if !family.help.is_empty() {
+            meta(b"# HELP ", &|o| escape_help(&family.help, false, o));
+        }
+        meta(b"# TYPE ", &|o| o.extend_from_slice(kind.as_bytes()));
+    }
+}
+
+fn write_series(family: &FamilySnapshot, series: &SeriesSnapshot, om: bool, out: &mut Vec<u8>) {
+    let name = &*family.name;
+    let labels = series.labels.rendered();
+    match &series.value {
+        SeriesValue::Counter(c) => {
+            sample_start(out, name, "_total", labels, None);
+            if c.fraction == 0.0 {
+                write_u64(out, c.integer);
+            } else {
+                write_float(out, c.total());
+            }
+            if om {
+                write_exemplar(out, c.exemplar.as_ref());
+            }
+            out.push(b'\n');
+        }
+        SeriesValue::Gauge(v) | SeriesValue::Unknown(v) => {
+            sample_start(out, name, "", labels, None);
+            write_float(out, *v);
+            out.push(b'\n');
+        }
+        SeriesValue::Histogram(h) => write_histogram(out, name, labels, h, om),
+        SeriesValue::Summary(s) => write_summary(out, name, labels, s),
+    }
+    if om {
+        if let Some(created) = series.created {
+            sample_start(out, name, "_created", labels, None);
+            write_float(out, created);
+            out.push(b'\n');
+        }
+    }
+}
+
+fn write_histogram(out: &mut Vec<u8>, name: &str, labels: &str, h: &HistogramValue, om: bool) {
+    let mut cumulative = 0u64;
+    for (i, count) in h.counts.iter().enumerate() {
+        cumulative += count;
+        let bound = h.bounds.get(i).copied().unwrap_or(f64::INFINITY);
+        sample_start(out, name, "_bucket", labels, Some(("le", bound)));
+        write_u64(out, cumulative);
+        if om {
+            write_exemplar(out, h.exemplars.get(i).and_then(Option::as_ref));
+        }
+        out.push(b'\n');
+    }
+    // OpenMetrics forbids `_sum` (and so `_count`) when a bucket bound is negative.
+    if om && h.bounds.first().is_some_and(|&b| b < 0.0) {
+        return;
+    }
+    sample_start(out, name, "_sum", labels, None);
+    write_float(out, h.sum);
+    out.push(b'\n');
+    sample_start(out, name, "_count", labels, None);
+    write_u64(out, cumulative);
+    out.push(b'\n');
+}
+
+fn write_summary(out: &mut Vec<u8>, name: &str, labels: &str, s: &SummaryValue) {
+    for &(q, v) in &s.quantiles {
+        sample_start(out, name, "", labels, Some(("quantile", q)));
+        write_float(out, v);
+        out.push(b'\n');
+    }
+    sample_start(out, name, "_sum", labels, None);
+    write_float(out, s.sum);
+    out.push(b'\n');
+    sample_start(out, name, "_count", labels, None);
+    write_u64(out, s.count);
+    out.push(b'\n');
+}
+
+/// Writes `name_suffix{labels,extra="v"} ` up to the value.
+fn sample_start(out: &mut Vec<u8>, name: &str, suffix: &str, labels: &str, extra: Option<(&str, f64)>) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(suffix.as_bytes());
+    if !labels.is_empty() || extra.is_some() {
+        out.push(b'{');
+        out.extend_from_slice(labels.as_bytes());
+        if let Some((label, v)) = extra {
+            if !labels.is_empty() {
+                out.push(b',');
+            }
+            out.extend_from_slice(label.as_bytes());
+            out.extend_from_slice(b"=\"");
+            write_canonical(out, v);
+            out.push(b'"');
+        }
+        out.push(b'}');
+    }
+    out.push(b' ');
+}
+
+fn write_exemplar(out: &mut Vec<u8>, exemplar: Option<&Exemplar>) {
+    let Some(e) = exemplar else { return };
+    out.extend_from_slice(b" # {");
+    out.extend_from_slice(e.labels.rendered().as_bytes());
+    out.extend_from_slice(b"} ");
+    write_float(out, e.value);
+    if let Some(ts) = e.timestamp {
+        out.push(b' ');
+        write_float(out, ts);
+    }
+}

@@ -1,0 +1,299 @@
+//! Labelled families: one metric per label set, found without a lock.
+//!
+//! A family keeps its series in an open-addressing table of write-once slots, sized at
+//! registration to twice the cardinality limit. A lookup hashes the label values and
+//! probes slots with plain acquire loads: no lock, no reference-count traffic, no
+//! allocation once the series exists. Only the first sight of a label set takes the
+//! family's insert lock. Slots are never emptied, so a reader that meets an empty slot
+//! knows the set is absent; the table is at most half full, so probes stay short and
+//! always end.
+
+use std::fmt;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use once_cell::race::OnceBox;
+use parking_lot::Mutex;
+
+use crate::cell::CellBlock;
+use crate::desc::FamilyDesc;
+use crate::error::ArityError;
+use crate::labels::LabelSet;
+use crate::metrics::Metric;
+use crate::snapshot::{FamilySnapshot, SeriesSnapshot};
+use crate::storage::Storage;
+use crate::Collector;
+
+/// The label value every label of the overflow series takes.
+pub const OVERFLOW_LABEL_VALUE: &str = "__overflow__";
+
+/// The default cardinality limit: series per family before new label sets fold into
+/// the overflow series.
+pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
+
+/// The largest cardinality limit a family accepts; higher requests are clamped. The
+/// lookup table costs 16 bytes per unit of limit.
+pub const MAX_CARDINALITY_LIMIT: usize = 1 << 24;
+
+/// A metric family with `N` label names fixed at registration.
+///
+/// [`with_labels`](Family::with_labels) takes exactly `N` values, so a wrong arity does
+/// not compile; [`try_with_labels`](Family::try_with_labels) takes a slice for label
+/// values known only at run time and returns an error on a wrong arity.
+///
+/// Label sets beyond the family's cardinality limit share one overflow series, whose
+/// every label is [`OVERFLOW_LABEL_VALUE`], and are counted in the registry's
+/// `herd_cardinality_overflow_total` self-metric: memory stops growing.
+///
+/// # Examples
+///
+/// ```
+/// let registry = herd_core::Registry::new();
+/// let requests = registry
+///     .counter("http_requests_total", "Requests served.")
+///     .labels(["method", "status"])
+///     .register()?;
+/// requests.with_labels(["GET", "200"]).inc();
+/// // Cache a child to skip the lookup on a hot path:
+/// let ok = requests.with_labels(["GET", "200"]).clone();
+/// ok.inc();
+/// assert_eq!(requests.with_labels(["GET", "200"]).get(), 2.0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Family<M: Metric, const N: usize> {
+    core: Arc<FamilyCore<M>>,
+}
+
+impl<M: Metric, const N: usize> Clone for Family<M, N> {
+    fn clone(&self) -> Self {
+        Self { core: self.core.clone() }
+    }
+}
+
+impl<M: Metric, const N: usize> Family<M, N> {
+    pub(crate) fn new(core: Arc<FamilyCore<M>>) -> Self {
+        Self { core }
+    }
+
+    /// The series for these label values, created on first use.
+    #[inline]
+    pub fn with_labels(&self, values: [&str; N]) -> &M {
+        self.core.get(&values)
+    }
+
+    /// The series for label values given as a slice.
+    ///
+    /// # Errors
+    ///
+    /// [`ArityError`] when `values.len()` differs from the number of label names.
+    pub fn try_with_labels(&self, values: &[&str]) -> Result<&M, ArityError> {
+        if values.len() != N {
+            return Err(ArityError {
+                family: self.core.desc.name.to_string(),
+                expected: N,
+                got: values.len(),
+            });
+        }
+        Ok(self.core.get(values))
+    }
+
+    /// The family's description: name, help, unit, type and label names.
+    pub fn desc(&self) -> &FamilyDesc {
+        &self.core.desc
+    }
+
+    /// How many distinct label sets have a series (the overflow series not included).
+    pub fn len(&self) -> usize {
+        self.core.len.load(Ordering::Relaxed)
+    }
+
+    /// Whether no label set has been seen yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many lookups were folded into the overflow series.
+    pub fn overflowed(&self) -> u64 {
+        self.core.overflowed.load(Ordering::Relaxed)
+    }
+}
+
+impl<M: Metric, const N: usize> fmt::Debug for Family<M, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Family")
+            .field("name", &self.core.desc.name)
+            .field("kind", &self.core.desc.kind)
+            .field("series", &self.len())
+            .finish()
+    }
+}
+
+struct Entry<M> {
+    hash: u64,
+    values: Box<[Box<str>]>,
+    labels: Arc<LabelSet>,
+    metric: M,
+    created: f64,
+}
+
+/// The shared state behind a [`Family`] and behind an unlabelled metric.
+pub(crate) struct FamilyCore<M: Metric> {
+    pub(crate) desc: Arc<FamilyDesc>,
+    config: M::Config,
+    const_labels: Arc<[(Arc<str>, Box<str>)]>,
+    storage: Arc<dyn Storage>,
+    hasher: foldhash::fast::RandomState,
+    slots: Box<[OnceBox<Entry<M>>]>,
+    mask: usize,
+    limit: usize,
+    len: AtomicUsize,
+    // Slot indices in insertion order, for reproducible output. Its mutex is also the
+    // insert lock: taken only when a label set is seen for the first time, and by scrapes.
+    order: Mutex<Vec<usize>>,
+    overflow: OnceBox<Entry<M>>,
+    pub(crate) overflowed: AtomicU64,
+    pub(crate) storage_errors: AtomicU64,
+    created_timestamps: bool,
+}
+
+pub(crate) struct FamilyParams<M: Metric> {
+    pub(crate) desc: Arc<FamilyDesc>,
+    pub(crate) config: M::Config,
+    pub(crate) const_labels: Arc<[(Arc<str>, Box<str>)]>,
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) limit: usize,
+    pub(crate) created_timestamps: bool,
+}
+
+impl<M: Metric> FamilyCore<M> {
+    pub(crate) fn new(p: FamilyParams<M>) -> Self {
+        let limit = p.limit.clamp(1, MAX_CARDINALITY_LIMIT);
+        let size = (limit * 2).next_power_of_two();
+        Self {
+            desc: p.desc,
+            config: p.config,
+            const_labels: p.const_labels,
+            storage: p.storage,
+            hasher: foldhash::fast::RandomState::default(),
+            slots: (0..size).map(|_| OnceBox::new()).collect(),
+            mask: size - 1,
+            limit,
+            len: AtomicUsize::new(0),
+            order: Mutex::new(Vec::new()),
+            overflow: OnceBox::new(),
+            overflowed: AtomicU64::new(0),
+            storage_errors: AtomicU64::new(0),
+            created_timestamps: p.created_timestamps,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, values: &[&str]) -> &M {
+        let hash = self.hasher.hash_one(values);
+        let mut i = hash as usize & self.mask;
+        loop {
+            match self.slots[i].get() {
+                Some(e) if e.hash == hash && same(&e.values, values) => return &e.metric,
+                Some(_) => i = (i + 1) & self.mask,
+                None => return self.insert(values, hash),
+            }
+        }
+    }
+
+    #[cold]
+    fn insert(&self, values: &[&str], hash: u64) -> &M {
+        if self.len.load(Ordering::Relaxed) >= self.limit {
+            return self.overflow();
+        }
+        let mut order = self.order.lock();
+        // Probe again under the lock: another thread may have inserted this set.
+        let mut i = hash as usize & self.mask;
+        while let Some(e) = self.slots[i].get() {
+            if e.hash == hash && same(&e.values, values) {
+                return &e.metric;
+            }
+            i = (i + 1) & self.mask;
+        }
+        if order.len() >= self.limit {
+            drop(order);
+            return self.overflow();
+        }
+        let entry = self.entry(values, hash);
+        // We hold the insert lock and saw the slot empty, so this initialises it.
+        let entry = self.slots[i].get_or_init(|| Box::new(entry));
+        order.push(i);
+        self.len.store(order.len(), Ordering::Relaxed);
+        &entry.metric
+    }
+
+    #[cold]
+    fn overflow(&self) -> &M {
+        self.overflowed.fetch_add(1, Ordering::Relaxed);
+        if let Some(e) = self.overflow.get() {
+            return &e.metric;
+        }
+        // Build it under the insert lock so the storage allocates its cells only once.
+        let _order = self.order.lock();
+        let values = vec![OVERFLOW_LABEL_VALUE; self.desc.label_names.len()];
+        &self.overflow.get_or_init(|| Box::new(self.entry(&values, 0))).metric
+    }
+
+    fn entry(&self, values: &[&str], hash: u64) -> Entry<M> {
+        let pairs = self
+            .const_labels
+            .iter()
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .chain(self.desc.label_names.iter().zip(values).map(|(n, v)| (n.clone(), Box::from(*v))))
+            .collect();
+        let labels = Arc::new(LabelSet::from_validated(pairs));
+        let len = M::cell_count(&self.config);
+        let block = self.storage.allocate(&self.desc, &labels, len).unwrap_or_else(|_| {
+            // The storage failed (a full disk, say): keep the process running on private
+            // cells and count it; these writes will not reach other processes.
+            self.storage_errors.fetch_add(1, Ordering::Relaxed);
+            CellBlock::detached(len)
+        });
+        let created = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        Entry {
+            hash,
+            values: values.iter().map(|v| Box::from(*v)).collect(),
+            labels,
+            metric: M::from_block(block, &self.config),
+            created,
+        }
+    }
+
+    fn series(&self, e: &Entry<M>) -> SeriesSnapshot {
+        let created = self.created_timestamps && M::KIND != crate::MetricKind::Gauge;
+        SeriesSnapshot {
+            labels: e.labels.clone(),
+            value: e.metric.read(),
+            created: created.then_some(e.created),
+        }
+    }
+}
+
+impl<M: Metric> Collector for FamilyCore<M> {
+    fn collect(&self, out: &mut Vec<FamilySnapshot>) {
+        let series = {
+            let order = self.order.lock();
+            let mut series: Vec<SeriesSnapshot> =
+                order.iter().filter_map(|&i| self.slots[i].get()).map(|e| self.series(e)).collect();
+            series.extend(self.overflow.get().map(|e| self.series(e)));
+            series
+        };
+        out.push(FamilySnapshot {
+            name: self.desc.name.clone(),
+            help: self.desc.help.clone(),
+            unit: self.desc.unit.clone(),
+            kind: M::KIND,
+            series,
+        });
+    }
+}
+
+fn same(stored: &[Box<str>], values: &[&str]) -> bool {
+    stored.len() == values.len() && stored.iter().zip(values).all(|(a, b)| **a == **b)
+}

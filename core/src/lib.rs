@@ -1,0 +1,88 @@
+//! herd-core: metric handles, labelled families, a registry with a storage seam, and
+//! encoders for both Prometheus text formats.
+//!
+//! herd gives a service whose work is spread over many processes one correct
+//! Prometheus `/metrics`. This crate is the part every other herd crate builds on; used
+//! alone it is a fast in-process Prometheus client.
+//!
+//! - **Handles** ([`Counter`], [`Gauge`], [`Histogram`], [`Summary`]) update 8-byte
+//!   atomic cells with one read-modify-write: no lock, allocation or syscall.
+//! - **Families** ([`Family`]) fix their label names at registration; a lookup by label
+//!   values takes no lock, and a per-family cardinality limit folds excess label sets
+//!   into one overflow series.
+//! - **Storage** ([`Storage`]) decides where cells live: process memory by default, a
+//!   shared file mapping with herd-mmap. Handles are the same either way.
+//! - **Exposition**: a [`Snapshot`] of families is encoded as Prometheus text 0.0.4 or
+//!   OpenMetrics 1.0 ([`encode`]), chosen from an `Accept` header by [`negotiate`].
+//!
+//! # Examples
+//!
+//! ```
+//! use herd_core::{negotiate, Buckets, Registry};
+//!
+//! let registry = Registry::new();
+//! let requests = registry
+//!     .counter("http_requests_total", "Requests served.")
+//!     .labels(["method", "status"])
+//!     .register()?;
+//! let latency = registry
+//!     .histogram("http_request_duration_seconds", "Time to serve a request.")
+//!     .unit("seconds")
+//!     .buckets(Buckets::new([0.1, 1.0])?)
+//!     .register()?;
+//!
+//! requests.with_labels(["GET", "200"]).inc();
+//! latency.observe(0.25);
+//!
+//! let format = negotiate(Some("application/openmetrics-text;version=1.0.0"));
+//! let body = String::from_utf8(registry.encode(format))?;
+//! assert_eq!(body, "\
+//! ## TYPE http_request_duration_seconds histogram
+//! ## UNIT http_request_duration_seconds seconds
+//! ## HELP http_request_duration_seconds Time to serve a request.
+//! http_request_duration_seconds_bucket{le=\"0.1\"} 0
+//! http_request_duration_seconds_bucket{le=\"1.0\"} 1
+//! http_request_duration_seconds_bucket{le=\"+Inf\"} 1
+//! http_request_duration_seconds_sum 0.25
+//! http_request_duration_seconds_count 1
+//! ## TYPE http_requests counter
+//! ## HELP http_requests Requests served.
+//! http_requests_total{method=\"GET\",status=\"200\"} 1
+//! ## EOF
+//! ");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Limitations
+//!
+//! - Series are never removed from a family: the cardinality limit bounds them instead.
+//! - Exemplars are kept in process memory, beside the cells, and appear only in
+//!   OpenMetrics output.
+//! - Summaries report `_count` and `_sum` only, not yet quantiles.
+#![forbid(unsafe_code)]
+
+pub mod cell;
+mod desc;
+pub mod encode;
+mod error;
+mod family;
+pub mod labels;
+pub mod metrics;
+#[cfg(target_os = "linux")]
+pub mod process;
+mod registry;
+pub mod snapshot;
+pub mod storage;
+
+pub use desc::{FamilyDesc, MetricKind};
+pub use encode::{encode, negotiate, negotiate_among, Format};
+pub use error::{ArityError, RegistryError, ValueError};
+pub use family::{Family, DEFAULT_CARDINALITY_LIMIT, MAX_CARDINALITY_LIMIT, OVERFLOW_LABEL_VALUE};
+pub use labels::LabelSet;
+pub use metrics::{Buckets, Counter, Exemplar, Gauge, Histogram, Summary};
+pub use registry::{
+    Collector, LabelNames, MetricBuilder, NoLabels, Registry, RegistryBuilder, OVERFLOW_METRIC,
+    STORAGE_ERRORS_METRIC,
+};
+pub use snapshot::Snapshot;
+pub use storage::{HeapStorage, Storage};

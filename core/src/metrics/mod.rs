@@ -1,0 +1,50 @@
+//! The metric handles: [`Counter`], [`Gauge`], [`Histogram`] and [`Summary`].
+//!
+//! Every handle is a view of cells handed out by a storage; updating one is an atomic
+//! read-modify-write on those cells and nothing else. Handles are cheap to clone: a
+//! clone shares the same cells.
+
+pub(crate) mod counter;
+pub(crate) mod exemplar;
+pub(crate) mod gauge;
+pub(crate) mod histogram;
+pub(crate) mod summary;
+
+use std::fmt;
+
+use crate::cell::CellBlock;
+use crate::desc::MetricKind;
+use crate::snapshot::SeriesValue;
+
+pub use counter::Counter;
+pub use exemplar::{Exemplar, ExemplarError};
+pub use gauge::Gauge;
+pub use histogram::{Buckets, BucketsError, Histogram, HistogramTimer};
+pub use summary::Summary;
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// A metric type that a [`Family`](crate::Family) can hold. Implemented by the four
+/// handle types; sealed.
+pub trait Metric: Clone + Send + Sync + fmt::Debug + sealed::Sealed + 'static {
+    /// The type this handle exposes as.
+    const KIND: MetricKind;
+
+    /// Per-family settings every series shares (bucket bounds, exemplars).
+    #[doc(hidden)]
+    type Config: Clone + Send + Sync + fmt::Debug + 'static;
+
+    /// How many cells one series needs.
+    #[doc(hidden)]
+    fn cell_count(config: &Self::Config) -> usize;
+
+    /// Wraps freshly allocated cells.
+    #[doc(hidden)]
+    fn from_block(block: CellBlock, config: &Self::Config) -> Self;
+
+    /// Reads the current value.
+    #[doc(hidden)]
+    fn read(&self) -> SeriesValue;
+}

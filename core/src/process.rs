@@ -1,0 +1,1 @@
+//! Process metrics (filled in below).

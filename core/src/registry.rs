@@ -1,0 +1,632 @@
+//! The registry: where families are registered and snapshots are taken.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::desc::{FamilyDesc, MetricKind};
+use crate::encode::{encode, Format};
+use crate::error::RegistryError;
+use crate::family::{Family, FamilyCore, FamilyParams, DEFAULT_CARDINALITY_LIMIT};
+use crate::labels::{validate_label_name, validate_metric_name, LabelSet, NameError};
+use crate::metrics::counter::CounterConfig;
+use crate::metrics::histogram::HistogramConfig;
+use crate::metrics::summary::SummaryConfig;
+use crate::metrics::{Buckets, Counter, Gauge, Histogram, Metric, Summary};
+use crate::snapshot::{CounterValue, FamilySnapshot, SeriesSnapshot, SeriesValue, Snapshot};
+use crate::storage::{HeapStorage, Storage};
+
+/// Produces families for a snapshot: the registry's own families, callback metrics, or
+/// anything else that can report values (a directory of worker files, say).
+pub trait Collector: Send + Sync + 'static {
+    /// Appends this collector's families to `out`.
+    fn collect(&self, out: &mut Vec<FamilySnapshot>);
+}
+
+/// Self-metric: lookups folded into a family's overflow series.
+pub const OVERFLOW_METRIC: &str = "herd_cardinality_overflow";
+/// Self-metric: series whose storage failed and that fell back to private cells.
+pub const STORAGE_ERRORS_METRIC: &str = "herd_storage_errors";
+
+/// A set of metric families and collectors, and the settings they share.
+///
+/// Explicit and cheap to clone (clones share the families); nothing is global.
+///
+/// # Examples
+///
+/// ```
+/// use herd_core::{Format, Registry};
+/// let registry = Registry::builder().prefix("app").build()?;
+/// let jobs = registry.counter("jobs_total", "Jobs processed.").register()?;
+/// jobs.inc();
+/// let text = String::from_utf8(registry.encode(Format::Text))?;
+/// assert_eq!(text, "# HELP app_jobs_total Jobs processed.\n# TYPE app_jobs_total counter\napp_jobs_total 1\n");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    prefix: Option<String>,
+    const_labels: Arc<[(Arc<str>, Box<str>)]>,
+    storage: Arc<dyn Storage>,
+    cardinality_limit: usize,
+    created_timestamps: bool,
+    state: RwLock<State>,
+}
+
+#[derive(Default)]
+struct State {
+    // Every family name and sample name, mapped to the family that owns it.
+    names: HashMap<String, (String, MetricKind)>,
+    collectors: Vec<Arc<dyn Collector>>,
+    watched: Vec<Arc<dyn FamilyHealth>>,
+}
+
+/// What the registry's self-metrics read from each family.
+trait FamilyHealth: Send + Sync {
+    fn name(&self) -> &str;
+    fn overflowed(&self) -> u64;
+    fn storage_errors(&self) -> u64;
+}
+
+impl<M: Metric> FamilyHealth for FamilyCore<M> {
+    fn name(&self) -> &str {
+        &self.desc.name
+    }
+    fn overflowed(&self) -> u64 {
+        self.overflowed.load(Ordering::Relaxed)
+    }
+    fn storage_errors(&self) -> u64 {
+        self.storage_errors.load(Ordering::Relaxed)
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("prefix", &self.inner.prefix)
+            .field("storage", &self.inner.storage)
+            .field("collectors", &self.inner.state.read().collectors.len())
+            .finish()
+    }
+}
+
+/// Settings for a [`Registry`].
+#[derive(Debug)]
+#[must_use]
+pub struct RegistryBuilder {
+    prefix: Option<String>,
+    const_labels: Vec<(String, String)>,
+    storage: Option<Arc<dyn Storage>>,
+    cardinality_limit: usize,
+    created_timestamps: bool,
+}
+
+impl RegistryBuilder {
+    /// Prepends `prefix_` to every family name (a namespace such as `myapp`).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// Adds a label with a fixed value to every series (for example `service="api"`).
+    pub fn const_label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.const_labels.push((name.into(), value.into()));
+        self
+    }
+
+    /// Where cells come from; [`HeapStorage`] unless set.
+    pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
+        self.storage = Some(storage);
+        self
+    }
+
+    /// The default per-family cardinality limit (2,000 unless set); families may
+    /// override it.
+    pub fn cardinality_limit(mut self, limit: usize) -> Self {
+        self.cardinality_limit = limit;
+        self
+    }
+
+    /// Writes OpenMetrics `_created` samples for counters, histograms and summaries.
+    /// Off by default: Prometheus 2.x stores each one as an extra series.
+    pub fn created_timestamps(mut self, on: bool) -> Self {
+        self.created_timestamps = on;
+        self
+    }
+
+    /// Builds the registry.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError`] for an invalid prefix or constant label, or a limit of zero.
+    pub fn build(self) -> Result<Registry, RegistryError> {
+        if let Some(prefix) = &self.prefix {
+            validate_metric_name(prefix)?;
+        }
+        if self.cardinality_limit == 0 {
+            return Err(RegistryError::ZeroCardinalityLimit { name: "<registry default>".into() });
+        }
+        let const_labels = LabelSet::new(self.const_labels.iter().map(|(n, v)| (n.as_str(), v.as_str())))?;
+        let const_labels = const_labels.pairs().map(|(n, v)| (Arc::from(n), Box::from(v))).collect();
+        let mut state = State::default();
+        for name in [OVERFLOW_METRIC, STORAGE_ERRORS_METRIC] {
+            reserve(&mut state, name, MetricKind::Counter)?;
+        }
+        Ok(Registry {
+            inner: Arc::new(Inner {
+                prefix: self.prefix,
+                const_labels,
+                storage: self.storage.unwrap_or_else(|| Arc::new(HeapStorage::new())),
+                cardinality_limit: self.cardinality_limit,
+                created_timestamps: self.created_timestamps,
+                state: RwLock::new(state),
+            }),
+        })
+    }
+}
+
+/// Marks a [`MetricBuilder`] for a metric without labels.
+#[derive(Debug)]
+pub struct NoLabels;
+
+/// Marks a [`MetricBuilder`] for a family with `N` label names.
+#[derive(Debug)]
+pub struct LabelNames<const N: usize>(Vec<Arc<str>>);
+
+/// Describes a metric before it is registered; returned by [`Registry::counter`] and
+/// its siblings.
+#[must_use = "nothing is registered until .register() is called"]
+pub struct MetricBuilder<'r, M: Metric, L = NoLabels> {
+    registry: &'r Registry,
+    name: String,
+    help: String,
+    unit: Option<String>,
+    limit: Option<usize>,
+    config: M::Config,
+    labels: L,
+    _metric: PhantomData<M>,
+}
+
+impl<M: Metric, L: fmt::Debug> fmt::Debug for MetricBuilder<'_, M, L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricBuilder")
+            .field("kind", &M::KIND)
+            .field("name", &self.name)
+            .field("labels", &self.labels)
+            .finish()
+    }
+}
+
+impl<'r, M: Metric, L> MetricBuilder<'r, M, L> {
+    /// Sets the unit (for example `seconds`). The name must end with `_<unit>`
+    /// (before `_total` for counters); OpenMetrics writes it on a `# UNIT` line.
+    pub fn unit(mut self, unit: impl Into<String>) -> Self {
+        self.unit = Some(unit.into());
+        self
+    }
+
+    /// Overrides the registry's cardinality limit for this family.
+    pub fn cardinality_limit(mut self, limit: usize) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+}
+
+impl<'r, M: Metric> MetricBuilder<'r, M, NoLabels> {
+    /// Gives the family label names; the result registers a [`Family`].
+    pub fn labels<const N: usize>(self, names: [&str; N]) -> MetricBuilder<'r, M, LabelNames<N>> {
+        MetricBuilder {
+            registry: self.registry,
+            name: self.name,
+            help: self.help,
+            unit: self.unit,
+            limit: self.limit,
+            config: self.config,
+            labels: LabelNames(names.iter().map(|n| Arc::from(*n)).collect()),
+            _metric: PhantomData,
+        }
+    }
+
+    /// Registers a metric without labels and returns its handle.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError`] for an invalid name or unit, or a name already taken.
+    pub fn register(self) -> Result<M, RegistryError> {
+        let core = self.registry.register_family::<M>(
+            self.name,
+            self.help,
+            self.unit,
+            Vec::new(),
+            self.config,
+            self.limit,
+        )?;
+        Ok(core.get(&[]).clone())
+    }
+}
+
+impl<M: Metric, const N: usize> MetricBuilder<'_, M, LabelNames<N>> {
+    /// Registers the family.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError`] for an invalid name, unit or label name, a label the type
+    /// reserves, or a name already taken.
+    pub fn register(self) -> Result<Family<M, N>, RegistryError> {
+        let core = self.registry.register_family::<M>(
+            self.name,
+            self.help,
+            self.unit,
+            self.labels.0,
+            self.config,
+            self.limit,
+        )?;
+        Ok(Family::new(core))
+    }
+}
+
+impl<L> MetricBuilder<'_, Counter, L> {
+    /// Keeps the latest exemplar of each series (see
+    /// [`Counter::inc_by_with_exemplar`]); written in OpenMetrics only.
+    pub fn exemplars(mut self) -> Self {
+        self.config.exemplars = true;
+        self
+    }
+}
+
+impl<L> MetricBuilder<'_, Histogram, L> {
+    /// Sets the bucket bounds; [`Buckets::DEFAULT`] unless set.
+    pub fn buckets(mut self, buckets: Buckets) -> Self {
+        self.config.buckets = buckets;
+        self
+    }
+
+    /// Keeps the latest exemplar of each bucket (see
+    /// [`Histogram::observe_with_exemplar`]); written in OpenMetrics only.
+    pub fn exemplars(mut self) -> Self {
+        self.config.exemplars = true;
+        self
+    }
+}
+
+impl Registry {
+    /// An in-process registry with no prefix and no constant labels.
+    pub fn new() -> Self {
+        Self::builder().build().unwrap_or_else(|_| unreachable!("the default settings are valid"))
+    }
+
+    /// Settings for a registry.
+    pub fn builder() -> RegistryBuilder {
+        RegistryBuilder {
+            prefix: None,
+            const_labels: Vec::new(),
+            storage: None,
+            cardinality_limit: DEFAULT_CARDINALITY_LIMIT,
+            created_timestamps: false,
+        }
+    }
+
+    /// A counter named `name` (a trailing `_total` is optional: samples always end in
+    /// `_total`).
+    pub fn counter(&self, name: impl Into<String>, help: impl Into<String>) -> MetricBuilder<'_, Counter> {
+        self.builder_for(name, help, CounterConfig::default())
+    }
+
+    /// A gauge.
+    pub fn gauge(&self, name: impl Into<String>, help: impl Into<String>) -> MetricBuilder<'_, Gauge> {
+        self.builder_for(name, help, ())
+    }
+
+    /// A histogram, with [`Buckets::DEFAULT`] unless `.buckets()` says otherwise.
+    pub fn histogram(
+        &self,
+        name: impl Into<String>,
+        help: impl Into<String>,
+    ) -> MetricBuilder<'_, Histogram> {
+        self.builder_for(name, help, HistogramConfig::default())
+    }
+
+    /// A summary.
+    pub fn summary(&self, name: impl Into<String>, help: impl Into<String>) -> MetricBuilder<'_, Summary> {
+        self.builder_for(name, help, SummaryConfig::default())
+    }
+
+    fn builder_for<M: Metric>(
+        &self,
+        name: impl Into<String>,
+        help: impl Into<String>,
+        config: M::Config,
+    ) -> MetricBuilder<'_, M> {
+        MetricBuilder {
+            registry: self,
+            name: name.into(),
+            help: help.into(),
+            unit: None,
+            limit: None,
+            config,
+            labels: NoLabels,
+            _metric: PhantomData,
+        }
+    }
+
+    /// A gauge whose value `f` computes at every scrape.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError`] for an invalid or taken name.
+    pub fn gauge_fn(
+        &self,
+        name: impl Into<String>,
+        help: impl Into<String>,
+        f: impl Fn() -> f64 + Send + Sync + 'static,
+    ) -> Result<(), RegistryError> {
+        self.register_callback(name.into(), help.into(), MetricKind::Gauge, move || SeriesValue::Gauge(f()))
+    }
+
+    /// A counter whose total `f` computes at every scrape. A negative or NaN total is
+    /// not a valid counter value and is left out of the scrape.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError`] for an invalid or taken name.
+    pub fn counter_fn(
+        &self,
+        name: impl Into<String>,
+        help: impl Into<String>,
+        f: impl Fn() -> f64 + Send + Sync + 'static,
+    ) -> Result<(), RegistryError> {
+        self.register_callback(name.into(), help.into(), MetricKind::Counter, move || {
+            SeriesValue::Counter(CounterValue::from_f64(f()))
+        })
+    }
+
+    /// Adds a collector whose families appear in every snapshot. Its names are not
+    /// checked against the registry's: the collector owns them.
+    pub fn register_collector(&self, collector: Arc<dyn Collector>) {
+        self.inner.state.write().collectors.push(collector);
+    }
+
+    /// Reads every family and collector, with families sorted by name.
+    pub fn snapshot(&self) -> Snapshot {
+        let state = self.inner.state.read();
+        let mut families = Vec::with_capacity(state.collectors.len() + 2);
+        for c in &state.collectors {
+            c.collect(&mut families);
+        }
+        self.self_metrics(&state, &mut families);
+        drop(state);
+        let mut snapshot = Snapshot { families };
+        snapshot.sort();
+        snapshot
+    }
+
+    /// A snapshot encoded in `format`.
+    pub fn encode(&self, format: Format) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode(&self.snapshot(), format, &mut out);
+        out
+    }
+
+    fn self_metrics(&self, state: &State, out: &mut Vec<FamilySnapshot>) {
+        let metric = |name: &str, help: &str, read: &dyn Fn(&dyn FamilyHealth) -> u64| {
+            let series: Vec<SeriesSnapshot> = state
+                .watched
+                .iter()
+                .filter_map(|f| {
+                    let v = read(&**f);
+                    let labels = LabelSet::from_validated(vec![(Arc::from("family"), Box::from(f.name()))]);
+                    (v > 0).then(|| SeriesSnapshot {
+                        labels: Arc::new(labels),
+                        value: SeriesValue::Counter(CounterValue { integer: v, ..CounterValue::default() }),
+                        created: None,
+                    })
+                })
+                .collect();
+            (!series.is_empty()).then(|| FamilySnapshot {
+                name: name.into(),
+                help: help.into(),
+                unit: None,
+                kind: MetricKind::Counter,
+                series,
+            })
+        };
+        out.extend(metric(
+            OVERFLOW_METRIC,
+            "Label-set lookups folded into the overflow series because a family reached its cardinality limit.",
+            &|f| f.overflowed(),
+        ));
+        out.extend(metric(
+            STORAGE_ERRORS_METRIC,
+            "Series whose storage failed to provide cells; their values stay in this process only.",
+            &|f| f.storage_errors(),
+        ));
+    }
+
+    fn full_name(&self, name: &str) -> String {
+        match &self.inner.prefix {
+            Some(p) => format!("{p}_{name}"),
+            None => name.to_owned(),
+        }
+    }
+
+    fn register_callback(
+        &self,
+        name: String,
+        help: String,
+        kind: MetricKind,
+        read: impl Fn() -> SeriesValue + Send + Sync + 'static,
+    ) -> Result<(), RegistryError> {
+        let mut full = self.full_name(&name);
+        if kind == MetricKind::Counter {
+            if let Some(base) = full.strip_suffix("_total") {
+                full = base.to_owned();
+            }
+        }
+        validate_metric_name(&full)?;
+        let mut state = self.inner.state.write();
+        reserve(&mut state, &full, kind)?;
+        let labels = Arc::new(LabelSet::from_validated(self.inner.const_labels.to_vec()));
+        let name: Arc<str> = full.into();
+        let help: Arc<str> = help.into();
+        state.collectors.push(Arc::new(Callback { name, help, kind, labels, read }));
+        Ok(())
+    }
+
+    fn register_family<M: Metric>(
+        &self,
+        name: String,
+        help: String,
+        unit: Option<String>,
+        label_names: Vec<Arc<str>>,
+        config: M::Config,
+        limit: Option<usize>,
+    ) -> Result<Arc<FamilyCore<M>>, RegistryError> {
+        let mut full = self.full_name(&name);
+        if M::KIND == MetricKind::Counter {
+            if let Some(base) = full.strip_suffix("_total") {
+                full = base.to_owned();
+            }
+        }
+        validate_metric_name(&full)?;
+        self.check_labels::<M>(&full, &label_names)?;
+        if let Some(unit) = &unit {
+            let valid = !unit.is_empty()
+                && unit.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !valid || !full.ends_with(&format!("_{unit}")) {
+                return Err(RegistryError::Unit { name: full, unit: unit.clone() });
+            }
+        }
+        let limit = limit.unwrap_or(self.inner.cardinality_limit);
+        if limit == 0 {
+            return Err(RegistryError::ZeroCardinalityLimit { name: full });
+        }
+        let desc = Arc::new(FamilyDesc {
+            name: full.as_str().into(),
+            help: help.into(),
+            unit: unit.map(Into::into),
+            kind: M::KIND,
+            label_names: label_names.into(),
+            buckets: histogram_buckets::<M>(&config),
+        });
+        let mut state = self.inner.state.write();
+        reserve(&mut state, &full, M::KIND)?;
+        if let Err(e) = self.inner.storage.add_family(&desc) {
+            unreserve(&mut state, &full, M::KIND);
+            return Err(RegistryError::Storage(e));
+        }
+        let core = Arc::new(FamilyCore::new(FamilyParams {
+            desc,
+            config,
+            const_labels: self.inner.const_labels.clone(),
+            storage: self.inner.storage.clone(),
+            limit,
+            created_timestamps: self.inner.created_timestamps,
+        }));
+        state.collectors.push(core.clone());
+        state.watched.push(core.clone());
+        Ok(core)
+    }
+
+    fn check_labels<M: Metric>(&self, name: &str, labels: &[Arc<str>]) -> Result<(), RegistryError> {
+        let reserved = match M::KIND {
+            MetricKind::Histogram => Some(("le", "is reserved for histogram buckets")),
+            MetricKind::Summary => Some(("quantile", "is reserved for summary quantiles")),
+            _ => None,
+        };
+        for (i, label) in labels.iter().enumerate() {
+            validate_label_name(label)?;
+            if labels[..i].contains(label) {
+                return Err(NameError::DuplicateLabelName(label.to_string()).into());
+            }
+            if let Some((word, reason)) = reserved.filter(|(w, _)| **label == **w) {
+                return Err(RegistryError::ReservedLabel { name: name.into(), label: word.into(), reason });
+            }
+            if self.inner.const_labels.iter().any(|(n, _)| n == label) {
+                return Err(RegistryError::ReservedLabel {
+                    name: name.into(),
+                    label: label.to_string(),
+                    reason: "is already a constant label of the registry",
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn histogram_buckets<M: Metric>(config: &M::Config) -> Option<Buckets> {
+    (config as &dyn std::any::Any).downcast_ref::<HistogramConfig>().map(|c| c.buckets.clone())
+}
+
+/// The names a family owns: its own name and every sample name it writes. Two families
+/// may share none of them, so that no parser can attribute a sample to the wrong family.
+fn owned_names(name: &str, kind: MetricKind) -> BTreeSet<String> {
+    std::iter::once(name.to_owned()).chain(kind.suffixes().iter().map(|s| format!("{name}{s}"))).collect()
+}
+
+/// Claims the names a family of `kind` called `name` owns, or says who owns one already.
+fn reserve(state: &mut State, name: &str, kind: MetricKind) -> Result<(), RegistryError> {
+    let names = owned_names(name, kind);
+    if let Some((sample, (existing, existing_kind))) =
+        names.iter().find_map(|n| state.names.get(n).map(|owner| (n, owner)))
+    {
+        return Err(RegistryError::AlreadyRegistered {
+            name: name.into(),
+            sample: sample.clone(),
+            existing: existing.clone(),
+            existing_kind: *existing_kind,
+        });
+    }
+    for n in names {
+        state.names.insert(n, (name.to_owned(), kind));
+    }
+    Ok(())
+}
+
+fn unreserve(state: &mut State, name: &str, kind: MetricKind) {
+    for n in owned_names(name, kind) {
+        state.names.remove(&n);
+    }
+}
+
+struct Callback<F> {
+    name: Arc<str>,
+    help: Arc<str>,
+    kind: MetricKind,
+    labels: Arc<LabelSet>,
+    read: F,
+}
+
+impl<F: Fn() -> SeriesValue + Send + Sync + 'static> Collector for Callback<F> {
+    fn collect(&self, out: &mut Vec<FamilySnapshot>) {
+        let value = (self.read)();
+        let valid = match &value {
+            SeriesValue::Counter(c) => c.total() >= 0.0,
+            _ => true,
+        };
+        out.push(FamilySnapshot {
+            name: self.name.clone(),
+            help: self.help.clone(),
+            unit: None,
+            kind: self.kind,
+            series: if valid {
+                vec![SeriesSnapshot { labels: self.labels.clone(), value, created: None }]
+            } else {
+                Vec::new()
+            },
+        });
+    }
+}

@@ -1,0 +1,127 @@
+//! The snapshot: a point-in-time copy of metric families, the seam between where values
+//! live (a registry, a directory of worker files) and how they are written out.
+
+use std::sync::Arc;
+
+use crate::desc::MetricKind;
+use crate::labels::LabelSet;
+use crate::metrics::Exemplar;
+
+/// Families and their samples at one instant, ready to encode.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// The families, in exposition order.
+    pub families: Vec<FamilySnapshot>,
+}
+
+impl Snapshot {
+    /// The family named `name` (the base name: for counters without `_total`).
+    pub fn family(&self, name: &str) -> Option<&FamilySnapshot> {
+        self.families.iter().find(|f| &*f.name == name)
+    }
+
+    /// Sorts families by name, so output is reproducible.
+    pub fn sort(&mut self) {
+        self.families.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+}
+
+/// One metric family: its metadata and its series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FamilySnapshot {
+    /// The family name; for counters without `_total`.
+    pub name: Arc<str>,
+    /// The HELP text, unescaped. Empty means no HELP line.
+    pub help: Arc<str>,
+    /// The unit, if any.
+    pub unit: Option<Arc<str>>,
+    /// The metric type; every series' value has this type.
+    pub kind: MetricKind,
+    /// The series, in exposition order.
+    pub series: Vec<SeriesSnapshot>,
+}
+
+/// One series: its labels and value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesSnapshot {
+    /// The labels, constant labels included.
+    pub labels: Arc<LabelSet>,
+    /// The value.
+    pub value: SeriesValue,
+    /// When the series was created, in seconds since the Unix epoch; written as
+    /// `_created` in OpenMetrics when present.
+    pub created: Option<f64>,
+}
+
+/// The value of one series.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SeriesValue {
+    /// A counter total.
+    Counter(CounterValue),
+    /// A gauge value.
+    Gauge(f64),
+    /// Histogram buckets, sum and exemplars.
+    Histogram(HistogramValue),
+    /// Summary count, sum and quantiles.
+    Summary(SummaryValue),
+    /// A value of unknown type.
+    Unknown(f64),
+}
+
+/// A counter's total, kept as an exact integer part plus a fractional part.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CounterValue {
+    /// The sum of integer increments, exact.
+    pub integer: u64,
+    /// The sum of fractional increments.
+    pub fraction: f64,
+    /// The latest exemplar, if exemplars are enabled.
+    pub exemplar: Option<Exemplar>,
+}
+
+impl CounterValue {
+    /// A counter total from a single float (for callback counters and foreign sources).
+    pub fn from_f64(v: f64) -> Self {
+        if v.fract() == 0.0 && (0.0..9_007_199_254_740_992.0).contains(&v) {
+            Self { integer: v as u64, fraction: 0.0, exemplar: None }
+        } else {
+            Self { integer: 0, fraction: v, exemplar: None }
+        }
+    }
+
+    /// The total as a float.
+    pub fn total(&self) -> f64 {
+        self.integer as f64 + self.fraction
+    }
+}
+
+/// A histogram's state. Bucket counts are per bucket, not cumulative.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramValue {
+    /// The finite upper bounds, shared by every series of the family.
+    pub bounds: Arc<[f64]>,
+    /// One count per bucket: `bounds.len() + 1` entries, the last for `+Inf`.
+    pub counts: Vec<u64>,
+    /// The sum of observations.
+    pub sum: f64,
+    /// One optional exemplar per bucket, or empty when exemplars are off.
+    pub exemplars: Vec<Option<Exemplar>>,
+}
+
+impl HistogramValue {
+    /// The total number of observations (the `+Inf` bucket).
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+/// A summary's state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryValue {
+    /// The number of observations.
+    pub count: u64,
+    /// The sum of observations.
+    pub sum: f64,
+    /// `(quantile, value)` pairs in increasing quantile order; may be empty.
+    pub quantiles: Vec<(f64, f64)>,
+}
