@@ -1,0 +1,95 @@
+//! Shared pieces of herd's example programs.
+//!
+//! Each binary in `src/bin/` shows one way of using herd; what more than one of them
+//! (or their tests) needs lives here.
+#![forbid(unsafe_code)]
+
+use std::error::Error;
+
+use herd_core::{Buckets, Registry};
+
+/// Label values that a careless encoder would corrupt: quotes, backslashes, a newline,
+/// non-ASCII text.
+pub const HOSTILE_LABEL_VALUES: [&str; 4] =
+    ["say \"hi\"", "C:\\temp\\new", "line one\nline two", "héllo wörld ✓ 日本語"];
+
+/// A registry holding every metric type, labelled and unlabelled, with fixed values, as
+/// printed by the `exposition-sample` example.
+///
+/// # Errors
+///
+/// A registration or value that herd refuses (none is, with these names and values).
+pub fn sample_registry() -> Result<Registry, Box<dyn Error + Send + Sync>> {
+    let registry = Registry::new();
+
+    let jobs = registry.counter("sample_jobs_total", "Jobs processed.").register()?;
+    jobs.inc_by(42);
+
+    let bytes = registry
+        .counter("sample_read_bytes_total", "Bytes read, by source.")
+        .unit("bytes")
+        .labels(["source"])
+        .register()?;
+    for (i, source) in HOSTILE_LABEL_VALUES.iter().enumerate() {
+        bytes.with_labels([source]).inc_by(1000 * (i as u64 + 1));
+    }
+
+    let cpu = registry.counter("sample_cpu_seconds_total", "CPU time used.").unit("seconds").register()?;
+    // Fractional increments take the float cell; the total is their exact sum.
+    cpu.inc_by_f64(1.25)?;
+
+    let requests = registry
+        .counter("sample_http_requests_total", "Requests served, by method, route and status.")
+        .labels(["method", "route", "status"])
+        .exemplars()
+        .register()?;
+    requests.with_labels(["GET", "/users/{id}", "200"]).inc_by(7);
+    requests.with_labels(["POST", "/echo", "201"]).inc_by(3);
+    let _ = requests
+        .with_labels(["GET", "/hello", "200"])
+        .inc_by_with_exemplar(2, &[("trace_id", "4bf92f3577b34da6")]);
+
+    let temperature =
+        registry.gauge("sample_temperature_celsius", "Current temperature.").unit("celsius").register()?;
+    temperature.set(-3.5);
+
+    let queue =
+        registry.gauge("sample_queue_depth", "Jobs waiting, by queue.").labels(["queue"]).register()?;
+    queue.with_labels(["default"]).set(12.0);
+    queue.with_labels([HOSTILE_LABEL_VALUES[0]]).set(1e6);
+
+    let latency = registry
+        .histogram("sample_request_duration_seconds", "Time to serve a request.")
+        .unit("seconds")
+        .buckets(Buckets::new([0.005, 0.05, 0.5, 1.0, 5.0])?)
+        .labels(["route"])
+        .exemplars()
+        .register()?;
+    for v in [0.001, 0.004, 0.03, 0.2, 0.7, 3.0, 12.0] {
+        latency.with_labels(["/users/{id}"]).observe(v);
+    }
+    let _ = latency.with_labels(["/echo"]).observe_with_exemplar(0.02, &[("trace_id", "00f067aa0ba902b7")]);
+
+    let sizes = registry
+        .histogram("sample_payload_size", "Payload sizes.")
+        .buckets(Buckets::exponential(64.0, 4.0, 4)?)
+        .register()?;
+    sizes.observe(100.0);
+    sizes.observe(5000.0);
+
+    let tasks =
+        registry.summary("sample_task_duration_seconds", "Task durations.").unit("seconds").register()?;
+    tasks.observe(0.5);
+    tasks.observe(1.5);
+
+    let payloads = registry
+        .summary("sample_message_size_bytes", "Message sizes, by topic.")
+        .unit("bytes")
+        .labels(["topic"])
+        .register()?;
+    payloads.with_labels([HOSTILE_LABEL_VALUES[3]]).observe(512.0);
+
+    registry.gauge_fn("sample_uptime_ratio", "A callback gauge.", || 0.999)?;
+    registry.counter_fn("sample_ticks_total", "A callback counter.", || 1234.0)?;
+    Ok(registry)
+}
