@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The project's single test command: installs the test peers if missing, runs
+# every test of the workspace (nextest when available: fork-based tests need
+# its process-per-test isolation), then the doc tests (nextest does not run
+# those).
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+
+bash scripts/install-test-deps.sh
+
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --all-features --no-fail-fast
+else
+    echo "test.sh: cargo-nextest not found, using cargo test (install: cargo install cargo-nextest --locked)" >&2
+    cargo test --workspace --all-features
+fi
+
+cargo test --workspace --all-features --doc

@@ -1,0 +1,785 @@
+//! A tiny HTTP/1.1 server and GET client on `std` only.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// How long a socket read blocks before the stop flag and deadline are re-checked.
+const POLL: Duration = Duration::from_millis(100);
+/// How long a keep-alive connection may sit idle between requests.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one request (after its first byte) or one response may take.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Timeout of [`http_get`].
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest accepted start or header line.
+const MAX_LINE: usize = 64 * 1024;
+/// Most header lines accepted in one message.
+const MAX_HEADERS: usize = 256;
+/// Largest accepted body.
+const MAX_BODY: usize = 256 * 1024 * 1024;
+/// Chunk size used when the server sends `Transfer-Encoding: chunked`.
+const CHUNK: usize = 1024;
+/// How many requests [`TestServer::requests`] keeps.
+const KEEP_REQUESTS: usize = 1000;
+
+/// An HTTP request received by [`TestServer`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Method, such as `GET`.
+    pub method: String,
+    /// Request target as sent: the path including any `?query`.
+    pub path: String,
+    /// Headers in arrival order; names are lowercased, values trimmed.
+    pub headers: Vec<(String, String)>,
+    /// Body, de-chunked if it was sent chunked.
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// The first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find_header(&self.headers, name)
+    }
+}
+
+/// An HTTP response produced by a [`TestServer`] handler.
+///
+/// The server adds `Content-Length` unless the handler sets it or sets
+/// `Transfer-Encoding: chunked`, in which case the server chunk-encodes
+/// `body` itself (in 1024-byte chunks). It adds `Connection: close` when it
+/// is going to close the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// Status code, such as 200.
+    pub status: u16,
+    /// Headers to send, in order.
+    pub headers: Vec<(String, String)>,
+    /// Body (unencoded).
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A response with `status`, no headers and an empty body.
+    pub fn new(status: u16) -> Response {
+        Response { status, headers: Vec::new(), body: Vec::new() }
+    }
+
+    /// A 200 response with the given `Content-Type` and body.
+    pub fn ok(content_type: &str, body: impl Into<Vec<u8>>) -> Response {
+        Response::new(200).with_header("Content-Type", content_type).with_body(body)
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: &str, value: &str) -> Response {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Replaces the body.
+    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Response {
+        self.body = body.into();
+        self
+    }
+
+    /// The first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find_header(&self.headers, name)
+    }
+}
+
+fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+fn header_has_token(headers: &[(String, String)], name: &str, token: &str) -> bool {
+    headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .flat_map(|(_, v)| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A handler panic never happens while one of these locks is held, but
+    // even so the data stays usable.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+// ---------------------------------------------------------------------------
+// Reading HTTP messages with deadlines.
+
+fn timed_out(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, format!("timed out {what}"))
+}
+
+fn bad(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.into())
+}
+
+/// A buffered reader over a socket whose read timeout is [`POLL`]: every
+/// read retries until data arrives, the deadline passes or `stop` is set.
+struct HttpReader {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    pos: usize,
+    deadline: Instant,
+    stop: Option<Arc<AtomicBool>>,
+}
+
+impl HttpReader {
+    fn new(stream: TcpStream, deadline: Instant, stop: Option<Arc<AtomicBool>>) -> HttpReader {
+        HttpReader { stream, buf: Vec::new(), pos: 0, deadline, stop }
+    }
+
+    fn buffered(&self) -> &[u8] {
+        self.buf.get(self.pos..).unwrap_or_default()
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.buf.len());
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        }
+    }
+
+    /// Reads more bytes into the buffer; Ok(0) means end of stream.
+    fn fill(&mut self) -> io::Result<usize> {
+        let mut tmp = [0u8; 16 * 1024];
+        loop {
+            if self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
+                return Err(io::Error::new(io::ErrorKind::Interrupted, "server stopping"));
+            }
+            if Instant::now() >= self.deadline {
+                return Err(timed_out("reading from the peer"));
+            }
+            match self.stream.read(&mut tmp) {
+                Ok(n) => {
+                    self.buf.extend_from_slice(tmp.get(..n).unwrap_or_default());
+                    return Ok(n);
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One line without its `\r\n`/`\n`; None at a clean end of stream.
+    fn read_line(&mut self) -> io::Result<Option<Vec<u8>>> {
+        loop {
+            if let Some(i) = self.buffered().iter().position(|&b| b == b'\n') {
+                let mut line = self.buffered().get(..i).unwrap_or_default().to_vec();
+                self.consume(i + 1);
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Ok(Some(line));
+            }
+            if self.buffered().len() > MAX_LINE {
+                return Err(bad("line too long"));
+            }
+            if self.fill()? == 0 {
+                if self.buffered().is_empty() {
+                    return Ok(None);
+                }
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed in the middle of a line",
+                ));
+            }
+        }
+    }
+
+    fn read_exact_vec(&mut self, n: usize) -> io::Result<Vec<u8>> {
+        if n > MAX_BODY {
+            return Err(bad(format!("body of {n} bytes is too large")));
+        }
+        while self.buffered().len() < n {
+            if self.fill()? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("connection closed after {} of {n} body bytes", self.buffered().len()),
+                ));
+            }
+        }
+        let out = self.buffered().get(..n).unwrap_or_default().to_vec();
+        self.consume(n);
+        Ok(out)
+    }
+
+    fn read_to_end(&mut self) -> io::Result<Vec<u8>> {
+        while self.fill()? != 0 {
+            if self.buffered().len() > MAX_BODY {
+                return Err(bad("body too large"));
+            }
+        }
+        let out = self.buffered().to_vec();
+        self.consume(out.len());
+        Ok(out)
+    }
+}
+
+/// A start line and the headers that follow it.
+type Head = (String, Vec<(String, String)>);
+
+/// Start line and headers of a message; None at a clean end of stream
+/// before the first byte.
+fn read_head(r: &mut HttpReader) -> io::Result<Option<Head>> {
+    // Tolerate stray empty lines before the start line (RFC 9112 §2.2).
+    let start = loop {
+        match r.read_line()? {
+            None => return Ok(None),
+            Some(l) if l.is_empty() => continue,
+            Some(l) => break l,
+        }
+    };
+    let start = String::from_utf8(start).map_err(|_| bad("start line is not UTF-8"))?;
+    let mut headers = Vec::new();
+    loop {
+        let line =
+            r.read_line()?.ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "EOF in headers"))?;
+        if line.is_empty() {
+            break;
+        }
+        if headers.len() >= MAX_HEADERS {
+            return Err(bad("too many headers"));
+        }
+        let line = String::from_utf8_lossy(&line);
+        let (name, value) =
+            line.split_once(':').ok_or_else(|| bad(format!("malformed header line {line:?}")))?;
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err(bad(format!("malformed header name {name:?}")));
+        }
+        headers.push((name.to_ascii_lowercase(), value.trim().to_owned()));
+    }
+    Ok(Some((start, headers)))
+}
+
+/// Reads a body framed by `Transfer-Encoding: chunked` or `Content-Length`;
+/// without either, reads to end of stream if `until_eof`, else nothing.
+fn read_body(r: &mut HttpReader, headers: &[(String, String)], until_eof: bool) -> io::Result<Vec<u8>> {
+    if header_has_token(headers, "transfer-encoding", "chunked") {
+        let mut body = Vec::new();
+        loop {
+            let line = r
+                .read_line()?
+                .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "EOF in chunked body"))?;
+            let line = String::from_utf8_lossy(&line);
+            let size = line.split(';').next().unwrap_or_default().trim();
+            let size =
+                usize::from_str_radix(size, 16).map_err(|_| bad(format!("bad chunk size line {line:?}")))?;
+            if size == 0 {
+                // Trailer section, ended by an empty line.
+                loop {
+                    match r.read_line()? {
+                        Some(l) if !l.is_empty() => continue,
+                        _ => return Ok(body),
+                    }
+                }
+            }
+            if body.len() + size > MAX_BODY {
+                return Err(bad("chunked body too large"));
+            }
+            body.extend_from_slice(&r.read_exact_vec(size)?);
+            match r.read_line()? {
+                Some(l) if l.is_empty() => {}
+                _ => return Err(bad("chunk not followed by CRLF")),
+            }
+        }
+    }
+    if let Some(len) = find_header(headers, "content-length") {
+        let len: usize = len.parse().map_err(|_| bad(format!("bad Content-Length {len:?}")))?;
+        return r.read_exact_vec(len);
+    }
+    if until_eof {
+        return r.read_to_end();
+    }
+    Ok(Vec::new())
+}
+
+// ---------------------------------------------------------------------------
+// Server.
+
+type Handler = dyn Fn(&Request) -> Response + Send + Sync + 'static;
+
+struct Shared {
+    stop: Arc<AtomicBool>,
+    handler: Box<Handler>,
+    requests: Mutex<VecDeque<Request>>,
+    conns: Mutex<HashMap<u64, TcpStream>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    next_id: AtomicU64,
+}
+
+/// A tiny HTTP/1.1 server on `127.0.0.1:<random port>` for tests.
+///
+/// One thread accepts; each connection gets its own thread and may carry
+/// any number of keep-alive requests (as Prometheus does) until the client
+/// closes it or sends `Connection: close`. Every request is recorded (the
+/// last 1000 are kept, see [`TestServer::requests`]). A handler panic is
+/// answered with a 500. Dropping the server stops all of its threads.
+///
+/// ```no_run
+/// use herd_testkit::{http_get, Response, TestServer};
+/// let server = TestServer::start(|_req| {
+///     Response::ok("text/plain; version=0.0.4; charset=utf-8", "up 1\n")
+/// })?;
+/// let (status, _headers, body) = http_get(server.addr(), "/metrics", &[])?;
+/// assert_eq!((status, body.as_slice()), (200, &b"up 1\n"[..]));
+/// # Ok::<(), String>(())
+/// ```
+pub struct TestServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServer").field("addr", &self.addr).finish()
+    }
+}
+
+impl TestServer {
+    /// Binds `127.0.0.1:0` and starts serving with `handler`.
+    pub fn start<F>(handler: F) -> Result<TestServer, String>
+    where
+        F: Fn(&Request) -> Response + Send + Sync + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| format!("TestServer: cannot bind 127.0.0.1:0: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| format!("TestServer: local_addr: {e}"))?;
+        // Non-blocking accept polled every few ms, so that stopping never
+        // depends on waking a blocked accept().
+        listener.set_nonblocking(true).map_err(|e| format!("TestServer: set_nonblocking: {e}"))?;
+        let shared = Arc::new(Shared {
+            stop: Arc::new(AtomicBool::new(false)),
+            handler: Box::new(handler),
+            requests: Mutex::new(VecDeque::new()),
+            conns: Mutex::new(HashMap::new()),
+            threads: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(0),
+        });
+        let acceptor = {
+            let shared = Arc::clone(&shared);
+            thread::Builder::new()
+                .name(format!("herd-testkit-accept-{}", addr.port()))
+                .spawn(move || accept_loop(&listener, &shared))
+                .map_err(|e| format!("TestServer: cannot spawn accept thread: {e}"))?
+        };
+        Ok(TestServer { addr, shared, acceptor: Some(acceptor) })
+    }
+
+    /// The bound address (`127.0.0.1:<port>`).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:<port>` followed by `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// A copy of the recorded requests, oldest first (at most the last 1000).
+    pub fn requests(&self) -> Vec<Request> {
+        lock(&self.shared.requests).iter().cloned().collect()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        if let Some(acceptor) = self.acceptor.take() {
+            // The accept loop polls the stop flag every few milliseconds.
+            let _ = acceptor.join();
+        }
+        for stream in lock(&self.shared.conns).values() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+        // Connection threads notice the stop flag within POLL; give them a
+        // bounded time (a handler might be stuck) and detach the rest.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut threads = std::mem::take(&mut *lock(&self.shared.threads));
+        while !threads.is_empty() && Instant::now() < deadline {
+            let (done, running): (Vec<_>, Vec<_>) = threads.into_iter().partition(|t| t.is_finished());
+            for t in done {
+                let _ = t.join();
+            }
+            threads = running;
+            if !threads.is_empty() {
+                thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
+    while !shared.stop.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Ok((stream, _peer)) => spawn_connection(stream, shared),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                thread::sleep(Duration::from_millis(2));
+            }
+            // E.g. EMFILE or a connection reset before accept: keep serving.
+            Err(_) => thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+fn spawn_connection(stream: TcpStream, shared: &Arc<Shared>) {
+    let setup = || -> io::Result<(TcpStream, TcpStream)> {
+        stream.set_nonblocking(false)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(POLL))?;
+        stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        Ok((stream.try_clone()?, stream.try_clone()?))
+    };
+    let Ok((reader, registered)) = setup() else {
+        return;
+    };
+    let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
+    lock(&shared.conns).insert(id, registered);
+    let conn_shared = Arc::clone(shared);
+    let spawned = thread::Builder::new().name(format!("herd-testkit-conn-{id}")).spawn(move || {
+        serve_connection(reader, stream, &conn_shared);
+        lock(&conn_shared.conns).remove(&id);
+    });
+    match spawned {
+        Ok(handle) => {
+            let mut threads = lock(&shared.threads);
+            threads.retain(|t| !t.is_finished());
+            threads.push(handle);
+        }
+        Err(_) => {
+            if let Some(s) = lock(&shared.conns).remove(&id) {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+        }
+    }
+}
+
+fn serve_connection(read_half: TcpStream, mut out: TcpStream, shared: &Shared) {
+    let mut reader =
+        HttpReader::new(read_half, Instant::now() + IDLE_TIMEOUT, Some(Arc::clone(&shared.stop)));
+    loop {
+        reader.deadline = Instant::now() + IDLE_TIMEOUT;
+        let (start, headers) = match read_head(&mut reader) {
+            Ok(Some(head)) => head,
+            Ok(None) => return,
+            Err(e) => {
+                if e.kind() == io::ErrorKind::InvalidData {
+                    let _ = write_response(&mut out, &error_response(400, &e), false, true);
+                }
+                return;
+            }
+        };
+        reader.deadline = Instant::now() + IO_TIMEOUT;
+        let mut parts = start.split_whitespace();
+        let (Some(method), Some(path), Some(version), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            let e = bad(format!("malformed request line {start:?}"));
+            let _ = write_response(&mut out, &error_response(400, &e), false, true);
+            return;
+        };
+        let http10 = match version {
+            "HTTP/1.1" => false,
+            "HTTP/1.0" => true,
+            _ => {
+                let e = bad(format!("unsupported version {version:?}"));
+                let _ = write_response(&mut out, &error_response(505, &e), false, true);
+                return;
+            }
+        };
+        if header_has_token(&headers, "expect", "100-continue")
+            && out.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").is_err()
+        {
+            return;
+        }
+        let body = match read_body(&mut reader, &headers, false) {
+            Ok(b) => b,
+            Err(e) => {
+                if e.kind() == io::ErrorKind::InvalidData {
+                    let _ = write_response(&mut out, &error_response(400, &e), false, true);
+                }
+                return;
+            }
+        };
+        let keep_alive = if http10 {
+            header_has_token(&headers, "connection", "keep-alive")
+        } else {
+            !header_has_token(&headers, "connection", "close")
+        };
+        let request = Request { method: method.to_owned(), path: path.to_owned(), headers, body };
+        {
+            let mut log = lock(&shared.requests);
+            if log.len() >= KEEP_REQUESTS {
+                log.pop_front();
+            }
+            log.push_back(request.clone());
+        }
+        let response = catch_unwind(AssertUnwindSafe(|| (shared.handler)(&request))).unwrap_or_else(|_| {
+            Response::new(500)
+                .with_header("Content-Type", "text/plain; charset=utf-8")
+                .with_body("TestServer handler panicked\n")
+        });
+        let close = !keep_alive || header_has_token(&response.headers, "connection", "close");
+        let head_only = request.method.eq_ignore_ascii_case("HEAD");
+        if write_response(&mut out, &response, head_only, close).is_err() || close {
+            let _ = out.shutdown(Shutdown::Write);
+            return;
+        }
+    }
+}
+
+fn error_response(status: u16, e: &io::Error) -> Response {
+    Response::new(status).with_header("Content-Type", "text/plain; charset=utf-8").with_body(format!("{e}\n"))
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "Status",
+    }
+}
+
+fn write_response(out: &mut TcpStream, resp: &Response, head_only: bool, close: bool) -> io::Result<()> {
+    let chunked = header_has_token(&resp.headers, "transfer-encoding", "chunked");
+    let no_body = head_only || (100..200).contains(&resp.status) || resp.status == 204 || resp.status == 304;
+    let mut msg = format!("HTTP/1.1 {} {}\r\n", resp.status, reason(resp.status)).into_bytes();
+    for (name, value) in &resp.headers {
+        msg.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    if !chunked
+        && find_header(&resp.headers, "content-length").is_none()
+        && resp.status != 204
+        && resp.status != 304
+    {
+        msg.extend_from_slice(format!("Content-Length: {}\r\n", resp.body.len()).as_bytes());
+    }
+    if close && find_header(&resp.headers, "connection").is_none() {
+        msg.extend_from_slice(b"Connection: close\r\n");
+    }
+    msg.extend_from_slice(b"\r\n");
+    if !no_body {
+        if chunked {
+            for chunk in resp.body.chunks(CHUNK) {
+                msg.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                msg.extend_from_slice(chunk);
+                msg.extend_from_slice(b"\r\n");
+            }
+            msg.extend_from_slice(b"0\r\n\r\n");
+        } else {
+            msg.extend_from_slice(&resp.body);
+        }
+    }
+    out.write_all(&msg)?;
+    out.flush()
+}
+
+// ---------------------------------------------------------------------------
+// Client.
+
+/// `GET path_and_query` from `addr` over HTTP/1.1 with `Connection: close`.
+///
+/// Adds `Host` and `Connection: close` unless `headers` sets them. Handles
+/// `Content-Length`, chunked and read-until-close bodies (no decompression:
+/// it never asks for gzip). Returns `(status, headers, body)`, header names
+/// lowercased. The whole exchange is bounded by 10 s.
+#[allow(clippy::type_complexity)] // the plain tuple is the documented API
+pub fn http_get(
+    addr: SocketAddr,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+) -> Result<(u16, Vec<(String, String)>, Vec<u8>), String> {
+    http_get_timeout(addr, path_and_query, headers, CLIENT_TIMEOUT)
+}
+
+#[allow(clippy::type_complexity)]
+pub(crate) fn http_get_timeout(
+    addr: SocketAddr,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<(u16, Vec<(String, String)>, Vec<u8>), String> {
+    let ctx = |e: &dyn std::fmt::Display| format!("GET http://{addr}{path_and_query}: {e}");
+    let deadline = Instant::now() + timeout;
+    let stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| ctx(&e))?;
+    let setup = || -> io::Result<TcpStream> {
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(POLL))?;
+        stream.set_write_timeout(Some(timeout))?;
+        stream.try_clone()
+    };
+    let mut out = setup().map_err(|e| ctx(&e))?;
+
+    let mut req = format!("GET {path_and_query} HTTP/1.1\r\n");
+    let has = |n: &str| headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(n));
+    if !has("host") {
+        req.push_str(&format!("Host: {addr}\r\n"));
+    }
+    if !has("connection") {
+        req.push_str("Connection: close\r\n");
+    }
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    req.push_str("\r\n");
+    out.write_all(req.as_bytes()).and_then(|()| out.flush()).map_err(|e| ctx(&e))?;
+
+    let mut reader = HttpReader::new(stream, deadline, None);
+    loop {
+        let (start, resp_headers) = read_head(&mut reader)
+            .map_err(|e| ctx(&e))?
+            .ok_or_else(|| ctx(&"connection closed before a response"))?;
+        let mut parts = start.splitn(3, ' ');
+        let version = parts.next().unwrap_or_default();
+        let status: u16 = parts
+            .next()
+            .and_then(|s| s.parse().ok())
+            .filter(|_| version.starts_with("HTTP/1."))
+            .ok_or_else(|| ctx(&format!("malformed status line {start:?}")))?;
+        if (100..200).contains(&status) {
+            continue; // interim response
+        }
+        let body = if status == 204 || status == 304 {
+            Vec::new()
+        } else {
+            read_body(&mut reader, &resp_headers, true).map_err(|e| ctx(&e))?
+        };
+        return Ok((status, resp_headers, body));
+    }
+}
+
+/// Percent-encodes `s` for a URL query value: every byte of its UTF-8 form
+/// except `A-Z a-z 0-9 - _ . ~` becomes `%XX` (space is `%20`).
+///
+/// ```
+/// assert_eq!(herd_testkit::url_encode("up{job=\"a b\"}"), "up%7Bjob%3D%22a%20b%22%7D");
+/// ```
+pub fn url_encode(s: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads one response from a raw keep-alive connection.
+    fn read_response(r: &mut HttpReader) -> Result<(Head, Vec<u8>), String> {
+        let (start, headers) = read_head(r).map_err(|e| e.to_string())?.ok_or("connection closed")?;
+        let body = read_body(r, &headers, false).map_err(|e| e.to_string())?;
+        Ok(((start, headers), body))
+    }
+
+    #[test]
+    fn keep_alive_serves_many_requests_on_one_connection() -> Result<(), String> {
+        let server = TestServer::start(|req| {
+            Response::ok(
+                "text/plain",
+                format!("{} {} {}", req.method, req.path, String::from_utf8_lossy(&req.body)),
+            )
+        })?;
+        let stream = TcpStream::connect(server.addr()).map_err(|e| e.to_string())?;
+        stream.set_read_timeout(Some(POLL)).map_err(|e| e.to_string())?;
+        let mut out = stream.try_clone().map_err(|e| e.to_string())?;
+        let mut reader = HttpReader::new(stream, Instant::now() + Duration::from_secs(10), None);
+
+        // 1: plain GET, connection stays open.
+        out.write_all(b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n").map_err(|e| e.to_string())?;
+        let ((start, headers), body) = read_response(&mut reader)?;
+        assert_eq!(start, "HTTP/1.1 200 OK");
+        assert_eq!(find_header(&headers, "connection"), None);
+        assert_eq!(body, b"GET /one ");
+
+        // 2 and 3 pipelined: a chunked POST body, then a Content-Length one.
+        out.write_all(
+            b"POST /two HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+              5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nTrailer: t\r\n\r\n\
+              POST /three?q=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+        )
+        .map_err(|e| e.to_string())?;
+        let (_, body) = read_response(&mut reader)?;
+        assert_eq!(body, b"POST /two hello world");
+        let (_, body) = read_response(&mut reader)?;
+        assert_eq!(body, b"POST /three?q=1 abc");
+
+        // 4: Connection: close ends it.
+        out.write_all(b"GET /four HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .map_err(|e| e.to_string())?;
+        let ((_, headers), body) = read_response(&mut reader)?;
+        assert_eq!(find_header(&headers, "connection"), Some("close"));
+        assert_eq!(body, b"GET /four ");
+        assert_eq!(reader.read_line().map_err(|e| e.to_string())?, None);
+
+        let requests = server.requests();
+        let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(paths, ["/one", "/two", "/three?q=1", "/four"]);
+        assert_eq!(requests[1].body, b"hello world");
+        assert_eq!(requests[1].header("transfer-encoding"), Some("chunked"));
+        Ok(())
+    }
+
+    #[test]
+    fn malformed_request_gets_400() -> Result<(), String> {
+        let server = TestServer::start(|_| Response::new(200))?;
+        let stream = TcpStream::connect(server.addr()).map_err(|e| e.to_string())?;
+        stream.set_read_timeout(Some(POLL)).map_err(|e| e.to_string())?;
+        let mut out = stream.try_clone().map_err(|e| e.to_string())?;
+        let mut reader = HttpReader::new(stream, Instant::now() + Duration::from_secs(10), None);
+        out.write_all(b"GET / HTTP/1.1\r\nno colon here\r\n\r\n").map_err(|e| e.to_string())?;
+        let ((start, _), _) = read_response(&mut reader)?;
+        assert_eq!(start, "HTTP/1.1 400 Bad Request");
+        assert!(server.requests().is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn drop_stops_idle_keep_alive_connections_promptly() -> Result<(), String> {
+        let server = TestServer::start(|_| Response::new(200))?;
+        let addr = server.addr();
+        let _idle = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+        std::thread::sleep(Duration::from_millis(50));
+        let started = Instant::now();
+        drop(server);
+        assert!(started.elapsed() < Duration::from_secs(1));
+        Ok(())
+    }
+}

@@ -1,0 +1,37 @@
+//! Dev-only helpers that let herd's integration tests talk to real peers.
+//!
+//! - [`promtool_check`]: `promtool check metrics` (parse + lint, text 0.0.4).
+//! - [`python_parse`]: client_python's text and OpenMetrics parsers, through
+//!   `parse_exposition.py` next to this crate's `Cargo.toml`.
+//! - [`TestServer`] / [`http_get`] / [`url_encode`]: a tiny HTTP/1.1 server
+//!   and client on `std` only.
+//! - [`Prometheus`]: a real Prometheus (Debian's 2.42 in CI) scraping
+//!   [`ScrapeJob`]s, with helpers for the HTTP API.
+//!
+//! Everything listens on 127.0.0.1 only, every wait is bounded, and child
+//! processes and temp dirs are cleaned up on `Drop`. The peers are installed
+//! by `scripts/install-test-deps.sh`; `$HERD_PYTHON`, `$HERD_PROMTOOL` and
+//! `$HERD_PROMETHEUS` override the executables used.
+//!
+//! Errors are `String`s with enough context (exit codes, peer output, log
+//! tails) to diagnose a failing test from its message alone.
+
+mod http;
+mod process;
+mod prometheus;
+mod promtool;
+mod python;
+
+pub use crate::http::{http_get, url_encode, Request, Response, TestServer};
+pub use crate::prometheus::{Prometheus, QueryResult, ScrapeJob, TargetHealth};
+pub use crate::promtool::promtool_check;
+pub use crate::python::{python_parse, PyExemplar, PyFamily, PyFormat, PySample, PARSE_EXPOSITION_SCRIPT};
+
+/// Content-Type of the text format 0.0.4.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Content-Type of OpenMetrics 1.0.0 text.
+pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[cfg(test)]
+mod tests;
