@@ -105,6 +105,18 @@ fn openmetrics_drops_sum_and_count_for_negative_buckets() -> TestResult {
          delta_bucket{le=\"-1.0\"} 1\ndelta_bucket{le=\"1.0\"} 1\ndelta_bucket{le=\"+Inf\"} 1\n# EOF\n"
     );
     assert!(encode(&r, Format::Text).contains("delta_sum -2\ndelta_count 1\n"));
+
+    // A sum OpenMetrics cannot carry (negative or infinite) is left out with its count.
+    let r = Registry::new();
+    let h = r.histogram("h", "H.").buckets(Buckets::new([1.0])?).register()?;
+    let s = r.summary("s", "S.").register()?;
+    h.observe(f64::INFINITY);
+    s.observe(-1.0);
+    let om = encode(&r, Format::OpenMetrics);
+    assert!(!om.contains("_sum") && !om.contains("_count"), "{om}");
+    assert!(om.contains("h_bucket{le=\"+Inf\"} 1\n"), "{om}");
+    let text = encode(&r, Format::Text);
+    assert!(text.contains("h_sum +Inf\nh_count 1\n") && text.contains("s_sum -1\ns_count 1\n"), "{text}");
     Ok(())
 }
 

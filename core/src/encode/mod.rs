@@ -101,7 +101,7 @@ fn write_series(family: &FamilySnapshot, series: &SeriesSnapshot, om: bool, out:
             out.push(b'\n');
         }
         SeriesValue::Histogram(h) => write_histogram(out, name, labels, h, om),
-        SeriesValue::Summary(s) => write_summary(out, name, labels, s),
+        SeriesValue::Summary(s) => write_summary(out, name, labels, s, om),
     }
     if om {
         if let Some(created) = series.created {
@@ -124,8 +124,7 @@ fn write_histogram(out: &mut Vec<u8>, name: &str, labels: &str, h: &HistogramVal
         }
         out.push(b'\n');
     }
-    // OpenMetrics forbids `_sum` (and so `_count`) when a bucket bound is negative.
-    if om && h.bounds.first().is_some_and(|&b| b < 0.0) {
+    if om && !(openmetrics_sum_allowed(h.sum) && h.bounds.first().is_none_or(|&b| b >= 0.0)) {
         return;
     }
     sample_start(out, name, "_sum", labels, None);
@@ -136,11 +135,14 @@ fn write_histogram(out: &mut Vec<u8>, name: &str, labels: &str, h: &HistogramVal
     out.push(b'\n');
 }
 
-fn write_summary(out: &mut Vec<u8>, name: &str, labels: &str, s: &SummaryValue) {
+fn write_summary(out: &mut Vec<u8>, name: &str, labels: &str, s: &SummaryValue, om: bool) {
     for &(q, v) in &s.quantiles {
         sample_start(out, name, "", labels, Some(("quantile", q)));
         write_float(out, v);
         out.push(b'\n');
+    }
+    if om && !openmetrics_sum_allowed(s.sum) {
+        return;
     }
     sample_start(out, name, "_sum", labels, None);
     write_float(out, s.sum);
@@ -148,6 +150,15 @@ fn write_summary(out: &mut Vec<u8>, name: &str, labels: &str, s: &SummaryValue) 
     sample_start(out, name, "_count", labels, None);
     write_u64(out, s.count);
     out.push(b'\n');
+}
+
+/// Whether OpenMetrics can carry this `_sum`. It is counter-like there: a negative,
+/// infinite or NaN sum (a negative or infinite observation) is invalid, and so is any
+/// sum beside a negative bucket bound. `_count` must appear exactly when `_sum` does, so
+/// both are left out and the `+Inf` bucket still carries the count. 0.0.4 has no such
+/// rule and writes both.
+fn openmetrics_sum_allowed(sum: f64) -> bool {
+    sum.is_finite() && sum >= 0.0
 }
 
 /// Writes `name_suffix{labels,extra="v"} ` up to the value.
