@@ -13,7 +13,7 @@
 //! - **Storage** ([`Storage`]) decides where cells live: process memory by default, a
 //!   shared file mapping with herd-mmap. Handles are the same either way.
 //! - **Exposition**: a [`Snapshot`] of families is encoded as Prometheus text 0.0.4 or
-//!   OpenMetrics 1.0 ([`encode`]), chosen from an `Accept` header by [`negotiate`].
+//!   OpenMetrics 1.0 ([`encode()`]), chosen from an `Accept` header by [`negotiate`].
 //!
 //! # Examples
 //!
@@ -66,6 +66,8 @@ mod desc;
 pub mod encode;
 mod error;
 mod family;
+#[cfg(feature = "prometheus-client")]
+pub mod interop;
 pub mod labels;
 pub mod metrics;
 #[cfg(target_os = "linux")]
@@ -78,8 +80,12 @@ pub use desc::{FamilyDesc, MetricKind};
 pub use encode::{encode, negotiate, negotiate_among, Format};
 pub use error::{ArityError, RegistryError, ValueError};
 pub use family::{Family, DEFAULT_CARDINALITY_LIMIT, MAX_CARDINALITY_LIMIT, OVERFLOW_LABEL_VALUE};
+#[cfg(feature = "prometheus-client")]
+pub use interop::PrometheusClientBridge;
 pub use labels::LabelSet;
 pub use metrics::{Buckets, Counter, Exemplar, Gauge, Histogram, Summary};
+#[cfg(target_os = "linux")]
+pub use process::ProcessCollector;
 pub use registry::{
     Collector, LabelNames, MetricBuilder, NoLabels, Registry, RegistryBuilder, OVERFLOW_METRIC,
     STORAGE_ERRORS_METRIC,

@@ -217,7 +217,7 @@ fn a_real_prometheus_scrapes_both_formats_and_reads_back_the_values() -> TestRes
                     &format!("{sample} in job {job}"),
                     |p| {
                         let results = p.query(&format!("{sample}{{job=\"{job}\"}}"))?;
-                        Ok(results.iter().any(|r| r.metric.get("__name__").is_some()).then_some(results))
+                        Ok(results.iter().any(|r| r.metric.contains_key("__name__")).then_some(results))
                     },
                 )?;
                 let found: Vec<f64> = results
