@@ -12,6 +12,7 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use yoke::erased::ErasedArcCart;
 use yoke::Yoke;
 
 /// Memory that holds cells and never moves them while it is alive.
@@ -31,8 +32,9 @@ pub trait CellSource: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct CellBlock {
     // The slice is resolved once and carried beside the `Arc` that keeps it valid; yoke
-    // proves the borrow safe without `unsafe` in this crate.
-    cells: Yoke<&'static [AtomicU64], Arc<dyn CellSource>>,
+    // proves the borrow safe without `unsafe` in this crate. The cart's type is erased
+    // so that every storage's blocks are one type.
+    cells: Yoke<&'static [AtomicU64], ErasedArcCart>,
 }
 
 impl CellBlock {
@@ -41,18 +43,18 @@ impl CellBlock {
     /// # Errors
     ///
     /// [`OutOfRange`] if `range` does not lie inside the source's cells.
-    pub fn new(source: Arc<dyn CellSource>, range: Range<usize>) -> Result<Self, OutOfRange> {
+    pub fn new<S: CellSource>(source: Arc<S>, range: Range<usize>) -> Result<Self, OutOfRange> {
         let len = source.cells().len();
-        let cells = Yoke::try_attach_to_cart(source, |src: &dyn CellSource| {
+        let cells = Yoke::try_attach_to_cart(source, |src: &S| {
             src.cells().get(range.clone()).ok_or(OutOfRange { range: range.clone(), len })
         })?;
-        Ok(Self { cells })
+        Ok(Self { cells: cells.erase_arc_cart() })
     }
 
     /// A block of `len` zeroed cells on the heap, owned by nobody else.
     pub fn detached(len: usize) -> Self {
-        let chunk: Arc<dyn CellSource> = Arc::new(HeapCells::zeroed(len));
-        Self { cells: Yoke::attach_to_cart(chunk, |src: &dyn CellSource| src.cells()) }
+        let cells = Yoke::attach_to_cart(Arc::new(HeapCells::zeroed(len)), |src: &HeapCells| src.cells());
+        Self { cells: cells.erase_arc_cart() }
     }
 
     /// The cells of this block.
@@ -65,6 +67,37 @@ impl CellBlock {
 impl fmt::Debug for CellBlock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CellBlock").field("len", &self.cells().len()).finish()
+    }
+}
+
+/// Exactly `N` cells, for metrics whose layout has a fixed size: indexing a fixed-size
+/// array needs no bounds check, which keeps `inc` and `set` to the atomic operation.
+#[derive(Clone)]
+pub(crate) struct Cells<const N: usize>(Yoke<&'static [AtomicU64; N], ErasedArcCart>);
+
+impl<const N: usize> Cells<N> {
+    /// The block's cells as an array, if it holds exactly `N`.
+    pub(crate) fn from_block(block: CellBlock) -> Option<Self> {
+        block.cells.try_map_project(|cells, _| <&[AtomicU64; N]>::try_from(cells)).ok().map(Self)
+    }
+
+    /// `N` zeroed cells on the heap, owned by nobody else.
+    pub(crate) fn detached() -> Self {
+        let cells = Yoke::attach_to_cart(Arc::new(HeapArray::<N>::default()), |a: &HeapArray<N>| &a.0);
+        Self(cells.erase_arc_cart())
+    }
+
+    #[inline(always)]
+    pub(crate) fn get(&self) -> &[AtomicU64; N] {
+        self.0.get()
+    }
+}
+
+struct HeapArray<const N: usize>([AtomicU64; N]);
+
+impl<const N: usize> Default for HeapArray<N> {
+    fn default() -> Self {
+        Self([const { AtomicU64::new(0) }; N])
     }
 }
 
@@ -128,11 +161,18 @@ mod tests {
 
     #[test]
     fn block_outside_its_source_is_an_error_not_a_panic() {
-        let src: Arc<dyn CellSource> = Arc::new(HeapCells::zeroed(4));
+        let src = Arc::new(HeapCells::zeroed(4));
         let err = CellBlock::new(src.clone(), 2..6).err();
         assert_eq!(err, Some(OutOfRange { range: 2..6, len: 4 }));
         let block = CellBlock::new(src.clone(), 1..3).ok();
         assert_eq!(block.map(|b| b.cells().len()), Some(2));
+    }
+
+    #[test]
+    fn fixed_size_views_check_the_length() {
+        assert!(Cells::<2>::from_block(CellBlock::detached(2)).is_some());
+        assert!(Cells::<2>::from_block(CellBlock::detached(3)).is_none());
+        assert_eq!(Cells::<3>::detached().get().len(), 3);
     }
 
     #[test]

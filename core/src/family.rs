@@ -9,7 +9,7 @@
 //! always end.
 
 use std::fmt;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,7 +17,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use once_cell::race::OnceBox;
 use parking_lot::Mutex;
 
-use crate::cell::CellBlock;
 use crate::desc::FamilyDesc;
 use crate::error::ArityError;
 use crate::labels::LabelSet;
@@ -132,7 +131,7 @@ impl<M: Metric, const N: usize> fmt::Debug for Family<M, N> {
 
 struct Entry<M> {
     hash: u64,
-    values: Box<[Box<str>]>,
+    key: Key,
     labels: Arc<LabelSet>,
     metric: M,
     created: f64,
@@ -191,15 +190,28 @@ impl<M: Metric> FamilyCore<M> {
 
     #[inline]
     pub(crate) fn get(&self, values: &[&str]) -> &M {
-        let hash = self.hasher.hash_one(values);
+        let hash = self.hash(values);
         let mut i = hash as usize & self.mask;
         loop {
             match self.slots[i].get() {
-                Some(e) if e.hash == hash && same(&e.values, values) => return &e.metric,
+                Some(e) if e.hash == hash && e.key.matches(values) => return &e.metric,
                 Some(_) => i = (i + 1) & self.mask,
                 None => return self.insert(values, hash),
             }
         }
+    }
+
+    /// Hashes label values with one hasher write per value. `Hash for [&str]` makes
+    /// two per value plus one for the count, and each write is a dependent multiply.
+    /// foldhash mixes every write's length into the state, so `["ab", "c"]` and
+    /// `["a", "bc"]` still hash apart; the count is fixed per family.
+    #[inline]
+    fn hash(&self, values: &[&str]) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        for v in values {
+            h.write(v.as_bytes());
+        }
+        h.finish()
     }
 
     #[cold]
@@ -211,7 +223,7 @@ impl<M: Metric> FamilyCore<M> {
         // Probe again under the lock: another thread may have inserted this set.
         let mut i = hash as usize & self.mask;
         while let Some(e) = self.slots[i].get() {
-            if e.hash == hash && same(&e.values, values) {
+            if e.hash == hash && e.key.matches(values) {
                 return &e.metric;
             }
             i = (i + 1) & self.mask;
@@ -249,20 +261,16 @@ impl<M: Metric> FamilyCore<M> {
             .collect();
         let labels = Arc::new(LabelSet::from_validated(pairs));
         let len = M::cell_count(&self.config);
-        let block = self.storage.allocate(&self.desc, &labels, len).unwrap_or_else(|_| {
-            // The storage failed (a full disk, say): keep the process running on private
-            // cells and count it; these writes will not reach other processes.
+        let metric =
+            self.storage.allocate(&self.desc, &labels, len).ok().and_then(|b| M::from_block(b, &self.config));
+        // The storage failed (a full disk, say) or misbehaved: keep the process running on
+        // private cells and count it; these writes will not reach other processes.
+        let metric = metric.unwrap_or_else(|| {
             self.storage_errors.fetch_add(1, Ordering::Relaxed);
-            CellBlock::detached(len)
+            M::detached(&self.config)
         });
         let created = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-        Entry {
-            hash,
-            values: values.iter().map(|v| Box::from(*v)).collect(),
-            labels,
-            metric: M::from_block(block, &self.config),
-            created,
-        }
+        Entry { hash, key: Key::new(values), labels, metric, created }
     }
 
     fn series(&self, e: &Entry<M>) -> SeriesSnapshot {
@@ -294,6 +302,60 @@ impl<M: Metric> Collector for FamilyCore<M> {
     }
 }
 
-fn same(stored: &[Box<str>], values: &[&str]) -> bool {
-    stored.len() == values.len() && stored.iter().zip(values).all(|(a, b)| **a == **b)
+/// A series' label values, stored for the equality check that confirms a hash match:
+/// all the bytes in one allocation, and where each value ends.
+///
+/// One buffer keeps the check to a single pointer chase, and the inline comparison
+/// avoids a `memcmp` call per value; label values are short, so the call's overhead
+/// was most of a lookup's time.
+struct Key {
+    bytes: Box<[u8]>,
+    ends: Box<[u32]>,
+}
+
+impl Key {
+    fn new(values: &[&str]) -> Self {
+        let mut bytes = Vec::with_capacity(values.iter().map(|v| v.len()).sum());
+        let mut ends = Vec::with_capacity(values.len());
+        for v in values {
+            bytes.extend_from_slice(v.as_bytes());
+            // A value longer than 4 GiB cannot be a label value: string lengths in
+            // exposition are bounded long before that. Saturate rather than wrap.
+            ends.push(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
+        }
+        Self { bytes: bytes.into(), ends: ends.into() }
+    }
+
+    #[inline]
+    fn matches(&self, values: &[&str]) -> bool {
+        if self.ends.len() != values.len() {
+            return false;
+        }
+        let mut start = 0;
+        for (&end, v) in self.ends.iter().zip(values) {
+            let end = end as usize;
+            match self.bytes.get(start..end) {
+                Some(stored) if eq_bytes(stored, v.as_bytes()) => start = end,
+                _ => return false,
+            }
+        }
+        true
+    }
+}
+
+/// Byte equality, eight bytes at a time, inlined.
+#[inline]
+fn eq_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tails_equal = a8.remainder().iter().zip(b8.remainder()).all(|(x, y)| x == y);
+    tails_equal && a8.zip(b8).all(|(x, y)| word(x) == word(y))
+}
+
+/// An eight-byte chunk as one integer, so equal chunks compare in one instruction.
+#[inline(always)]
+fn word(chunk: &[u8]) -> u64 {
+    chunk.try_into().map_or(0, u64::from_ne_bytes)
 }

@@ -100,8 +100,7 @@ impl Storage for HeapStorage {
         };
         let start = *used;
         *used += len;
-        let source: Arc<dyn CellSource> = chunk;
-        CellBlock::new(source, start..start + len).map_err(StorageError::new)
+        CellBlock::new(chunk, start..start + len).map_err(StorageError::new)
     }
 }
 

@@ -5,7 +5,7 @@ use parking_lot::Mutex;
 
 use super::exemplar::{self, ExemplarError, ExemplarSlot};
 use super::{sealed, Metric};
-use crate::cell::{add_f64, load_f64, CellBlock};
+use crate::cell::{add_f64, load_f64, CellBlock, Cells};
 use crate::desc::MetricKind;
 use crate::error::ValueError;
 use crate::snapshot::{CounterValue, SeriesValue};
@@ -31,7 +31,7 @@ const FLOAT: usize = 1;
 #[derive(Clone)]
 #[must_use = "a counter handle does nothing unless incremented"]
 pub struct Counter {
-    cells: CellBlock,
+    cells: Cells<2>,
     exemplar: Option<ExemplarSlot>,
 }
 
@@ -54,7 +54,7 @@ impl Counter {
     pub fn inc_by(&self, v: u64) {
         // Relaxed: the cell is an independent total; a scrape needs no ordering with
         // other memory to read a correct (if slightly stale) value.
-        self.cells.cells()[INT].fetch_add(v, Ordering::Relaxed);
+        self.cells.get()[INT].fetch_add(v, Ordering::Relaxed);
     }
 
     /// Adds a non-negative, finite `v`, which may be fractional.
@@ -71,7 +71,7 @@ impl Counter {
         if v.fract() == 0.0 && v < 9_007_199_254_740_992.0 {
             self.inc_by(v as u64);
         } else {
-            add_f64(&self.cells.cells()[FLOAT], v);
+            add_f64(&self.cells.get()[FLOAT], v);
         }
         Ok(())
     }
@@ -87,9 +87,14 @@ impl Counter {
         exemplar::record(self.exemplar.as_deref(), labels, v as f64)
     }
 
+    fn with_cells(cells: Cells<2>, config: &CounterConfig) -> Self {
+        let exemplar = config.exemplars.then(|| ExemplarSlot::new(Mutex::new(None)));
+        Self { cells, exemplar }
+    }
+
     /// The current total.
     pub fn get(&self) -> f64 {
-        let cells = self.cells.cells();
+        let cells = self.cells.get();
         cells[INT].load(Ordering::Relaxed) as f64 + load_f64(&cells[FLOAT], Ordering::Relaxed)
     }
 }
@@ -104,13 +109,16 @@ impl Metric for Counter {
         2
     }
 
-    fn from_block(cells: CellBlock, config: &CounterConfig) -> Self {
-        let exemplar = config.exemplars.then(|| ExemplarSlot::new(Mutex::new(None)));
-        Self { cells, exemplar }
+    fn from_block(block: CellBlock, config: &CounterConfig) -> Option<Self> {
+        Some(Self::with_cells(Cells::from_block(block)?, config))
+    }
+
+    fn detached(config: &CounterConfig) -> Self {
+        Self::with_cells(Cells::detached(), config)
     }
 
     fn read(&self) -> SeriesValue {
-        let cells = self.cells.cells();
+        let cells = self.cells.get();
         SeriesValue::Counter(CounterValue {
             integer: cells[INT].load(Ordering::Relaxed),
             fraction: load_f64(&cells[FLOAT], Ordering::Relaxed),

@@ -3,7 +3,7 @@ use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{sealed, Metric};
-use crate::cell::{add_f64, load_f64, CellBlock};
+use crate::cell::{add_f64, load_f64, CellBlock, Cells};
 use crate::desc::MetricKind;
 use crate::snapshot::SeriesValue;
 
@@ -24,7 +24,7 @@ use crate::snapshot::SeriesValue;
 #[must_use = "a gauge handle does nothing unless set"]
 pub struct Gauge {
     // One cell holding the value as f64 bits.
-    cells: CellBlock,
+    cells: Cells<1>,
 }
 
 impl Gauge {
@@ -32,7 +32,7 @@ impl Gauge {
     #[inline]
     pub fn set(&self, v: f64) {
         // Relaxed: a gauge is one independent value; last writer wins.
-        self.cells.cells()[0].store(v.to_bits(), Ordering::Relaxed);
+        self.cells.get()[0].store(v.to_bits(), Ordering::Relaxed);
     }
 
     /// Adds 1.
@@ -50,7 +50,7 @@ impl Gauge {
     /// Adds `v` (which may be negative).
     #[inline]
     pub fn add(&self, v: f64) {
-        add_f64(&self.cells.cells()[0], v);
+        add_f64(&self.cells.get()[0], v);
     }
 
     /// Subtracts `v`.
@@ -68,7 +68,7 @@ impl Gauge {
 
     /// The current value.
     pub fn get(&self) -> f64 {
-        load_f64(&self.cells.cells()[0], Ordering::Relaxed)
+        load_f64(&self.cells.get()[0], Ordering::Relaxed)
     }
 }
 
@@ -82,8 +82,12 @@ impl Metric for Gauge {
         1
     }
 
-    fn from_block(cells: CellBlock, _: &()) -> Self {
-        Self { cells }
+    fn from_block(block: CellBlock, _: &()) -> Option<Self> {
+        Some(Self { cells: Cells::from_block(block)? })
+    }
+
+    fn detached(_: &()) -> Self {
+        Self { cells: Cells::detached() }
     }
 
     fn read(&self) -> SeriesValue {

@@ -243,10 +243,19 @@ impl Metric for Histogram {
         config.buckets.bounds().len() + 2
     }
 
-    fn from_block(cells: CellBlock, config: &HistogramConfig) -> Self {
+    fn from_block(cells: CellBlock, config: &HistogramConfig) -> Option<Self> {
+        let bounds = config.buckets.shared();
+        if cells.cells().len() != bounds.len() + 2 {
+            return None;
+        }
+        let exemplars = config.exemplars.then(|| (0..=bounds.len()).map(|_| Mutex::new(None)).collect());
+        Some(Self { cells, bounds, exemplars })
+    }
+
+    fn detached(config: &HistogramConfig) -> Self {
         let bounds = config.buckets.shared();
         let exemplars = config.exemplars.then(|| (0..=bounds.len()).map(|_| Mutex::new(None)).collect());
-        Self { cells, bounds, exemplars }
+        Self { cells: CellBlock::detached(bounds.len() + 2), bounds, exemplars }
     }
 
     fn read(&self) -> SeriesValue {
@@ -297,7 +306,7 @@ mod tests {
 
     fn histogram(bounds: &[f64]) -> Histogram {
         let config = HistogramConfig { buckets: Buckets(bounds.into()), exemplars: true };
-        Histogram::from_block(CellBlock::detached(Histogram::cell_count(&config)), &config)
+        Histogram::detached(&config)
     }
 
     #[test]

@@ -40,9 +40,13 @@ pub trait Metric: Clone + Send + Sync + fmt::Debug + sealed::Sealed + 'static {
     #[doc(hidden)]
     fn cell_count(config: &Self::Config) -> usize;
 
-    /// Wraps freshly allocated cells.
+    /// Wraps freshly allocated cells; `None` if the block has the wrong length.
     #[doc(hidden)]
-    fn from_block(block: CellBlock, config: &Self::Config) -> Self;
+    fn from_block(block: CellBlock, config: &Self::Config) -> Option<Self>;
+
+    /// A series on private heap cells, for when the storage fails.
+    #[doc(hidden)]
+    fn detached(config: &Self::Config) -> Self;
 
     /// Reads the current value.
     #[doc(hidden)]

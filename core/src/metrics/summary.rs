@@ -3,7 +3,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{sealed, Metric};
-use crate::cell::{add_f64, load_f64, CellBlock};
+use crate::cell::{add_f64, load_f64, CellBlock, Cells};
 use crate::desc::MetricKind;
 use crate::snapshot::{SeriesValue, SummaryValue};
 
@@ -30,7 +30,7 @@ const SUM: usize = 1;
 #[derive(Clone)]
 #[must_use = "a summary handle does nothing unless observed"]
 pub struct Summary {
-    cells: CellBlock,
+    cells: Cells<2>,
 }
 
 /// Per-family summary settings.
@@ -45,7 +45,7 @@ impl Summary {
         if v.is_nan() {
             return;
         }
-        let cells = self.cells.cells();
+        let cells = self.cells.get();
         add_f64(&cells[SUM], v);
         // Release after the sum, as for histogram buckets: whoever sees the count sees
         // the sum that goes with it.
@@ -60,12 +60,12 @@ impl Summary {
 
     /// The number of observations so far.
     pub fn count(&self) -> u64 {
-        self.cells.cells()[COUNT].load(Ordering::Relaxed)
+        self.cells.get()[COUNT].load(Ordering::Relaxed)
     }
 
     /// The sum of observations so far.
     pub fn sum(&self) -> f64 {
-        load_f64(&self.cells.cells()[SUM], Ordering::Relaxed)
+        load_f64(&self.cells.get()[SUM], Ordering::Relaxed)
     }
 }
 
@@ -79,12 +79,16 @@ impl Metric for Summary {
         2
     }
 
-    fn from_block(cells: CellBlock, _: &SummaryConfig) -> Self {
-        Self { cells }
+    fn from_block(block: CellBlock, _: &SummaryConfig) -> Option<Self> {
+        Some(Self { cells: Cells::from_block(block)? })
+    }
+
+    fn detached(_: &SummaryConfig) -> Self {
+        Self { cells: Cells::detached() }
     }
 
     fn read(&self) -> SeriesValue {
-        let cells = self.cells.cells();
+        let cells = self.cells.get();
         let count = cells[COUNT].load(Ordering::Acquire);
         let sum = load_f64(&cells[SUM], Ordering::Relaxed);
         SeriesValue::Summary(SummaryValue { count, sum, quantiles: Vec::new() })
