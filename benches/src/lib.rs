@@ -1,1 +1,13 @@
-//! x
+//! Benchmark support for herd: the fixtures every suite shares, so that herd and its
+//! peers see exactly the same inputs, and the report tool that turns criterion's
+//! estimates into `benches/RESULTS.md`.
+//!
+//! - [`fixtures`]: label sets, observation values and the encode workload.
+//! - [`report`]: reading `target/criterion`, checking targets, rendering Markdown.
+//!
+//! Run everything with `bash benches/run.sh`. A new suite (mmap scrape, middleware,
+//! statsd) adds its groups to [`report::GROUPS`] and any targets to
+//! [`report::TARGETS`]; the rest of the report follows.
+
+pub mod fixtures;
+pub mod report;

@@ -1,0 +1,257 @@
+//! Hot-path benchmarks: herd beside a bare atomic, prometheus and prometheus-client.
+//!
+//! Benchmark ids are `<group>/<library>`; `bench-report` reads them by those names.
+//! Every handle is resolved before the timed loop and passed through `black_box` on
+//! each iteration, so the compiler can neither hoist the handle's cell resolution out
+//! of the loop nor fold the update away. Lookup and observe inputs cycle through the
+//! same fixed lists (`herd_benches::fixtures`) for every library.
+
+use std::error::Error;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Barrier;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use herd_benches::fixtures::{self, CYCLE_MASK, DEFAULT_BUCKETS, LABEL_NAMES, OBSERVATIONS};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family as PcFamily;
+
+mod common;
+
+type PcCounter = prometheus_client::metrics::counter::Counter<u64>;
+type PcGauge = prometheus_client::metrics::gauge::Gauge<f64, AtomicU64>;
+type PcHistogram = prometheus_client::metrics::histogram::Histogram;
+
+/// prometheus-client's typical label key: a derived struct of owned strings.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    method: String,
+    route: String,
+    status: String,
+}
+
+impl HttpLabels {
+    fn new([method, route, status]: [&str; 3]) -> Self {
+        Self { method: method.to_owned(), route: route.to_owned(), status: status.to_owned() }
+    }
+}
+
+/// prometheus-client's allocation-free key: static label names and borrowed values.
+type StaticLabels = [(&'static str, &'static str); 3];
+
+fn static_labels([method, route, status]: [&'static str; 3]) -> StaticLabels {
+    [("method", method), ("route", route), ("status", status)]
+}
+
+fn counter_inc(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
+    let registry = herd_core::Registry::new();
+    let herd = registry.counter("bench_counter_total", "Benchmark counter.").register()?;
+    let atomic = AtomicU64::new(0);
+    let pc = PcCounter::default();
+    let prom = prometheus::IntCounter::new("bench_counter_total", "Benchmark counter.")?;
+
+    let mut g = c.benchmark_group("counter_inc");
+    g.bench_function("herd", |b| b.iter(|| black_box(&herd).inc()));
+    g.bench_function("atomic", |b| {
+        b.iter(|| {
+            black_box(&atomic).fetch_add(1, Ordering::Relaxed);
+        })
+    });
+    g.bench_function("prometheus-client", |b| {
+        b.iter(|| {
+            black_box(&pc).inc();
+        })
+    });
+    g.bench_function("prometheus", |b| b.iter(|| black_box(&prom).inc()));
+    g.finish();
+    Ok(())
+}
+
+/// Runs `op` `iters` times on each of two threads released together by a barrier;
+/// returns the span from the first thread's start to the last thread's end (thread
+/// start-up excluded). If the scheduler serialises the threads, the span covers both
+/// runs, so a lack of real overlap shows up as a slower result rather than hiding.
+fn on_two_threads(iters: u64, op: &(impl Fn() + Sync)) -> Duration {
+    let barrier = Barrier::new(2);
+    thread::scope(|s| {
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        op();
+                    }
+                    (start, Instant::now())
+                })
+            })
+            .collect();
+        let spans: Vec<(Instant, Instant)> = workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect();
+        match (spans.iter().map(|s| s.0).min(), spans.iter().map(|s| s.1).max()) {
+            (Some(first), Some(last)) => last - first,
+            _ => Duration::ZERO,
+        }
+    })
+}
+
+fn counter_inc_2threads(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
+    let registry = herd_core::Registry::new();
+    let herd = registry.counter("bench_counter_total", "Benchmark counter.").register()?;
+    let atomic = AtomicU64::new(0);
+
+    let mut g = c.benchmark_group("counter_inc_2threads");
+    g.bench_function("herd", |b| b.iter_custom(|iters| on_two_threads(iters, &|| black_box(&herd).inc())));
+    g.bench_function("atomic", |b| {
+        b.iter_custom(|iters| {
+            on_two_threads(iters, &|| {
+                black_box(&atomic).fetch_add(1, Ordering::Relaxed);
+            })
+        })
+    });
+    g.finish();
+    Ok(())
+}
+
+fn gauge_set(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
+    let registry = herd_core::Registry::new();
+    let herd = registry.gauge("bench_gauge", "Benchmark gauge.").register()?;
+    let atomic = AtomicU64::new(0);
+    let pc = PcGauge::default();
+    let prom = prometheus::Gauge::new("bench_gauge", "Benchmark gauge.")?;
+
+    let mut g = c.benchmark_group("gauge_set");
+    g.bench_function("herd", |b| b.iter(|| black_box(&herd).set(black_box(1.5))));
+    g.bench_function("atomic", |b| {
+        b.iter(|| black_box(&atomic).store(black_box(1.5f64).to_bits(), Ordering::Relaxed))
+    });
+    g.bench_function("prometheus-client", |b| {
+        b.iter(|| {
+            black_box(&pc).set(black_box(1.5));
+        })
+    });
+    g.bench_function("prometheus", |b| b.iter(|| black_box(&prom).set(black_box(1.5))));
+    g.finish();
+    Ok(())
+}
+
+fn labelled_inc(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
+    let populated = fixtures::populated_label_sets();
+    let cycle = fixtures::lookup_cycle();
+
+    let registry = herd_core::Registry::new();
+    let herd = registry.counter("http_requests_total", "Requests served.").labels(LABEL_NAMES).register()?;
+    let pc_owned = PcFamily::<HttpLabels, PcCounter>::default();
+    let pc_static = PcFamily::<StaticLabels, PcCounter>::default();
+    let prom = prometheus::IntCounterVec::new(
+        prometheus::Opts::new("http_requests_total", "Requests served."),
+        &LABEL_NAMES,
+    )?;
+    for &set in &populated {
+        herd.with_labels(set).inc();
+        pc_owned.get_or_create(&HttpLabels::new(set)).inc();
+        pc_static.get_or_create(&static_labels(set)).inc();
+        prom.get_metric_with_label_values(&set)?.inc();
+    }
+    let prebuilt: Vec<HttpLabels> = cycle.iter().map(|&set| HttpLabels::new(set)).collect();
+
+    let mut g = c.benchmark_group("labelled_inc");
+    g.bench_function("herd", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            let set = black_box(cycle[i & CYCLE_MASK]);
+            i = i.wrapping_add(1);
+            black_box(&herd).with_labels(set).inc();
+        })
+    });
+    g.bench_function("prometheus-client", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            let set = black_box(cycle[i & CYCLE_MASK]);
+            i = i.wrapping_add(1);
+            black_box(&pc_owned).get_or_create(&HttpLabels::new(set)).inc();
+        })
+    });
+    g.bench_function("prometheus-client-static", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            let set = black_box(cycle[i & CYCLE_MASK]);
+            i = i.wrapping_add(1);
+            black_box(&pc_static).get_or_create(&static_labels(set)).inc();
+        })
+    });
+    g.bench_function("prometheus-client-prebuilt", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            let key = black_box(&prebuilt[i & CYCLE_MASK]);
+            i = i.wrapping_add(1);
+            black_box(&pc_owned).get_or_create(key).inc();
+        })
+    });
+    g.bench_function("prometheus", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            let set = black_box(cycle[i & CYCLE_MASK]);
+            i = i.wrapping_add(1);
+            black_box(&prom).with_label_values(&set).inc();
+        })
+    });
+    g.finish();
+    Ok(())
+}
+
+fn histogram_observe(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
+    let registry = herd_core::Registry::new();
+    let herd = registry
+        .histogram("bench_latency_seconds", "Benchmark histogram.")
+        .buckets(herd_core::Buckets::new(DEFAULT_BUCKETS)?)
+        .register()?;
+    let pc = PcHistogram::new(DEFAULT_BUCKETS);
+    let prom = prometheus::Histogram::with_opts(
+        prometheus::HistogramOpts::new("bench_latency_seconds", "Benchmark histogram.")
+            .buckets(DEFAULT_BUCKETS.to_vec()),
+    )?;
+
+    let mut g = c.benchmark_group("histogram_observe");
+    g.bench_function("herd", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            let v = black_box(OBSERVATIONS[i & 63]);
+            i = i.wrapping_add(1);
+            black_box(&herd).observe(v);
+        })
+    });
+    g.bench_function("prometheus-client", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            let v = black_box(OBSERVATIONS[i & 63]);
+            i = i.wrapping_add(1);
+            black_box(&pc).observe(v);
+        })
+    });
+    g.bench_function("prometheus", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            let v = black_box(OBSERVATIONS[i & 63]);
+            i = i.wrapping_add(1);
+            black_box(&prom).observe(v);
+        })
+    });
+    g.finish();
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let mut c = common::config();
+    counter_inc(&mut c)?;
+    counter_inc_2threads(&mut c)?;
+    gauge_set(&mut c)?;
+    labelled_inc(&mut c)?;
+    histogram_observe(&mut c)?;
+    c.final_summary();
+    Ok(())
+}

@@ -1,0 +1,582 @@
+//! The report: criterion's estimates in, `RESULTS.md` out.
+//!
+//! Criterion writes, for every benchmark `<group>/<id>`,
+//! `target/criterion/<group>/<id>/new/estimates.json` (point estimates with 95%
+//! confidence intervals, in nanoseconds per iteration) and `benchmark.json` (the ids).
+//! [`load`] reads them all; [`evaluate`] checks a [`Target`]; [`render`] writes the
+//! Markdown, one table per [`Group`] listed in [`GROUPS`], then any group it found but
+//! was not told about.
+//!
+//! Ratios are always `median / reference median`, the reference being herd: above 1
+//! the other library is slower than herd, below 1 it is faster.
+
+use std::collections::BTreeMap;
+use std::error::Error;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::Path;
+
+/// One benchmark's estimates, in nanoseconds per iteration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Estimate {
+    /// Median of the per-iteration times.
+    pub median_ns: f64,
+    /// Lower bound of the 95% confidence interval of the median.
+    pub median_lower_ns: f64,
+    /// Upper bound of the 95% confidence interval of the median.
+    pub median_upper_ns: f64,
+    /// Median absolute deviation of the per-iteration times.
+    pub mad_ns: f64,
+}
+
+impl Estimate {
+    /// Parses criterion's `estimates.json`.
+    ///
+    /// # Errors
+    ///
+    /// When the text is not JSON or lacks `median` or `median_abs_dev`.
+    pub fn from_json(text: &str) -> Result<Self, Box<dyn Error>> {
+        let v: serde_json::Value = serde_json::from_str(text)?;
+        let num = |stat: &str, field: &[&str]| -> Result<f64, Box<dyn Error>> {
+            let mut node = &v[stat];
+            for f in field {
+                node = &node[*f];
+            }
+            node.as_f64()
+                .ok_or_else(|| format!("estimates.json: no number at {stat}.{}", field.join(".")).into())
+        };
+        Ok(Self {
+            median_ns: num("median", &["point_estimate"])?,
+            median_lower_ns: num("median", &["confidence_interval", "lower_bound"])?,
+            median_upper_ns: num("median", &["confidence_interval", "upper_bound"])?,
+            mad_ns: num("median_abs_dev", &["point_estimate"])?,
+        })
+    }
+}
+
+/// Estimates by group, then by library id.
+pub type Results = BTreeMap<String, BTreeMap<String, Estimate>>;
+
+/// Reads every `<group>/<bench>/new/{benchmark,estimates}.json` under `criterion_dir`.
+///
+/// # Errors
+///
+/// When the directory cannot be read or a file in it is malformed.
+pub fn load(criterion_dir: &Path) -> Result<Results, Box<dyn Error>> {
+    let mut results = Results::new();
+    for group_dir in fs::read_dir(criterion_dir)? {
+        let group_dir = group_dir?.path();
+        if !group_dir.is_dir() {
+            continue;
+        }
+        for bench_dir in fs::read_dir(&group_dir)? {
+            let new = bench_dir?.path().join("new");
+            let (meta, estimates) = (new.join("benchmark.json"), new.join("estimates.json"));
+            if !meta.is_file() || !estimates.is_file() {
+                continue;
+            }
+            let meta: serde_json::Value = serde_json::from_str(&fs::read_to_string(&meta)?)?;
+            let (Some(group), Some(id)) = (meta["group_id"].as_str(), meta["function_id"].as_str()) else {
+                continue;
+            };
+            let estimate = Estimate::from_json(&fs::read_to_string(&estimates)?)
+                .map_err(|e| format!("{}: {e}", estimates.display()))?;
+            results.entry(group.to_owned()).or_default().insert(id.to_owned(), estimate);
+        }
+    }
+    Ok(results)
+}
+
+/// A benchmark group as the report presents it.
+#[derive(Debug, Clone, Copy)]
+pub struct Group {
+    /// Criterion group name (the `<group>` of `<group>/<library>`).
+    pub name: &'static str,
+    /// A short heading.
+    pub title: &'static str,
+    /// What one iteration does, for the reader.
+    pub about: &'static str,
+    /// The id that ratios are computed against (herd's).
+    pub reference: &'static str,
+}
+
+/// A performance target: `subject`'s median divided by the best of `baselines` must
+/// be at most `max_ratio` (strictly below it when `strict`).
+#[derive(Debug, Clone, Copy)]
+pub struct Target {
+    /// Group holding both sides.
+    pub group: &'static str,
+    /// The claim, in words.
+    pub claim: &'static str,
+    /// The id measured against the baseline (herd's).
+    pub subject: &'static str,
+    /// Candidate baseline ids; the fastest one measured is used, so the target is
+    /// judged against the peer's best variant.
+    pub baselines: &'static [&'static str],
+    /// The largest acceptable `subject / baseline`.
+    pub max_ratio: f64,
+    /// Whether `subject / baseline` must be strictly below `max_ratio`.
+    pub strict: bool,
+}
+
+/// The outcome of checking a [`Target`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// Whether the target is met.
+    pub met: bool,
+    /// `subject / baseline` median ratio.
+    pub ratio: f64,
+    /// The subject's median, ns.
+    pub subject_ns: f64,
+    /// The baseline id actually used (the fastest candidate).
+    pub baseline: String,
+    /// The baseline's median, ns.
+    pub baseline_ns: f64,
+}
+
+/// Checks `target` against `results`.
+///
+/// # Errors
+///
+/// A message naming what is missing when the subject or every baseline is absent.
+pub fn evaluate(target: &Target, results: &Results) -> Result<Evaluation, String> {
+    let group = results.get(target.group).ok_or_else(|| format!("group `{}` not measured", target.group))?;
+    let subject = group
+        .get(target.subject)
+        .ok_or_else(|| format!("`{}/{}` not measured", target.group, target.subject))?;
+    let (baseline, best) = target
+        .baselines
+        .iter()
+        .filter_map(|id| group.get(*id).map(|e| (*id, e)))
+        .min_by(|a, b| a.1.median_ns.total_cmp(&b.1.median_ns))
+        .ok_or_else(|| format!("none of {:?} measured in `{}`", target.baselines, target.group))?;
+    let ratio = subject.median_ns / best.median_ns;
+    let met = if target.strict { ratio < target.max_ratio } else { ratio <= target.max_ratio };
+    Ok(Evaluation {
+        met,
+        ratio,
+        subject_ns: subject.median_ns,
+        baseline: baseline.to_owned(),
+        baseline_ns: best.median_ns,
+    })
+}
+
+/// The groups of the hot-path and encode suites, in report order. Later suites append
+/// theirs.
+pub const GROUPS: &[Group] = &[
+    Group {
+        name: "counter_inc",
+        title: "Cached counter increment",
+        about: "One `inc()` on a counter handle resolved before the loop (`black_box`ed each \
+                iteration); `atomic` is a bare `AtomicU64::fetch_add(1, Relaxed)`.",
+        reference: "herd",
+    },
+    Group {
+        name: "counter_inc_2threads",
+        title: "Cached counter increment, two threads",
+        about: "Two threads, released by a barrier, increment the same cached counter; \
+                the time is the wall-clock span from the first thread's start to the last \
+                thread's end, per iteration (one iteration = one increment on each thread, \
+                so two increments in total). `atomic` is a bare shared `AtomicU64`. \
+                Contended numbers on a shared 2-vCPU VM vary by ±30% between runs: read \
+                herd and atomic as equal unless they differ by more.",
+        reference: "herd",
+    },
+    Group {
+        name: "gauge_set",
+        title: "Gauge set",
+        about: "One `set(v)` on a cached gauge handle; `atomic` is a bare relaxed store of \
+                the f64 bits.",
+        reference: "herd",
+    },
+    Group {
+        name: "labelled_inc",
+        title: "Labelled increment by lookup (3 labels)",
+        about: "Look up (method, route, status) in a family pre-populated with 50 series, \
+                then `inc()`; the label values cycle through the same fixed list of 64 \
+                sets for every library. prometheus-client is measured with a derived \
+                struct of `String`s built per lookup (`prometheus-client`, the typical \
+                key, which allocates), a `[(&str, &str); 3]` key \
+                (`prometheus-client-static`) and pre-built struct keys \
+                (`prometheus-client-prebuilt`, no allocation); prometheus uses \
+                `IntCounterVec::with_label_values`, which returns an owned (`Arc`-cloned) \
+                handle and keys its children by a 64-bit FNV hash of the values without \
+                comparing the values on a hit. herd compares the stored values.",
+        reference: "herd",
+    },
+    Group {
+        name: "histogram_observe",
+        title: "Histogram observe (default buckets)",
+        about: "One `observe(v)` on a cached histogram with the 11 default bounds, `v` \
+                cycling through 64 values spread over every bucket.",
+        reference: "herd",
+    },
+    Group {
+        name: "encode",
+        title: "Encode 1,000 series",
+        about: "Registry to bytes for 4 counter, 3 gauge and 3 histogram families (default \
+                buckets) of 100 series each, identical values everywhere. herd: \
+                `registry.encode(Format::Text | Format::OpenMetrics)` (snapshot + encode); \
+                prometheus-client: `encoding::text::encode` (OpenMetrics); prometheus: \
+                `gather()` + `TextEncoder`. Each iteration builds a fresh output buffer.",
+        reference: "herd-text",
+    },
+];
+
+const PROMETHEUS_CLIENT_LOOKUPS: &[&str] =
+    &["prometheus-client", "prometheus-client-static", "prometheus-client-prebuilt"];
+
+/// The targets of the hot-path and encode suites.
+pub const TARGETS: &[Target] = &[
+    Target {
+        group: "counter_inc",
+        claim: "cached counter `inc` within 1.2x of a bare `AtomicU64::fetch_add`",
+        subject: "herd",
+        baselines: &["atomic"],
+        max_ratio: 1.2,
+        strict: false,
+    },
+    Target {
+        group: "labelled_inc",
+        claim: "labelled increment at least 2x faster than prometheus-client `Family::get_or_create` \
+                (fastest key variant)",
+        subject: "herd",
+        baselines: PROMETHEUS_CLIENT_LOOKUPS,
+        max_ratio: 0.5,
+        strict: false,
+    },
+    Target {
+        group: "labelled_inc",
+        claim: "labelled increment at least 2x faster than prometheus `with_label_values`",
+        subject: "herd",
+        baselines: &["prometheus"],
+        max_ratio: 0.5,
+        strict: false,
+    },
+    Target {
+        group: "histogram_observe",
+        claim: "histogram `observe` no slower than prometheus",
+        subject: "herd",
+        baselines: &["prometheus"],
+        max_ratio: 1.0,
+        strict: false,
+    },
+    Target {
+        group: "histogram_observe",
+        claim: "histogram `observe` faster than prometheus-client",
+        subject: "herd",
+        baselines: &["prometheus-client"],
+        max_ratio: 1.0,
+        strict: true,
+    },
+    Target {
+        group: "encode",
+        claim:
+            "encoding 1,000 series as Prometheus text at least as fast as prometheus-client's text encoder",
+        subject: "herd-text",
+        baselines: &["prometheus-client"],
+        max_ratio: 1.0,
+        strict: false,
+    },
+    Target {
+        group: "encode",
+        claim: "encoding 1,000 series as OpenMetrics at least as fast as prometheus-client's text encoder",
+        subject: "herd-openmetrics",
+        baselines: &["prometheus-client"],
+        max_ratio: 1.0,
+        strict: false,
+    },
+];
+
+/// Where and how the numbers were taken.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    /// Command that regenerates the report.
+    pub command: String,
+    /// Date of the report (UTC, `YYYY-MM-DD HH:MM`).
+    pub date: String,
+    /// CPU model name.
+    pub cpu: String,
+    /// Logical cores available.
+    pub cores: usize,
+    /// `rustc --version`.
+    pub rustc: String,
+    /// The 1, 5 and 15 minute load averages before the run, if known.
+    pub load_before: Option<String>,
+}
+
+/// `x` rounded to 3 significant figures, without exponent (`1234.5` -> `"1230"`,
+/// `0.012345` -> `"0.0123"`).
+pub fn sig3(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return format!("{x}");
+    }
+    let digits = |v: f64| 2 - v.abs().log10().floor() as i32;
+    let mut d = digits(x);
+    let scale = 10f64.powi(d);
+    let rounded = (x * scale).round() / scale;
+    // Rounding may add a digit (99.96 -> 100.0): count again.
+    d = digits(rounded);
+    format!("{rounded:.*}", d.max(0) as usize)
+}
+
+/// A duration given in nanoseconds, to 3 significant figures in the largest unit that
+/// keeps it at or above 1 (`ns`, `µs`, `ms`, `s`).
+pub fn format_ns(ns: f64) -> String {
+    // Round first, so that 999.7 ns reads as 1.00 µs rather than 1000 ns.
+    let rounded: f64 = sig3(ns).parse().unwrap_or(ns);
+    let (value, unit) = match rounded.abs() {
+        v if v < 1e3 => (ns, "ns"),
+        v if v < 1e6 => (ns / 1e3, "µs"),
+        v if v < 1e9 => (ns / 1e6, "ms"),
+        _ => (ns / 1e9, "s"),
+    };
+    format!("{} {unit}", sig3(value))
+}
+
+/// A ratio to 3 significant figures with an `x` (`2.4567` -> `"2.46x"`).
+pub fn format_ratio(r: f64) -> String {
+    format!("{}x", sig3(r))
+}
+
+/// `secs` since the Unix epoch as a UTC `YYYY-MM-DD HH:MM`.
+pub fn utc_date(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02} UTC")
+}
+
+/// The ids of a group in table order: the reference first, then other herd variants,
+/// then everything else from fastest to slowest.
+fn ordered<'a>(group: &'a BTreeMap<String, Estimate>, reference: &str) -> Vec<(&'a str, &'a Estimate)> {
+    let mut rows: Vec<(&str, &Estimate)> = group.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let rank = |id: &str| match id {
+        _ if id == reference => 0,
+        _ if id.starts_with("herd") => 1,
+        _ => 2,
+    };
+    rows.sort_by(|a, b| rank(a.0).cmp(&rank(b.0)).then(a.1.median_ns.total_cmp(&b.1.median_ns)));
+    rows
+}
+
+fn table(out: &mut String, group: &BTreeMap<String, Estimate>, reference: &str) {
+    let base = group.get(reference).map(|e| e.median_ns);
+    out.push_str(&format!(
+        "| Library | Median | MAD | 95% CI of median | Ratio to {reference} |\n|---|---:|---:|---:|---:|\n"
+    ));
+    for (id, e) in ordered(group, reference) {
+        let ratio = base.map_or_else(|| "–".to_owned(), |b| format_ratio(e.median_ns / b));
+        let _ = writeln!(
+            out,
+            "| {id} | {} | {} | {} – {} | {ratio} |",
+            format_ns(e.median_ns),
+            format_ns(e.mad_ns),
+            format_ns(e.median_lower_ns),
+            format_ns(e.median_upper_ns),
+        );
+    }
+}
+
+fn target_line(t: &Target, results: &Results) -> String {
+    match evaluate(t, results) {
+        Ok(e) => {
+            let speed = if e.ratio <= 1.0 {
+                format!("{} faster", format_ratio(1.0 / e.ratio))
+            } else {
+                format!("{} slower", format_ratio(e.ratio))
+            };
+            format!(
+                "Target: {} — **{}** (measured ratio {}: {} {} vs {} {}, herd {speed}; needed ≤ {}{})",
+                t.claim,
+                if e.met { "met" } else { "missed" },
+                sig3(e.ratio),
+                t.subject,
+                format_ns(e.subject_ns),
+                e.baseline,
+                format_ns(e.baseline_ns),
+                sig3(t.max_ratio),
+                if t.strict { ", strictly" } else { "" },
+            )
+        }
+        Err(why) => format!("Target: {} — **not measured** ({why})", t.claim),
+    }
+}
+
+/// Renders the whole report.
+pub fn render(machine: &Machine, results: &Results, groups: &[Group], targets: &[Target]) -> String {
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "# herd benchmark results\n\n\
+         Generated by `bench-report` from criterion's estimates; do not edit by hand.\n\n\
+         - Reproduce: `{}`\n- Date: {}\n- Machine: {}, {} logical cores\n- Compiler: {}\n\
+         - Load average before the run (1/5/15 min): {}\n\n\
+         Medians are per iteration. Spread is criterion's median absolute deviation (MAD) \
+         of the samples and the 95% bootstrap confidence interval of the median. \
+         \"Ratio to herd\" is the library's median divided by herd's: above 1 means herd \
+         is faster. On a shared 2-vCPU VM, single-operation results (a few ns) move by up to \
+         ~20% between runs, encode results by ~10%: a verdict whose ratio lies that close \
+         to its threshold is a tie, not a result.\n\n",
+        machine.command,
+        machine.date,
+        machine.cpu,
+        machine.cores,
+        machine.rustc,
+        machine.load_before.as_deref().unwrap_or("not recorded"),
+    );
+    out.push_str("## Targets\n\n| Target | Result | herd / baseline |\n|---|---|---:|\n");
+    for t in targets {
+        let (result, ratio) = match evaluate(t, results) {
+            Ok(e) => (
+                if e.met { "met" } else { "**missed**" }.to_owned(),
+                format!("{} (vs {})", sig3(e.ratio), e.baseline),
+            ),
+            Err(_) => ("not measured".to_owned(), "–".to_owned()),
+        };
+        let _ = writeln!(out, "| {} | {result} | {ratio} |", t.claim);
+    }
+    out.push('\n');
+    for g in groups {
+        let _ = write!(out, "## `{}` — {}\n\n{}\n\n", g.name, g.title, g.about);
+        match results.get(g.name) {
+            Some(group) => table(&mut out, group, g.reference),
+            None => out.push_str("_Not measured in this run._\n"),
+        }
+        let lines: Vec<String> =
+            targets.iter().filter(|t| t.group == g.name).map(|t| target_line(t, results)).collect();
+        if !lines.is_empty() {
+            out.push('\n');
+            for line in lines {
+                let _ = writeln!(out, "{line}\n");
+            }
+        } else {
+            out.push('\n');
+        }
+    }
+    for (name, group) in results.iter().filter(|(n, _)| !groups.iter().any(|g| g.name == n.as_str())) {
+        let _ = write!(out, "## `{name}`\n\n");
+        let reference =
+            if group.contains_key("herd") { "herd" } else { group.keys().next().map_or("", |k| k) };
+        table(&mut out, group, reference);
+        out.push('\n');
+    }
+    while out.ends_with("\n\n") {
+        out.pop();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn est(median_ns: f64) -> Estimate {
+        Estimate {
+            median_ns,
+            median_lower_ns: median_ns * 0.99,
+            median_upper_ns: median_ns * 1.01,
+            mad_ns: 0.1,
+        }
+    }
+
+    #[test]
+    fn sig3_rounds_to_three_significant_figures() {
+        assert_eq!(sig3(1234.5), "1230");
+        assert_eq!(sig3(123.45), "123");
+        assert_eq!(sig3(12.345), "12.3");
+        assert_eq!(sig3(1.2345), "1.23");
+        assert_eq!(sig3(0.012345), "0.0123");
+        assert_eq!(sig3(99.96), "100");
+        assert_eq!(sig3(9.999), "10.0");
+        assert_eq!(sig3(0.0), "0");
+    }
+
+    #[test]
+    fn durations_pick_their_unit_after_rounding() {
+        assert_eq!(format_ns(0.512), "0.512 ns");
+        assert_eq!(format_ns(5.126), "5.13 ns");
+        assert_eq!(format_ns(999.7), "1.00 µs");
+        assert_eq!(format_ns(45_678.0), "45.7 µs");
+        assert_eq!(format_ns(3_210_000.0), "3.21 ms");
+        assert_eq!(format_ratio(2.4567), "2.46x");
+    }
+
+    #[test]
+    fn dates_are_civil_utc() {
+        assert_eq!(utc_date(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc_date(951_782_400 + 3_660), "2000-02-29 01:01 UTC");
+        assert_eq!(utc_date(1_767_225_600), "2026-01-01 00:00 UTC");
+    }
+
+    #[test]
+    fn targets_use_the_fastest_baseline() {
+        let mut results = Results::new();
+        let group = results.entry("g".into()).or_default();
+        group.insert("herd".into(), est(10.0));
+        group.insert("peer".into(), est(40.0));
+        group.insert("peer-fast".into(), est(25.0));
+        let t = Target {
+            group: "g",
+            claim: "2x",
+            subject: "herd",
+            baselines: &["peer", "peer-fast", "peer-absent"],
+            max_ratio: 0.5,
+            strict: false,
+        };
+        let e = evaluate(&t, &results);
+        assert_eq!(e.as_ref().map(|e| (e.met, e.baseline.as_str(), e.ratio)), Ok((true, "peer-fast", 0.4)));
+        let strict = Target { max_ratio: 0.4, strict: true, ..t };
+        assert_eq!(evaluate(&strict, &results).map(|e| e.met), Ok(false));
+        let absent = Target { baselines: &["nobody"], ..t };
+        assert!(evaluate(&absent, &results).is_err());
+    }
+
+    #[test]
+    fn estimates_parse_from_criterion_json() {
+        let json = r#"{"median":{"confidence_interval":{"confidence_level":0.95,"lower_bound":4.9,"upper_bound":5.2},
+            "point_estimate":5.0,"standard_error":0.1},
+            "median_abs_dev":{"confidence_interval":{"confidence_level":0.95,"lower_bound":0.01,"upper_bound":0.03},
+            "point_estimate":0.02,"standard_error":0.001}}"#;
+        let e = Estimate::from_json(json).map_err(|e| e.to_string());
+        assert_eq!(
+            e,
+            Ok(Estimate { median_ns: 5.0, median_lower_ns: 4.9, median_upper_ns: 5.2, mad_ns: 0.02 })
+        );
+        assert!(Estimate::from_json("{}").is_err());
+    }
+
+    #[test]
+    fn render_lists_groups_targets_and_unknown_groups() {
+        let mut results = Results::new();
+        let g = results.entry("counter_inc".into()).or_default();
+        g.insert("herd".into(), est(5.0));
+        g.insert("atomic".into(), est(4.5));
+        results.entry("later_suite".into()).or_default().insert("herd".into(), est(2_000.0));
+        let machine = Machine {
+            command: "bash benches/run.sh".into(),
+            date: "2026-01-01 00:00 UTC".into(),
+            cpu: "cpu".into(),
+            cores: 2,
+            rustc: "rustc".into(),
+            load_before: Some("0.01 0.02 0.03".into()),
+        };
+        let md = render(&machine, &results, &GROUPS[..1], &TARGETS[..1]);
+        assert!(md.contains("| herd | 5.00 ns | 0.100 ns | 4.95 ns – 5.05 ns | 1.00x |"), "{md}");
+        assert!(md.contains("| atomic | 4.50 ns |"), "{md}");
+        assert!(md.contains("— **met** (measured ratio 1.11"), "{md}");
+        assert!(md.contains("## `later_suite`"), "{md}");
+        assert!(md.contains("(1/5/15 min): 0.01 0.02 0.03\n"), "{md}");
+        assert!(!md.contains("\n\n\n"), "{md}");
+        assert!(md.contains("| herd | 2.00 µs |"), "{md}");
+    }
+}
