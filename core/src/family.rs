@@ -303,43 +303,40 @@ impl<M: Metric> Collector for FamilyCore<M> {
 }
 
 /// A series' label values, stored for the equality check that confirms a hash match:
-/// all the bytes in one allocation, and where each value ends.
+/// each value's length (a little-endian `u32`), then all the values' bytes, in one
+/// allocation.
 ///
-/// One buffer keeps the check to a single pointer chase, and the inline comparison
-/// avoids a `memcmp` call per value; label values are short, so the call's overhead
-/// was most of a lookup's time.
-struct Key {
-    bytes: Box<[u8]>,
-    ends: Box<[u32]>,
-}
+/// One buffer keeps the check to a single pointer chase and usually one cache line,
+/// and the inline comparison avoids a `memcmp` call per value; label values are short,
+/// so the call's overhead was most of a lookup's time.
+struct Key(Box<[u8]>);
 
 impl Key {
     fn new(values: &[&str]) -> Self {
-        let mut bytes = Vec::with_capacity(values.iter().map(|v| v.len()).sum());
-        let mut ends = Vec::with_capacity(values.len());
+        let total: usize = values.iter().map(|v| 4 + v.len()).sum();
+        let mut bytes = Vec::with_capacity(total);
+        for v in values {
+            // A label value of 4 GiB or more saturates; it could match only another
+            // such value of the same bytes, which is harmless.
+            bytes.extend_from_slice(&u32::try_from(v.len()).unwrap_or(u32::MAX).to_le_bytes());
+        }
         for v in values {
             bytes.extend_from_slice(v.as_bytes());
-            // A value longer than 4 GiB cannot be a label value: string lengths in
-            // exposition are bounded long before that. Saturate rather than wrap.
-            ends.push(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
         }
-        Self { bytes: bytes.into(), ends: ends.into() }
+        Self(bytes.into())
     }
 
     #[inline]
     fn matches(&self, values: &[&str]) -> bool {
-        if self.ends.len() != values.len() {
-            return false;
-        }
-        let mut start = 0;
-        for (&end, v) in self.ends.iter().zip(values) {
-            let end = end as usize;
-            match self.bytes.get(start..end) {
-                Some(stored) if eq_bytes(stored, v.as_bytes()) => start = end,
+        let Some((lengths, mut rest)) = self.0.split_at_checked(4 * values.len()) else { return false };
+        for (len, v) in lengths.chunks_exact(4).zip(values) {
+            let len = len.try_into().map_or(u32::MAX, u32::from_le_bytes) as usize;
+            match rest.split_at_checked(len) {
+                Some((stored, tail)) if eq_bytes(stored, v.as_bytes()) => rest = tail,
                 _ => return false,
             }
         }
-        true
+        rest.is_empty()
     }
 }
 
@@ -358,4 +355,37 @@ fn eq_bytes(a: &[u8], b: &[u8]) -> bool {
 #[inline(always)]
 fn word(chunk: &[u8]) -> u64 {
     chunk.try_into().map_or(0, u64::from_ne_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_match_only_the_same_values() {
+        let key = Key::new(&["ab", "c", "", "a much longer route template/{id}"]);
+        assert!(key.matches(&["ab", "c", "", "a much longer route template/{id}"]));
+        for other in [
+            &["a", "bc", "", "a much longer route template/{id}"][..],
+            &["ab", "c", "", "a much longer route template/{iD}"],
+            &["ab", "c", "x", "a much longer route template/{id}"],
+            &["ab", "c", ""],
+            &["ab", "c", "", "a much longer route template/{id}", ""],
+        ] {
+            assert!(!key.matches(other), "{other:?}");
+        }
+        assert!(Key::new(&[]).matches(&[]));
+    }
+
+    #[test]
+    fn eq_bytes_compares_every_byte() {
+        let a = b"0123456789abcdefXYZ";
+        for i in 0..a.len() {
+            let mut b = *a;
+            b[i] ^= 1;
+            assert!(!eq_bytes(a, &b), "byte {i}");
+        }
+        assert!(eq_bytes(a, a));
+        assert!(!eq_bytes(b"abc", b"abcd"));
+    }
 }

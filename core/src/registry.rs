@@ -61,7 +61,6 @@ struct Inner {
     state: RwLock<State>,
 }
 
-#[derive(Default)]
 struct State {
     // Every family name and sample name, mapped to the family that owns it.
     names: HashMap<String, (String, MetricKind)>,
@@ -162,20 +161,34 @@ impl RegistryBuilder {
         }
         let const_labels = LabelSet::new(self.const_labels.iter().map(|(n, v)| (n.as_str(), v.as_str())))?;
         let const_labels = const_labels.pairs().map(|(n, v)| (Arc::from(n), Box::from(v))).collect();
-        let mut state = State::default();
-        for name in [OVERFLOW_METRIC, STORAGE_ERRORS_METRIC] {
-            reserve(&mut state, name, MetricKind::Counter)?;
-        }
-        Ok(Registry {
+        Ok(self.assemble(const_labels))
+    }
+
+    /// Builds the registry from settings already checked.
+    fn assemble(self, const_labels: Arc<[(Arc<str>, Box<str>)]>) -> Registry {
+        Registry {
             inner: Arc::new(Inner {
                 prefix: self.prefix,
                 const_labels,
                 storage: self.storage.unwrap_or_else(|| Arc::new(HeapStorage::new())),
                 cardinality_limit: self.cardinality_limit,
                 created_timestamps: self.created_timestamps,
-                state: RwLock::new(state),
+                state: RwLock::new(State::new()),
             }),
-        })
+        }
+    }
+}
+
+impl State {
+    /// An empty state in which the self-metrics' names are already taken.
+    fn new() -> Self {
+        let mut names = HashMap::new();
+        for name in [OVERFLOW_METRIC, STORAGE_ERRORS_METRIC] {
+            for n in owned_names(name, MetricKind::Counter) {
+                names.insert(n, (name.to_owned(), MetricKind::Counter));
+            }
+        }
+        Self { names, collectors: Vec::new(), watched: Vec::new() }
     }
 }
 
@@ -306,7 +319,7 @@ impl<L> MetricBuilder<'_, Histogram, L> {
 impl Registry {
     /// An in-process registry with no prefix and no constant labels.
     pub fn new() -> Self {
-        Self::builder().build().unwrap_or_else(|_| unreachable!("the default settings are valid"))
+        Self::builder().assemble(Arc::new([]))
     }
 
     /// Settings for a registry.
@@ -520,7 +533,7 @@ impl Registry {
             unit: unit.map(Into::into),
             kind: M::KIND,
             label_names: label_names.into(),
-            buckets: histogram_buckets::<M>(&config),
+            buckets: M::buckets(&config),
         });
         let mut state = self.inner.state.write();
         reserve(&mut state, &full, M::KIND)?;
@@ -565,10 +578,6 @@ impl Registry {
         }
         Ok(())
     }
-}
-
-fn histogram_buckets<M: Metric>(config: &M::Config) -> Option<Buckets> {
-    (config as &dyn std::any::Any).downcast_ref::<HistogramConfig>().map(|c| c.buckets.clone())
 }
 
 /// The names a family owns: its own name and every sample name it writes. Two families

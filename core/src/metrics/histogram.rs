@@ -239,6 +239,10 @@ impl Metric for Histogram {
     const KIND: MetricKind = MetricKind::Histogram;
     type Config = HistogramConfig;
 
+    fn buckets(config: &HistogramConfig) -> Option<Buckets> {
+        Some(config.buckets.clone())
+    }
+
     fn cell_count(config: &HistogramConfig) -> usize {
         config.buckets.bounds().len() + 2
     }

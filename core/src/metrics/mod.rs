@@ -48,6 +48,13 @@ pub trait Metric: Clone + Send + Sync + fmt::Debug + sealed::Sealed + 'static {
     #[doc(hidden)]
     fn detached(config: &Self::Config) -> Self;
 
+    /// The bucket bounds, for histograms.
+    #[doc(hidden)]
+    fn buckets(config: &Self::Config) -> Option<Buckets> {
+        let _ = config;
+        None
+    }
+
     /// Reads the current value.
     #[doc(hidden)]
     fn read(&self) -> SeriesValue;
