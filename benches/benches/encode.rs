@@ -7,7 +7,6 @@
 //! checked to carry the same number of samples.
 
 use std::error::Error;
-use std::sync::atomic::AtomicU64;
 
 use criterion::Criterion;
 use herd_benches::fixtures::{
@@ -25,9 +24,7 @@ const COUNTER_HELP: &str = "Requests handled, by method and endpoint.";
 const GAUGE_HELP: &str = "Requests in flight, by method and endpoint.";
 const HISTOGRAM_HELP: &str = "Request latency, by method and endpoint.";
 
-type PcCounter = prometheus_client::metrics::counter::Counter<u64>;
-type PcGauge = prometheus_client::metrics::gauge::Gauge<f64, AtomicU64>;
-type PcHistogram = prometheus_client::metrics::histogram::Histogram;
+use common::{PcCounter, PcGauge, PcHistogram};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Labels {

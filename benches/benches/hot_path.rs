@@ -20,9 +20,7 @@ use prometheus_client::metrics::family::Family as PcFamily;
 
 mod common;
 
-type PcCounter = prometheus_client::metrics::counter::Counter<u64>;
-type PcGauge = prometheus_client::metrics::gauge::Gauge<f64, AtomicU64>;
-type PcHistogram = prometheus_client::metrics::histogram::Histogram;
+use common::{PcCounter, PcGauge, PcHistogram};
 
 /// prometheus-client's typical label key: a derived struct of owned strings.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

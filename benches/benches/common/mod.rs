@@ -1,5 +1,6 @@
 //! Settings shared by every suite.
 
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use criterion::Criterion;
@@ -13,3 +14,10 @@ pub(crate) fn config() -> Criterion {
         .sample_size(50)
         .configure_from_args()
 }
+
+/// prometheus-client's counter, as every suite uses it.
+pub(crate) type PcCounter = prometheus_client::metrics::counter::Counter<u64>;
+/// prometheus-client's float gauge.
+pub(crate) type PcGauge = prometheus_client::metrics::gauge::Gauge<f64, AtomicU64>;
+/// prometheus-client's histogram.
+pub(crate) type PcHistogram = prometheus_client::metrics::histogram::Histogram;
