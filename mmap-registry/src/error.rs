@@ -1,0 +1,67 @@
+//! Errors that name the file or directory and the operation that failed.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use crate::format::FormatError;
+
+/// Why herd-mmap could not open, write or read a metrics directory.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MmapError {
+    /// The directory is unsafe to use or missing: a symlink, not a directory, owned by
+    /// another user, or writable by group or others.
+    Directory {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A system call failed.
+    Io {
+        /// The file or directory it was about.
+        path: PathBuf,
+        /// What herd was doing.
+        op: &'static str,
+        /// The system's error.
+        source: io::Error,
+    },
+    /// A file is not a valid herd-mmap file.
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        error: FormatError,
+    },
+}
+
+impl MmapError {
+    pub(crate) fn io(path: impl Into<PathBuf>, op: &'static str, source: io::Error) -> Self {
+        Self::Io { path: path.into(), op, source }
+    }
+
+    pub(crate) fn dir(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Self::Directory { path: path.into(), reason: reason.into() }
+    }
+}
+
+impl fmt::Display for MmapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Directory { path, reason } => write!(f, "metrics directory {}: {reason}", path.display()),
+            Self::Io { path, op, source } => write!(f, "{op} {}: {source}", path.display()),
+            Self::Format { path, error } => write!(f, "{}: {error}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for MmapError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io { source, .. } => Some(source),
+            Self::Format { error, .. } => Some(error),
+            Self::Directory { .. } => None,
+        }
+    }
+}

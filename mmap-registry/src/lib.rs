@@ -1,0 +1,30 @@
+//! herd-mmap: one exact `/metrics` for many worker processes.
+//!
+//! Every process writes its metrics into a file of its own in a shared directory,
+//! through the same herd-core handles as in-process metrics; any process (a worker, the
+//! master, or a sidecar) reads every file and serves the exact sum.
+//!
+//! - [`MmapStorage`] plugs into herd-core's storage seam: handles write straight into
+//!   the mapped file with one atomic operation, with no lock, syscall or pid check.
+//! - [`Aggregator`] sums the files of live and dead processes into a herd-core
+//!   [`Snapshot`](herd_core::Snapshot), so both text formats and content negotiation
+//!   work unchanged.
+//! - [`claim_dir`] prepares a directory at a master's start-up; [`check_dir`] refuses
+//!   one that another user could tamper with.
+//!
+//! The file format is specified in `FORMAT.md`. All `unsafe` code of herd lives in
+//! this crate's `sys` module.
+#![deny(unsafe_code)]
+
+mod dir;
+mod error;
+mod format;
+mod reader;
+mod sys;
+mod writer;
+
+pub use dir::{check_dir, claim_dir};
+pub use error::MmapError;
+pub use format::FormatError;
+pub use reader::{Aggregator, ScrapeReport, SkippedFile};
+pub use writer::MmapStorage;

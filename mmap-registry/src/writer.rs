@@ -1,0 +1,368 @@
+//! [`MmapStorage`]: a process's cells in a file of its own, which any other process can
+//! read.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::hash::{BuildHasher, Hasher};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use herd_core::cell::{CellBlock, CellSource};
+use herd_core::storage::{Storage, StorageError};
+use herd_core::{FamilyDesc, LabelSet, MetricKind};
+use parking_lot::Mutex;
+
+use crate::dir::{check_dir, WORKER_PREFIX, WORKER_SUFFIX};
+use crate::error::MmapError;
+use crate::format::{
+    encode_family, encode_padding, encode_series, FamilyRecord, Header, COMMITTED_OFFSET, HEADER_LEN,
+};
+use crate::sys::{self, ForkAware, Mapping};
+
+/// The first segment's size: small, since most processes hold few series.
+const FIRST_SEGMENT: u64 = 64 * 1024;
+/// No segment grows past this, so a file grows by at most this much at a time.
+const MAX_SEGMENT: u64 = 64 * 1024 * 1024;
+
+/// Cells in a per-process file under a metrics directory, readable by an
+/// [`Aggregator`](crate::Aggregator) in any process.
+///
+/// The file is created with mode 0600, `O_EXCL`, `O_NOFOLLOW` and `O_CLOEXEC`, and
+/// locked (`flock`) for the life of the process, which is how readers know it is live.
+/// Handles write straight into the mapping: the hot path is the same single atomic
+/// operation as with the heap storage.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use herd_core::Registry;
+/// use herd_mmap::{claim_dir, Aggregator, MmapStorage};
+///
+/// let dir = tempfile::tempdir()?;
+/// claim_dir(dir.path())?;
+/// let registry = Registry::builder().storage(Arc::new(MmapStorage::open(dir.path())?)).build()?;
+/// let jobs = registry.counter("jobs_total", "Jobs done.").register()?;
+/// jobs.inc_by(3);
+///
+/// // Any process can now read it:
+/// let snapshot = Aggregator::new(dir.path())?.snapshot()?;
+/// let mut text = Vec::new();
+/// herd_core::encode(&snapshot, herd_core::Format::Text, &mut text);
+/// assert_eq!(String::from_utf8(text)?, "# HELP jobs_total Jobs done.\n# TYPE jobs_total counter\njobs_total 3\n");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct MmapStorage {
+    inner: Arc<Mutex<Writer>>,
+}
+
+/// A mapped stretch of the file; handles keep one alive through their cell blocks.
+struct Segment(Mapping);
+
+impl CellSource for Segment {
+    fn cells(&self) -> &[AtomicU64] {
+        self.0.words()
+    }
+}
+
+struct Writer {
+    path: PathBuf,
+    file: File,
+    segments: Vec<Arc<Segment>>,
+    /// Where the next record goes.
+    cursor: u64,
+    /// The end of the last segment, which is also the file's length.
+    end: u64,
+    families: HashMap<Arc<str>, u32>,
+    /// File offset and count of every series' cells, so a forked child can copy the
+    /// records without the parent's values.
+    cell_ranges: Vec<(u64, usize)>,
+    /// Set in a forked child that could not get a file of its own; its segments are
+    /// detached from any file and it allocates nothing more.
+    broken: Option<String>,
+}
+
+impl MmapStorage {
+    /// Creates this process's file in `dir`, which must already be safe to use (see
+    /// [`check_dir`]; a master usually [`claim_dir`](crate::claim_dir)s it first).
+    ///
+    /// # Errors
+    ///
+    /// [`MmapError`] if the directory is unsafe or the file cannot be created, sized,
+    /// locked or mapped.
+    pub fn open(dir: &Path) -> Result<Self, MmapError> {
+        check_dir(dir)?;
+        let id = random_id();
+        let pid = std::process::id();
+        let (path, file) =
+            create_file(dir, pid, id).map_err(|(path, e)| MmapError::io(path, "cannot create", e))?;
+        let writer = Writer::start(path, file, pid, id)?;
+        let inner = Arc::new(Mutex::new(writer));
+        let tracked: Arc<Mutex<dyn ForkAware>> = inner.clone();
+        sys::follow_forks(&tracked)
+            .map_err(|e| MmapError::io(dir, "cannot register fork handlers for", e))?;
+        Ok(Self { inner })
+    }
+
+    /// The file this process writes.
+    pub fn path(&self) -> PathBuf {
+        self.inner.lock().path.clone()
+    }
+}
+
+/// Creates a new, exclusive, owner-only file for process `pid` in `dir`.
+fn create_file(dir: &Path, pid: u32, id: u128) -> Result<(PathBuf, File), (PathBuf, std::io::Error)> {
+    let path = dir.join(format!("{WORKER_PREFIX}{pid}-{:016x}{WORKER_SUFFIX}", id as u64));
+    // O_EXCL and O_NOFOLLOW: a file planted at this name, or a symlink, is an error,
+    // never something we write through.
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path);
+    match file {
+        Ok(f) => Ok((path, f)),
+        Err(e) => Err((path, e)),
+    }
+}
+
+impl Writer {
+    fn start(path: PathBuf, file: File, pid: u32, id: u128) -> Result<Self, MmapError> {
+        // Held until this process exits; the kernel drops it on any death, which is how
+        // readers tell a dead writer from a live one.
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+            .map_err(|e| MmapError::io(&path, "cannot lock", e.into()))?;
+        reserve(&file, FIRST_SEGMENT).map_err(|e| MmapError::io(&path, "cannot size", e))?;
+        let first = Mapping::read_write(&file, 0, FIRST_SEGMENT as usize)
+            .map_err(|e| MmapError::io(&path, "cannot map", e))?;
+        let created_ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let header = Header { flags: 0, pid, created_ns, committed: HEADER_LEN as u64, id };
+        let mut writer = Self {
+            path,
+            file,
+            segments: vec![Arc::new(Segment(first))],
+            cursor: 0,
+            end: FIRST_SEGMENT,
+            families: HashMap::new(),
+            cell_ranges: Vec::new(),
+            broken: None,
+        };
+        writer.write_at(0, &header.encode());
+        writer.cursor = HEADER_LEN as u64;
+        writer.publish();
+        Ok(writer)
+    }
+
+    /// Appends a whole record and publishes it; returns its file offset.
+    fn append(&mut self, record: &[u8]) -> std::io::Result<u64> {
+        let len = record.len() as u64;
+        if self.cursor + len > self.end {
+            // A record never straddles two segments: pad out this one first.
+            let rest = self.end - self.cursor;
+            if rest > 0 {
+                self.write_at(self.cursor, &encode_padding(rest as usize));
+                self.cursor = self.end;
+                self.publish();
+            }
+            self.grow(len)?;
+        }
+        let at = self.cursor;
+        self.write_at(at, record);
+        self.cursor += len;
+        self.publish();
+        Ok(at)
+    }
+
+    /// Adds a segment of at least `min` bytes. The space is reserved on disk first, so
+    /// a full disk fails here, as an error, rather than as a SIGBUS at a later write.
+    fn grow(&mut self, min: u64) -> std::io::Result<()> {
+        let page = rustix::param::page_size() as u64;
+        let size = self.end.clamp(FIRST_SEGMENT, MAX_SEGMENT).max(min.div_ceil(page) * page);
+        reserve(&self.file, self.end + size)?;
+        let mapping = Mapping::read_write(&self.file, self.end, size as usize)?;
+        self.segments.push(Arc::new(Segment(mapping)));
+        self.end += size;
+        Ok(())
+    }
+
+    /// Stores `bytes` (a multiple of 8) word by word at file offset `at`, which lies in
+    /// one segment. Relaxed: nothing reads these words until `publish`.
+    fn write_at(&self, at: u64, bytes: &[u8]) {
+        let Some((seg, first)) = self.locate(at) else { return };
+        let words = seg.0.words();
+        for (i, chunk) in bytes.chunks_exact(8).enumerate() {
+            let word = chunk.try_into().map_or(0, u64::from_le_bytes);
+            if let Some(w) = words.get(first + i) {
+                w.store(word, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Makes every record before the cursor visible to readers.
+    fn publish(&self) {
+        if let Some(w) = self.segments.first().and_then(|s| s.0.words().get(COMMITTED_OFFSET / 8)) {
+            // Release: a reader that loads this length with Acquire sees every byte of
+            // every record before it.
+            w.store(self.cursor, Ordering::Release);
+        }
+    }
+
+    /// The segment holding file offset `at`, and the index of its word there.
+    fn locate(&self, at: u64) -> Option<(&Arc<Segment>, usize)> {
+        let seg = self.segments.iter().rev().find(|s| s.0.offset() <= at)?;
+        Some((seg, ((at - seg.0.offset()) / 8) as usize))
+    }
+
+    fn family_id(&mut self, family: &FamilyDesc) -> std::io::Result<u32> {
+        if let Some(&id) = self.families.get(&family.name) {
+            return Ok(id);
+        }
+        let id = self.families.len() as u32;
+        let record = FamilyRecord {
+            id,
+            kind: family.kind,
+            gauge_mode: 0,
+            cells_per_series: cells_per_series(family),
+            name: family.name.to_string(),
+            help: family.help.to_string(),
+            unit: family.unit.as_deref().unwrap_or("").to_owned(),
+            label_names: family.label_names.iter().map(|n| n.to_string()).collect(),
+            buckets: family.buckets.as_ref().map(|b| b.bounds().to_vec()).unwrap_or_default(),
+        };
+        self.append(&encode_family(&record))?;
+        self.families.insert(family.name.clone(), id);
+        Ok(id)
+    }
+}
+
+impl ForkAware for Writer {
+    fn in_child(&mut self) {
+        if let Err(e) = self.move_to_own_file() {
+            // The child must never write into its parent's file: cut its segments loose
+            // from every file. Its values are lost (and its allocations fail, counted by
+            // herd-core), but the parent's stay exact.
+            for segment in &self.segments {
+                let _ = segment.0.detach();
+            }
+            self.broken = Some(format!("after fork, could not create this process's own file: {e}"));
+        }
+    }
+}
+
+impl Writer {
+    /// In a forked child: copies the records into a new file of this process, cells
+    /// zeroed, maps it over the old segments' addresses, and drops the inherited
+    /// descriptor (and with it any claim on the parent's lock).
+    fn move_to_own_file(&mut self) -> std::io::Result<()> {
+        let dir = self.path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let (pid, id) = (std::process::id(), random_id());
+        let (path, file) = create_file(&dir, pid, id).map_err(|(_, e)| e)?;
+        let result = self.copy_into(&file, pid, id);
+        if result.is_err() {
+            let _ = std::fs::remove_file(&path);
+            return result;
+        }
+        self.file = file;
+        self.path = path;
+        Ok(())
+    }
+
+    fn copy_into(&self, file: &File, pid: u32, id: u128) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive)?;
+        reserve(file, self.end)?;
+        let mut bytes = Vec::with_capacity(self.cursor as usize);
+        for segment in &self.segments {
+            let start = segment.0.offset();
+            for w in segment.0.words().iter().take(((self.cursor.saturating_sub(start)) / 8) as usize) {
+                bytes.extend_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
+            }
+        }
+        bytes.truncate(self.cursor as usize);
+        for &(at, len) in &self.cell_ranges {
+            if let Some(cells) = bytes.get_mut(at as usize..at as usize + len * 8) {
+                cells.fill(0);
+            }
+        }
+        let created_ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let header = Header { flags: 0, pid, created_ns, committed: self.cursor, id };
+        bytes[..HEADER_LEN].copy_from_slice(&header.encode());
+        file.write_all_at(&bytes, 0)?;
+        for segment in &self.segments {
+            segment.0.remap_over(file, segment.0.offset())?;
+        }
+        Ok(())
+    }
+}
+
+/// The cells one series of `family` needs, as herd-core's metric types lay them out.
+fn cells_per_series(family: &FamilyDesc) -> u32 {
+    match family.kind {
+        MetricKind::Gauge | MetricKind::Unknown => 1,
+        MetricKind::Histogram => family.buckets.as_ref().map_or(0, |b| b.bounds().len()) as u32 + 2,
+        _ => 2,
+    }
+}
+
+/// Makes `file` at least `len` bytes long with the blocks actually allocated.
+fn reserve(file: &File, len: u64) -> std::io::Result<()> {
+    rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len).map_err(Into::into)
+}
+
+/// 128 random bits from the standard library's per-process hash keys, the time and the
+/// pid: unique enough to tell files apart, with no extra dependency.
+fn random_id() -> u128 {
+    let word = |salt: u64| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(salt);
+        h.write_u32(std::process::id());
+        h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+        h.finish()
+    };
+    (u128::from(word(1)) << 64) | u128::from(word(2))
+}
+
+impl Storage for MmapStorage {
+    fn add_family(&self, family: &FamilyDesc) -> Result<(), StorageError> {
+        let mut w = self.inner.lock();
+        if let Some(why) = &w.broken {
+            return Err(StorageError::new(why.clone()));
+        }
+        w.family_id(family).map(|_| ()).map_err(|e| StorageError::new(format!("{}: {e}", w.path.display())))
+    }
+
+    fn allocate(
+        &self,
+        family: &FamilyDesc,
+        labels: &LabelSet,
+        len: usize,
+    ) -> Result<CellBlock, StorageError> {
+        let mut w = self.inner.lock();
+        let fail = |w: &Writer, e: &dyn fmt::Display| StorageError::new(format!("{}: {e}", w.path.display()));
+        if let Some(why) = &w.broken {
+            return Err(fail(&w, why));
+        }
+        let id = w.family_id(family).map_err(|e| fail(&w, &e))?;
+        let cells = u32::try_from(len).map_err(|e| fail(&w, &e))?;
+        let (record, cells_at) = encode_series(id, labels.pairs(), cells);
+        let at = w.append(&record).map_err(|e| fail(&w, &e))?;
+        let cells_at = at + cells_at as u64;
+        w.cell_ranges.push((cells_at, len));
+        let (segment, first) = w.locate(cells_at).ok_or_else(|| fail(&w, &"record outside the file"))?;
+        CellBlock::new(segment.clone(), first..first + len).map_err(|e| fail(&w, &e))
+    }
+}
+
+impl fmt::Debug for MmapStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let w = self.inner.lock();
+        f.debug_struct("MmapStorage").field("path", &w.path).field("bytes", &w.cursor).finish()
+    }
+}
