@@ -97,6 +97,48 @@ fn check_page_aligned(offset: u64) -> io::Result<()> {
     }
 }
 
+/// Which side of a [`fork`] the caller is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forked {
+    /// The original process; `child` is the new process's pid.
+    Parent {
+        /// The child's pid.
+        child: u32,
+    },
+    /// The new process.
+    Child,
+}
+
+/// Forks this process, for a pre-fork master starting its workers.
+///
+/// Refused unless the process has exactly one thread: a thread that does not exist in
+/// the child could hold a lock (in the allocator, in a logger) that the child would then
+/// wait on forever. Fork before starting threads or async runtimes. Metrics handles
+/// created before the fork keep working in the child, writing to the child's own file.
+///
+/// # Errors
+///
+/// [`io::ErrorKind::InvalidInput`] if the process has more than one thread, or the
+/// error of `fork(2)`.
+pub fn fork() -> io::Result<Forked> {
+    let threads = std::fs::read_dir("/proc/self/task")?.count();
+    if threads != 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("refusing to fork a process with {threads} threads; fork before starting threads"),
+        ));
+    }
+    // SAFETY: the process has a single thread (checked above; no other thread can be
+    // started concurrently, since this is the only thread), so the child is a consistent
+    // copy with no lock held by a thread that is not there. herd's own atfork handlers
+    // run around the call.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent { child: pid.unsigned_abs() }),
+    }
+}
+
 /// Something that must act in a forked child before `fork()` returns there.
 pub(crate) trait ForkAware: Send {
     /// Runs in the child, with the object's lock held since before the fork.
