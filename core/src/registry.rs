@@ -469,11 +469,18 @@ impl Registry {
         ));
     }
 
-    fn full_name(&self, name: &str) -> String {
-        match &self.inner.prefix {
+    /// The family name a registration of `name` gets: the registry's prefix added, a
+    /// counter's `_total` removed (its samples add it back), and checked.
+    fn family_name(&self, name: &str, kind: MetricKind) -> Result<String, RegistryError> {
+        let mut full = match &self.inner.prefix {
             Some(p) => format!("{p}_{name}"),
             None => name.to_owned(),
+        };
+        if kind == MetricKind::Counter && full.ends_with("_total") {
+            full.truncate(full.len() - "_total".len());
         }
+        validate_metric_name(&full)?;
+        Ok(full)
     }
 
     fn register_callback(
@@ -483,13 +490,7 @@ impl Registry {
         kind: MetricKind,
         read: impl Fn() -> SeriesValue + Send + Sync + 'static,
     ) -> Result<(), RegistryError> {
-        let mut full = self.full_name(&name);
-        if kind == MetricKind::Counter {
-            if let Some(base) = full.strip_suffix("_total") {
-                full = base.to_owned();
-            }
-        }
-        validate_metric_name(&full)?;
+        let full = self.family_name(&name, kind)?;
         let mut state = self.inner.state.write();
         reserve(&mut state, &full, kind)?;
         let labels = Arc::new(LabelSet::from_validated(self.inner.const_labels.to_vec()));
@@ -508,13 +509,7 @@ impl Registry {
         config: M::Config,
         limit: Option<usize>,
     ) -> Result<Arc<FamilyCore<M>>, RegistryError> {
-        let mut full = self.full_name(&name);
-        if M::KIND == MetricKind::Counter {
-            if let Some(base) = full.strip_suffix("_total") {
-                full = base.to_owned();
-            }
-        }
-        validate_metric_name(&full)?;
+        let full = self.family_name(&name, M::KIND)?;
         self.check_labels::<M>(&full, &label_names)?;
         if let Some(unit) = &unit {
             let valid = !unit.is_empty()

@@ -216,18 +216,19 @@ fn refresh(cached: Option<FileReader>, path: &Path) -> Result<FileReader, MmapEr
     let identity = (meta.dev(), meta.ino());
     let mut reader = match cached {
         Some(r) if r.identity == identity => r,
-        _ => open(path, identity, meta.len())?,
+        _ => open(path, &meta)?,
     };
     if reader.error.is_none() {
-        if let Err(e) = reader.read_new(path) {
+        if let Err(e) = reader.read_new() {
             reader.error = Some(e);
         }
     }
     Ok(reader)
 }
 
-fn open(path: &Path, identity: (u64, u64), len: u64) -> Result<FileReader, MmapError> {
-    if !fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file()) {
+fn open(path: &Path, meta: &fs::Metadata) -> Result<FileReader, MmapError> {
+    let (identity, len) = ((meta.dev(), meta.ino()), meta.len());
+    if !meta.file_type().is_file() {
         return Err(MmapError::Format {
             path: path.into(),
             error: FormatError::BadHeader("not a regular file"),
@@ -254,7 +255,7 @@ fn open(path: &Path, identity: (u64, u64), len: u64) -> Result<FileReader, MmapE
 
 impl FileReader {
     /// Parses the records published since the last call.
-    fn read_new(&mut self, path: &Path) -> Result<(), FormatError> {
+    fn read_new(&mut self) -> Result<(), FormatError> {
         let committed = self.committed();
         if committed as usize > self.map.words().len() * 8 {
             // The writer grew the file: map it again, whole.
@@ -270,7 +271,6 @@ impl FileReader {
         {
             return Err(FormatError::BadHeader("committed length outside the file"));
         }
-        let _ = path;
         while self.parsed_to < committed {
             let at = self.parsed_to as usize;
             let first = read_bytes(self.map.words(), at, 8);

@@ -81,10 +81,16 @@ impl Mapping {
                 offset,
             )
         }?;
-        if mapped != addr {
-            return Err(io::Error::other("MAP_FIXED returned another address"));
-        }
+        same_address(mapped, addr)
+    }
+}
+
+/// `MAP_FIXED` either maps at the address given or fails; anything else is an error.
+fn same_address(mapped: *mut std::ffi::c_void, wanted: *mut std::ffi::c_void) -> io::Result<()> {
+    if mapped == wanted {
         Ok(())
+    } else {
+        Err(io::Error::other("MAP_FIXED returned another address"))
     }
 }
 
@@ -229,10 +235,7 @@ impl Mapping {
                 rustix::mm::MapFlags::PRIVATE | rustix::mm::MapFlags::FIXED,
             )
         }?;
-        if mapped != addr {
-            return Err(io::Error::other("MAP_FIXED returned another address"));
-        }
-        Ok(())
+        same_address(mapped, addr)
     }
 }
 
