@@ -81,6 +81,14 @@ impl<const N: usize> Cells<N> {
         block.cells.try_map_project(|cells, _| <&[AtomicU64; N]>::try_from(cells)).ok().map(Self)
     }
 
+    /// The `N` cells of `block` that start at `start`, if the block has them.
+    pub(crate) fn from_block_at(block: &CellBlock, start: usize) -> Option<Self> {
+        let cells = block.cells.clone().try_map_project(|cells, _| {
+            cells.get(start..start + N).and_then(|c| <&[AtomicU64; N]>::try_from(c).ok()).ok_or(())
+        });
+        cells.ok().map(Self)
+    }
+
     /// `N` zeroed cells on the heap, owned by nobody else.
     pub(crate) fn detached() -> Self {
         let cells = Yoke::attach_to_cart(Arc::new(HeapArray::<N>::default()), |a: &HeapArray<N>| &a.0);

@@ -58,6 +58,88 @@ impl fmt::Display for MetricKind {
     }
 }
 
+/// How a gauge family is combined across processes when a multiprocess aggregator
+/// (herd-mmap) reads it. In-process registries ignore it: there is one process.
+///
+/// The names are those of Python prometheus_client's `multiprocess_mode`, and mean the
+/// same. "Live" modes leave out processes that have exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum GaugeMode {
+    /// One series per process, live or dead, with a `pid` label. The default.
+    #[default]
+    All,
+    /// One series per live process, with a `pid` label.
+    LiveAll,
+    /// The sum over every process, live or dead.
+    Sum,
+    /// The sum over live processes (for example, requests in flight).
+    LiveSum,
+    /// The smallest value of any process, live or dead.
+    Min,
+    /// The largest value of any process, live or dead.
+    Max,
+    /// The value most recently set by any process, live or dead.
+    MostRecent,
+    /// The value most recently set by any live process.
+    LiveMostRecent,
+}
+
+impl GaugeMode {
+    /// Every mode, in the order of their names' documentation.
+    pub const ALL: [GaugeMode; 8] = [
+        Self::All,
+        Self::LiveAll,
+        Self::Sum,
+        Self::LiveSum,
+        Self::Min,
+        Self::Max,
+        Self::MostRecent,
+        Self::LiveMostRecent,
+    ];
+
+    /// The mode's name, as prometheus_client spells it (`livesum`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::LiveAll => "liveall",
+            Self::Sum => "sum",
+            Self::LiveSum => "livesum",
+            Self::Min => "min",
+            Self::Max => "max",
+            Self::MostRecent => "mostrecent",
+            Self::LiveMostRecent => "livemostrecent",
+        }
+    }
+
+    /// The mode named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// Whether dead processes are left out.
+    pub fn live_only(self) -> bool {
+        matches!(self, Self::LiveAll | Self::LiveSum | Self::LiveMostRecent)
+    }
+
+    /// Whether each process keeps its own series, labelled with its pid.
+    pub fn per_process(self) -> bool {
+        matches!(self, Self::All | Self::LiveAll)
+    }
+
+    /// Whether every write also records when it happened, so that the most recent
+    /// write across processes can be found.
+    pub fn timestamped(self) -> bool {
+        matches!(self, Self::MostRecent | Self::LiveMostRecent)
+    }
+}
+
+impl fmt::Display for GaugeMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Everything about a family that does not change after registration.
 ///
 /// A [`Storage`](crate::storage::Storage) receives it when the family is registered and
@@ -78,4 +160,11 @@ pub struct FamilyDesc {
     pub label_names: Arc<[Arc<str>]>,
     /// The bucket upper bounds, for histograms.
     pub buckets: Option<Buckets>,
+    /// How a multiprocess aggregator combines this gauge across processes
+    /// ([`GaugeMode::All`] for every other type).
+    pub gauge_mode: GaugeMode,
+    /// How many cells each series takes, in the layout of the metric type (see the
+    /// type's documentation); a storage that describes its cells, as herd-mmap's file
+    /// format does, records it.
+    pub cells_per_series: usize,
 }

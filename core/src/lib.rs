@@ -76,7 +76,7 @@ mod registry;
 pub mod snapshot;
 pub mod storage;
 
-pub use desc::{FamilyDesc, MetricKind};
+pub use desc::{FamilyDesc, GaugeMode, MetricKind};
 pub use encode::{encode, negotiate, negotiate_among, Format};
 pub use error::{ArityError, RegistryError, ValueError};
 pub use family::{Family, DEFAULT_CARDINALITY_LIMIT, MAX_CARDINALITY_LIMIT, OVERFLOW_LABEL_VALUE};

@@ -8,12 +8,13 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::desc::{FamilyDesc, MetricKind};
+use crate::desc::{FamilyDesc, GaugeMode, MetricKind};
 use crate::encode::{encode, Format};
 use crate::error::RegistryError;
 use crate::family::{Family, FamilyCore, FamilyParams, DEFAULT_CARDINALITY_LIMIT};
 use crate::labels::{validate_label_name, validate_metric_name, LabelSet, NameError};
 use crate::metrics::counter::CounterConfig;
+use crate::metrics::gauge::GaugeConfig;
 use crate::metrics::histogram::HistogramConfig;
 use crate::metrics::summary::SummaryConfig;
 use crate::metrics::{Buckets, Counter, Gauge, Histogram, Metric, Summary};
@@ -301,6 +302,16 @@ impl<L> MetricBuilder<'_, Counter, L> {
     }
 }
 
+impl<L> MetricBuilder<'_, Gauge, L> {
+    /// How a multiprocess aggregator combines this gauge across processes;
+    /// [`GaugeMode::All`] (one series per process) unless set. The most-recent modes
+    /// also record when each write happened, which costs a clock read per write.
+    pub fn multiprocess_mode(mut self, mode: GaugeMode) -> Self {
+        self.config.mode = mode;
+        self
+    }
+}
+
 impl<L> MetricBuilder<'_, Histogram, L> {
     /// Sets the bucket bounds; [`Buckets::DEFAULT`] unless set.
     pub fn buckets(mut self, buckets: Buckets) -> Self {
@@ -341,7 +352,7 @@ impl Registry {
 
     /// A gauge.
     pub fn gauge(&self, name: impl Into<String>, help: impl Into<String>) -> MetricBuilder<'_, Gauge> {
-        self.builder_for(name, help, ())
+        self.builder_for(name, help, GaugeConfig::default())
     }
 
     /// A histogram, with [`Buckets::DEFAULT`] unless `.buckets()` says otherwise.
@@ -529,6 +540,8 @@ impl Registry {
             kind: M::KIND,
             label_names: label_names.into(),
             buckets: M::buckets(&config),
+            gauge_mode: M::gauge_mode(&config),
+            cells_per_series: M::cell_count(&config),
         });
         let mut state = self.inner.state.write();
         reserve(&mut state, &full, M::KIND)?;

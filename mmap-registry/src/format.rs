@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use herd_core::MetricKind;
+use herd_core::{GaugeMode, MetricKind};
 
 /// `HERDMMAP`.
 pub(crate) const MAGIC: [u8; 8] = *b"HERDMMAP";
@@ -174,6 +174,16 @@ fn kind_from_code(code: u8) -> Option<MetricKind> {
         5 => MetricKind::Unknown,
         _ => return None,
     })
+}
+
+/// The gauge-mode byte of a family record.
+pub(crate) fn gauge_mode_code(mode: GaugeMode) -> u8 {
+    GaugeMode::ALL.iter().position(|m| *m == mode).map_or(0, |i| i as u8)
+}
+
+/// The gauge mode a family record's byte names; `None` for an unknown code.
+pub(crate) fn gauge_mode_from_code(code: u8) -> Option<GaugeMode> {
+    GaugeMode::ALL.get(usize::from(code)).copied()
 }
 
 /// Builds a record: header, body, padding to 8.

@@ -13,13 +13,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use herd_core::cell::{CellBlock, CellSource};
 use herd_core::storage::{Storage, StorageError};
-use herd_core::{FamilyDesc, LabelSet, MetricKind};
+use herd_core::{FamilyDesc, LabelSet};
 use parking_lot::Mutex;
 
 use crate::dir::{check_dir, WORKER_PREFIX, WORKER_SUFFIX};
 use crate::error::MmapError;
 use crate::format::{
-    encode_family, encode_padding, encode_series, FamilyRecord, Header, COMMITTED_OFFSET, HEADER_LEN,
+    encode_family, encode_padding, encode_series, gauge_mode_code, FamilyRecord, Header, COMMITTED_OFFSET,
+    HEADER_LEN,
 };
 use crate::sys::{self, ForkAware, Mapping};
 
@@ -228,8 +229,9 @@ impl Writer {
         let record = FamilyRecord {
             id,
             kind: family.kind,
-            gauge_mode: 0,
-            cells_per_series: cells_per_series(family),
+            gauge_mode: gauge_mode_code(family.gauge_mode),
+            cells_per_series: u32::try_from(family.cells_per_series)
+                .map_err(|_| std::io::Error::other("too many cells per series"))?,
             name: family.name.to_string(),
             help: family.help.to_string(),
             unit: family.unit.as_deref().unwrap_or("").to_owned(),
@@ -299,15 +301,6 @@ impl Writer {
             segment.0.remap_over(file, segment.0.offset())?;
         }
         Ok(())
-    }
-}
-
-/// The cells one series of `family` needs, as herd-core's metric types lay them out.
-fn cells_per_series(family: &FamilyDesc) -> u32 {
-    match family.kind {
-        MetricKind::Gauge | MetricKind::Unknown => 1,
-        MetricKind::Histogram => family.buckets.as_ref().map_or(0, |b| b.bounds().len()) as u32 + 2,
-        _ => 2,
     }
 }
 

@@ -13,7 +13,7 @@ pub(crate) mod summary;
 use std::fmt;
 
 use crate::cell::CellBlock;
-use crate::desc::MetricKind;
+use crate::desc::{GaugeMode, MetricKind};
 use crate::snapshot::SeriesValue;
 
 pub use counter::Counter;
@@ -53,6 +53,13 @@ pub trait Metric: Clone + Send + Sync + fmt::Debug + sealed::Sealed + 'static {
     fn buckets(config: &Self::Config) -> Option<Buckets> {
         let _ = config;
         None
+    }
+
+    /// The multiprocess mode, for gauges.
+    #[doc(hidden)]
+    fn gauge_mode(config: &Self::Config) -> GaugeMode {
+        let _ = config;
+        GaugeMode::All
     }
 
     /// Reads the current value.
