@@ -70,6 +70,7 @@ mod family;
 pub mod interop;
 pub mod labels;
 pub mod metrics;
+pub mod observe;
 #[cfg(target_os = "linux")]
 pub mod process;
 mod registry;
@@ -84,6 +85,7 @@ pub use family::{Family, DEFAULT_CARDINALITY_LIMIT, MAX_CARDINALITY_LIMIT, OVERF
 pub use interop::PrometheusClientBridge;
 pub use labels::LabelSet;
 pub use metrics::{Buckets, Counter, Exemplar, Gauge, Histogram, Summary};
+pub use observe::{Observer, SeriesObserver};
 #[cfg(target_os = "linux")]
 pub use process::ProcessCollector;
 pub use registry::{
