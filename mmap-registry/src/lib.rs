@@ -27,5 +27,5 @@ pub use dir::{check_dir, claim_dir};
 pub use error::MmapError;
 pub use format::FormatError;
 pub use reader::{Aggregator, ScrapeReport, SkippedFile};
-pub use sys::{fork, Forked};
+pub use sys::{fork, fork_generation, watch_forks, Forked};
 pub use writer::MmapStorage;

@@ -167,19 +167,53 @@ static REGISTERED: AtomicBool = AtomicBool::new(false);
 /// The error of `pthread_atfork` (only `ENOMEM`) if the handlers could not be
 /// registered; the object is not tracked then.
 pub(crate) fn follow_forks(object: &Arc<Mutex<dyn ForkAware>>) -> io::Result<()> {
+    register_handlers()?;
+    let mut tracked = TRACKED.lock();
+    tracked.retain(|w| w.strong_count() > 0);
+    tracked.push(Arc::downgrade(object));
+    Ok(())
+}
+
+fn register_handlers() -> io::Result<()> {
     REGISTER.call_once(|| {
         // SAFETY: the handlers are plain `extern "C" fn()` living for the whole program;
         // pthread_atfork only stores the pointers.
         let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
         REGISTERED.store(rc == 0, Ordering::Release);
     });
-    if !REGISTERED.load(Ordering::Acquire) {
-        return Err(io::Error::other("pthread_atfork failed"));
+    if REGISTERED.load(Ordering::Acquire) {
+        Ok(())
+    } else {
+        Err(io::Error::other("pthread_atfork failed"))
     }
-    let mut tracked = TRACKED.lock();
-    tracked.retain(|w| w.strong_count() > 0);
-    tracked.push(Arc::downgrade(object));
-    Ok(())
+}
+
+/// How many `fork()`s separate this process from the one that first called
+/// [`watch_forks`]: 0 there, 1 in its children, 2 in their children.
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Starts counting forks, and returns this process's fork generation.
+///
+/// For code that holds what does not survive `fork()` (a sender thread, a socket
+/// shared with the parent): remember the generation when building it, and rebuild it
+/// when [`fork_generation`] returns something else. Counting is done by an atfork
+/// handler, so it sees every fork made after this call, through [`fork`] or not.
+///
+/// # Errors
+///
+/// The error of `pthread_atfork` (only `ENOMEM`) if the handler could not be registered.
+pub fn watch_forks() -> io::Result<u64> {
+    register_handlers()?;
+    Ok(fork_generation())
+}
+
+/// This process's fork generation (see [`watch_forks`]); one relaxed atomic load, no
+/// system call, so it can be checked on a hot path.
+#[inline]
+pub fn fork_generation() -> u64 {
+    // Relaxed: the counter only changes in the child handler, on the thread that then
+    // returns from fork(); every thread of the child starts after it.
+    FORK_GENERATION.load(Ordering::Relaxed)
 }
 
 extern "C" fn prepare() {
@@ -196,6 +230,7 @@ extern "C" fn parent() {
 }
 
 extern "C" fn child() {
+    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
     release_leaked(|object| object.in_child());
 }
 
