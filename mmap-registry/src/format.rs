@@ -20,6 +20,9 @@ pub(crate) const COMMITTED_OFFSET: usize = 40;
 const KIND_FAMILY: u16 = 1;
 const KIND_SERIES: u16 = 2;
 const KIND_PADDING: u16 = 3;
+const KIND_FOLDED: u16 = 4;
+/// Header flag: the file is a compaction archive.
+pub(crate) const FLAG_ARCHIVE: u32 = 1;
 /// Record header: `len` (u32), `kind` (u16), `flags` (u16).
 const RECORD_HEADER: usize = 8;
 
@@ -143,8 +146,18 @@ pub(crate) struct FamilyRecord {
 pub(crate) struct SeriesRecord {
     pub(crate) family: u32,
     pub(crate) cell_count: u32,
-    pub(crate) labels: Vec<(String, String)>,
+    /// The registry's constant labels, names and values.
+    pub(crate) const_labels: Vec<(String, String)>,
+    /// The values of the family's labels, in the order of its label names.
+    pub(crate) values: Vec<String>,
     pub(crate) cells_at: usize,
+}
+
+/// One entry of an archive's folded-ids record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Folded {
+    pub(crate) id: u128,
+    pub(crate) at_ns: u64,
 }
 
 /// One decoded record.
@@ -153,6 +166,7 @@ pub(crate) enum Record {
     Family(FamilyRecord),
     Series(SeriesRecord),
     Padding,
+    Folded(Vec<Folded>),
 }
 
 fn kind_code(kind: MetricKind) -> u8 {
@@ -250,24 +264,43 @@ pub(crate) fn encode_family(f: &FamilyRecord) -> Vec<u8> {
 }
 
 /// A series record with `cell_count` zeroed cells; returns the bytes and the offset of
-/// the first cell within them.
+/// the first cell within them. `labels` are the constant labels followed by the
+/// family's, as herd-core hands them to a storage; the first `const_count` are written
+/// with their names, the rest as values only.
 pub(crate) fn encode_series<'a>(
     family: u32,
     labels: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
+    const_count: usize,
     cell_count: u32,
 ) -> (Vec<u8>, usize) {
     let mut r = RecordBuf::new(KIND_SERIES);
+    let const_count = const_count.min(labels.len());
     r.u32(family);
     r.u32(cell_count);
-    r.u32(labels.len() as u32);
-    for (n, v) in labels {
-        r.str(n);
+    r.u32(const_count as u32);
+    r.u32((labels.len() - const_count) as u32);
+    for (i, (n, v)) in labels.enumerate() {
+        if i < const_count {
+            r.str(n);
+        }
         r.str(v);
     }
     r.pad();
     let cells_at = r.0.len();
     r.0.resize(cells_at + cell_count as usize * 8, 0);
     (r.finish(), cells_at)
+}
+
+/// A folded-ids record.
+pub(crate) fn encode_folded(ids: &[Folded]) -> Vec<u8> {
+    let mut r = RecordBuf::new(KIND_FOLDED);
+    r.u32(ids.len() as u32);
+    r.u32(0);
+    for f in ids {
+        r.0.extend_from_slice(&f.id.to_le_bytes());
+        r.0.extend_from_slice(&f.at_ns.to_le_bytes());
+    }
+    r.finish()
 }
 
 /// A padding record of exactly `len` bytes (a multiple of 8, at least 8).
@@ -329,15 +362,33 @@ pub(crate) fn decode_record(bytes: &[u8], offset: usize) -> Result<Record, Forma
             let short = || bad("truncated series record");
             let family = c.u32().ok_or_else(short)?;
             let cell_count = c.u32().ok_or_else(short)?;
-            let n = c.u32().ok_or_else(short)?;
-            let labels =
-                (0..n).map(|_| Some((c.str()?, c.str()?))).collect::<Option<Vec<_>>>().ok_or_else(short)?;
+            let consts = c.u32().ok_or_else(short)?;
+            let values = c.u32().ok_or_else(short)?;
+            let const_labels = (0..consts)
+                .map(|_| Some((c.str()?, c.str()?)))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(short)?;
+            let values = (0..values).map(|_| c.str()).collect::<Option<Vec<_>>>().ok_or_else(short)?;
             let cells_at = c.at.div_ceil(8) * 8;
             let cells_end = (cell_count as usize).checked_mul(8).and_then(|n| n.checked_add(cells_at));
             if cells_end.is_none_or(|end| end > bytes.len()) {
                 return Err(bad("cells run past the record"));
             }
-            Ok(Record::Series(SeriesRecord { family, cell_count, labels, cells_at }))
+            Ok(Record::Series(SeriesRecord { family, cell_count, const_labels, values, cells_at }))
+        }
+        KIND_FOLDED => {
+            let short = || bad("truncated folded-ids record");
+            let n = c.u32().ok_or_else(short)?;
+            let _ = c.u32().ok_or_else(short)?;
+            let ids = (0..n)
+                .map(|_| {
+                    let id = u128::from_le_bytes(c.take(16)?.try_into().ok()?);
+                    let at_ns = u64::from_le_bytes(c.take(8)?.try_into().ok()?);
+                    Some(Folded { id, at_ns })
+                })
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(short)?;
+            Ok(Record::Folded(ids))
         }
         _ => Err(bad("unknown record kind")),
     }
@@ -429,24 +480,29 @@ mod tests {
         assert_eq!(bytes.len() % 8, 0);
         assert_eq!(decode_record(&bytes, 128), Ok(Record::Family(f)));
 
-        let (bytes, cells_at) = encode_series(3, [("route", "/a\"b"), ("méthode", "GET")].into_iter(), 4);
+        let labels = [("instance", "a"), ("route", "/a\"b"), ("méthode", "GET")];
+        let (bytes, cells_at) = encode_series(3, labels.into_iter(), 1, 4);
         assert_eq!(bytes.len() % 8, 0);
         assert_eq!(cells_at % 8, 0);
         assert_eq!(bytes.len(), cells_at + 32);
         let want = SeriesRecord {
             family: 3,
             cell_count: 4,
-            labels: vec![("route".into(), "/a\"b".into()), ("méthode".into(), "GET".into())],
+            const_labels: vec![("instance".into(), "a".into())],
+            values: vec!["/a\"b".into(), "GET".into()],
             cells_at,
         };
         assert_eq!(decode_record(&bytes, 0), Ok(Record::Series(want)));
+        let folded = vec![Folded { id: u128::MAX - 1, at_ns: 7 }, Folded { id: 3, at_ns: 9 }];
+        assert_eq!(decode_record(&encode_folded(&folded), 0), Ok(Record::Folded(folded)));
         assert_eq!(decode_record(&encode_padding(24), 0), Ok(Record::Padding));
     }
 
     #[test]
     fn every_truncation_is_an_error_not_a_panic() {
-        let (series, _) = encode_series(1, [("a", "b")].into_iter(), 2);
-        for bytes in [encode_family(&family()), series] {
+        let (series, _) = encode_series(1, [("a", "b"), ("c", "d")].into_iter(), 1, 2);
+        let folded = encode_folded(&[Folded { id: 1, at_ns: 2 }]);
+        for bytes in [encode_family(&family()), series, folded] {
             for cut in 0..bytes.len() {
                 let _ = decode_record(&bytes[..cut], 0);
             }

@@ -16,16 +16,20 @@
 //! this crate's `sys` module.
 #![deny(unsafe_code)]
 
+mod aggregate;
+mod compact;
 mod dir;
 mod error;
 mod format;
+mod index;
 mod reader;
 mod sys;
 mod writer;
 
+pub use aggregate::{Aggregator, ScrapeReport, SkippedFile};
+pub use compact::{compact, CompactReport};
 pub use dir::{check_dir, claim_dir};
 pub use error::MmapError;
 pub use format::FormatError;
-pub use reader::{Aggregator, ScrapeReport, SkippedFile};
 pub use sys::{fork, fork_generation, watch_forks, Forked};
 pub use writer::MmapStorage;

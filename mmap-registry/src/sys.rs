@@ -147,6 +147,9 @@ pub fn fork() -> io::Result<Forked> {
 
 /// Something that must act in a forked child before `fork()` returns there.
 pub(crate) trait ForkAware: Send {
+    /// Runs in the parent after the fork, with the object's lock held since before it.
+    fn in_parent(&mut self) {}
+
     /// Runs in the child, with the object's lock held since before the fork.
     fn in_child(&mut self);
 }
@@ -226,7 +229,7 @@ extern "C" fn prepare() {
 }
 
 extern "C" fn parent() {
-    release_leaked(|_| {});
+    release_leaked(|object| object.in_parent());
 }
 
 extern "C" fn child() {

@@ -16,6 +16,7 @@ use herd_core::storage::{Storage, StorageError};
 use herd_core::{FamilyDesc, LabelSet};
 use parking_lot::Mutex;
 
+use crate::compact::{compact_if_needed, DEFAULT_COMPACT_THRESHOLD};
 use crate::dir::{check_dir, WORKER_PREFIX, WORKER_SUFFIX};
 use crate::error::MmapError;
 use crate::format::{
@@ -98,11 +99,21 @@ impl MmapStorage {
     /// locked or mapped.
     pub fn open(dir: &Path) -> Result<Self, MmapError> {
         check_dir(dir)?;
+        // A new process is a good moment to fold the files of those that have gone: a
+        // directory with worker churn stays at O(live processes) files without a
+        // scraper. Best effort; a failure leaves the files to the next attempt.
+        let _ = compact_if_needed(dir, DEFAULT_COMPACT_THRESHOLD);
         let id = random_id();
         let pid = std::process::id();
-        let (path, file) =
-            create_file(dir, pid, id).map_err(|(path, e)| MmapError::io(path, "cannot create", e))?;
-        let writer = Writer::start(path, file, pid, id)?;
+        let created_ns = now_ns();
+        let header = Header { flags: 0, pid, created_ns, committed: HEADER_LEN as u64, id };
+        let (path, file) = create_file(dir, pid, id, |file| {
+            use std::os::unix::fs::FileExt;
+            reserve(file, FIRST_SEGMENT)?;
+            file.write_all_at(&header.encode(), 0)
+        })
+        .map_err(|(path, e)| MmapError::io(path, "cannot create", e))?;
+        let writer = Writer::start(path, file)?;
         let inner = Arc::new(Mutex::new(writer));
         let tracked: Arc<Mutex<dyn ForkAware>> = inner.clone();
         sys::follow_forks(&tracked)
@@ -116,9 +127,19 @@ impl MmapStorage {
     }
 }
 
-/// Creates a new, exclusive, owner-only file for process `pid` in `dir`.
-fn create_file(dir: &Path, pid: u32, id: u128) -> Result<(PathBuf, File), (PathBuf, std::io::Error)> {
-    let path = dir.join(format!("{WORKER_PREFIX}{pid}-{:016x}{WORKER_SUFFIX}", id as u64));
+/// A new, exclusive, owner-only file for process `pid` in `dir`: created under a
+/// `.tmp` name, locked, given its header, and only then renamed to its worker name
+/// (FORMAT.md, "Creation"), so nobody ever sees a worker file that is not locked.
+/// `prepare` writes the header (and, in a forked child, the records).
+fn create_file(
+    dir: &Path,
+    pid: u32,
+    id: u128,
+    prepare: impl FnOnce(&File) -> std::io::Result<()>,
+) -> Result<(PathBuf, File), (PathBuf, std::io::Error)> {
+    let name = format!("{WORKER_PREFIX}{pid}-{:016x}{WORKER_SUFFIX}", id as u64);
+    let path = dir.join(&name);
+    let tmp = dir.join(format!("{name}.tmp"));
     // O_EXCL and O_NOFOLLOW: a file planted at this name, or a symlink, is an error,
     // never something we write through.
     let file = OpenOptions::new()
@@ -127,38 +148,36 @@ fn create_file(dir: &Path, pid: u32, id: u128) -> Result<(PathBuf, File), (PathB
         .create_new(true)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&path);
-    match file {
-        Ok(f) => Ok((path, f)),
-        Err(e) => Err((path, e)),
+        .open(&tmp)
+        .map_err(|e| (tmp.clone(), e))?;
+    let ready = rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        .map_err(std::io::Error::from)
+        .and_then(|()| prepare(&file))
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    match ready {
+        Ok(()) => Ok((path, file)),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err((tmp, e))
+        }
     }
 }
 
 impl Writer {
-    fn start(path: PathBuf, file: File, pid: u32, id: u128) -> Result<Self, MmapError> {
-        // Held until this process exits; the kernel drops it on any death, which is how
-        // readers tell a dead writer from a live one.
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
-            .map_err(|e| MmapError::io(&path, "cannot lock", e.into()))?;
-        reserve(&file, FIRST_SEGMENT).map_err(|e| MmapError::io(&path, "cannot size", e))?;
+    /// Maps a file that [`create_file`] made, locked and gave a header.
+    fn start(path: PathBuf, file: File) -> Result<Self, MmapError> {
         let first = Mapping::read_write(&file, 0, FIRST_SEGMENT as usize)
             .map_err(|e| MmapError::io(&path, "cannot map", e))?;
-        let created_ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-        let header = Header { flags: 0, pid, created_ns, committed: HEADER_LEN as u64, id };
-        let mut writer = Self {
+        Ok(Self {
             path,
             file,
             segments: vec![Arc::new(Segment(first))],
-            cursor: 0,
+            cursor: HEADER_LEN as u64,
             end: FIRST_SEGMENT,
             families: HashMap::new(),
             cell_ranges: Vec::new(),
             broken: None,
-        };
-        writer.write_at(0, &header.encode());
-        writer.cursor = HEADER_LEN as u64;
-        writer.publish();
-        Ok(writer)
+        })
     }
 
     /// Appends a whole record and publishes it; returns its file offset.
@@ -185,7 +204,10 @@ impl Writer {
     /// a full disk fails here, as an error, rather than as a SIGBUS at a later write.
     fn grow(&mut self, min: u64) -> std::io::Result<()> {
         let page = rustix::param::page_size() as u64;
-        let size = self.end.clamp(FIRST_SEGMENT, MAX_SEGMENT).max(min.div_ceil(page) * page);
+        // An eighth of the file so far: few mappings for a big file, and at most about
+        // an eighth of it reserved but unused.
+        let size = (self.end / 8).div_ceil(page).saturating_mul(page).clamp(FIRST_SEGMENT, MAX_SEGMENT);
+        let size = size.max(min.div_ceil(page) * page);
         reserve(&self.file, self.end + size)?;
         let mapping = Mapping::read_write(&self.file, self.end, size as usize)?;
         self.segments.push(Arc::new(Segment(mapping)));
@@ -245,6 +267,14 @@ impl Writer {
 }
 
 impl ForkAware for Writer {
+    fn in_parent(&mut self) {
+        // A master that forks a worker to replace one that died compacts the dead
+        // ones' files; cheap (one directory listing) while few files exist.
+        if let Some(dir) = self.path.parent() {
+            let _ = compact_if_needed(dir, DEFAULT_COMPACT_THRESHOLD);
+        }
+    }
+
     fn in_child(&mut self) {
         if let Err(e) = self.move_to_own_file() {
             // The child must never write into its parent's file: cut its segments loose
@@ -265,20 +295,24 @@ impl Writer {
     fn move_to_own_file(&mut self) -> std::io::Result<()> {
         let dir = self.path.parent().map(Path::to_path_buf).unwrap_or_default();
         let (pid, id) = (std::process::id(), random_id());
-        let (path, file) = create_file(&dir, pid, id).map_err(|(_, e)| e)?;
-        let result = self.copy_into(&file, pid, id);
-        if result.is_err() {
-            let _ = std::fs::remove_file(&path);
-            return result;
+        let (path, file) =
+            create_file(&dir, pid, id, |file| self.copy_into(file, pid, id)).map_err(|(_, e)| e)?;
+        // Only now, with the child's file complete and under its worker name, do the
+        // parent's addresses switch to it.
+        for segment in &self.segments {
+            if let Err(e) = segment.0.remap_over(&file, segment.0.offset()) {
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
         }
         self.file = file;
         self.path = path;
         Ok(())
     }
 
+    /// Writes this process's records, cells zeroed, into a forked child's new file.
     fn copy_into(&self, file: &File, pid: u32, id: u128) -> std::io::Result<()> {
         use std::os::unix::fs::FileExt;
-        rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive)?;
         reserve(file, self.end)?;
         let mut bytes = Vec::with_capacity(self.cursor as usize);
         for segment in &self.segments {
@@ -293,15 +327,17 @@ impl Writer {
                 cells.fill(0);
             }
         }
-        let created_ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-        let header = Header { flags: 0, pid, created_ns, committed: self.cursor, id };
+        let header = Header { flags: 0, pid, created_ns: now_ns(), committed: self.cursor, id };
         bytes[..HEADER_LEN].copy_from_slice(&header.encode());
-        file.write_all_at(&bytes, 0)?;
-        for segment in &self.segments {
-            segment.0.remap_over(file, segment.0.offset())?;
-        }
-        Ok(())
+        file.write_all_at(&bytes, 0)
     }
+}
+
+/// Wall-clock nanoseconds since the Unix epoch (0 before it).
+pub(crate) fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// Makes `file` at least `len` bytes long with the blocks actually allocated.
@@ -311,7 +347,7 @@ fn reserve(file: &File, len: u64) -> std::io::Result<()> {
 
 /// 128 random bits from the standard library's per-process hash keys, the time and the
 /// pid: unique enough to tell files apart, with no extra dependency.
-fn random_id() -> u128 {
+pub(crate) fn random_id() -> u128 {
     let word = |salt: u64| {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u64(salt);
@@ -344,7 +380,8 @@ impl Storage for MmapStorage {
         }
         let id = w.family_id(family).map_err(|e| fail(&w, &e))?;
         let cells = u32::try_from(len).map_err(|e| fail(&w, &e))?;
-        let (record, cells_at) = encode_series(id, labels.pairs(), cells);
+        let const_count = labels.len().saturating_sub(family.label_names.len());
+        let (record, cells_at) = encode_series(id, labels.pairs(), const_count, cells);
         let at = w.append(&record).map_err(|e| fail(&w, &e))?;
         let cells_at = at + cells_at as u64;
         w.cell_ranges.push((cells_at, len));

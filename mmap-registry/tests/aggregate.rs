@@ -100,3 +100,202 @@ fn a_repeated_scrape_reads_new_series_and_values() -> TestResult {
     assert_eq!(sum, 10_001.0);
     Ok(())
 }
+
+/// A process that has exited, as the aggregator sees it: its storage dropped, so its
+/// file is unlocked.
+fn die(registry: Registry) {
+    drop(registry);
+}
+
+fn gauge_value(snapshot: &herd_core::Snapshot, name: &str) -> Option<f64> {
+    let family = snapshot.family(name)?;
+    let values: Vec<f64> = family
+        .series
+        .iter()
+        .filter_map(|s| if let SeriesValue::Gauge(v) = s.value { Some(v) } else { None })
+        .collect();
+    (values.len() == 1).then(|| values[0])
+}
+
+#[test]
+fn every_gauge_mode_combines_live_and_dead_processes_as_documented() -> TestResult {
+    use herd_core::GaugeMode;
+    let tmp = tempfile::tempdir()?;
+    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let live = registry(&dir)?;
+    let dead = registry(&dir)?;
+    for mode in GaugeMode::ALL {
+        let name = format!("g_{}", mode.name());
+        live.gauge(name.clone(), "G.").multiprocess_mode(mode).register()?.set(5.0);
+    }
+    for mode in GaugeMode::ALL {
+        // Written after the live process's: the most recent value is the dead one's.
+        let name = format!("g_{}", mode.name());
+        dead.gauge(name, "G.").multiprocess_mode(mode).register()?.set(2.0);
+    }
+    die(dead);
+    let snapshot = Aggregator::new(&dir)?.compact_threshold(None).snapshot()?;
+    // Both writers live in this test's process, so the per-process modes show one pid,
+    // whose value is the sum of its storages.
+    let want = [
+        (GaugeMode::All, 7.0),
+        (GaugeMode::LiveAll, 5.0),
+        (GaugeMode::Sum, 7.0),
+        (GaugeMode::LiveSum, 5.0),
+        (GaugeMode::Min, 2.0),
+        (GaugeMode::Max, 5.0),
+        (GaugeMode::MostRecent, 2.0),
+        (GaugeMode::LiveMostRecent, 5.0),
+    ];
+    for (mode, value) in want {
+        assert_eq!(gauge_value(&snapshot, &format!("g_{}", mode.name())), Some(value), "{mode}");
+    }
+    let pid = std::process::id().to_string();
+    let all = snapshot.family("g_all").ok_or("no g_all")?;
+    assert_eq!(all.series[0].labels.get("pid"), Some(pid.as_str()));
+    assert_eq!(snapshot.family("g_sum").map(|f| f.series[0].labels.get("pid")), Some(None));
+    Ok(())
+}
+
+fn counter_total(snapshot: &herd_core::Snapshot, name: &str) -> f64 {
+    snapshot
+        .family(name)
+        .map(|f| {
+            f.series
+                .iter()
+                .map(|s| if let SeriesValue::Counter(c) = &s.value { c.total() } else { 0.0 })
+                .sum()
+        })
+        .unwrap_or(0.0)
+}
+
+fn worker_files(dir: &std::path::Path) -> std::io::Result<usize> {
+    Ok(std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("w-") && name.ends_with(".herd")
+        })
+        .count())
+}
+
+#[test]
+fn compaction_folds_dead_files_into_the_archive_and_changes_no_value() -> TestResult {
+    use herd_core::GaugeMode;
+    let tmp = tempfile::tempdir()?;
+    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let write = |w: u64| -> Result<Registry, Box<dyn std::error::Error>> {
+        let r = registry(&dir)?;
+        r.counter("jobs_total", "Jobs.").labels(["queue"]).register()?.with_labels(["q"]).inc_by(w);
+        r.histogram("t_seconds", "T.").buckets(Buckets::new([1.0])?).register()?.observe(w as f64);
+        r.gauge("hwm", "High-water mark.").multiprocess_mode(GaugeMode::Max).register()?.set(w as f64);
+        r.gauge("per_pid", "Per pid.").register()?.set(1.0);
+        Ok(r)
+    };
+    let live = write(100)?;
+    for w in 1..=5 {
+        die(write(w)?);
+    }
+    let agg = Aggregator::new(&dir)?.compact_threshold(None);
+    let before = agg.snapshot()?;
+    assert_eq!(worker_files(&dir)?, 6);
+
+    let report = herd_mmap::compact(&dir)?;
+    assert_eq!(report.folded_files, 5, "{report:?}");
+    assert_eq!(worker_files(&dir)?, 1, "only the live process's file is left");
+    let (after, scrape) = agg.scrape()?;
+    assert!(scrape.archive);
+    assert_eq!((scrape.live_files, scrape.dead_files), (1, 0));
+    assert_eq!(counter_total(&after, "jobs"), 115.0);
+    assert_eq!(counter_total(&after, "jobs"), counter_total(&before, "jobs"));
+    assert_eq!(after.family("t_seconds"), before.family("t_seconds"));
+    assert_eq!(gauge_value(&after, "hwm"), Some(100.0));
+    // Per-process gauges of dead processes are not archived: only the live one's stays.
+    assert_eq!(gauge_value(&before, "per_pid"), Some(6.0));
+    assert_eq!(gauge_value(&after, "per_pid"), Some(1.0));
+
+    // More deaths, a second compaction: the archive folds into the next one.
+    die(live);
+    die(write(1000)?);
+    assert_eq!(herd_mmap::compact(&dir)?.folded_files, 2);
+    assert_eq!(herd_mmap::compact(&dir)?.folded_files, 0, "nothing left to fold");
+    let last = Aggregator::new(&dir)?.snapshot()?;
+    assert_eq!(counter_total(&last, "jobs"), 1115.0);
+    assert_eq!(gauge_value(&last, "hwm"), Some(1000.0));
+    assert_eq!(worker_files(&dir)?, 0);
+    Ok(())
+}
+
+#[test]
+fn scrapes_during_compactions_never_count_a_file_twice_or_lose_it() -> TestResult {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let tmp = tempfile::tempdir()?;
+    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    // Writers: short-lived "processes" that each add 3 and die; a compactor folding
+    // them as fast as it can; a scraper checking every scrape.
+    let writer = {
+        let (dir, done, stop) = (dir.clone(), done.clone(), stop.clone());
+        std::thread::spawn(move || -> Result<(), String> {
+            for _ in 0..300 {
+                let r = registry(&dir).map_err(|e| e.to_string())?;
+                let c = r.counter("work_total", "Work.").register().map_err(|e| e.to_string())?;
+                c.inc_by(3);
+                drop(r);
+                done.fetch_add(3, Ordering::SeqCst);
+            }
+            stop.store(true, Ordering::SeqCst);
+            Ok(())
+        })
+    };
+    let compactor = {
+        let (dir, stop) = (dir.clone(), stop.clone());
+        std::thread::spawn(move || -> Result<usize, String> {
+            let mut folded = 0;
+            while !stop.load(Ordering::SeqCst) {
+                folded += herd_mmap::compact(&dir).map_err(|e| e.to_string())?.folded_files;
+            }
+            Ok(folded)
+        })
+    };
+    let agg = Aggregator::new(&dir)?.compact_threshold(None);
+    let (mut last, mut scrapes) = (0.0, 0);
+    while !stop.load(Ordering::SeqCst) {
+        let before = done.load(Ordering::SeqCst) as f64;
+        let (snapshot, report) = agg.scrape()?;
+        let after = done.load(Ordering::SeqCst) as f64;
+        let total = counter_total(&snapshot, "work");
+        assert!(report.skipped.is_empty(), "{report:?}");
+        assert!(total >= last, "a counter went down: {last} -> {total}");
+        // Every finished writer is counted, and nothing beyond what was written.
+        assert!(total >= before && total <= after + 3.0, "{before} <= {total} <= {after} + 3");
+        last = total;
+        scrapes += 1;
+    }
+    writer.join().map_err(|_| "writer panicked")??;
+    let folded = compactor.join().map_err(|_| "compactor panicked")??;
+    herd_mmap::compact(&dir)?;
+    assert_eq!(counter_total(&agg.snapshot()?, "work"), 900.0);
+    assert!(folded > 0 && scrapes > 0, "folded {folded} files over {scrapes} scrapes");
+    Ok(())
+}
+
+#[test]
+fn a_corrupt_archive_is_reported_and_never_overwritten() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let r = registry(&dir)?;
+    r.counter("c_total", "C.").register()?.inc();
+    die(r);
+    std::fs::write(dir.join("archive.herd"), b"not an archive at all, just bytes")?;
+    let err = herd_mmap::compact(&dir).err().ok_or("compaction replaced a corrupt archive")?;
+    assert!(err.to_string().contains("archive.herd"), "{err}");
+    assert_eq!(std::fs::read(dir.join("archive.herd"))?, b"not an archive at all, just bytes");
+    let (snapshot, report) = Aggregator::new(&dir)?.scrape()?;
+    assert_eq!(counter_total(&snapshot, "c"), 1.0, "the dead file is still counted");
+    assert_eq!(report.skipped.len(), 1);
+    assert!(report.skipped[0].reason.contains("shorter") || report.skipped[0].reason.contains("magic"));
+    Ok(())
+}

@@ -1,0 +1,313 @@
+//! [`Aggregator`]: reads every process's file in a directory and combines them into
+//! one snapshot.
+//!
+//! Each file is parsed once, incrementally: the aggregator remembers how far it has
+//! read, and maps each of the file's series to a slot of its [`Index`] when it first
+//! sees it. A repeated scrape lists the directory, loads each file's committed length,
+//! parses only new records, and folds cells into the slots: its cost follows the number
+//! of cells, not the bytes of history. A file that fails a check is skipped and
+//! reported, never trusted and never fatal to the scrape.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use herd_core::snapshot::{FamilySnapshot, SeriesSnapshot, SeriesValue, Snapshot};
+use herd_core::{Collector, LabelSet, MetricKind};
+use parking_lot::Mutex;
+
+use crate::compact::{compact_if_needed, DEFAULT_COMPACT_THRESHOLD};
+use crate::dir::{check_dir, is_worker_file, ARCHIVE};
+use crate::error::MmapError;
+use crate::index::{Index, SlotId};
+use crate::reader::{FileReader, Refreshed};
+
+/// Combines the files of every process that wrote to a metrics directory, live or dead,
+/// and the archive that compaction folded dead ones into.
+///
+/// Counters, histograms and summaries are summed. Each gauge family is combined by its
+/// [`GaugeMode`](herd_core::GaugeMode): per process with a `pid` label (`all`,
+/// `liveall`), summed (`sum`, `livesum`), the smallest or largest value (`min`, `max`),
+/// or the most recently written (`mostrecent`, `livemostrecent`); the `live` modes
+/// leave out processes that have exited. Register it as a [`Collector`] in a registry,
+/// or call [`snapshot`](Aggregator::snapshot) and encode the result.
+///
+/// When more than a threshold of dead processes' files have piled up (16 unless
+/// [`compact_threshold`](Aggregator::compact_threshold) says otherwise), a scrape
+/// first [compacts](crate::compact) them.
+pub struct Aggregator {
+    dir: PathBuf,
+    state: Mutex<State>,
+    compact_threshold: Option<usize>,
+}
+
+#[derive(Default)]
+struct State {
+    files: HashMap<PathBuf, Cached>,
+    archive: Option<Cached>,
+    index: Index,
+    /// Files already reported as skipped, so each is logged once.
+    logged: HashSet<(PathBuf, String)>,
+}
+
+/// A file and the index slot of each of its series (`None`: left out).
+struct Cached {
+    reader: FileReader,
+    slots: Vec<Option<SlotId>>,
+}
+
+/// A file that could not be read, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedFile {
+    /// The file.
+    pub path: PathBuf,
+    /// Why it was skipped.
+    pub reason: String,
+}
+
+/// What one scrape saw of the directory.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct ScrapeReport {
+    /// Files whose writer is alive.
+    pub live_files: usize,
+    /// Files whose writer has exited and that are not yet folded into the archive.
+    pub dead_files: usize,
+    /// Whether an archive of folded dead processes was read.
+    pub archive: bool,
+    /// Bytes of records across the files read.
+    pub bytes: u64,
+    /// Files that were skipped.
+    pub skipped: Vec<SkippedFile>,
+    /// Distinct series reported.
+    pub series: usize,
+}
+
+impl Aggregator {
+    /// An aggregator over `dir`.
+    ///
+    /// # Errors
+    ///
+    /// [`MmapError`] if the directory is missing or unsafe (see
+    /// [`check_dir`](crate::check_dir)).
+    pub fn new(dir: &Path) -> Result<Self, MmapError> {
+        check_dir(dir)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            state: Mutex::new(State::default()),
+            compact_threshold: Some(DEFAULT_COMPACT_THRESHOLD),
+        })
+    }
+
+    /// Compacts before a scrape when more than `threshold` dead processes' files are
+    /// waiting; `None` never compacts automatically (call [`compact`](crate::compact)).
+    #[must_use]
+    pub fn compact_threshold(mut self, threshold: Option<usize>) -> Self {
+        self.compact_threshold = threshold;
+        self
+    }
+
+    /// The directory this aggregator reads.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Reads every file and combines them.
+    ///
+    /// # Errors
+    ///
+    /// [`MmapError`] only if the directory itself cannot be listed; bad files are
+    /// skipped (see [`scrape`](Aggregator::scrape) for the report).
+    pub fn snapshot(&self) -> Result<Snapshot, MmapError> {
+        self.scrape().map(|(snapshot, _)| snapshot)
+    }
+
+    /// Like [`snapshot`](Aggregator::snapshot), with a report of the files read.
+    ///
+    /// # Errors
+    ///
+    /// [`MmapError`] if the directory cannot be listed.
+    pub fn scrape(&self) -> Result<(Snapshot, ScrapeReport), MmapError> {
+        let mut state = self.state.lock();
+        let (snapshot, report) = state.scrape(&self.dir)?;
+        if let Some(threshold) = self.compact_threshold {
+            if report.dead_files > threshold {
+                drop(state);
+                // A failed compaction leaves every file in place; the next scrape, or
+                // `herd compact`, reports the reason.
+                let _ = compact_if_needed(&self.dir, threshold);
+            }
+        }
+        Ok((snapshot, report))
+    }
+}
+
+impl State {
+    fn scrape(&mut self, dir: &Path) -> Result<(Snapshot, ScrapeReport), MmapError> {
+        let mut report = ScrapeReport::default();
+        let paths = list(dir)?;
+        self.files.retain(|p, _| paths.contains(p));
+        // Worker files first, the archive last (FORMAT.md, "Compaction"): a worker file
+        // that vanishes in between was folded into the archive we then open.
+        let mut files = Vec::with_capacity(paths.len());
+        for path in paths {
+            let cached = self.files.remove(&path);
+            match self.refresh(cached, &path) {
+                Ok(Some(cached)) => files.push((path, cached)),
+                Ok(None) => {}
+                Err(reason) => report.skipped.push(SkippedFile { path, reason }),
+            }
+        }
+        let archive_path = dir.join(ARCHIVE);
+        let cached = self.archive.take();
+        let archive = match self.refresh(cached, &archive_path) {
+            Ok(archive) => archive,
+            Err(reason) => {
+                report.skipped.push(SkippedFile { path: archive_path, reason });
+                None
+            }
+        };
+        let folded: HashSet<u128> =
+            archive.iter().flat_map(|a| a.reader.folded.iter().map(|f| f.id)).collect();
+
+        self.index.begin();
+        for (_, cached) in &files {
+            if folded.contains(&cached.reader.header.id) {
+                continue;
+            }
+            let live = cached.reader.is_live();
+            if live {
+                report.live_files += 1;
+            } else {
+                report.dead_files += 1;
+            }
+            report.bytes += cached.reader.parsed_to;
+            add(&mut self.index, cached, live);
+        }
+        if let Some(archive) = &archive {
+            report.archive = true;
+            report.bytes += archive.reader.parsed_to;
+            add(&mut self.index, archive, false);
+        }
+        self.files.extend(files);
+        self.archive = archive;
+        self.log_skipped(&report.skipped);
+
+        let snapshot = self.index.snapshot();
+        report.series = snapshot.families.iter().map(|f| f.series.len()).sum();
+        if self.index.len() > 2 * report.series + 4096 {
+            // Slots of series that no file holds any more (per-process gauges of
+            // compacted processes) outnumber the live ones: start over, so memory
+            // follows the directory rather than its history.
+            self.index = Index::default();
+            self.files.clear();
+            self.archive = None;
+        }
+        Ok((snapshot, report))
+    }
+
+    /// Reads what `path` published since the last scrape and maps its new series to
+    /// slots. `Ok(None)`: the path is gone. `Err`: why the file is skipped.
+    fn refresh(&mut self, cached: Option<Cached>, path: &Path) -> Result<Option<Cached>, String> {
+        let (reader, mut slots) = match cached {
+            Some(Cached { reader, slots }) => (Some(reader), slots),
+            None => (None, Vec::new()),
+        };
+        let reader = match FileReader::refresh(reader, path) {
+            Ok(Refreshed::Read(reader)) => *reader,
+            Ok(Refreshed::Vanished) => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        };
+        if let Some(e) = &reader.error {
+            return Err(e.to_string());
+        }
+        if slots.len() > reader.series.len() {
+            // A different file now has this path: resolve its series afresh.
+            slots.clear();
+        }
+        for series in reader.series.get(slots.len()..).unwrap_or(&[]) {
+            slots.push(self.index.resolve(series));
+        }
+        Ok(Some(Cached { reader, slots }))
+    }
+
+    fn log_skipped(&mut self, skipped: &[SkippedFile]) {
+        for s in skipped {
+            if self.logged.insert((s.path.clone(), s.reason.clone())) {
+                log::warn!("herd-mmap: skipping {}: {}", s.path.display(), s.reason);
+            }
+        }
+    }
+}
+
+/// Folds one file's series into the index; a dead file's series of `live` gauge modes
+/// are left out.
+fn add(index: &mut Index, cached: &Cached, live: bool) {
+    for (series, slot) in cached.reader.series.iter().zip(&cached.slots) {
+        let Some(slot) = *slot else { continue };
+        if !live && series.family.mode.live_only() {
+            continue;
+        }
+        index.add(slot, cached.reader.cells(series));
+    }
+}
+
+/// The worker files of `dir`, sorted.
+fn list(dir: &Path) -> Result<Vec<PathBuf>, MmapError> {
+    let entries = fs::read_dir(dir).map_err(|e| MmapError::io(dir, "cannot list", e))?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| is_worker_file(&e.file_name().to_string_lossy()))
+        .map(|e| e.path())
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
+impl Collector for Aggregator {
+    fn collect(&self, out: &mut Vec<FamilySnapshot>) {
+        let started = Instant::now();
+        let (snapshot, report) = match self.scrape() {
+            Ok(scraped) => scraped,
+            Err(e) => {
+                log::warn!("herd-mmap: cannot scrape: {e}");
+                (Snapshot::default(), ScrapeReport::default())
+            }
+        };
+        out.extend(snapshot.families);
+        let gauge = |name: &str, help: &str, v: f64| FamilySnapshot {
+            name: name.into(),
+            help: help.into(),
+            unit: None,
+            kind: MetricKind::Gauge,
+            series: vec![SeriesSnapshot {
+                labels: Arc::new(LabelSet::empty()),
+                value: SeriesValue::Gauge(v),
+                created: None,
+            }],
+        };
+        out.push(gauge(
+            "herd_mmap_live_processes",
+            "Processes whose metrics file is locked by a live writer.",
+            report.live_files as f64,
+        ));
+        out.push(gauge(
+            "herd_mmap_files",
+            "Metrics files read in the last scrape: live, dead and the archive.",
+            (report.live_files + report.dead_files + usize::from(report.archive)) as f64,
+        ));
+        out.push(gauge("herd_mmap_bytes", "Bytes of records across the metrics files.", report.bytes as f64));
+        out.push(gauge(
+            "herd_mmap_skipped_files",
+            "Files skipped in the last scrape because they could not be read.",
+            report.skipped.len() as f64,
+        ));
+        out.push(gauge(
+            "herd_mmap_scrape_duration_seconds",
+            "Time the last aggregation took.",
+            started.elapsed().as_secs_f64(),
+        ));
+    }
+}

@@ -1,0 +1,274 @@
+//! Compaction: dead processes' files folded into one archive, so that a directory holds
+//! O(live processes) files however many workers have come and gone. The protocol, and
+//! why no scrape can count a file twice or not at all, is in FORMAT.md ("Compaction").
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use herd_core::MetricKind;
+
+use crate::dir::{check_dir, is_worker_file, ARCHIVE, COMPACT_LOCK, WORKER_PREFIX, WORKER_SUFFIX};
+use crate::error::MmapError;
+use crate::format::{
+    encode_family, encode_folded, encode_series, gauge_mode_code, FamilyRecord, Folded, Header, FLAG_ARCHIVE,
+    HEADER_LEN,
+};
+use crate::index::Index;
+use crate::reader::{is_locked, FileReader, Merge, Refreshed};
+use crate::writer::{now_ns, random_id};
+
+/// Compact when more dead processes' files than this are waiting.
+pub(crate) const DEFAULT_COMPACT_THRESHOLD: usize = 16;
+
+/// An id stays in the archive's folded list this long after its file is gone, so that a
+/// scrape that listed the file before it was unlinked still finds it there.
+const KEEP_FOLDED_IDS: Duration = Duration::from_secs(600);
+
+/// A `.tmp` file unlocked for this long was left by a process that died while creating
+/// it.
+const STALE_TMP: Duration = Duration::from_secs(60);
+
+/// What a compaction did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CompactReport {
+    /// Another process was compacting; nothing was done.
+    pub busy: bool,
+    /// Dead processes' files folded into the archive and removed.
+    pub folded_files: usize,
+    /// Files that could not be folded (corrupt or unreadable), left in place.
+    pub skipped_files: Vec<PathBuf>,
+    /// Series in the new archive.
+    pub archive_series: usize,
+    /// Leftover `.tmp` files of processes that died while creating their file.
+    pub removed_tmp_files: usize,
+}
+
+/// Folds the files of dead processes in `dir` into its archive and removes them.
+///
+/// Safe to run at any time, from any process, beside live writers and concurrent
+/// scrapes: counters never decrease and no file is counted twice. A second compactor
+/// running at the same time returns at once with [`CompactReport::busy`] set.
+///
+/// # Errors
+///
+/// [`MmapError`] if the directory is unsafe, the current archive cannot be read (it is
+/// never overwritten then, so no total is lost), or the new archive cannot be written
+/// (the dead files then stay, and are still counted).
+pub fn compact(dir: &Path) -> Result<CompactReport, MmapError> {
+    check_dir(dir)?;
+    let Some(_lock) = lock(dir)? else { return Ok(CompactReport { busy: true, ..CompactReport::default() }) };
+    run(dir, 0)
+}
+
+/// Compacts only if more than `threshold` dead files are waiting; cheap when fewer
+/// worker files than that exist at all.
+pub(crate) fn compact_if_needed(dir: &Path, threshold: usize) -> Result<Option<CompactReport>, MmapError> {
+    let names = worker_names(dir)?;
+    if names.len() <= threshold {
+        return Ok(None);
+    }
+    let Some(_lock) = lock(dir)? else { return Ok(None) };
+    run(dir, threshold).map(Some)
+}
+
+fn run(dir: &Path, threshold: usize) -> Result<CompactReport, MmapError> {
+    let mut report = CompactReport::default();
+    let archive_path = dir.join(ARCHIVE);
+    let archive = match FileReader::refresh(None, &archive_path)? {
+        Refreshed::Vanished => None,
+        Refreshed::Read(r) => match &r.error {
+            Some(error) => return Err(MmapError::Format { path: archive_path, error: error.clone() }),
+            None => Some(*r),
+        },
+    };
+    let already: HashSet<u128> = archive.iter().flat_map(|a| a.folded.iter().map(|f| f.id)).collect();
+
+    let mut dead = Vec::new();
+    let mut present_ids = HashSet::new();
+    for name in worker_names(dir)? {
+        let path = dir.join(&name);
+        let reader = match FileReader::refresh(None, &path) {
+            Ok(Refreshed::Read(r)) => *r,
+            Ok(Refreshed::Vanished) => continue,
+            Err(_) => {
+                report.skipped_files.push(path);
+                continue;
+            }
+        };
+        present_ids.insert(reader.header.id);
+        if reader.is_live() || reader.is_archive() {
+            continue;
+        }
+        if reader.error.is_some() {
+            report.skipped_files.push(path);
+        } else if already.contains(&reader.header.id) {
+            // Folded by an earlier compaction whose unlink failed: only remove it.
+            let _ = fs::remove_file(&path);
+        } else {
+            dead.push((path, reader));
+        }
+    }
+    report.removed_tmp_files = remove_stale_tmp(dir);
+    if dead.len() <= threshold || dead.is_empty() {
+        return Ok(report);
+    }
+
+    let mut index = Index::default();
+    index.begin();
+    for reader in archive.iter().chain(dead.iter().map(|(_, r)| r)) {
+        for series in &reader.series {
+            // A dead process has no live value, and one series per dead pid would grow
+            // without bound: those gauge modes are not archived.
+            if series.family.merge == Merge::PerProcess || series.family.mode.live_only() {
+                continue;
+            }
+            if let Some(slot) = index.resolve(series) {
+                index.add(slot, reader.cells(series));
+            }
+        }
+    }
+    let now = now_ns();
+    let keep_after = now.saturating_sub(KEEP_FOLDED_IDS.as_nanos() as u64);
+    let mut folded: Vec<Folded> = archive
+        .iter()
+        .flat_map(|a| a.folded.iter().copied())
+        .filter(|f| f.at_ns >= keep_after || present_ids.contains(&f.id))
+        .collect();
+    folded.extend(dead.iter().map(|(_, r)| Folded { id: r.header.id, at_ns: now }));
+
+    let (bytes, series) = archive_bytes(&mut index, &folded, now);
+    write_archive(dir, &bytes)?;
+    report.archive_series = series;
+    for (path, _) in &dead {
+        // After the rename: a scrape that no longer finds this file finds it in the
+        // archive.
+        if fs::remove_file(path).is_ok() {
+            report.folded_files += 1;
+        }
+    }
+    Ok(report)
+}
+
+/// The bytes of a new archive: header, families, series with their folded cells, and
+/// the folded ids. Returns them and the number of series.
+fn archive_bytes(index: &mut Index, folded: &[Folded], now: u64) -> (Vec<u8>, usize) {
+    let mut out = vec![0u8; HEADER_LEN];
+    let mut series_count = 0;
+    for (id, (info, series)) in index.reached().enumerate() {
+        let id = id as u32;
+        let family = FamilyRecord {
+            id,
+            kind: info.kind,
+            gauge_mode: if info.kind == MetricKind::Gauge { gauge_mode_code(info.mode) } else { 0 },
+            cells_per_series: info.cells as u32,
+            name: info.name.to_string(),
+            help: info.help.to_string(),
+            unit: info.unit.as_deref().unwrap_or("").to_owned(),
+            label_names: info.label_names.iter().map(|n| n.to_string()).collect(),
+            buckets: info.bounds.to_vec(),
+        };
+        out.extend_from_slice(&encode_family(&family));
+        for (labels, cells) in series {
+            let const_count = labels.len().saturating_sub(info.label_names.len());
+            let (mut record, cells_at) = encode_series(id, labels.pairs(), const_count, cells.len() as u32);
+            for (i, cell) in cells.iter().enumerate() {
+                if let Some(dst) = record.get_mut(cells_at + i * 8..cells_at + i * 8 + 8) {
+                    dst.copy_from_slice(&cell.to_le_bytes());
+                }
+            }
+            out.extend_from_slice(&record);
+            series_count += 1;
+        }
+    }
+    out.extend_from_slice(&encode_folded(folded));
+    let header = Header {
+        flags: FLAG_ARCHIVE,
+        pid: std::process::id(),
+        created_ns: now,
+        committed: out.len() as u64,
+        id: random_id(),
+    };
+    out[..HEADER_LEN].copy_from_slice(&header.encode());
+    (out, series_count)
+}
+
+/// Writes `bytes` as the new archive: under a temporary name, synced, renamed over the
+/// old one, directory synced.
+fn write_archive(dir: &Path, bytes: &[u8]) -> Result<(), MmapError> {
+    let tmp = dir.join(format!("archive-{:016x}.herd.tmp", random_id() as u64));
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, dir.join(ARCHIVE))?;
+        File::open(dir)?.sync_all()
+    })();
+    result.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        MmapError::io(dir.join(ARCHIVE), "cannot write", e)
+    })
+}
+
+/// Takes the directory's compaction lock, or `None` if someone holds it.
+fn lock(dir: &Path) -> Result<Option<File>, MmapError> {
+    let path = dir.join(COMPACT_LOCK);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)
+        .map_err(|e| MmapError::io(&path, "cannot open", e))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(file)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(MmapError::io(&path, "cannot lock", e.into())),
+    }
+}
+
+/// The names of the worker files in `dir`.
+fn worker_names(dir: &Path) -> Result<Vec<String>, MmapError> {
+    let entries = fs::read_dir(dir).map_err(|e| MmapError::io(dir, "cannot list", e))?;
+    Ok(entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| is_worker_file(name))
+        .collect())
+}
+
+/// Removes worker `.tmp` files that nobody holds and that are older than a minute.
+fn remove_stale_tmp(dir: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    let mut removed = 0;
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let ours = name.starts_with(WORKER_PREFIX) && name.ends_with(&format!("{WORKER_SUFFIX}.tmp"));
+        let stale = entry
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            .is_some_and(|age| age > STALE_TMP);
+        if ours && stale {
+            let path = entry.path();
+            let unlocked = File::open(&path).is_ok_and(|f| !is_locked(&f));
+            if unlocked && fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    removed
+}

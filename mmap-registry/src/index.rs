@@ -1,0 +1,225 @@
+//! The series index: one accumulator per distinct series across all files, resolved
+//! once per (file, series), so that a scrape is a walk over cells with no hashing.
+//!
+//! Each file's series are mapped to a slot the first time the file is parsed; a scrape
+//! then starts a new round and folds every file's cells into the slots' accumulators.
+//! A slot reached by no file in a round is not reported.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use herd_core::snapshot::{
+    CounterValue, FamilySnapshot, HistogramValue, SeriesSnapshot, SeriesValue, Snapshot, SummaryValue,
+};
+use herd_core::{LabelSet, MetricKind};
+
+use crate::reader::{FamilyInfo, Merge, SeriesEntry};
+
+/// A slot's place in the index.
+pub(crate) type SlotId = u32;
+
+/// The series of one family reached in a round: labels and accumulated cells.
+pub(crate) type Reached<'a> = (&'a Arc<FamilyInfo>, Vec<(&'a Arc<LabelSet>, &'a [u64])>);
+
+struct Slot {
+    family: u32,
+    labels: Arc<LabelSet>,
+    /// Index of the slot's first accumulator cell.
+    at: usize,
+    /// The round that last reached this slot.
+    round: u64,
+}
+
+struct FamilyAgg {
+    info: Arc<FamilyInfo>,
+    by_labels: HashMap<Arc<LabelSet>, SlotId>,
+    /// The family's slots, sorted by labels when `sorted` is set.
+    slots: Vec<SlotId>,
+    sorted: bool,
+}
+
+/// Every series seen in a directory, and the running totals of the current round.
+#[derive(Default)]
+pub(crate) struct Index {
+    families: Vec<FamilyAgg>,
+    by_name: HashMap<Arc<str>, u32>,
+    slots: Vec<Slot>,
+    acc: Vec<u64>,
+    round: u64,
+}
+
+impl Index {
+    /// The slot of `series`, created on first sight; `None` if another file describes
+    /// its family differently (the first description wins and the other's series are
+    /// left out rather than mixed).
+    pub(crate) fn resolve(&mut self, series: &SeriesEntry) -> Option<SlotId> {
+        let f = match self.by_name.get(&series.family.name) {
+            Some(&f) => f,
+            None => {
+                let f = u32::try_from(self.families.len()).ok()?;
+                self.families.push(FamilyAgg {
+                    info: series.family.clone(),
+                    by_labels: HashMap::new(),
+                    slots: Vec::new(),
+                    sorted: true,
+                });
+                self.by_name.insert(series.family.name.clone(), f);
+                f
+            }
+        };
+        let family = self.families.get_mut(f as usize)?;
+        if !family.info.compatible(&series.family) {
+            return None;
+        }
+        if let Some(&slot) = family.by_labels.get(&series.labels) {
+            return Some(slot);
+        }
+        let slot = SlotId::try_from(self.slots.len()).ok()?;
+        self.slots.push(Slot { family: f, labels: series.labels.clone(), at: self.acc.len(), round: 0 });
+        self.acc.resize(self.acc.len() + family.info.cells, 0);
+        family.by_labels.insert(series.labels.clone(), slot);
+        family.slots.push(slot);
+        family.sorted = false;
+        Some(slot)
+    }
+
+    /// Starts a round: every accumulator reads as empty until a file reaches it.
+    pub(crate) fn begin(&mut self) {
+        self.round += 1;
+    }
+
+    /// Folds one file's cells of a series into its slot.
+    pub(crate) fn add(&mut self, slot: SlotId, cells: &[AtomicU64]) {
+        // Relaxed: each cell is an independent total; a scrape is a moment's reading,
+        // not a consistent cut across cells.
+        self.add_with(slot, cells.len(), |i| cells.get(i).map_or(0, |c| c.load(Ordering::Relaxed)));
+    }
+
+    fn add_with(&mut self, slot: SlotId, len: usize, cell: impl Fn(usize) -> u64) {
+        let Some(s) = self.slots.get_mut(slot as usize) else { return };
+        let Some(family) = self.families.get(s.family as usize) else { return };
+        let info = &family.info;
+        if len != info.cells {
+            return;
+        }
+        let Some(acc) = self.acc.get_mut(s.at..s.at + info.cells) else { return };
+        let first = s.round != self.round;
+        s.round = self.round;
+        if first {
+            for (i, a) in acc.iter_mut().enumerate() {
+                *a = cell(i);
+            }
+            return;
+        }
+        match info.merge {
+            // Per-process series meet only when one process had several storages, or
+            // a pid was reused: their values add up.
+            Merge::Sum | Merge::PerProcess => {
+                for ((i, a), &float) in acc.iter_mut().enumerate().zip(info.float_cells.iter()) {
+                    *a = if float {
+                        (f64::from_bits(*a) + f64::from_bits(cell(i))).to_bits()
+                    } else {
+                        a.wrapping_add(cell(i))
+                    };
+                }
+            }
+            Merge::Min | Merge::Max => {
+                let (old, new) = (f64::from_bits(acc[0]), f64::from_bits(cell(0)));
+                let replace = if info.merge == Merge::Min { new < old } else { new > old };
+                if replace || old.is_nan() {
+                    acc[0] = new.to_bits();
+                }
+            }
+            Merge::Latest => {
+                if acc.len() == 2 && cell(1) > acc[1] {
+                    acc[0] = cell(0);
+                    acc[1] = cell(1);
+                }
+            }
+        }
+    }
+
+    /// The slots reached in this round, with their accumulated cells, family by family.
+    pub(crate) fn reached(&mut self) -> impl Iterator<Item = Reached<'_>> {
+        self.sort();
+        let round = self.round;
+        let (slots, acc) = (&self.slots, &self.acc);
+        let mut order: Vec<&FamilyAgg> = self.families.iter().collect();
+        order.sort_by(|a, b| a.info.name.cmp(&b.info.name));
+        order.into_iter().filter_map(move |family| {
+            let series: Vec<_> = family
+                .slots
+                .iter()
+                .filter_map(|&id| slots.get(id as usize))
+                .filter(|s| s.round == round)
+                .filter_map(|s| Some((&s.labels, acc.get(s.at..s.at + family.info.cells)?)))
+                .collect();
+            (!series.is_empty()).then_some((&family.info, series))
+        })
+    }
+
+    /// The round's totals as a snapshot, families by name, series by labels.
+    pub(crate) fn snapshot(&mut self) -> Snapshot {
+        let families = self
+            .reached()
+            .map(|(info, series)| FamilySnapshot {
+                name: info.name.clone(),
+                help: info.help.clone(),
+                unit: info.unit.clone(),
+                kind: info.kind,
+                series: series
+                    .into_iter()
+                    .map(|(labels, cells)| SeriesSnapshot {
+                        labels: labels.clone(),
+                        value: value(info, cells),
+                        created: None,
+                    })
+                    .collect(),
+            })
+            .collect();
+        Snapshot { families }
+    }
+
+    /// How many slots the index holds, reached or not.
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn sort(&mut self) {
+        let slots = &self.slots;
+        for family in self.families.iter_mut().filter(|f| !f.sorted) {
+            family.slots.sort_by(|&a, &b| {
+                let label = |id: SlotId| slots.get(id as usize).map(|s| s.labels.rendered());
+                label(a).cmp(&label(b))
+            });
+            family.sorted = true;
+        }
+    }
+}
+
+/// A series value from accumulated cells, in herd-core's layouts (FORMAT.md, "Cell
+/// layouts").
+fn value(info: &FamilyInfo, cells: &[u64]) -> SeriesValue {
+    let int = |i: usize| cells.get(i).copied().unwrap_or(0);
+    let float = |i: usize| f64::from_bits(int(i));
+    match info.kind {
+        MetricKind::Counter => {
+            SeriesValue::Counter(CounterValue { integer: int(0), fraction: float(1), exemplar: None })
+        }
+        MetricKind::Gauge => SeriesValue::Gauge(float(0)),
+        MetricKind::Histogram => {
+            let n = info.bounds.len() + 1;
+            SeriesValue::Histogram(HistogramValue {
+                bounds: info.bounds.clone(),
+                counts: (0..n).map(int).collect(),
+                sum: float(n),
+                exemplars: Vec::new(),
+            })
+        }
+        MetricKind::Summary => {
+            SeriesValue::Summary(SummaryValue { count: int(0), sum: float(1), quantiles: Vec::new() })
+        }
+        _ => SeriesValue::Unknown(float(0)),
+    }
+}
