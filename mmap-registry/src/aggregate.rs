@@ -34,9 +34,9 @@ use crate::reader::{FileReader, Refreshed};
 /// leave out processes that have exited. Register it as a [`Collector`] in a registry,
 /// or call [`snapshot`](Aggregator::snapshot) and encode the result.
 ///
-/// When more than a threshold of dead processes' files have piled up (16 unless
-/// [`compact_threshold`](Aggregator::compact_threshold) says otherwise), a scrape
-/// first [compacts](crate::compact) them.
+/// When a scrape finds more than a threshold of dead processes' files (16 unless
+/// [`compact_threshold`](Aggregator::compact_threshold) says otherwise), it then
+/// [compacts](crate::compact) them, and later scrapes read the archive instead.
 pub struct Aggregator {
     dir: PathBuf,
     state: Mutex<State>,
@@ -215,6 +215,7 @@ impl State {
             Some(Cached { reader, slots }) => (Some(reader), slots),
             None => (None, Vec::new()),
         };
+        let identity = reader.as_ref().map(|r| r.identity);
         let reader = match FileReader::refresh(reader, path) {
             Ok(Refreshed::Read(reader)) => *reader,
             Ok(Refreshed::Vanished) => return Ok(None),
@@ -223,8 +224,9 @@ impl State {
         if let Some(e) = &reader.error {
             return Err(e.to_string());
         }
-        if slots.len() > reader.series.len() {
-            // A different file now has this path: resolve its series afresh.
+        if identity != Some(reader.identity) {
+            // A different file now has this path (a new archive): its series are laid
+            // out differently, so resolve them afresh.
             slots.clear();
         }
         for series in reader.series.get(slots.len()..).unwrap_or(&[]) {

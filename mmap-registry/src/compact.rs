@@ -104,6 +104,16 @@ fn run(dir: &Path, threshold: usize) -> Result<CompactReport, MmapError> {
         if reader.is_live() || reader.is_archive() {
             continue;
         }
+        // Dead now, so complete now: read what the writer published between our first
+        // read and its death (a live writer could still have been adding series).
+        let reader = match FileReader::refresh(Some(reader), &path) {
+            Ok(Refreshed::Read(r)) => *r,
+            Ok(Refreshed::Vanished) => continue,
+            Err(_) => {
+                report.skipped_files.push(path);
+                continue;
+            }
+        };
         if reader.error.is_some() {
             report.skipped_files.push(path);
         } else if already.contains(&reader.header.id) {

@@ -128,8 +128,14 @@ impl FileReader {
             return Err(format(FormatError::BadHeader("not a regular file")));
         }
         let file = File::open(path).map_err(|e| MmapError::io(path, "cannot open", e))?;
-        // The open file's own size: the path may have been replaced since `meta`.
-        let len = file.metadata().map_err(|e| MmapError::io(path, "cannot inspect", e))?.len();
+        // The open file's own identity and size: the path may have been replaced since
+        // `meta` (an archive renamed over), and a cached reader must never be taken for
+        // a later file that reuses the old inode number.
+        let opened = file.metadata().map_err(|e| MmapError::io(path, "cannot inspect", e))?;
+        if !opened.file_type().is_file() {
+            return Err(format(FormatError::BadHeader("not a regular file")));
+        }
+        let len = opened.len();
         if len < HEADER_LEN as u64 {
             return Err(format(FormatError::Truncated));
         }
@@ -137,7 +143,7 @@ impl FileReader {
         let map = Mapping::read_only(&file, len).map_err(|e| MmapError::io(path, "cannot map", e))?;
         let header = Header::decode(&read_bytes(map.words(), 0, HEADER_LEN), len).map_err(format)?;
         Ok(Self {
-            identity: (meta.dev(), meta.ino()),
+            identity: (opened.dev(), opened.ino()),
             file,
             map,
             header,

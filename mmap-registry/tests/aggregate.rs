@@ -262,16 +262,21 @@ fn scrapes_during_compactions_never_count_a_file_twice_or_lose_it() -> TestResul
     };
     let agg = Aggregator::new(&dir)?.compact_threshold(None);
     let (mut last, mut scrapes) = (0.0, 0);
+    let mut last_report = None;
     while !stop.load(Ordering::SeqCst) {
         let before = done.load(Ordering::SeqCst) as f64;
         let (snapshot, report) = agg.scrape()?;
         let after = done.load(Ordering::SeqCst) as f64;
         let total = counter_total(&snapshot, "work");
         assert!(report.skipped.is_empty(), "{report:?}");
-        assert!(total >= last, "a counter went down: {last} -> {total}");
+        assert!(total >= last, "a counter went down: {last} -> {total}\n{last_report:?}\n{report:?}");
         // Every finished writer is counted, and nothing beyond what was written.
-        assert!(total >= before && total <= after + 3.0, "{before} <= {total} <= {after} + 3");
+        assert!(
+            total >= before && total <= after + 3.0,
+            "{before} <= {total} <= {after} + 3\n{last_report:?}\n{report:?}"
+        );
         last = total;
+        last_report = Some(report);
         scrapes += 1;
     }
     writer.join().map_err(|_| "writer panicked")??;
