@@ -32,7 +32,7 @@ fn killed_and_respawned_workers_lose_nothing_and_count_nothing_twice() -> TestRe
     let started = Instant::now();
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path().join("metrics");
-    let mut chaos = Command::new(env!("CARGO_BIN_EXE_chaos"))
+    let chaos = Command::new(env!("CARGO_BIN_EXE_chaos"))
         .args(["--dir", &dir.to_string_lossy(), "--workers", "4", "--seconds", "6", "--seed", "7"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -123,7 +123,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 drop(write);
                 rustix::fs::fcntl_setfl(&read, rustix::fs::OFlags::NONBLOCK)?;
                 let pid = Pid::from_raw(child as i32).ok_or("bad pid")?;
-                Ok(Worker { pid, pipe: std::fs::File::from(OwnedFd::from(read)), batches: 0, last: b'd' })
+                Ok(Worker { pid, pipe: std::fs::File::from(read), batches: 0, last: b'd' })
             }
         }
     };
