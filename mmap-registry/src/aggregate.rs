@@ -170,7 +170,7 @@ impl State {
             }
         };
         let folded: HashSet<u128> =
-            archive.iter().flat_map(|a| a.reader.folded.iter().map(|f| f.id)).collect();
+            archive.iter().flat_map(|a| a.reader.parsed.folded.iter().map(|f| f.id)).collect();
 
         self.index.begin();
         for (_, cached) in &files {
@@ -183,12 +183,12 @@ impl State {
             } else {
                 report.dead_files += 1;
             }
-            report.bytes += cached.reader.parsed_to;
+            report.bytes += cached.reader.parsed.to;
             add(&mut self.index, cached, live);
         }
         if let Some(archive) = &archive {
             report.archive = true;
-            report.bytes += archive.reader.parsed_to;
+            report.bytes += archive.reader.parsed.to;
             add(&mut self.index, archive, false);
         }
         self.files.extend(files);
@@ -229,7 +229,7 @@ impl State {
             // out differently, so resolve them afresh.
             slots.clear();
         }
-        for series in reader.series.get(slots.len()..).unwrap_or(&[]) {
+        for series in reader.series().get(slots.len()..).unwrap_or(&[]) {
             slots.push(self.index.resolve(series));
         }
         Ok(Some(Cached { reader, slots }))
@@ -247,7 +247,7 @@ impl State {
 /// Folds one file's series into the index; a dead file's series of `live` gauge modes
 /// are left out.
 fn add(index: &mut Index, cached: &Cached, live: bool) {
-    for (series, slot) in cached.reader.series.iter().zip(&cached.slots) {
+    for (series, slot) in cached.reader.series().iter().zip(&cached.slots) {
         let Some(slot) = *slot else { continue };
         if !live && series.family.mode.live_only() {
             continue;

@@ -86,7 +86,7 @@ fn run(dir: &Path, threshold: usize) -> Result<CompactReport, MmapError> {
             None => Some(*r),
         },
     };
-    let already: HashSet<u128> = archive.iter().flat_map(|a| a.folded.iter().map(|f| f.id)).collect();
+    let already: HashSet<u128> = archive.iter().flat_map(|a| a.parsed.folded.iter().map(|f| f.id)).collect();
 
     let mut dead = Vec::new();
     let mut present_ids = HashSet::new();
@@ -131,7 +131,7 @@ fn run(dir: &Path, threshold: usize) -> Result<CompactReport, MmapError> {
     let mut index = Index::default();
     index.begin();
     for reader in archive.iter().chain(dead.iter().map(|(_, r)| r)) {
-        for series in &reader.series {
+        for series in reader.series() {
             // A dead process has no live value, and one series per dead pid would grow
             // without bound: those gauge modes are not archived.
             if series.family.merge == Merge::PerProcess || series.family.mode.live_only() {
@@ -146,7 +146,7 @@ fn run(dir: &Path, threshold: usize) -> Result<CompactReport, MmapError> {
     let keep_after = now.saturating_sub(KEEP_FOLDED_IDS.as_nanos() as u64);
     let mut folded: Vec<Folded> = archive
         .iter()
-        .flat_map(|a| a.folded.iter().copied())
+        .flat_map(|a| a.parsed.folded.iter().copied())
         .filter(|f| f.at_ns >= keep_after || present_ids.contains(&f.id))
         .collect();
     folded.extend(dead.iter().map(|(_, r)| Folded { id: r.header.id, at_ns: now }));

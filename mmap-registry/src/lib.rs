@@ -18,16 +18,19 @@
 
 mod aggregate;
 mod compact;
+mod decode;
 mod dir;
 mod error;
 mod format;
 mod index;
+mod protocol;
 mod reader;
 mod sys;
 mod writer;
 
 pub use aggregate::{Aggregator, ScrapeReport, SkippedFile};
 pub use compact::{compact, CompactReport};
+pub use decode::decode_file;
 pub use dir::{check_dir, claim_dir};
 pub use error::MmapError;
 pub use format::FormatError;

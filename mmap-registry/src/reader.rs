@@ -7,16 +7,14 @@ use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use herd_core::{GaugeMode, LabelSet, MetricKind};
 
 use crate::error::MmapError;
-use crate::format::{
-    decode_record, gauge_mode_from_code, record_len, Folded, FormatError, Header, Record, COMMITTED_OFFSET,
-    FLAG_ARCHIVE, HEADER_LEN,
-};
+use crate::format::{gauge_mode_from_code, Folded, FormatError, Header, Record, FLAG_ARCHIVE, HEADER_LEN};
+use crate::protocol::{self, Word};
 use crate::sys::Mapping;
 
 /// How the cells of one series from several files combine into one.
@@ -71,19 +69,94 @@ pub(crate) struct SeriesEntry {
     pub(crate) first_word: usize,
 }
 
-/// One open file, parsed up to `parsed_to`.
+/// One open file, parsed up to `parsed.to`.
 pub(crate) struct FileReader {
     pub(crate) identity: (u64, u64),
     file: File,
     map: Mapping,
     pub(crate) header: Header,
-    pub(crate) parsed_to: u64,
+    pub(crate) parsed: Parsed,
+    /// Set once the file fails a check; it is then skipped until it changes identity.
+    pub(crate) error: Option<FormatError>,
+}
+
+/// What has been parsed of a file's records so far.
+pub(crate) struct Parsed {
+    /// Bytes parsed (the header included).
+    pub(crate) to: u64,
     families: HashMap<u32, Arc<FamilyInfo>>,
     pub(crate) series: Vec<SeriesEntry>,
     /// For an archive: the worker files it holds.
     pub(crate) folded: Vec<Folded>,
-    /// Set once the file fails a check; it is then skipped until it changes identity.
-    pub(crate) error: Option<FormatError>,
+}
+
+impl Parsed {
+    pub(crate) fn new() -> Self {
+        Self { to: HEADER_LEN as u64, families: HashMap::new(), series: Vec::new(), folded: Vec::new() }
+    }
+
+    /// Parses the records between `self.to` and `committed` (already checked to lie
+    /// inside `words`). Each record is decoded from a copy, so a writer cannot change
+    /// it under us; cells are only located, never read, here.
+    pub(crate) fn parse<W: Word>(
+        &mut self,
+        words: &[W],
+        header: &Header,
+        committed: u64,
+    ) -> Result<(), FormatError> {
+        while self.to < committed {
+            let at = self.to as usize;
+            let (record, len) = protocol::read_record(words, at, committed)?;
+            let bad = |reason| FormatError::BadRecord { offset: at, reason };
+            match record {
+                Record::Padding => {}
+                Record::Family(f) => {
+                    let mode = gauge_mode_from_code(f.gauge_mode).ok_or(bad("unknown gauge mode"))?;
+                    let (id, info) = family_info(f, mode).ok_or(bad("impossible cell layout"))?;
+                    self.families.insert(id, Arc::new(info));
+                }
+                Record::Series(s) => {
+                    let family =
+                        self.families.get(&s.family).ok_or(bad("series of an unknown family"))?.clone();
+                    if s.cell_count as usize != family.cells {
+                        return Err(bad("cell count differs from the family's"));
+                    }
+                    if s.values.len() != family.label_names.len() {
+                        return Err(bad("label count differs from the family's"));
+                    }
+                    let pid = (family.merge == Merge::PerProcess).then(|| header.pid.to_string());
+                    let pairs = s
+                        .const_labels
+                        .iter()
+                        .map(|(n, v)| (n.as_str(), v.as_str()))
+                        .chain(
+                            family.label_names.iter().map(|n| &**n).zip(s.values.iter().map(String::as_str)),
+                        )
+                        .chain(pid.as_deref().map(|pid| ("pid", pid)));
+                    let labels = LabelSet::new(pairs).map_err(|_| bad("invalid or repeated label name"))?;
+                    self.series.push(SeriesEntry {
+                        family,
+                        labels: Arc::new(labels),
+                        first_word: (at + s.cells_at) / 8,
+                    });
+                }
+                Record::Folded(ids) => {
+                    if header.flags & FLAG_ARCHIVE == 0 {
+                        return Err(bad("folded ids outside an archive"));
+                    }
+                    self.folded.extend(ids);
+                }
+            }
+            self.to += len as u64;
+        }
+        Ok(())
+    }
+
+    /// The cells of `s` among `words`; empty if they lie outside (never, for a series
+    /// parsed from these words).
+    pub(crate) fn cells<'w, W>(words: &'w [W], s: &SeriesEntry) -> &'w [W] {
+        words.get(s.first_word..s.first_word + s.family.cells).unwrap_or(&[])
+    }
 }
 
 /// What [`FileReader::refresh`] found at a path.
@@ -141,16 +214,14 @@ impl FileReader {
         }
         let len = usize::try_from(len).map_err(|_| format(FormatError::BadHeader("file too large")))?;
         let map = Mapping::read_only(&file, len).map_err(|e| MmapError::io(path, "cannot map", e))?;
-        let header = Header::decode(&read_bytes(map.words(), 0, HEADER_LEN), len).map_err(format)?;
+        let header =
+            Header::decode(&protocol::read_bytes(map.words(), 0, HEADER_LEN), len).map_err(format)?;
         Ok(Self {
             identity: (opened.dev(), opened.ino()),
             file,
             map,
             header,
-            parsed_to: HEADER_LEN as u64,
-            families: HashMap::new(),
-            series: Vec::new(),
-            folded: Vec::new(),
+            parsed: Parsed::new(),
             error: None,
         })
     }
@@ -181,75 +252,25 @@ impl FileReader {
                 .map_err(|_| FormatError::BadHeader("cannot map the grown file"))?;
         }
         let committed = self.committed();
-        if committed < self.parsed_to || committed % 8 != 0 || committed as usize > self.map.words().len() * 8
+        if committed < self.parsed.to || committed % 8 != 0 || committed as usize > self.map.words().len() * 8
         {
             return Err(FormatError::BadHeader("committed length outside the file"));
         }
-        while self.parsed_to < committed {
-            let at = self.parsed_to as usize;
-            let first = read_bytes(self.map.words(), at, 8);
-            let first: [u8; 8] = first.as_slice().try_into().map_err(|_| FormatError::Truncated)?;
-            let len = record_len(first, at, (committed - self.parsed_to) as usize)?;
-            let bytes = read_bytes(self.map.words(), at, len);
-            match decode_record(&bytes, at)? {
-                Record::Padding => {}
-                Record::Family(f) => {
-                    let bad = |reason| FormatError::BadRecord { offset: at, reason };
-                    let mode = gauge_mode_from_code(f.gauge_mode).ok_or(bad("unknown gauge mode"))?;
-                    let info = family_info(f, mode).ok_or(bad("impossible cell layout"))?;
-                    self.families.insert(info.0, Arc::new(info.1));
-                }
-                Record::Series(s) => {
-                    let bad = |reason| FormatError::BadRecord { offset: at, reason };
-                    let family =
-                        self.families.get(&s.family).ok_or(bad("series of an unknown family"))?.clone();
-                    if s.cell_count as usize != family.cells {
-                        return Err(bad("cell count differs from the family's"));
-                    }
-                    if s.values.len() != family.label_names.len() {
-                        return Err(bad("label count differs from the family's"));
-                    }
-                    let pid = (family.merge == Merge::PerProcess).then(|| self.header.pid.to_string());
-                    let pairs = s
-                        .const_labels
-                        .iter()
-                        .map(|(n, v)| (n.as_str(), v.as_str()))
-                        .chain(
-                            family.label_names.iter().map(|n| &**n).zip(s.values.iter().map(String::as_str)),
-                        )
-                        .chain(pid.as_deref().map(|pid| ("pid", pid)));
-                    let labels = LabelSet::new(pairs).map_err(|_| bad("invalid or repeated label name"))?;
-                    self.series.push(SeriesEntry {
-                        family,
-                        labels: Arc::new(labels),
-                        first_word: (at + s.cells_at) / 8,
-                    });
-                }
-                Record::Folded(ids) => {
-                    if !self.is_archive() {
-                        return Err(FormatError::BadRecord {
-                            offset: at,
-                            reason: "folded ids outside an archive",
-                        });
-                    }
-                    self.folded.extend(ids);
-                }
-            }
-            self.parsed_to += len as u64;
-        }
-        Ok(())
+        self.parsed.parse(self.map.words(), &self.header, committed)
     }
 
     fn committed(&self) -> u64 {
-        // Acquire: pairs with the writer's Release store, so every record before this
-        // length is complete when we read it.
-        self.map.words().get(COMMITTED_OFFSET / 8).map_or(0, |w| w.load(Ordering::Acquire))
+        protocol::committed(self.map.words())
     }
 
-    /// The cells of `s`; empty if they lie outside the mapping (never, for a series
-    /// this reader parsed).
+    /// The cells of `s`.
     pub(crate) fn cells(&self, s: &SeriesEntry) -> &[AtomicU64] {
-        self.map.words().get(s.first_word..s.first_word + s.family.cells).unwrap_or(&[])
+        Parsed::cells(self.map.words(), s)
+    }
+
+    /// The series parsed so far.
+    pub(crate) fn series(&self) -> &[SeriesEntry] {
+        &self.parsed.series
     }
 }
 
@@ -300,15 +321,4 @@ fn family_info(f: crate::format::FamilyRecord, mode: GaugeMode) -> Option<(u32, 
         float_cells: (0..cells).map(float_at).collect(),
     };
     Some((f.id, info))
-}
-
-/// Copies `len` bytes at `at` out of shared words, loading each word atomically.
-fn read_bytes(words: &[AtomicU64], at: usize, len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len);
-    let first = at / 8;
-    for w in words.iter().skip(first).take(len.div_ceil(8)) {
-        out.extend_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }

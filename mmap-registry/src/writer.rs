@@ -20,9 +20,9 @@ use crate::compact::{compact_if_needed, DEFAULT_COMPACT_THRESHOLD};
 use crate::dir::{check_dir, WORKER_PREFIX, WORKER_SUFFIX};
 use crate::error::MmapError;
 use crate::format::{
-    encode_family, encode_padding, encode_series, gauge_mode_code, FamilyRecord, Header, COMMITTED_OFFSET,
-    HEADER_LEN,
+    encode_family, encode_padding, encode_series, gauge_mode_code, FamilyRecord, Header, HEADER_LEN,
 };
+use crate::protocol;
 use crate::sys::{self, ForkAware, Mapping};
 
 /// The first segment's size: small, since most processes hold few series.
@@ -215,25 +215,18 @@ impl Writer {
         Ok(())
     }
 
-    /// Stores `bytes` (a multiple of 8) word by word at file offset `at`, which lies in
-    /// one segment. Relaxed: nothing reads these words until `publish`.
+    /// Stores `bytes` (a multiple of 8) at file offset `at`, which lies in one segment.
+    /// Nothing reads them until `publish`.
     fn write_at(&self, at: u64, bytes: &[u8]) {
-        let Some((seg, first)) = self.locate(at) else { return };
-        let words = seg.0.words();
-        for (i, chunk) in bytes.chunks_exact(8).enumerate() {
-            let word = chunk.try_into().map_or(0, u64::from_le_bytes);
-            if let Some(w) = words.get(first + i) {
-                w.store(word, Ordering::Relaxed);
-            }
+        if let Some((seg, first)) = self.locate(at) {
+            protocol::write_words(seg.0.words(), first, bytes);
         }
     }
 
     /// Makes every record before the cursor visible to readers.
     fn publish(&self) {
-        if let Some(w) = self.segments.first().and_then(|s| s.0.words().get(COMMITTED_OFFSET / 8)) {
-            // Release: a reader that loads this length with Acquire sees every byte of
-            // every record before it.
-            w.store(self.cursor, Ordering::Release);
+        if let Some(first) = self.segments.first() {
+            protocol::publish(first.0.words(), self.cursor);
         }
     }
 

@@ -1,0 +1,171 @@
+//! Bad files over committed fixtures: each is skipped and reported with its reason,
+//! never panics, and never stops the rest of the directory from being read. The valid
+//! fixture pins format version 1: whatever the code becomes, it must still read it.
+//!
+//! `HERD_REGENERATE_FIXTURES=1 cargo test -p herd-mmap --test corruption` rewrites the
+//! fixtures from the current writer (then review the diff: the valid one must not
+//! change meaning).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use herd_core::snapshot::SeriesValue;
+use herd_core::{Buckets, GaugeMode, Registry};
+use herd_mmap::{claim_dir, decode_file, Aggregator, FormatError, MmapStorage};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// Every corrupt fixture, with the error it must produce.
+fn corrupt() -> Vec<(&'static str, FormatError)> {
+    vec![
+        ("truncated.herd", FormatError::Truncated),
+        ("bad-magic.herd", FormatError::BadMagic),
+        ("future-version.herd", FormatError::UnsupportedVersion(2)),
+        ("big-endian.herd", FormatError::WrongEndianness),
+        ("random.herd", FormatError::BadMagic),
+        ("foreign.herd", FormatError::BadMagic),
+        ("cut-record.herd", FormatError::BadRecord { offset: 0, reason: "runs past the committed length" }),
+        ("committed-past-end.herd", FormatError::BadHeader("committed length outside the file")),
+    ]
+}
+
+fn same_error(got: &FormatError, want: &FormatError) -> bool {
+    match (got, want) {
+        // The offset depends on the valid file's layout; the reason is what matters.
+        (FormatError::BadRecord { reason: a, .. }, FormatError::BadRecord { reason: b, .. }) => a == b,
+        _ => got == want,
+    }
+}
+
+#[test]
+fn the_version_1_fixture_still_reads_exactly() -> TestResult {
+    let bytes = std::fs::read(fixtures().join("valid.herd"))?;
+    let snapshot = decode_file(&bytes)?;
+    let jobs = snapshot.family("jobs").ok_or("no jobs")?;
+    let totals: Vec<(String, f64)> = jobs
+        .series
+        .iter()
+        .map(|s| {
+            let total = if let SeriesValue::Counter(c) = &s.value { c.total() } else { -1.0 };
+            (s.labels.rendered().to_owned(), total)
+        })
+        .collect();
+    assert_eq!(
+        totals,
+        vec![
+            ("instance=\"fixture\",queue=\"a \\\"quoted\\\" queue\"".to_owned(), 3.5),
+            ("instance=\"fixture\",queue=\"default\"".to_owned(), 42.0)
+        ]
+    );
+    let latency = snapshot.family("latency_seconds").ok_or("no latency")?;
+    assert_eq!(latency.unit.as_deref(), Some("seconds"));
+    assert_eq!(&*latency.help, "Time per job, in seconds.");
+    let SeriesValue::Histogram(h) = &latency.series[0].value else { return Err("not a histogram".into()) };
+    assert_eq!((h.counts.clone(), h.sum), (vec![1, 1, 1], 0.05 + 0.5 + 5.0));
+    let gauge = snapshot.family("queue_depth").ok_or("no gauge")?;
+    assert_eq!(gauge.series[0].value, SeriesValue::Gauge(7.0));
+    Ok(())
+}
+
+#[test]
+fn every_corrupt_fixture_is_an_error_saying_what_is_wrong() -> TestResult {
+    for (name, want) in corrupt() {
+        let bytes = std::fs::read(fixtures().join(name))?;
+        let got = decode_file(&bytes).err().ok_or(format!("{name} decoded"))?;
+        assert!(same_error(&got, &want), "{name}: got {got:?}, want {want:?}");
+        // Every prefix of it too: no cut may panic.
+        for cut in (0..bytes.len()).step_by(7) {
+            let _ = decode_file(&bytes[..cut]);
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_directory_with_corrupt_files_still_scrapes_the_good_ones() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    for (i, (name, _)) in corrupt().iter().enumerate() {
+        let path = dir.join(format!("w-{}-{i:016x}.herd", 100 + i));
+        std::fs::copy(fixtures().join(name), &path)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    std::fs::copy(fixtures().join("valid.herd"), dir.join("w-1-00000000000000ff.herd"))?;
+    let (snapshot, report) = Aggregator::new(&dir)?.scrape()?;
+    assert_eq!(report.skipped.len(), corrupt().len(), "{report:?}");
+    for (skipped, (name, want)) in report.skipped.iter().zip(corrupt()) {
+        let text = match want {
+            FormatError::BadRecord { reason, .. } => reason.to_owned(),
+            other => other.to_string(),
+        };
+        assert!(skipped.reason.contains(&text), "{name}: {} lacks {text:?}", skipped.reason);
+    }
+    assert_eq!(report.dead_files, 1);
+    assert!(snapshot.family("jobs").is_some(), "the valid file is still read");
+    Ok(())
+}
+
+#[test]
+fn regenerate_fixtures() -> TestResult {
+    if std::env::var_os("HERD_REGENERATE_FIXTURES").is_none() {
+        return Ok(());
+    }
+    let tmp = tempfile::tempdir()?;
+    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let storage = MmapStorage::open(&dir)?;
+    let path = storage.path();
+    let registry =
+        Registry::builder().storage(Arc::new(storage)).const_label("instance", "fixture").build()?;
+    let jobs = registry.counter("jobs_total", "Jobs done.").labels(["queue"]).register()?;
+    jobs.with_labels(["default"]).inc_by(42);
+    jobs.with_labels(["a \"quoted\" queue"]).inc_by_f64(3.5)?;
+    let latency = registry
+        .histogram("latency_seconds", "Time per job, in seconds.")
+        .unit("seconds")
+        .buckets(Buckets::new([0.1, 1.0])?)
+        .register()?;
+    for v in [0.05, 0.5, 5.0] {
+        latency.observe(v);
+    }
+    registry.gauge("queue_depth", "Jobs waiting.").multiprocess_mode(GaugeMode::Max).register()?.set(7.0);
+
+    let full = std::fs::read(&path)?;
+    let committed = u64::from_le_bytes(full[40..48].try_into()?) as usize;
+    let valid = full[..committed].to_vec();
+    let out = fixtures();
+    std::fs::write(out.join("valid.herd"), &valid)?;
+    std::fs::write(out.join("truncated.herd"), &valid[..100])?;
+    let patched = |at: usize, bytes: &[u8]| {
+        let mut v = valid.clone();
+        v[at..at + bytes.len()].copy_from_slice(bytes);
+        v
+    };
+    std::fs::write(out.join("bad-magic.herd"), patched(0, b"NOTHERD!"))?;
+    std::fs::write(out.join("future-version.herd"), patched(8, &2u32.to_le_bytes()))?;
+    std::fs::write(out.join("big-endian.herd"), patched(12, &0x0102_0304u32.to_be_bytes()))?;
+    std::fs::write(out.join("cut-record.herd"), patched(40, &((committed - 8) as u64).to_le_bytes()))?;
+    std::fs::write(
+        out.join("committed-past-end.herd"),
+        patched(40, &((committed + 8) as u64).to_le_bytes()),
+    )?;
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let random: Vec<u8> = (0..4096)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(out.join("random.herd"), random)?;
+    std::fs::write(
+        out.join("foreign.herd"),
+        "# HELP jobs_total Jobs done.\n# TYPE jobs_total counter\njobs_total 42\n".repeat(4),
+    )?;
+    Ok(())
+}
