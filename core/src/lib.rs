@@ -87,7 +87,7 @@ pub use labels::LabelSet;
 pub use metrics::{Buckets, Counter, Exemplar, Gauge, Histogram, Summary};
 pub use observe::{Observer, SeriesObserver};
 #[cfg(target_os = "linux")]
-pub use process::ProcessCollector;
+pub use process::{ProcStat, ProcessCollector};
 pub use registry::{
     Collector, LabelNames, MetricBuilder, NoLabels, Registry, RegistryBuilder, OVERFLOW_METRIC,
     STORAGE_ERRORS_METRIC,

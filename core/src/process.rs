@@ -214,41 +214,92 @@ fn boot_time() -> Option<u64> {
     Some(*BOOT_TIME.get_or_init(|| t))
 }
 
-/// The fields of `/proc/<pid>/stat` this collector uses; each is `None` when missing
-/// or malformed, so one bad field omits only the metrics it feeds.
+/// The fields of `/proc/<pid>/stat` that herd uses; each is `None` when missing or
+/// malformed, so one bad field omits only the metrics it feeds.
+///
+/// Public for multiprocess aggregators (herd-mmap), which combine several processes'.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Stat {
+#[non_exhaustive]
+pub struct ProcStat {
+    /// The process state (`R`, `S`, `Z` for a zombie, ...).
+    pub state: Option<char>,
+    /// The parent's pid.
+    pub ppid: Option<u32>,
     /// User-mode CPU time, in clock ticks.
-    utime: Option<u64>,
+    pub utime: Option<u64>,
     /// Kernel-mode CPU time, in clock ticks.
-    stime: Option<u64>,
+    pub stime: Option<u64>,
+    /// User-mode CPU time of children it has waited for, in clock ticks.
+    pub cutime: Option<u64>,
+    /// Kernel-mode CPU time of children it has waited for, in clock ticks.
+    pub cstime: Option<u64>,
     /// Threads in the process.
-    num_threads: Option<u64>,
+    pub num_threads: Option<u64>,
     /// Start time after boot, in clock ticks.
-    starttime: Option<u64>,
+    pub starttime: Option<u64>,
     /// Virtual memory size, in bytes.
-    vsize: Option<u64>,
+    pub vsize: Option<u64>,
     /// Resident set size, in pages.
-    rss: Option<u64>,
+    pub rss: Option<u64>,
+}
+
+impl ProcStat {
+    /// Reads `/proc/<pid>/stat`; `None` if the process does not exist (or is not
+    /// readable).
+    pub fn read(pid: u32) -> Option<Self> {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().map(|s| parse_stat(&s))
+    }
+
+    /// Its own CPU time, in seconds.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        ticks_to_seconds(self.utime?.saturating_add(self.stime?))
+    }
+
+    /// The CPU time of the children it has waited for, in seconds.
+    pub fn children_cpu_seconds(&self) -> Option<f64> {
+        ticks_to_seconds(self.cutime?.saturating_add(self.cstime?))
+    }
+
+    /// Its start time, in seconds since the Unix epoch.
+    pub fn start_time_seconds(&self) -> Option<f64> {
+        Some(ticks_to_seconds(self.starttime?)? + boot_time()? as f64)
+    }
+
+    /// Its resident memory, in bytes.
+    pub fn resident_bytes(&self) -> Option<u64> {
+        Some(self.rss?.saturating_mul(rustix::param::page_size() as u64))
+    }
+}
+
+/// Clock ticks as seconds; `None` if sysconf reports no tick rate (dividing by zero
+/// would export infinities).
+fn ticks_to_seconds(ticks: u64) -> Option<f64> {
+    let rate = rustix::param::clock_ticks_per_second();
+    (rate > 0).then(|| ticks as f64 / rate as f64)
 }
 
 /// Parses `/proc/<pid>/stat`.
 ///
 /// The second field, `comm`, is the executable name in parentheses and may itself hold
 /// spaces and parentheses, so fields are counted from the *last* `)`. What follows it
-/// starts at field 3 (`state`); proc(5) numbers utime 14, stime 15, num_threads 20,
-/// starttime 22, vsize 23 and rss 24.
-fn parse_stat(stat: &str) -> Stat {
-    let Some(close) = stat.rfind(')') else { return Stat::default() };
+/// starts at field 3 (`state`); proc(5) numbers ppid 4, utime 14, stime 15, cutime 16,
+/// cstime 17, num_threads 20, starttime 22, vsize 23 and rss 24.
+fn parse_stat(stat: &str) -> ProcStat {
+    let Some(close) = stat.rfind(')') else { return ProcStat::default() };
     let fields: Vec<&str> = stat[close + 1..].split_ascii_whitespace().collect();
     let field = |number: usize| fields.get(number - 3).and_then(|f| f.parse::<u64>().ok());
-    Stat {
+    ProcStat {
+        state: fields.first().and_then(|f| f.chars().next()),
+        ppid: field(4).and_then(|p| u32::try_from(p).ok()),
         utime: field(14),
         stime: field(15),
+        // cutime and cstime are signed in the kernel's format; negative parses as None.
+        cutime: field(16),
+        cstime: field(17),
         num_threads: field(20),
         starttime: field(22),
         vsize: field(23),
-        // rss is signed in the kernel's format; a negative value parses as None.
+        // rss is signed too.
         rss: field(24),
     }
 }
@@ -317,9 +368,13 @@ mod tests {
         let stat = parse_stat(STAT);
         assert_eq!(
             stat,
-            Stat {
+            ProcStat {
+                state: Some('S'),
+                ppid: Some(1),
                 utime: Some(150),
                 stime: Some(25),
+                cutime: Some(0),
+                cstime: Some(0),
                 num_threads: Some(7),
                 starttime: Some(123456),
                 vsize: Some(987654321),

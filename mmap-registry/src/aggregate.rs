@@ -41,6 +41,7 @@ pub struct Aggregator {
     dir: PathBuf,
     state: Mutex<State>,
     compact_threshold: Option<usize>,
+    process_metrics: bool,
 }
 
 #[derive(Default)]
@@ -50,6 +51,8 @@ struct State {
     index: Index,
     /// Files already reported as skipped, so each is logged once.
     logged: HashSet<(PathBuf, String)>,
+    /// The pids of the live writers seen by the last scrape.
+    live_pids: Vec<u32>,
 }
 
 /// A file and the index slot of each of its series (`None`: left out).
@@ -98,6 +101,7 @@ impl Aggregator {
             dir: dir.to_path_buf(),
             state: Mutex::new(State::default()),
             compact_threshold: Some(DEFAULT_COMPACT_THRESHOLD),
+            process_metrics: false,
         })
     }
 
@@ -106,6 +110,17 @@ impl Aggregator {
     #[must_use]
     pub fn compact_threshold(mut self, threshold: Option<usize>) -> Self {
         self.compact_threshold = threshold;
+        self
+    }
+
+    /// Also reports process metrics (CPU, memory, file descriptors, threads, start
+    /// time) for the whole service, read from `/proc` at each scrape; CPU time stays
+    /// counted after a worker exits. Off by default, so that a worker that already
+    /// registers herd-core's `ProcessCollector` does not report them twice. The
+    /// semantics are stated in the crate's README ("Process metrics").
+    #[must_use]
+    pub fn process_metrics(mut self, on: bool) -> Self {
+        self.process_metrics = on;
         self
     }
 
@@ -131,7 +146,11 @@ impl Aggregator {
     /// [`MmapError`] if the directory cannot be listed.
     pub fn scrape(&self) -> Result<(Snapshot, ScrapeReport), MmapError> {
         let mut state = self.state.lock();
-        let (snapshot, report) = state.scrape(&self.dir)?;
+        let (mut snapshot, report) = state.scrape(&self.dir)?;
+        if self.process_metrics {
+            snapshot.families.extend(crate::process::families(&state.live_pids));
+            snapshot.sort();
+        }
         if let Some(threshold) = self.compact_threshold {
             if report.dead_files > threshold {
                 drop(state);
@@ -173,6 +192,7 @@ impl State {
             archive.iter().flat_map(|a| a.reader.parsed.folded.iter().map(|f| f.id)).collect();
 
         self.index.begin();
+        self.live_pids.clear();
         for (_, cached) in &files {
             if folded.contains(&cached.reader.header.id) {
                 continue;
@@ -180,6 +200,7 @@ impl State {
             let live = cached.reader.is_live();
             if live {
                 report.live_files += 1;
+                self.live_pids.push(cached.reader.header.pid);
             } else {
                 report.dead_files += 1;
             }

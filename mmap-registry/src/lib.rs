@@ -23,6 +23,7 @@ mod dir;
 mod error;
 mod format;
 mod index;
+mod process;
 mod protocol;
 mod reader;
 mod sys;

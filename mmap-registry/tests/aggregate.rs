@@ -304,3 +304,38 @@ fn a_corrupt_archive_is_reported_and_never_overwritten() -> TestResult {
     assert!(report.skipped[0].reason.contains("shorter") || report.skipped[0].reason.contains("magic"));
     Ok(())
 }
+
+#[test]
+fn process_metrics_cover_the_service_and_keep_an_exited_childs_cpu() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let _live = registry(&dir)?;
+    let agg = Aggregator::new(&dir)?.process_metrics(true);
+    let read = |name: &str| -> Result<f64, Box<dyn std::error::Error>> {
+        let snapshot = agg.snapshot()?;
+        let family = snapshot.family(name).ok_or(format!("no {name}"))?;
+        Ok(match &family.series[0].value {
+            SeriesValue::Counter(c) => c.total(),
+            SeriesValue::Gauge(g) => *g,
+            other => return Err(format!("{name}: {other:?}").into()),
+        })
+    };
+    assert!(read("process_resident_memory_bytes")? > 0.0);
+    assert!(read("process_threads")? >= 1.0);
+    assert!(read("process_open_fds")? >= 3.0);
+    assert!(read("process_start_time_seconds")? > 1.6e9);
+
+    // A child of the live root burns CPU and exits; once reaped its time is the root's
+    // children's time, so the total never drops and ends above where it started.
+    let before = read("process_cpu_seconds_total")?;
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"])
+        .spawn()?;
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let during = read("process_cpu_seconds_total")?;
+    child.wait()?;
+    let after = read("process_cpu_seconds_total")?;
+    assert!(before <= during && during <= after, "{before} <= {during} <= {after}");
+    assert!(after > before, "the child's CPU time is counted: {before} -> {after}");
+    Ok(())
+}

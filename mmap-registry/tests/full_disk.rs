@@ -62,7 +62,11 @@ fn a_full_disk_degrades_to_counted_drops_never_a_crash() -> TestResult {
     };
     let dir = claim_dir(&mount.join("metrics"))?;
     let registry = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
-    let requests = registry.counter("requests_total", "Requests.").labels(["id"]).cardinality_limit(50_000).register()?;
+    let requests = registry
+        .counter("requests_total", "Requests.")
+        .labels(["id"])
+        .cardinality_limit(50_000)
+        .register()?;
     // Far more series than 512 KiB can hold: the file stops growing part-way.
     for i in 0..20_000u32 {
         requests.with_labels([&format!("{i:05}")]).inc();
@@ -77,7 +81,12 @@ fn a_full_disk_degrades_to_counted_drops_never_a_crash() -> TestResult {
     // In-process, every series still counts (on private cells where the file was full).
     let in_process: f64 = own
         .family("requests")
-        .map(|f| f.series.iter().map(|s| if let SeriesValue::Counter(c) = &s.value { c.total() } else { 0.0 }).sum())
+        .map(|f| {
+            f.series
+                .iter()
+                .map(|s| if let SeriesValue::Counter(c) = &s.value { c.total() } else { 0.0 })
+                .sum()
+        })
         .unwrap_or(0.0);
     assert_eq!(in_process, 20_000.0);
 
@@ -87,7 +96,12 @@ fn a_full_disk_degrades_to_counted_drops_never_a_crash() -> TestResult {
     let stored = snapshot.family("requests").map_or(0, |f| f.series.len());
     let in_file: f64 = snapshot
         .family("requests")
-        .map(|f| f.series.iter().map(|s| if let SeriesValue::Counter(c) = &s.value { c.total() } else { 0.0 }).sum())
+        .map(|f| {
+            f.series
+                .iter()
+                .map(|s| if let SeriesValue::Counter(c) = &s.value { c.total() } else { 0.0 })
+                .sum()
+        })
         .unwrap_or(0.0);
     assert!(stored > 100 && stored < 20_000, "{stored} series stored");
     assert_eq!(in_file, stored as f64);
