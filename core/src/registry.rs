@@ -521,7 +521,7 @@ impl Registry {
         limit: Option<usize>,
     ) -> Result<Arc<FamilyCore<M>>, RegistryError> {
         let full = self.family_name(&name, M::KIND)?;
-        self.check_labels::<M>(&full, &label_names)?;
+        self.check_labels::<M>(&full, &label_names, M::gauge_mode(&config))?;
         if let Some(unit) = &unit {
             let valid = !unit.is_empty()
                 && unit.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
@@ -562,10 +562,18 @@ impl Registry {
         Ok(core)
     }
 
-    fn check_labels<M: Metric>(&self, name: &str, labels: &[Arc<str>]) -> Result<(), RegistryError> {
+    fn check_labels<M: Metric>(
+        &self,
+        name: &str,
+        labels: &[Arc<str>],
+        mode: GaugeMode,
+    ) -> Result<(), RegistryError> {
         let reserved = match M::KIND {
             MetricKind::Histogram => Some(("le", "is reserved for histogram buckets")),
             MetricKind::Summary => Some(("quantile", "is reserved for summary quantiles")),
+            MetricKind::Gauge if mode.per_process() => {
+                Some(("pid", "is added by multiprocess aggregation in this gauge mode"))
+            }
             _ => None,
         };
         for (i, label) in labels.iter().enumerate() {

@@ -54,6 +54,13 @@ fn types_reserve_their_labels() -> TestResult {
     );
     // `le` is an ordinary label elsewhere.
     assert!(r.gauge("g", "g").labels(["le"]).register().is_ok());
+    // Per-process gauges get a `pid` label from multiprocess aggregation; others may
+    // have their own.
+    let err = r.gauge("per_pid", "g").labels(["pid"]).register().err();
+    assert!(matches!(err, Some(RegistryError::ReservedLabel { ref label, .. }) if label == "pid"), "{err:?}");
+    let summed =
+        r.gauge("summed", "g").labels(["pid"]).multiprocess_mode(herd_core::GaugeMode::Sum).register();
+    assert!(summed.is_ok());
     let with_const = Registry::builder().const_label("service", "api").build()?;
     assert!(matches!(
         with_const.counter("c_total", "c").labels(["service"]).register(),
