@@ -206,10 +206,8 @@ impl Line {
     /// The same pairs, those named in `first` leading in that order, the others after
     /// them in their present order.
     pub fn ordered(&self, first: &[&str]) -> Line {
-        let mut pairs: Vec<(String, String)> = first
-            .iter()
-            .filter_map(|key| self.pairs.iter().find(|(k, _)| k == key).cloned())
-            .collect();
+        let mut pairs: Vec<(String, String)> =
+            first.iter().filter_map(|key| self.pairs.iter().find(|(k, _)| k == key).cloned()).collect();
         pairs.extend(self.pairs.iter().filter(|(k, _)| !first.contains(&k.as_str())).cloned());
         Line { pairs }
     }
@@ -256,7 +254,8 @@ pub const PEERS: [&str; 2] = ["python", "ruby"];
 /// `<peer>_bytes` already in it. Each is the peer's figure over herd's: how many times
 /// faster or smaller herd is.
 pub fn add_ratios(line: &mut Line, peer: &str) {
-    let (Some(ms), Some(bytes)) = (line.get_f64(&format!("{peer}_ms")), line.get_f64(&format!("{peer}_bytes")))
+    let (Some(ms), Some(bytes)) =
+        (line.get_f64(&format!("{peer}_ms")), line.get_f64(&format!("{peer}_bytes")))
     else {
         return;
     };
@@ -366,8 +365,12 @@ pub fn parse_scaling_csv(text: &str) -> Result<Vec<ScalingPoint>, String> {
         for (name, cell) in header.iter().zip(&cells) {
             match *name {
                 "axis" => p.axis = (*cell).to_owned(),
-                "workers" => p.workers = cell.parse().map_err(|e| format!("CSV line {}: workers: {e}", n + 2))?,
-                "series" => p.series = cell.parse().map_err(|e| format!("CSV line {}: series: {e}", n + 2))?,
+                "workers" => {
+                    p.workers = cell.parse().map_err(|e| format!("CSV line {}: workers: {e}", n + 2))?
+                }
+                "series" => {
+                    p.series = cell.parse().map_err(|e| format!("CSV line {}: series: {e}", n + 2))?
+                }
                 "note" => p.note = (*cell).to_owned(),
                 key if !cell.is_empty() => p.line.set(key, cell),
                 _ => {}
@@ -392,7 +395,7 @@ const CURVES: [(&str, &str, &str, bool); 4] = [
 pub fn scaling_svg(points: &[ScalingPoint]) -> String {
     let (panel_w, panel_h, margin) = (420.0, 300.0, 60.0);
     let width = 2.0 * (panel_w + margin) + margin;
-    let height = panel_h + 2.0 * margin + 70.0;
+    let height = panel_h + 2.0 * margin + 30.0;
     let mut out = String::new();
     let _ = write!(
         out,
@@ -416,7 +419,11 @@ pub fn scaling_svg(points: &[ScalingPoint]) -> String {
         let xval = |p: &ScalingPoint| if *axis == "workers" { p.workers as f64 } else { p.series as f64 };
         ps.sort_by(|a, b| xval(a).total_cmp(&xval(b)));
         let fixed = match (axis, ps.first()) {
-            (&"workers", Some(p)) => format!("{} counter + {} histogram series per worker", p.series, p.series / 10),
+            (&"workers", Some(p)) => format!(
+                "{} counter + {} histogram series per worker",
+                format_count(p.series as f64),
+                format_count((p.series / 10) as f64)
+            ),
             (_, Some(p)) => format!("{} workers", p.workers),
             _ => "not measured".to_owned(),
         };
@@ -468,7 +475,7 @@ pub fn scaling_svg(points: &[ScalingPoint]) -> String {
         let _ = writeln!(
             out,
             "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n\
-             <text x=\"{}\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 {} {})\">scrape time (ms, log)</text>",
+             <text x=\"{}\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 {} {})\">scrape time (log)</text>",
             x0 + panel_w / 2.0,
             y0 + panel_h + 34.0,
             if *axis == "workers" { "worker processes (log)" } else { "counter series per worker (log)" },
@@ -498,10 +505,10 @@ pub fn scaling_svg(points: &[ScalingPoint]) -> String {
         }
     }
     // The legend, under both panels.
-    let ly = margin + panel_h + 56.0;
-    for (i, (_, label, colour, dashed)) in CURVES.iter().enumerate() {
-        let lx = margin + i as f64 * 235.0;
-        let dash = if *dashed { " stroke-dasharray=\"5,4\"" } else { "" };
+    let ly = margin + panel_h + 60.0;
+    let mut lx = margin;
+    for (_, label, colour, dashed) in CURVES {
+        let dash = if dashed { " stroke-dasharray=\"5,4\"" } else { "" };
         let _ = writeln!(
             out,
             "<line x1=\"{lx}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"{colour}\" stroke-width=\"2\"{dash}/>\
@@ -510,6 +517,8 @@ pub fn scaling_svg(points: &[ScalingPoint]) -> String {
             lx + 30.0,
             ly + 4.0
         );
+        // About 7 px per character at 12 px sans-serif, then a gap.
+        lx += 30.0 + 7.0 * label.chars().count() as f64 + 30.0;
     }
     out.push_str("</svg>\n");
     out
@@ -518,8 +527,8 @@ pub fn scaling_svg(points: &[ScalingPoint]) -> String {
 fn format_ms_tick(ms: f64) -> String {
     match ms {
         v if v >= 1000.0 => format!("{} s", v / 1000.0),
-        v if v >= 1.0 => format!("{v}"),
-        v => format!("{}", (v * 1e6).round() / 1e6),
+        v if v >= 1.0 => format!("{v} ms"),
+        v => format!("{} µs", (v * 1e3).round()),
     }
 }
 
@@ -540,7 +549,10 @@ mod tests {
     fn label_values_are_distinct_and_realistic() {
         let sets: HashSet<[String; 3]> = (0..10_000).map(label_values).collect();
         assert_eq!(sets.len(), 10_000);
-        assert_eq!(label_values(0), ["GET".to_owned(), "/api/v1/resource_000/{id}".to_owned(), "200".to_owned()]);
+        assert_eq!(
+            label_values(0),
+            ["GET".to_owned(), "/api/v1/resource_000/{id}".to_owned(), "200".to_owned()]
+        );
         assert_eq!(
             label_values(37),
             ["PUT".to_owned(), "/api/v1/resource_001/{id}".to_owned(), "201".to_owned()]
@@ -583,7 +595,10 @@ mod tests {
         assert!(text.starts_with("herd_cold_ms=20.0000 herd_steady_ms=2.0000 herd_bytes=1000 "), "{text}");
         let back = Line::parse(&text);
         let ordered = line.ordered(&KEY_ORDER).to_string();
-        assert!(ordered.contains("python_bytes=10000 steady_vs_python=1500.00 bytes_vs_python=10.00 cold_vs"), "{ordered}");
+        assert!(
+            ordered.contains("python_bytes=10000 steady_vs_python=1500.00 bytes_vs_python=10.00 cold_vs"),
+            "{ordered}"
+        );
         assert_eq!(back, line);
         assert_eq!(back.get_f64("steady_vs_python"), Some(1500.0));
         assert_eq!(back.get_f64("cold_vs_python"), Some(150.0));
@@ -596,7 +611,8 @@ mod tests {
         let mut a = ScalingPoint { axis: "workers".into(), workers: 1, series: 1000, ..Default::default() };
         a.line.set("herd_steady_ms", "0.5");
         a.line.set("python_ms", "12");
-        let mut b = ScalingPoint { axis: "series".into(), workers: 32, series: 100_000, ..Default::default() };
+        let mut b =
+            ScalingPoint { axis: "series".into(), workers: 32, series: 100_000, ..Default::default() };
         b.line.set("herd_steady_ms", "40");
         b.note = "python skipped, predicted 90 s".into();
         let csv = scaling_csv(&[a.clone(), b.clone()]);
@@ -610,7 +626,8 @@ mod tests {
         let points: Vec<ScalingPoint> = [1, 2, 4]
             .iter()
             .map(|&w| {
-                let mut p = ScalingPoint { axis: "workers".into(), workers: w, series: 1000, ..Default::default() };
+                let mut p =
+                    ScalingPoint { axis: "workers".into(), workers: w, series: 1000, ..Default::default() };
                 p.line.set_f64("herd_steady_ms", w as f64 * 0.1);
                 p.line.set_f64("python_ms", w as f64 * 100.0);
                 p

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p herd-benches --bin scrape-compare -- --workers 32 --series 10000 \
-//!     [--peers python,ruby|none] [--iterations 20] [--peer-runs 5]
+//!     [--peers python,ruby|none] [--iterations 20] [--cold-runs 5] [--peer-runs 5]
 //! cargo run --release -p herd-benches --bin scrape-compare -- --scaling [--csv F] [--svg F]
 //! ```
 //!
@@ -14,11 +14,13 @@
 //! series), says so, and then stays alive, its file live, until the measurement is
 //! over. Then:
 //!
-//! - `herd_cold_ms`: a new `Aggregator` + its first snapshot + text 0.0.4 encoding.
-//!   "Cold" means a new aggregator with nothing parsed yet; the files are in the page
+//! - `herd_cold_ms`: a new `Aggregator` + its first snapshot + text 0.0.4 encoding,
+//!   the median of `--cold-runs` (5) such scrapes, each by a new aggregator.
+//!   "Cold" means an aggregator with nothing parsed yet; the files are in the page
 //!   cache, as they are on a server that just wrote them.
-//! - `herd_steady_ms`: the median of `--iterations` (snapshot + encode) on that same
-//!   aggregator, each into a new buffer; `herd_steady_mad_ms` is their spread.
+//! - `herd_steady_ms`: the median of `--iterations` (20) (snapshot + encode) on the
+//!   last of those aggregators, each into a new buffer; `herd_steady_mad_ms` and
+//!   `herd_cold_mad_ms` are the spreads (median absolute deviations).
 //! - `herd_bytes`: the disk space of the directory's files, the sum of `st_blocks *
 //!   512` (allocated blocks, not apparent size), measured the same way for the peers;
 //!   `herd_apparent_bytes` is the sum of the files' lengths, for reference.
@@ -59,7 +61,7 @@ use herd_mmap::{claim_dir, Aggregator, MmapStorage};
 type BoxError = Box<dyn Error>;
 
 const USAGE: &str = "usage: scrape-compare [--workers N] [--series N] [--peers python,ruby|none] \
-                     [--iterations N] [--peer-runs N] [--scaling [--csv FILE] [--svg FILE]]";
+                     [--iterations N] [--cold-runs N] [--peer-runs N] [--scaling [--csv FILE] [--svg FILE]]";
 
 /// Workers on the workers curve of `--scaling`.
 const SCALING_WORKERS: [usize; 7] = [1, 2, 4, 8, 16, 32, 64];
@@ -74,6 +76,7 @@ struct Args {
     /// `None`: whichever peers are installed.
     peers: Option<Vec<String>>,
     iterations: usize,
+    cold_runs: usize,
     peer_runs: usize,
     scaling: bool,
     csv: PathBuf,
@@ -87,6 +90,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         series: 10_000,
         peers: None,
         iterations: 20,
+        cold_runs: 5,
         peer_runs: 5,
         scaling: false,
         csv: manifest.join("scaling.csv"),
@@ -104,6 +108,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--workers" => args.workers = number(value()?)?,
             "--series" => args.series = number(value()?)?,
             "--iterations" => args.iterations = number(value()?)?,
+            "--cold-runs" => args.cold_runs = number(value()?)?,
             "--peer-runs" => args.peer_runs = number(value()?)?,
             "--peers" => {
                 let list = value()?;
@@ -236,24 +241,38 @@ impl Drop for Workers {
 }
 
 /// herd's figures for one configuration, as line keys.
-fn measure_herd(workers: usize, series: usize, iterations: usize) -> Result<Line, BoxError> {
+fn measure_herd(
+    workers: usize,
+    series: usize,
+    cold_runs: usize,
+    iterations: usize,
+) -> Result<Line, BoxError> {
     let temp = tempfile::Builder::new().prefix("herd-scrape-").tempdir()?;
     let dir = claim_dir(temp.path())?;
     let (pool, increments, observations) = Workers::start(&dir, workers, series)?;
     let bytes = disk_bytes(&dir)?;
     let apparent = scrape::apparent_bytes(&dir)?;
 
-    let start = Instant::now();
-    let aggregator = Aggregator::new(&dir)?;
-    let snapshot = aggregator.snapshot()?;
-    let mut body = Vec::new();
-    herd_core::encode(&snapshot, Format::Text, &mut body);
-    let cold = start.elapsed();
-
-    check(&snapshot, series, increments, observations)?;
+    let mut colds = Vec::with_capacity(cold_runs);
+    let mut aggregator = None;
+    for _ in 0..cold_runs {
+        let start = Instant::now();
+        let fresh = Aggregator::new(&dir)?;
+        let snapshot = fresh.snapshot()?;
+        let mut body = Vec::new();
+        herd_core::encode(&snapshot, Format::Text, &mut body);
+        colds.push(start.elapsed().as_secs_f64() * 1e3);
+        if aggregator.is_none() {
+            check(&snapshot, series, increments, observations)?;
+        }
+        aggregator = Some(fresh);
+    }
+    let aggregator = aggregator.ok_or("no cold scrape")?;
     let (_, report) = aggregator.scrape()?;
     if report.live_files != workers || report.dead_files != 0 || !report.skipped.is_empty() {
-        return Err(format!("expected {workers} live files and nothing else, the scrape saw {report:?}").into());
+        return Err(
+            format!("expected {workers} live files and nothing else, the scrape saw {report:?}").into()
+        );
     }
 
     let mut times = Vec::with_capacity(iterations);
@@ -268,11 +287,13 @@ fn measure_herd(workers: usize, series: usize, iterations: usize) -> Result<Line
     pool.finish()?;
 
     let mut line = Line::default();
-    line.set_f64("herd_cold_ms", cold.as_secs_f64() * 1e3);
+    line.set_f64("herd_cold_ms", scrape::median(&colds));
     line.set_f64("herd_steady_ms", scrape::median(&times));
     line.set("herd_bytes", bytes);
     line.set_f64("herd_steady_mad_ms", scrape::mad(&times));
     line.set("herd_apparent_bytes", apparent);
+    line.set_f64("herd_cold_mad_ms", scrape::mad(&colds));
+    line.set("cold_runs", cold_runs);
     line.set("iterations", iterations);
     line.set("workers", workers);
     line.set("series", series);
@@ -422,13 +443,15 @@ fn note_version(line: &Line, peer: &str) {
     let key = format!("{peer}_version");
     match line.get(&key) {
         Some(v) if v.starts_with(expected) => {}
-        other => eprintln!("scrape-compare: note: {peer} library version {other:?}, the issue's figures are for {expected}x"),
+        other => eprintln!(
+            "scrape-compare: note: {peer} library version {other:?}, the issue's figures are for {expected}x"
+        ),
     }
 }
 
 fn run_once(args: &Args) -> Result<(), BoxError> {
     let peers = choose_peers(args)?;
-    let mut line = measure_herd(args.workers, args.series, args.iterations)?;
+    let mut line = measure_herd(args.workers, args.series, args.cold_runs, args.iterations)?;
     for peer in &peers {
         let (peer_line, _) =
             run_peer(peer, args.workers, args.series, args.peer_runs, Duration::from_secs(600))?;
@@ -444,7 +467,12 @@ fn run_scaling(args: &Args) -> Result<(), BoxError> {
     let peers = choose_peers(args)?;
     let mut points: Vec<ScalingPoint> = SCALING_WORKERS
         .iter()
-        .map(|&w| ScalingPoint { axis: "workers".into(), workers: w, series: args.series, ..Default::default() })
+        .map(|&w| ScalingPoint {
+            axis: "workers".into(),
+            workers: w,
+            series: args.series,
+            ..Default::default()
+        })
         .chain(SCALING_SERIES.iter().map(|&s| ScalingPoint {
             axis: "series".into(),
             workers: args.workers,
@@ -457,10 +485,12 @@ fn run_scaling(args: &Args) -> Result<(), BoxError> {
     configs.sort_by_key(|&(w, s)| (w * s, w));
     configs.dedup();
     let mut secs_per_series: Vec<Option<f64>> = vec![None; peers.len()];
+    // Fewer repeats than the single comparison, to keep the whole curve affordable.
     let peer_runs = args.peer_runs.min(3);
+    let cold_runs = args.cold_runs.min(3);
     for (workers, series) in configs {
         eprintln!("scrape-compare: scaling point {workers} workers x {series} series");
-        let mut line = measure_herd(workers, series, args.iterations)?;
+        let mut line = measure_herd(workers, series, cold_runs, args.iterations)?;
         let mut notes = Vec::new();
         let cells = (workers * series) as f64;
         for (peer, rate) in peers.iter().zip(&mut secs_per_series) {
