@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Runs the herd-vs-peers criterion suites, then regenerates benches/RESULTS.md.
+# Runs the herd-vs-peers criterion suites and the multiprocess scrape comparison
+# (benches/scrape-compare.sh: herd-mmap beside Python prometheus_client and GitLab's
+# prometheus-client-mmap, installed first if missing, then its scaling curves), then
+# regenerates benches/RESULTS.md, benches/scaling.csv and benches/scaling.svg.
 # Extra arguments are passed to criterion (e.g. `bash benches/run.sh labelled_inc`).
-# Takes about two minutes on 2 cores once compiled. Run it on an otherwise idle
+# Takes about fifteen minutes on 2 cores once compiled. Run it on an otherwise idle
 # machine: with 2 cores, any other busy process moves single-digit-ns results by 20%.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -12,5 +15,13 @@ if [[ -r /proc/loadavg ]]; then
     echo "load average before the run: ${HERD_BENCH_LOADAVG}" >&2
 fi
 
+target_dir="${CARGO_TARGET_DIR:-target}"
+mkdir -p "$target_dir/herd-bench"
+scrape_line="$target_dir/herd-bench/scrape-compare.txt"
+# A line from an earlier run must not pass for this one's.
+rm -f "$scrape_line"
+
 cargo bench -p herd-benches --bench hot_path --bench encode -- "$@"
-cargo run --release -p herd-benches --bin bench-report
+bash benches/scrape-compare.sh --workers 32 --series 10000 | tee "$scrape_line"
+bash benches/scrape-compare.sh --scaling --workers 32 --series 10000
+cargo run --release -p herd-benches --bin bench-report -- --scrape "$scrape_line"

@@ -4,6 +4,8 @@
 //!
 //! - [`fixtures`]: label sets, observation values and the encode workload.
 //! - [`report`]: reading `target/criterion`, checking targets, rendering Markdown.
+//! - [`scrape`]: the multiprocess scrape comparison with Python's and Ruby's clients
+//!   (`scrape-compare`), its result line and scaling curves.
 //!
 //! Run everything with `bash benches/run.sh`. A new suite (mmap scrape, middleware,
 //! statsd) adds its groups to [`report::GROUPS`] and any targets to
@@ -11,3 +13,4 @@
 
 pub mod fixtures;
 pub mod report;
+pub mod scrape;

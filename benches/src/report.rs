@@ -16,6 +16,8 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
 
+use crate::scrape::{Line, ScalingPoint, SCRAPE_TARGETS};
+
 /// One benchmark's estimates, in nanoseconds per iteration.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Estimate {
@@ -412,8 +414,37 @@ fn target_line(t: &Target, results: &Results) -> String {
     }
 }
 
+/// The scrape comparison's share of the report: `scrape-compare`'s line and the
+/// scaling curves, from the same run as the criterion suites.
+#[derive(Debug, Clone, Default)]
+pub struct ScrapeInputs {
+    /// The line of `scrape-compare --workers 32 --series 10000`, if it ran.
+    pub line: Option<Line>,
+    /// The points of `scrape-compare --scaling`, if it ran.
+    pub scaling: Vec<ScalingPoint>,
+    /// Where the plot of the curves is, relative to `RESULTS.md`.
+    pub plot: Option<String>,
+}
+
+/// The outcome of a scrape target: `Ok((met, ratio))` with the ratio peer over herd,
+/// or why it was not measured.
+pub fn evaluate_scrape(
+    target: &crate::scrape::ScrapeTarget,
+    line: Option<&Line>,
+) -> Result<(bool, f64), String> {
+    let line = line.ok_or("scrape-compare did not run")?;
+    let ratio = line.get_f64(target.key).ok_or_else(|| format!("no {} in the scrape line", target.key))?;
+    Ok((ratio >= target.min, ratio))
+}
+
 /// Renders the whole report.
-pub fn render(machine: &Machine, results: &Results, groups: &[Group], targets: &[Target]) -> String {
+pub fn render(
+    machine: &Machine,
+    results: &Results,
+    groups: &[Group],
+    targets: &[Target],
+    scrape: &ScrapeInputs,
+) -> String {
     let mut out = String::new();
     let _ = write!(
         out,
@@ -445,6 +476,16 @@ pub fn render(machine: &Machine, results: &Results, groups: &[Group], targets: &
         };
         let _ = writeln!(out, "| {} | {result} | {ratio} |", t.claim);
     }
+    for t in &SCRAPE_TARGETS {
+        let (result, ratio) = match evaluate_scrape(t, scrape.line.as_ref()) {
+            Ok((met, ratio)) => (
+                if met { "met" } else { "**missed**" }.to_owned(),
+                format!("{} (vs {})", sig3(1.0 / ratio), t.key.rsplit('_').next().unwrap_or(t.key)),
+            ),
+            Err(_) => ("not measured".to_owned(), "–".to_owned()),
+        };
+        let _ = writeln!(out, "| {} | {result} | {ratio} |", t.claim);
+    }
     out.push('\n');
     for g in groups {
         let _ = write!(out, "## `{}` — {}\n\n{}\n\n", g.name, g.title, g.about);
@@ -463,6 +504,7 @@ pub fn render(machine: &Machine, results: &Results, groups: &[Group], targets: &
             out.push('\n');
         }
     }
+    render_scrape(&mut out, scrape);
     for (name, group) in results.iter().filter(|(n, _)| !groups.iter().any(|g| g.name == n.as_str())) {
         let _ = write!(out, "## `{name}`\n\n");
         let reference =
@@ -474,6 +516,160 @@ pub fn render(machine: &Machine, results: &Results, groups: &[Group], targets: &
         out.pop();
     }
     out
+}
+
+/// What the scrape section says about the workload and the figures.
+const SCRAPE_ABOUT: &str = "W worker processes each hold S series of the counter \
+    `http_requests_total` and S/10 of the histogram `http_request_duration_seconds` (the 11 \
+    default buckets), labelled method (5 values), route (`/api/v1/resource_NNN/{id}`) and \
+    status (6 values), each series incremented or observed once: what a RED middleware leaves \
+    behind. herd's workers are separate processes (this program started again) that keep their \
+    files live during the measurement; the peers fork theirs (`benches/peers/`). Every run checks \
+    that each library's aggregate holds exactly W x S increments and W x S/10 observations over \
+    the expected series. **herd cold**: a new `Aggregator` + first snapshot + text encoding \
+    (median of fresh aggregators); **herd steady**: snapshot + encode again on the same \
+    aggregator (median of 20). Python: a new `CollectorRegistry` with `MultiProcessCollector` + \
+    `generate_latest`; Ruby: `Formats::Text.marshal_multiprocess(dir)`; neither keeps state \
+    between scrapes, so their every scrape is cold (median of 5). **Bytes on disk** is the sum \
+    of the files' allocated blocks (`st_blocks * 512`); the apparent size (file lengths, holes \
+    included) is shown beside it. \"Faster / smaller by\" is the peer's figure over herd's.";
+
+fn render_scrape(out: &mut String, scrape: &ScrapeInputs) {
+    let _ = write!(out, "## Multiprocess scrape — herd-mmap vs Python and Ruby\n\n{SCRAPE_ABOUT}\n\n");
+    let Some(line) = &scrape.line else {
+        out.push_str("_Not measured in this run._\n\n");
+        render_scaling(out, scrape);
+        return;
+    };
+    let (workers, series) = (line.get_f64("workers"), line.get_f64("series"));
+    if let (Some(w), Some(s)) = (workers, series) {
+        let _ = write!(
+            out,
+            "Reproduce: `cargo run --release -p herd-benches --bin scrape-compare -- --workers {w} --series {s}` \
+             (or `bash benches/scrape-compare.sh`, which installs the peers first).\n\n"
+        );
+    }
+    // Series per worker file, histograms counted once each.
+    let cells = workers.zip(series).map(|(w, s)| w * (s + (s / 10.0).floor()));
+    let ms = |key: &str| line.get_f64(key).map_or_else(|| "–".to_owned(), |v| format_ns(v * 1e6));
+    let bytes = |key: &str| line.get_f64(key).map_or_else(|| "–".to_owned(), format_bytes);
+    let per_series = |key: &str| match (line.get_f64(key), cells) {
+        (Some(b), Some(c)) if c > 0.0 => format!("{} B", sig3(b / c)),
+        _ => "–".to_owned(),
+    };
+    let ratio = |key: &str| line.get_f64(key).map_or_else(|| "–".to_owned(), format_ratio);
+    out.push_str(
+        "| Library | Scrape (median) | MAD | Runs | Bytes on disk | Apparent size | Bytes per series | \
+         herd faster by | herd smaller by |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let get = |key: &str| line.get(key).unwrap_or("–").to_owned();
+    let _ = writeln!(
+        out,
+        "| herd-mmap, steady | {} | {} | {} | {} | {} | {} | 1.00x | 1.00x |",
+        ms("herd_steady_ms"),
+        ms("herd_steady_mad_ms"),
+        get("iterations"),
+        bytes("herd_bytes"),
+        bytes("herd_apparent_bytes"),
+        per_series("herd_bytes"),
+    );
+    let _ = writeln!(
+        out,
+        "| herd-mmap, cold | {} | {} | {} | | | | | |",
+        ms("herd_cold_ms"),
+        ms("herd_cold_mad_ms"),
+        get("cold_runs"),
+    );
+    for (peer, name) in [("python", "Python prometheus_client"), ("ruby", "prometheus-client-mmap (Ruby)")] {
+        if line.get(&format!("{peer}_ms")).is_none() {
+            let _ = writeln!(out, "| {name} | not measured | | | | | | | |");
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "| {name} {} | {} | {} | {} | {} | {} | {} | {} steady, {} cold | {} |",
+            get(&format!("{peer}_version")),
+            ms(&format!("{peer}_ms")),
+            ms(&format!("{peer}_mad_ms")),
+            get(&format!("{peer}_runs")),
+            bytes(&format!("{peer}_bytes")),
+            bytes(&format!("{peer}_apparent_bytes")),
+            per_series(&format!("{peer}_bytes")),
+            ratio(&format!("steady_vs_{peer}")),
+            ratio(&format!("cold_vs_{peer}")),
+            ratio(&format!("bytes_vs_{peer}")),
+        );
+    }
+    let _ = writeln!(out, "\nThe line as printed: `{line}`\n");
+    for t in &SCRAPE_TARGETS {
+        let verdict = match evaluate_scrape(t, Some(line)) {
+            Ok((met, r)) => format!(
+                "**{}** (measured {}; needed ≥ {})",
+                if met { "met" } else { "missed" },
+                format_ratio(r),
+                format_ratio(t.min)
+            ),
+            Err(why) => format!("**not measured** ({why})"),
+        };
+        let _ = writeln!(out, "Target: {} — {verdict}\n", t.claim);
+    }
+    render_scaling(out, scrape);
+}
+
+fn render_scaling(out: &mut String, scrape: &ScrapeInputs) {
+    out.push_str("### Scaling\n\n");
+    if scrape.scaling.is_empty() {
+        out.push_str("_Not measured in this run._\n\n");
+        return;
+    }
+    out.push_str(
+        "From `scrape-compare --scaling` in the same run: scrape time over worker processes at a \
+         fixed number of series per worker, and over series per worker at a fixed number of \
+         workers (counter series; each worker also holds a tenth as many histogram series). \
+         herd is always measured (cold: median of 3 fresh aggregators; steady: median of 20); \
+         each peer (median of 3) only where its predicted time stays under a minute. \
+         Data: `benches/scaling.csv`.\n\n",
+    );
+    if let Some(plot) = &scrape.plot {
+        let _ = write!(out, "![Scrape time over workers and series]({plot})\n\n");
+    }
+    out.push_str(
+        "| Curve | Workers | Series per worker | herd cold | herd steady | Python | Ruby | herd bytes per series | Note |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---|\n",
+    );
+    for p in &scrape.scaling {
+        let ms = |key: &str| p.line.get_f64(key).map_or_else(|| "–".to_owned(), |v| format_ns(v * 1e6));
+        let cells = (p.workers * (p.series + p.series / 10)) as f64;
+        let per_series = p
+            .line
+            .get_f64("herd_bytes")
+            .filter(|_| cells > 0.0)
+            .map_or_else(|| "–".to_owned(), |b| format!("{} B", sig3(b / cells)));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {per_series} | {} |",
+            p.axis,
+            p.workers,
+            p.series,
+            ms("herd_cold_ms"),
+            ms("herd_steady_ms"),
+            ms("python_ms"),
+            ms("ruby_ms"),
+            p.note,
+        );
+    }
+    out.push('\n');
+}
+
+/// A byte count in binary units to 3 significant figures (`67239936` -> `"64.1 MiB"`).
+pub fn format_bytes(b: f64) -> String {
+    let (value, unit) = match b {
+        v if v < 1024.0 => (v, "B"),
+        v if v < 1024.0 * 1024.0 => (v / 1024.0, "KiB"),
+        v if v < 1024.0 * 1024.0 * 1024.0 => (v / (1024.0 * 1024.0), "MiB"),
+        v => (v / (1024.0 * 1024.0 * 1024.0), "GiB"),
+    };
+    format!("{} {unit}", sig3(value))
 }
 
 #[cfg(test)]
@@ -570,7 +766,7 @@ mod tests {
             rustc: "rustc".into(),
             load_before: Some("0.01 0.02 0.03".into()),
         };
-        let md = render(&machine, &results, &GROUPS[..1], &TARGETS[..1]);
+        let md = render(&machine, &results, &GROUPS[..1], &TARGETS[..1], &ScrapeInputs::default());
         assert!(md.contains("| herd | 5.00 ns | 0.100 ns | 4.95 ns – 5.05 ns | 1.00x |"), "{md}");
         assert!(md.contains("| atomic | 4.50 ns |"), "{md}");
         assert!(md.contains("— **met** (measured ratio 1.11"), "{md}");
@@ -578,5 +774,47 @@ mod tests {
         assert!(md.contains("(1/5/15 min): 0.01 0.02 0.03\n"), "{md}");
         assert!(!md.contains("\n\n\n"), "{md}");
         assert!(md.contains("| herd | 2.00 µs |"), "{md}");
+        assert!(md.contains("| steady-state scrape at least 30x faster than prometheus-client-mmap (Ruby) | not measured | – |"), "{md}");
+        assert!(md.contains("## Multiprocess scrape — herd-mmap vs Python and Ruby"), "{md}");
+    }
+
+    #[test]
+    fn scrape_section_states_missed_targets_with_the_figures() {
+        let line = Line::parse(
+            "herd_cold_ms=900.0 herd_steady_ms=80.0 herd_bytes=67239936 python_ms=3000.0 \
+             python_bytes=141033472 ruby_ms=540.0 ruby_bytes=118489088 steady_vs_python=37.50 \
+             steady_vs_ruby=6.75 bytes_vs_python=2.10 bytes_vs_ruby=1.76 workers=32 series=10000 \
+             iterations=20 python_version=0.26.0 ruby_version=0.16.2",
+        );
+        let mut point =
+            ScalingPoint { axis: "workers".into(), workers: 1, series: 10_000, ..Default::default() };
+        point.line.set("herd_steady_ms", "2.5");
+        point.line.set("herd_bytes", "2097152");
+        point.note = "ruby skipped (predicted 90 s > 60 s)".into();
+        let inputs =
+            ScrapeInputs { line: Some(line), scaling: vec![point], plot: Some("scaling.svg".into()) };
+        let machine = Machine {
+            command: "bash benches/run.sh".into(),
+            date: "2026-01-01 00:00 UTC".into(),
+            cpu: "cpu".into(),
+            cores: 2,
+            rustc: "rustc".into(),
+            load_before: None,
+        };
+        let md = render(&machine, &Results::new(), &[], &[], &inputs);
+        assert!(
+            md.contains("| steady-state scrape at least 30x faster than prometheus-client-mmap (Ruby) | **missed** | 0.148 (vs ruby) |"),
+            "{md}"
+        );
+        assert!(md.contains("Target: steady-state scrape at least 300x faster than Python prometheus_client multiprocess — **missed** (measured 37.5x; needed ≥ 300x)"), "{md}");
+        assert!(md.contains("| herd-mmap, steady | 80.0 ms |"), "{md}");
+        assert!(md.contains("| Python prometheus_client 0.26.0 | 3.00 s |"), "{md}");
+        assert!(md.contains("| 37.5x steady, – cold | 2.10x |"), "{md}");
+        assert!(md.contains("| 64.1 MiB |"), "{md}");
+        // 67239936 bytes over 32 x 11,000 series.
+        assert!(md.contains("| 191 B |"), "{md}");
+        assert!(md.contains("![Scrape time over workers and series](scaling.svg)"), "{md}");
+        assert!(md.contains("| workers | 1 | 10000 | – | 2.50 ms | – | – | 191 B | ruby skipped (predicted 90 s > 60 s) |"), "{md}");
+        assert!(!md.contains("\n\n\n"), "{md}");
     }
 }

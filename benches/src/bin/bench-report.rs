@@ -1,17 +1,22 @@
 //! Writes `benches/RESULTS.md` from criterion's estimates.
 //!
-//! Usage: `cargo run --release -p herd-benches --bin bench-report [-- --criterion-dir DIR] [--out FILE]`
+//! Usage: `cargo run --release -p herd-benches --bin bench-report [-- --criterion-dir DIR]
+//! [--scrape FILE] [--scaling FILE] [--out FILE]`
 //!
-//! By default it reads `$CARGO_TARGET_DIR/criterion` (or `<workspace>/target/criterion`)
-//! and writes `benches/RESULTS.md`. The groups and targets it knows are listed in
-//! `herd_benches::report`.
+//! By default it reads `$CARGO_TARGET_DIR/criterion` (or `<workspace>/target/criterion`),
+//! the line `scrape-compare` printed, saved by `benches/run.sh` in
+//! `$CARGO_TARGET_DIR/herd-bench/scrape-compare.txt`, and the scaling curves in
+//! `benches/scaling.csv`, and writes `benches/RESULTS.md`. A missing scrape file or
+//! curve leaves its section "not measured". The groups and targets it knows are listed
+//! in `herd_benches::report` and `herd_benches::scrape`.
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use herd_benches::report::{self, Machine};
+use herd_benches::report::{self, Machine, ScrapeInputs};
+use herd_benches::scrape::{self, Line};
 
 fn main() -> Result<(), Box<dyn Error>> {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -20,14 +25,18 @@ fn main() -> Result<(), Box<dyn Error>> {
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace.join("target"), PathBuf::from);
     let mut criterion_dir = target_dir.join("criterion");
     let mut out = manifest_dir.join("RESULTS.md");
+    let mut scrape_file = target_dir.join("herd-bench").join("scrape-compare.txt");
+    let mut scaling_file = manifest_dir.join("scaling.csv");
 
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--criterion-dir" => criterion_dir = args.next().ok_or("--criterion-dir needs a path")?.into(),
             "--out" => out = args.next().ok_or("--out needs a path")?.into(),
+            "--scrape" => scrape_file = args.next().ok_or("--scrape needs a path")?.into(),
+            "--scaling" => scaling_file = args.next().ok_or("--scaling needs a path")?.into(),
             "-h" | "--help" => {
-                println!("bench-report [--criterion-dir DIR] [--out FILE]");
+                println!("bench-report [--criterion-dir DIR] [--scrape FILE] [--scaling FILE] [--out FILE]");
                 return Ok(());
             }
             other => return Err(format!("unknown argument `{other}` (try --help)").into()),
@@ -45,7 +54,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         // Set by benches/run.sh just before the suites start.
         load_before: std::env::var("HERD_BENCH_LOADAVG").ok(),
     };
-    let markdown = report::render(&machine, &results, report::GROUPS, report::TARGETS);
+    let scrape = scrape_inputs(&scrape_file, &scaling_file, &out)?;
+    let markdown = report::render(&machine, &results, report::GROUPS, report::TARGETS, &scrape);
     std::fs::write(&out, markdown + "\n")?;
     println!("wrote {}", out.display());
     for target in report::TARGETS {
@@ -59,7 +69,49 @@ fn main() -> Result<(), Box<dyn Error>> {
             Err(why) => println!("absent {} ({why})", target.claim),
         }
     }
+    for target in &scrape::SCRAPE_TARGETS {
+        match report::evaluate_scrape(target, scrape.line.as_ref()) {
+            Ok((met, ratio)) => println!(
+                "{:6} {} (herd {}x better)",
+                if met { "met" } else { "MISSED" },
+                target.claim,
+                report::sig3(ratio)
+            ),
+            Err(why) => println!("absent {} ({why})", target.claim),
+        }
+    }
     Ok(())
+}
+
+/// The scrape comparison's inputs: the last line of `scrape_file` holding
+/// `herd_steady_ms=`, and the points of `scaling_file`; either may be absent.
+fn scrape_inputs(
+    scrape_file: &Path,
+    scaling_file: &Path,
+    out: &Path,
+) -> Result<ScrapeInputs, Box<dyn Error>> {
+    let line = match std::fs::read_to_string(scrape_file) {
+        Ok(text) => text.lines().rev().map(Line::parse).find(|l| l.get("herd_steady_ms").is_some()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(format!("reading {}: {e}", scrape_file.display()).into()),
+    };
+    if line.is_none() {
+        eprintln!("bench-report: no scrape-compare line in {}", scrape_file.display());
+    }
+    let scaling = match std::fs::read_to_string(scaling_file) {
+        Ok(text) => {
+            scrape::parse_scaling_csv(&text).map_err(|e| format!("{}: {e}", scaling_file.display()))?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(format!("reading {}: {e}", scaling_file.display()).into()),
+    };
+    // The plot sits beside the CSV; link it relative to the report when both share a
+    // directory, as benches/ does.
+    let svg = scaling_file.with_extension("svg");
+    let plot = (svg.is_file() && svg.parent() == out.parent())
+        .then(|| svg.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .flatten();
+    Ok(ScrapeInputs { line, scaling, plot })
 }
 
 fn cpu_model() -> Option<String> {

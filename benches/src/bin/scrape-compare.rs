@@ -1,0 +1,529 @@
+//! Scrape cost of herd-mmap beside Python prometheus_client's multiprocess mode and
+//! GitLab's prometheus-client-mmap, on the same workload in the same run.
+//!
+//! ```text
+//! cargo run --release -p herd-benches --bin scrape-compare -- --workers 32 --series 10000 \
+//!     [--peers python,ruby|none] [--iterations 20] [--cold-runs 5] [--peer-runs 5]
+//! cargo run --release -p herd-benches --bin scrape-compare -- --scaling [--csv F] [--svg F]
+//! ```
+//!
+//! herd: a fresh directory (prepared with `claim_dir`) is populated by `--workers` real
+//! worker processes, each this program started again with a hidden `--populate`
+//! argument: each opens its own `MmapStorage`, records the workload of
+//! [`herd_benches::scrape`] (`--series` counter series and a tenth as many histogram
+//! series), says so, and then stays alive, its file live, until the measurement is
+//! over. Then:
+//!
+//! - `herd_cold_ms`: a new `Aggregator` + its first snapshot + text 0.0.4 encoding,
+//!   the median of `--cold-runs` (5) such scrapes, each by a new aggregator.
+//!   "Cold" means an aggregator with nothing parsed yet; the files are in the page
+//!   cache, as they are on a server that just wrote them.
+//! - `herd_steady_ms`: the median of `--iterations` (20) (snapshot + encode) on the
+//!   last of those aggregators, each into a new buffer; `herd_steady_mad_ms` and
+//!   `herd_cold_mad_ms` are the spreads (median absolute deviations).
+//! - `herd_bytes`: the disk space of the directory's files, the sum of `st_blocks *
+//!   512` (allocated blocks, not apparent size), measured the same way for the peers;
+//!   `herd_apparent_bytes` is the sum of the files' lengths, for reference.
+//!
+//! The aggregate is checked once: the counter total equals the increments the workers
+//! reported, the histogram count their observations, every series is there, every
+//! file live and none skipped.
+//!
+//! The peers (`benches/peers/python_mp.py`, `benches/peers/ruby_mmap.rb`) populate the
+//! same workload with their own worker processes, time their scrape, check their own
+//! totals and print `python_ms= python_bytes=` / `ruby_ms= ruby_bytes=` (plus spread,
+//! runs and version), which this program adds to its line with the ratios
+//! `steady_vs_<peer> = <peer>_ms / herd_steady_ms`, `cold_vs_<peer>` likewise and
+//! `bytes_vs_<peer> = <peer>_bytes / herd_bytes`: how many times faster or smaller
+//! herd is. Peers default to those installed (`scripts/install-bench-deps.sh`
+//! installs both); a missing one is skipped with a note on stderr.
+//!
+//! `--scaling` measures the curves of scrape time over workers (1 to 64, at
+//! `--series`) and over series per worker (1k to 100k, at `--workers`), herd always and
+//! each peer where its predicted time stays under a minute, and writes
+//! `benches/scaling.csv` and `benches/scaling.svg`.
+
+use std::error::Error;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use herd_benches::scrape::{
+    self, add_ratios, disk_bytes, histogram_series, Line, ScalingPoint, COUNTER_FAMILY, HISTOGRAM_FAMILY,
+    KEY_ORDER, PEERS,
+};
+use herd_core::snapshot::SeriesValue;
+use herd_core::{Format, Registry, Snapshot};
+use herd_mmap::{claim_dir, Aggregator, MmapStorage};
+
+type BoxError = Box<dyn Error>;
+
+const USAGE: &str = "usage: scrape-compare [--workers N] [--series N] [--peers python,ruby|none] \
+                     [--iterations N] [--cold-runs N] [--peer-runs N] [--scaling [--csv FILE] [--svg FILE]]";
+
+/// Workers on the workers curve of `--scaling`.
+const SCALING_WORKERS: [usize; 7] = [1, 2, 4, 8, 16, 32, 64];
+/// Series per worker on the series curve of `--scaling`.
+const SCALING_SERIES: [usize; 5] = [1_000, 3_000, 10_000, 30_000, 100_000];
+/// A peer point of `--scaling` predicted to take longer than this is skipped.
+const SCALING_PEER_BUDGET: Duration = Duration::from_secs(60);
+
+struct Args {
+    workers: usize,
+    series: usize,
+    /// `None`: whichever peers are installed.
+    peers: Option<Vec<String>>,
+    iterations: usize,
+    cold_runs: usize,
+    peer_runs: usize,
+    scaling: bool,
+    csv: PathBuf,
+    svg: PathBuf,
+}
+
+fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut args = Args {
+        workers: 32,
+        series: 10_000,
+        peers: None,
+        iterations: 20,
+        cold_runs: 5,
+        peer_runs: 5,
+        scaling: false,
+        csv: manifest.join("scaling.csv"),
+        svg: manifest.join("scaling.svg"),
+    };
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        let number = |v: String| -> Result<usize, String> {
+            match v.parse() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(format!("{flag} needs a positive integer, got {v:?}")),
+            }
+        };
+        match flag.as_str() {
+            "--workers" => args.workers = number(value()?)?,
+            "--series" => args.series = number(value()?)?,
+            "--iterations" => args.iterations = number(value()?)?,
+            "--cold-runs" => args.cold_runs = number(value()?)?,
+            "--peer-runs" => args.peer_runs = number(value()?)?,
+            "--peers" => {
+                let list = value()?;
+                let peers: Vec<String> = match list.as_str() {
+                    "none" | "" => Vec::new(),
+                    _ => list.split(',').map(str::to_owned).collect(),
+                };
+                if let Some(bad) = peers.iter().find(|p| !PEERS.contains(&p.as_str())) {
+                    return Err(format!("unknown peer {bad:?}: the peers are python and ruby (or none)"));
+                }
+                args.peers = Some(peers);
+            }
+            "--scaling" => args.scaling = true,
+            "--csv" => args.csv = value()?.into(),
+            "--svg" => args.svg = value()?.into(),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    let mut argv = std::env::args().skip(1).peekable();
+    let result = if argv.peek().map(String::as_str) == Some("--populate") {
+        populate_worker(argv.skip(1))
+    } else {
+        match parse_args(argv) {
+            Ok(args) if args.scaling => run_scaling(&args),
+            Ok(args) => run_once(&args),
+            Err(e) if e.is_empty() => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => Err(format!("{e}\n{USAGE}").into()),
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("scrape-compare: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A worker: `--populate DIR SERIES`. Records its share, prints `ready <increments>
+/// <observations>`, then keeps its file live until its standard input closes.
+fn populate_worker(mut it: impl Iterator<Item = String>) -> Result<(), BoxError> {
+    let (Some(dir), Some(series)) = (it.next(), it.next()) else {
+        return Err("--populate needs DIR and SERIES".into());
+    };
+    let series: usize = series.parse()?;
+    let storage = MmapStorage::open(Path::new(&dir))?;
+    let registry = Registry::builder().storage(Arc::new(storage)).build()?;
+    let work = scrape::populate(&registry, series)?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "ready {} {}", work.increments, work.observations)?;
+    stdout.flush()?;
+    // EOF comes when the parent is done measuring, or when it dies: either way, exit.
+    std::io::stdin().read_to_end(&mut Vec::new())?;
+    drop(registry);
+    Ok(())
+}
+
+/// Worker processes holding their files live; dropping this lets them exit.
+struct Workers {
+    children: Vec<Child>,
+}
+
+impl Workers {
+    /// Starts `workers` workers in `dir` and waits until each has recorded its share;
+    /// returns them and the total (increments, observations) they reported.
+    fn start(dir: &Path, workers: usize, series: usize) -> Result<(Self, u64, u64), BoxError> {
+        let exe = std::env::current_exe()?;
+        let mut this = Self { children: Vec::with_capacity(workers) };
+        for _ in 0..workers {
+            let child = Command::new(&exe)
+                .arg("--populate")
+                .arg(dir)
+                .arg(series.to_string())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()?;
+            this.children.push(child);
+        }
+        let (mut increments, mut observations) = (0, 0);
+        for child in &mut this.children {
+            let mut line = String::new();
+            if let Some(out) = child.stdout.as_mut() {
+                BufReader::new(out).read_line(&mut line)?;
+            }
+            let mut words = line.split_whitespace();
+            match (words.next(), words.next().map(str::parse::<u64>), words.next().map(str::parse::<u64>)) {
+                (Some("ready"), Some(Ok(i)), Some(Ok(o))) => {
+                    increments += i;
+                    observations += o;
+                }
+                _ => return Err(format!("worker {} did not get ready (said {line:?})", child.id()).into()),
+            }
+        }
+        Ok((this, increments, observations))
+    }
+
+    /// Lets every worker exit and checks that each did so cleanly.
+    fn finish(mut self) -> Result<(), BoxError> {
+        let mut failed = 0;
+        for child in &mut self.children {
+            drop(child.stdin.take());
+            if !child.wait()?.success() {
+                failed += 1;
+            }
+        }
+        self.children.clear();
+        if failed > 0 {
+            return Err(format!("{failed} workers failed").into());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            drop(child.stdin.take());
+            let _ = child.wait();
+        }
+    }
+}
+
+/// herd's figures for one configuration, as line keys.
+fn measure_herd(
+    workers: usize,
+    series: usize,
+    cold_runs: usize,
+    iterations: usize,
+) -> Result<Line, BoxError> {
+    let temp = tempfile::Builder::new().prefix("herd-scrape-").tempdir()?;
+    let dir = claim_dir(temp.path())?;
+    let (pool, increments, observations) = Workers::start(&dir, workers, series)?;
+    let bytes = disk_bytes(&dir)?;
+    let apparent = scrape::apparent_bytes(&dir)?;
+
+    let mut colds = Vec::with_capacity(cold_runs);
+    let mut aggregator = None;
+    for _ in 0..cold_runs {
+        let start = Instant::now();
+        let fresh = Aggregator::new(&dir)?;
+        let snapshot = fresh.snapshot()?;
+        let mut body = Vec::new();
+        herd_core::encode(&snapshot, Format::Text, &mut body);
+        colds.push(start.elapsed().as_secs_f64() * 1e3);
+        if aggregator.is_none() {
+            check(&snapshot, series, increments, observations)?;
+        }
+        aggregator = Some(fresh);
+    }
+    let aggregator = aggregator.ok_or("no cold scrape")?;
+    let (_, report) = aggregator.scrape()?;
+    if report.live_files != workers || report.dead_files != 0 || !report.skipped.is_empty() {
+        return Err(
+            format!("expected {workers} live files and nothing else, the scrape saw {report:?}").into()
+        );
+    }
+
+    let mut times = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let start = Instant::now();
+        let snapshot = aggregator.snapshot()?;
+        let mut body = Vec::new();
+        herd_core::encode(&snapshot, Format::Text, &mut body);
+        std::hint::black_box(&body);
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    pool.finish()?;
+
+    let mut line = Line::default();
+    line.set_f64("herd_cold_ms", scrape::median(&colds));
+    line.set_f64("herd_steady_ms", scrape::median(&times));
+    line.set("herd_bytes", bytes);
+    line.set_f64("herd_steady_mad_ms", scrape::mad(&times));
+    line.set("herd_apparent_bytes", apparent);
+    line.set_f64("herd_cold_mad_ms", scrape::mad(&colds));
+    line.set("cold_runs", cold_runs);
+    line.set("iterations", iterations);
+    line.set("workers", workers);
+    line.set("series", series);
+    Ok(line)
+}
+
+/// Checks the aggregate against what the workers reported doing.
+fn check(snapshot: &Snapshot, series: usize, increments: u64, observations: u64) -> Result<(), String> {
+    let base = COUNTER_FAMILY.trim_end_matches("_total");
+    let counters = snapshot
+        .family(base)
+        .or_else(|| snapshot.family(COUNTER_FAMILY))
+        .ok_or("no http_requests_total in the aggregate")?;
+    let (mut total, mut fraction) = (0u64, 0.0);
+    for s in &counters.series {
+        match &s.value {
+            SeriesValue::Counter(c) => {
+                total += c.integer;
+                fraction += c.fraction;
+            }
+            other => return Err(format!("a counter series holds {other:?}")),
+        }
+    }
+    let histograms =
+        snapshot.family(HISTOGRAM_FAMILY).ok_or("no http_request_duration_seconds in the aggregate")?;
+    let mut count = 0;
+    for s in &histograms.series {
+        match &s.value {
+            SeriesValue::Histogram(h) => count += h.count(),
+            other => return Err(format!("a histogram series holds {other:?}")),
+        }
+    }
+    let got = (counters.series.len(), total, fraction, histograms.series.len(), count);
+    let expected = (series, increments, 0.0, histogram_series(series), observations);
+    if got != expected {
+        return Err(format!(
+            "wrong aggregate: (counter series, counter total, fractional part, histogram series, \
+             observations) = {got:?}, expected {expected:?}"
+        ));
+    }
+    Ok(())
+}
+
+fn interpreter(peer: &str) -> String {
+    let (var, default) = if peer == "python" { ("HERD_PYTHON", "python3") } else { ("HERD_RUBY", "ruby") };
+    std::env::var(var).unwrap_or_else(|_| default.to_owned())
+}
+
+fn peer_script(peer: &str) -> PathBuf {
+    let name = if peer == "python" { "python_mp.py" } else { "ruby_mmap.rb" };
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("peers").join(name)
+}
+
+/// Whether `peer`'s interpreter can load its library.
+fn peer_installed(peer: &str) -> bool {
+    let probe: &[&str] = if peer == "python" {
+        &["-c", "import prometheus_client"]
+    } else {
+        &["-e", "require 'prometheus/client'; require 'prometheus/client/formats/text'"]
+    };
+    Command::new(interpreter(peer))
+        .args(probe)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The peers to run: those asked for (an error if one is missing), or those installed.
+fn choose_peers(args: &Args) -> Result<Vec<String>, String> {
+    match &args.peers {
+        Some(asked) => {
+            for peer in asked {
+                if !peer_installed(peer) {
+                    return Err(format!(
+                        "peer {peer} asked for but {} cannot load its library; run \
+                         `bash scripts/install-bench-deps.sh`",
+                        interpreter(peer)
+                    ));
+                }
+            }
+            Ok(asked.clone())
+        }
+        None => Ok(PEERS
+            .iter()
+            .filter(|peer| {
+                let ok = peer_installed(peer);
+                if !ok {
+                    eprintln!(
+                        "scrape-compare: note: peer {peer} skipped, {} cannot load its library \
+                         (`bash scripts/install-bench-deps.sh` installs it)",
+                        interpreter(peer)
+                    );
+                }
+                ok
+            })
+            .map(|p| (*p).to_owned())
+            .collect()),
+    }
+}
+
+/// Runs `peer`'s script; returns its line and how long the whole run took.
+fn run_peer(
+    peer: &str,
+    workers: usize,
+    series: usize,
+    runs: usize,
+    limit: Duration,
+) -> Result<(Line, Duration), BoxError> {
+    let start = Instant::now();
+    let mut child = Command::new(interpreter(peer))
+        .arg(peer_script(peer))
+        .args(["--workers", &workers.to_string(), "--series", &series.to_string()])
+        .args(["--runs", &runs.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("{peer} took longer than {} s and was stopped", limit.as_secs()).into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let elapsed = start.elapsed();
+    let mut out = String::new();
+    if let Some(stdout) = child.stdout.as_mut() {
+        stdout.read_to_string(&mut out)?;
+    }
+    if !status.success() {
+        return Err(format!("{peer} peer failed ({status}); its output: {out}").into());
+    }
+    let line = Line::parse(out.lines().last().unwrap_or(""));
+    if line.get_f64(&format!("{peer}_ms")).is_none() || line.get_f64(&format!("{peer}_bytes")).is_none() {
+        return Err(format!("{peer} peer printed no {peer}_ms/{peer}_bytes: {out:?}").into());
+    }
+    Ok((line, elapsed))
+}
+
+/// The versions the issue's figures were taken with; another one gets a note.
+fn note_version(line: &Line, peer: &str) {
+    let expected = if peer == "python" { "0.26." } else { "0.16." };
+    let key = format!("{peer}_version");
+    match line.get(&key) {
+        Some(v) if v.starts_with(expected) => {}
+        other => eprintln!(
+            "scrape-compare: note: {peer} library version {other:?}, the issue's figures are for {expected}x"
+        ),
+    }
+}
+
+fn run_once(args: &Args) -> Result<(), BoxError> {
+    let peers = choose_peers(args)?;
+    let mut line = measure_herd(args.workers, args.series, args.cold_runs, args.iterations)?;
+    for peer in &peers {
+        let (peer_line, _) =
+            run_peer(peer, args.workers, args.series, args.peer_runs, Duration::from_secs(600))?;
+        note_version(&peer_line, peer);
+        line.extend(&peer_line);
+        add_ratios(&mut line, peer);
+    }
+    println!("{}", line.ordered(&KEY_ORDER));
+    Ok(())
+}
+
+fn run_scaling(args: &Args) -> Result<(), BoxError> {
+    let peers = choose_peers(args)?;
+    let mut points: Vec<ScalingPoint> = SCALING_WORKERS
+        .iter()
+        .map(|&w| ScalingPoint {
+            axis: "workers".into(),
+            workers: w,
+            series: args.series,
+            ..Default::default()
+        })
+        .chain(SCALING_SERIES.iter().map(|&s| ScalingPoint {
+            axis: "series".into(),
+            workers: args.workers,
+            series: s,
+            ..Default::default()
+        }))
+        .collect();
+    // Smallest first, so that each peer's cost per series is known before a big point.
+    let mut configs: Vec<(usize, usize)> = points.iter().map(|p| (p.workers, p.series)).collect();
+    configs.sort_by_key(|&(w, s)| (w * s, w));
+    configs.dedup();
+    let mut secs_per_series: Vec<Option<f64>> = vec![None; peers.len()];
+    // Fewer repeats than the single comparison, to keep the whole curve affordable.
+    let peer_runs = args.peer_runs.min(3);
+    let cold_runs = args.cold_runs.min(3);
+    for (workers, series) in configs {
+        eprintln!("scrape-compare: scaling point {workers} workers x {series} series");
+        let mut line = measure_herd(workers, series, cold_runs, args.iterations)?;
+        let mut notes = Vec::new();
+        let cells = (workers * series) as f64;
+        for (peer, rate) in peers.iter().zip(&mut secs_per_series) {
+            let predicted = rate.map(|r| r * cells);
+            if let Some(p) = predicted.filter(|p| *p > SCALING_PEER_BUDGET.as_secs_f64()) {
+                notes.push(format!(
+                    "{peer} skipped (predicted {p:.0} s > {} s)",
+                    SCALING_PEER_BUDGET.as_secs()
+                ));
+                continue;
+            }
+            match run_peer(peer, workers, series, peer_runs, 4 * SCALING_PEER_BUDGET) {
+                Ok((peer_line, took)) => {
+                    *rate = Some(took.as_secs_f64() / cells);
+                    line.extend(&peer_line);
+                    add_ratios(&mut line, peer);
+                }
+                Err(e) => {
+                    eprintln!("scrape-compare: {e}");
+                    notes.push(format!("{peer} failed: {e}"));
+                    // A peer that failed or overran once is not tried on bigger points.
+                    *rate = Some(f64::INFINITY);
+                }
+            }
+        }
+        println!("{}", line.ordered(&KEY_ORDER));
+        for p in points.iter_mut().filter(|p| (p.workers, p.series) == (workers, series)) {
+            p.line = line.clone();
+            p.note = notes.join("; ");
+        }
+    }
+    std::fs::write(&args.csv, scrape::scaling_csv(&points))?;
+    std::fs::write(&args.svg, scrape::scaling_svg(&points))?;
+    eprintln!("scrape-compare: wrote {} and {}", args.csv.display(), args.svg.display());
+    Ok(())
+}
