@@ -78,6 +78,23 @@ pub(crate) fn compact_if_needed(dir: &Path, threshold: usize) -> Result<Option<C
 
 fn run(dir: &Path, threshold: usize) -> Result<CompactReport, MmapError> {
     let mut report = CompactReport::default();
+    // Liveness first, with one open and one flock per file: live files, however many,
+    // are never parsed, and a file found dead is complete (its writer is gone).
+    let mut candidates = Vec::new();
+    for name in worker_names(dir)? {
+        let path = dir.join(&name);
+        match File::open(&path) {
+            Ok(file) if is_locked(&file) => {}
+            Ok(_) => candidates.push(path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => report.skipped_files.push(path),
+        }
+    }
+    report.removed_tmp_files = remove_stale_tmp(dir);
+    if candidates.len() <= threshold || candidates.is_empty() {
+        return Ok(report);
+    }
+
     let archive_path = dir.join(ARCHIVE);
     let archive = match FileReader::refresh(None, &archive_path)? {
         Refreshed::Vanished => None,
@@ -90,8 +107,7 @@ fn run(dir: &Path, threshold: usize) -> Result<CompactReport, MmapError> {
 
     let mut dead = Vec::new();
     let mut present_ids = HashSet::new();
-    for name in worker_names(dir)? {
-        let path = dir.join(&name);
+    for path in candidates {
         let reader = match FileReader::refresh(None, &path) {
             Ok(Refreshed::Read(r)) => *r,
             Ok(Refreshed::Vanished) => continue,
@@ -101,19 +117,10 @@ fn run(dir: &Path, threshold: usize) -> Result<CompactReport, MmapError> {
             }
         };
         present_ids.insert(reader.header.id);
-        if reader.is_live() || reader.is_archive() {
+        if reader.is_archive() || reader.is_live() {
+            // Not a worker's file after all, or (impossibly) alive again.
             continue;
         }
-        // Dead now, so complete now: read what the writer published between our first
-        // read and its death (a live writer could still have been adding series).
-        let reader = match FileReader::refresh(Some(reader), &path) {
-            Ok(Refreshed::Read(r)) => *r,
-            Ok(Refreshed::Vanished) => continue,
-            Err(_) => {
-                report.skipped_files.push(path);
-                continue;
-            }
-        };
         if reader.error.is_some() {
             report.skipped_files.push(path);
         } else if already.contains(&reader.header.id) {
@@ -123,8 +130,7 @@ fn run(dir: &Path, threshold: usize) -> Result<CompactReport, MmapError> {
             dead.push((path, reader));
         }
     }
-    report.removed_tmp_files = remove_stale_tmp(dir);
-    if dead.len() <= threshold || dead.is_empty() {
+    if dead.is_empty() {
         return Ok(report);
     }
 

@@ -91,24 +91,20 @@ impl Index {
 
     /// Folds one file's cells of a series into its slot.
     pub(crate) fn add(&mut self, slot: SlotId, cells: &[AtomicU64]) {
-        // Relaxed: each cell is an independent total; a scrape is a moment's reading,
-        // not a consistent cut across cells.
-        self.add_with(slot, cells.len(), |i| cells.get(i).map_or(0, |c| c.load(Ordering::Relaxed)));
-    }
-
-    fn add_with(&mut self, slot: SlotId, len: usize, cell: impl Fn(usize) -> u64) {
         let Some(s) = self.slots.get_mut(slot as usize) else { return };
         let Some(family) = self.families.get(s.family as usize) else { return };
         let info = &family.info;
-        if len != info.cells {
+        let Some(acc) = self.acc.get_mut(s.at..s.at + info.cells) else { return };
+        if cells.len() != acc.len() {
             return;
         }
-        let Some(acc) = self.acc.get_mut(s.at..s.at + info.cells) else { return };
-        let first = s.round != self.round;
-        s.round = self.round;
-        if first {
+        // Relaxed: each cell is an independent total; a scrape is a moment's reading,
+        // not a consistent cut across cells.
+        let load = |i: usize| cells[i].load(Ordering::Relaxed);
+        if s.round != self.round {
+            s.round = self.round;
             for (i, a) in acc.iter_mut().enumerate() {
-                *a = cell(i);
+                *a = load(i);
             }
             return;
         }
@@ -116,25 +112,26 @@ impl Index {
             // Per-process series meet only when one process had several storages, or
             // a pid was reused: their values add up.
             Merge::Sum | Merge::PerProcess => {
-                for ((i, a), &float) in acc.iter_mut().enumerate().zip(info.float_cells.iter()) {
-                    *a = if float {
-                        (f64::from_bits(*a) + f64::from_bits(cell(i))).to_bits()
+                let float = info.float_cell;
+                for (i, a) in acc.iter_mut().enumerate() {
+                    *a = if i == float {
+                        (f64::from_bits(*a) + f64::from_bits(load(i))).to_bits()
                     } else {
-                        a.wrapping_add(cell(i))
+                        a.wrapping_add(load(i))
                     };
                 }
             }
             Merge::Min | Merge::Max => {
-                let (old, new) = (f64::from_bits(acc[0]), f64::from_bits(cell(0)));
+                let (old, new) = (f64::from_bits(acc[0]), f64::from_bits(load(0)));
                 let replace = if info.merge == Merge::Min { new < old } else { new > old };
                 if replace || old.is_nan() {
                     acc[0] = new.to_bits();
                 }
             }
             Merge::Latest => {
-                if acc.len() == 2 && cell(1) > acc[1] {
-                    acc[0] = cell(0);
-                    acc[1] = cell(1);
+                if acc.len() == 2 && load(1) > acc[1] {
+                    acc[0] = load(0);
+                    acc[1] = load(1);
                 }
             }
         }

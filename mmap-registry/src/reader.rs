@@ -44,8 +44,9 @@ pub(crate) struct FamilyInfo {
     pub(crate) bounds: Arc<[f64]>,
     pub(crate) cells: usize,
     pub(crate) merge: Merge,
-    /// Which cells hold `f64` bits (summed as floats); the others are `u64` counts.
-    pub(crate) float_cells: Box<[bool]>,
+    /// The one cell that holds `f64` bits (summed as a float); every other cell is a
+    /// `u64` count (or, for most-recent gauges, a timestamp).
+    pub(crate) float_cell: usize,
 }
 
 impl FamilyInfo {
@@ -290,13 +291,13 @@ pub(crate) fn is_locked(file: &File) -> bool {
 fn family_info(f: crate::format::FamilyRecord, mode: GaugeMode) -> Option<(u32, FamilyInfo)> {
     let cells = f.cells_per_series as usize;
     let buckets = f.buckets.len();
-    // The float cells of each layout (FORMAT.md, "Cell layouts"); the rest are counts.
-    let (expected, float_at): (bool, &dyn Fn(usize) -> bool) = match f.kind {
-        MetricKind::Counter => (cells == 2, &|i| i == 1),
-        MetricKind::Gauge => (cells == if mode.timestamped() { 2 } else { 1 }, &|i| i == 0),
-        MetricKind::Histogram => (cells == buckets + 2, &|i| i == buckets + 1),
-        MetricKind::Summary => (cells >= 2, &|i| i == 1),
-        _ => (cells == 1, &|i| i == 0),
+    // The float cell of each layout (FORMAT.md, "Cell layouts"); the rest are counts.
+    let (expected, float_cell) = match f.kind {
+        MetricKind::Counter => (cells == 2, 1),
+        MetricKind::Gauge => (cells == if mode.timestamped() { 2 } else { 1 }, 0),
+        MetricKind::Histogram => (cells == buckets + 2, buckets + 1),
+        MetricKind::Summary => (cells >= 2, 1),
+        _ => (cells == 1, 0),
     };
     if !expected {
         return None;
@@ -318,7 +319,7 @@ fn family_info(f: crate::format::FamilyRecord, mode: GaugeMode) -> Option<(u32, 
         bounds: f.buckets.into(),
         cells,
         merge,
-        float_cells: (0..cells).map(float_at).collect(),
+        float_cell,
     };
     Some((f.id, info))
 }

@@ -39,6 +39,17 @@ impl Format {
 /// Families without series are left out (a labelled family no one has used yet).
 pub fn encode(snapshot: &Snapshot, format: Format, out: &mut Vec<u8>) {
     let om = format == Format::OpenMetrics;
+    // One reservation up front rather than a dozen doublings (each a copy of all the
+    // output so far): a sample line is rarely longer than this, labels included.
+    let lines: usize = snapshot
+        .families
+        .iter()
+        .map(|f| match f.series.first().map(|s| &s.value) {
+            Some(SeriesValue::Histogram(h)) => f.series.len() * (h.bounds.len() + 3),
+            _ => f.series.len(),
+        })
+        .sum();
+    out.reserve(lines * 96);
     for family in snapshot.families.iter().filter(|f| !f.series.is_empty()) {
         header(family, om, out);
         for series in &family.series {
