@@ -388,6 +388,37 @@ fn a_panicking_handler_is_counted_as_documented() -> TestResult {
     Ok(())
 }
 
+#[test]
+fn with_mmap_storage_the_aggregator_serves_what_the_layer_recorded() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = herd_mmap::claim_dir(&tmp.path().join("metrics"))?;
+    let storage = herd_mmap::MmapStorage::open(&dir)?;
+    let registry = Registry::builder().storage(std::sync::Arc::new(storage)).build()?;
+    let aggregator = std::sync::Arc::new(herd_mmap::Aggregator::new(&dir)?);
+    let app = axum_app::app(axum_app::layer(&registry)?, MetricsHandler::from_collector(aggregator));
+    let server = Server::start(app)?;
+    let mut conn = Conn::open(server.addr)?;
+    for path in ["/hello", "/hello", "/users/9", "/nope"] {
+        conn.request("GET", path, b"")?;
+    }
+    let samples = scrape(server.addr)?;
+    assert_eq!(
+        family(&samples, "http_requests_total"),
+        counts(&[
+            ("GET", "/hello", "200", 2.0),
+            ("GET", "/users/{id}", "200", 1.0),
+            ("GET", "unmatched", "404", 1.0),
+        ])
+    );
+    // `livesum`: one series per label set, summed over live processes, no pid label.
+    assert_eq!(
+        samples.get(&series("http_requests_in_flight", &[("method", "GET"), ("route", "/hello")], 0.0).0),
+        Some(&0.0),
+        "{samples:?}"
+    );
+    Ok(())
+}
+
 /// The `axum-basic` binary, killed on drop.
 struct Example {
     child: Child,
