@@ -9,7 +9,8 @@
 //!
 //! Run everything with `bash benches/run.sh`. A new suite (mmap scrape, middleware,
 //! statsd) adds its groups to [`report::GROUPS`] and any targets to
-//! [`report::TARGETS`]; the rest of the report follows.
+//! [`report::TARGETS`] (or, for a cost measured against a bare baseline, to
+//! [`report::ADDED_COST_TARGETS`]); the rest of the report follows.
 
 pub mod fixtures;
 pub mod report;

@@ -223,6 +223,19 @@ pub const GROUPS: &[Group] = &[
                 `gather()` + `TextEncoder`. Each iteration builds a fresh output buffer.",
         reference: "herd-text",
     },
+    Group {
+        name: "middleware",
+        title: "RED middleware, one request",
+        about: "tower `oneshot` of a `GET /users/42` request carrying axum's `MatchedPath` \
+                (`/users/{id}`) on a trivial service that answers a 12-byte body at once, \
+                the body read to its end. `bare` is the service alone; `herd` is behind \
+                herd-axum's `MetricsLayer` (defaults: counter, duration histogram, \
+                in-flight gauge); `axum-prometheus` behind axum-prometheus 0.10's \
+                `PrometheusMetricLayer::pair()` (the same three metrics, through the \
+                `metrics` crate and metrics-exporter-prometheus). A layer's added cost \
+                is its median minus `bare`'s.",
+        reference: "herd",
+    },
 ];
 
 const PROMETHEUS_CLIENT_LOOKUPS: &[&str] =
@@ -289,6 +302,87 @@ pub const TARGETS: &[Target] = &[
         strict: false,
     },
 ];
+
+/// A target on a middleware's added cost: `(subject - bare) / (peer - bare)`, from
+/// medians of one group, must be at most `max_ratio`.
+#[derive(Debug, Clone, Copy)]
+pub struct AddedCostTarget {
+    /// Group holding all three ids.
+    pub group: &'static str,
+    /// The claim, in words.
+    pub claim: &'static str,
+    /// The id whose added cost is judged (herd's).
+    pub subject: &'static str,
+    /// The id it is compared with.
+    pub peer: &'static str,
+    /// The id without any middleware, subtracted from both.
+    pub bare: &'static str,
+    /// The largest acceptable ratio of added costs.
+    pub max_ratio: f64,
+}
+
+/// The outcome of checking an [`AddedCostTarget`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct AddedCostEvaluation {
+    /// Whether the target is met.
+    pub met: bool,
+    /// `subject_added_ns / peer_added_ns`.
+    pub ratio: f64,
+    /// The subject's median minus the bare median, ns.
+    pub subject_added_ns: f64,
+    /// The peer's median minus the bare median, ns.
+    pub peer_added_ns: f64,
+}
+
+/// The added-cost targets of the middleware suite.
+pub const ADDED_COST_TARGETS: &[AddedCostTarget] = &[AddedCostTarget {
+    group: "middleware",
+    claim: "CPU herd-axum adds per request at most a third of what axum-prometheus adds",
+    subject: "herd",
+    peer: "axum-prometheus",
+    bare: "bare",
+    max_ratio: 1.0 / 3.0,
+}];
+
+/// Checks `target` against `results`.
+///
+/// # Errors
+///
+/// A message naming what is missing, or saying that the peer added no measurable cost
+/// (the ratio would mean nothing).
+pub fn evaluate_added_cost(
+    target: &AddedCostTarget,
+    results: &Results,
+) -> Result<AddedCostEvaluation, String> {
+    let group = results.get(target.group).ok_or_else(|| format!("group `{}` not measured", target.group))?;
+    let median = |id: &str| {
+        group.get(id).map(|e| e.median_ns).ok_or_else(|| format!("`{}/{id}` not measured", target.group))
+    };
+    let bare = median(target.bare)?;
+    let (subject_added_ns, peer_added_ns) = (median(target.subject)? - bare, median(target.peer)? - bare);
+    if peer_added_ns <= 0.0 {
+        return Err(format!("`{}` added no measurable cost", target.peer));
+    }
+    let ratio = subject_added_ns / peer_added_ns;
+    Ok(AddedCostEvaluation { met: ratio <= target.max_ratio, ratio, subject_added_ns, peer_added_ns })
+}
+
+fn added_cost_line(t: &AddedCostTarget, results: &Results) -> String {
+    match evaluate_added_cost(t, results) {
+        Ok(e) => format!(
+            "Target: {} — **{}** ({} adds {} per request, {} adds {}: ratio {}; needed ≤ {})",
+            t.claim,
+            if e.met { "met" } else { "missed" },
+            t.subject,
+            format_ns(e.subject_added_ns),
+            t.peer,
+            format_ns(e.peer_added_ns),
+            sig3(e.ratio),
+            sig3(t.max_ratio),
+        ),
+        Err(why) => format!("Target: {} — **not measured** ({why})", t.claim),
+    }
+}
 
 /// Where and how the numbers were taken.
 #[derive(Debug, Clone)]
@@ -486,6 +580,17 @@ pub fn render(
         };
         let _ = writeln!(out, "| {} | {result} | {ratio} |", t.claim);
     }
+    let added_costs = || ADDED_COST_TARGETS.iter().filter(|t| groups.iter().any(|g| g.name == t.group));
+    for t in added_costs() {
+        let (result, ratio) = match evaluate_added_cost(t, results) {
+            Ok(e) => (
+                if e.met { "met" } else { "**missed**" }.to_owned(),
+                format!("{} (added cost vs {})", sig3(e.ratio), t.peer),
+            ),
+            Err(_) => ("not measured".to_owned(), "–".to_owned()),
+        };
+        let _ = writeln!(out, "| {} | {result} | {ratio} |", t.claim);
+    }
     out.push('\n');
     for g in groups {
         let _ = write!(out, "## `{}` — {}\n\n{}\n\n", g.name, g.title, g.about);
@@ -493,8 +598,12 @@ pub fn render(
             Some(group) => table(&mut out, group, g.reference),
             None => out.push_str("_Not measured in this run._\n"),
         }
-        let lines: Vec<String> =
-            targets.iter().filter(|t| t.group == g.name).map(|t| target_line(t, results)).collect();
+        let lines: Vec<String> = targets
+            .iter()
+            .filter(|t| t.group == g.name)
+            .map(|t| target_line(t, results))
+            .chain(added_costs().filter(|t| t.group == g.name).map(|t| added_cost_line(t, results)))
+            .collect();
         if !lines.is_empty() {
             out.push('\n');
             for line in lines {
@@ -735,6 +844,41 @@ mod tests {
         assert_eq!(evaluate(&strict, &results).map(|e| e.met), Ok(false));
         let absent = Target { baselines: &["nobody"], ..t };
         assert!(evaluate(&absent, &results).is_err());
+    }
+
+    #[test]
+    fn added_costs_subtract_the_bare_median() {
+        let mut results = Results::new();
+        let group = results.entry("middleware".into()).or_default();
+        group.insert("bare".into(), est(300.0));
+        group.insert("herd".into(), est(400.0));
+        group.insert("axum-prometheus".into(), est(1300.0));
+        let t = ADDED_COST_TARGETS[0];
+        let e = evaluate_added_cost(&t, &results);
+        assert_eq!(e.as_ref().map(|e| (e.met, e.ratio, e.subject_added_ns)), Ok((true, 0.1, 100.0)));
+        let md = render(
+            &Machine {
+                command: "c".into(),
+                date: "d".into(),
+                cpu: "cpu".into(),
+                cores: 2,
+                rustc: "r".into(),
+                load_before: None,
+            },
+            &results,
+            GROUPS,
+            &[],
+            &ScrapeInputs::default(),
+        );
+        assert!(md.contains("| 0.100 (added cost vs axum-prometheus) |"), "{md}");
+        assert!(
+            md.contains("herd adds 100 ns per request, axum-prometheus adds 1.00 µs: ratio 0.100;"),
+            "{md}"
+        );
+        results.entry("middleware".into()).or_default().insert("axum-prometheus".into(), est(250.0));
+        assert!(evaluate_added_cost(&t, &results).is_err());
+        results.entry("middleware".into()).or_default().remove("bare");
+        assert!(evaluate_added_cost(&t, &results).is_err());
     }
 
     #[test]

@@ -66,6 +66,7 @@ mod desc;
 pub mod encode;
 mod error;
 mod family;
+pub mod http;
 #[cfg(feature = "prometheus-client")]
 pub mod interop;
 pub mod labels;

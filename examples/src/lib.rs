@@ -6,6 +6,8 @@
 
 use std::error::Error;
 
+pub mod axum_app;
+
 use herd_core::{Buckets, Registry};
 
 /// Label values that a careless encoder would corrupt: quotes, backslashes, a newline,

@@ -80,6 +80,17 @@ fn main() -> Result<(), Box<dyn Error>> {
             Err(why) => println!("absent {} ({why})", target.claim),
         }
     }
+    for target in report::ADDED_COST_TARGETS {
+        match report::evaluate_added_cost(target, &results) {
+            Ok(e) => println!(
+                "{:6} {} (ratio {})",
+                if e.met { "met" } else { "MISSED" },
+                target.claim,
+                report::sig3(e.ratio)
+            ),
+            Err(why) => println!("absent {} ({why})", target.claim),
+        }
+    }
     Ok(())
 }
 

@@ -1,0 +1,65 @@
+//! An axum service recording RED metrics with herd-axum, serving them on `/metrics`.
+//!
+//! ```text
+//! cargo run -p herd-examples --bin axum-basic -- --listen 127.0.0.1:PORT
+//! ```
+//!
+//! Routes: `GET /hello`, `GET /users/{id}`, `POST /echo`, `GET /stream` and
+//! `GET /metrics` (see `herd_examples::axum_app`). Prints `listening on http://ADDR`
+//! once the socket is bound (so port 0 works), then serves until killed.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use herd_axum::MetricsHandler;
+use herd_core::Registry;
+use herd_examples::axum_app;
+
+const USAGE: &str = "usage: axum-basic [--listen 127.0.0.1:PORT]";
+
+fn parse() -> Result<SocketAddr, String> {
+    let mut listen: SocketAddr = ([127, 0, 0, 1], 3000).into();
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        match flag.as_str() {
+            "--listen" => {
+                let value = args.next().ok_or("--listen needs an address")?;
+                listen = value.parse().map_err(|e| format!("--listen {value:?}: {e}"))?;
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(listen)
+}
+
+fn main() -> ExitCode {
+    let listen = match parse() {
+        Ok(listen) => listen,
+        Err(e) => {
+            eprintln!("axum-basic: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(listen) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("axum-basic: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(listen: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+    let registry = Registry::new();
+    let app = axum_app::app(axum_app::layer(&registry)?, MetricsHandler::new(registry.clone()));
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let mut stdout = std::io::stdout();
+        writeln!(stdout, "listening on http://{}", listener.local_addr()?)?;
+        stdout.flush()?;
+        axum::serve(listener, app).await?;
+        Ok(())
+    })
+}

@@ -1,0 +1,18 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod body;
+mod future;
+mod handler;
+mod layer;
+mod service;
+
+pub use body::ResponseBody;
+pub use future::ResponseFuture;
+pub use handler::MetricsHandler;
+pub use layer::{MetricsLayer, MetricsLayerBuilder};
+pub use service::Metrics;
+
+/// The names, folding rules and series cache this crate records with, shared with
+/// herd's other web adapters.
+pub use herd_core::http as red;
