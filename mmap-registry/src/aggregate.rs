@@ -53,12 +53,16 @@ struct State {
     logged: HashSet<(PathBuf, String)>,
     /// The pids of the live writers seen by the last scrape.
     live_pids: Vec<u32>,
+    /// The dead files and archive (identity, length) the index's base was folded from.
+    base_of: Option<Vec<(u64, u64, u64)>>,
 }
 
-/// A file and the index slot of each of its series (`None`: left out).
+/// A file, the index slot of each of its series (`None`: left out), and whether its
+/// writer is known to be dead (then it never changes again).
 struct Cached {
     reader: FileReader,
     slots: Vec<Option<SlotId>>,
+    dead: bool,
 }
 
 /// A file that could not be read, and why.
@@ -173,11 +177,36 @@ impl State {
         let mut files = Vec::with_capacity(paths.len());
         for path in paths {
             let cached = self.files.remove(&path);
-            match self.refresh(cached, &path) {
-                Ok(Some(cached)) => files.push((path, cached)),
-                Ok(None) => {}
-                Err(reason) => report.skipped.push(SkippedFile { path, reason }),
+            if let Some(dead) = cached.as_ref().filter(|c| c.dead) {
+                // A dead file never changes again: no need to look at it, only to know
+                // that it is still there (the listing says so).
+                debug_assert!(dead.reader.error.is_none());
+                files.extend(cached.map(|c| (path, c)));
+                continue;
             }
+            let mut cached = match self.refresh(cached, &path) {
+                Ok(Some(cached)) => cached,
+                Ok(None) => continue,
+                Err(reason) => {
+                    report.skipped.push(SkippedFile { path, reason });
+                    continue;
+                }
+            };
+            if !cached.reader.is_live() {
+                // Dead now, so complete now: read what it published between our read
+                // and its death. Before the archive is opened, so that if it vanishes
+                // meanwhile the archive we open holds it.
+                cached = match self.refresh(Some(cached), &path) {
+                    Ok(Some(cached)) => cached,
+                    Ok(None) => continue,
+                    Err(reason) => {
+                        report.skipped.push(SkippedFile { path, reason });
+                        continue;
+                    }
+                };
+                cached.dead = true;
+            }
+            files.push((path, cached));
         }
         let archive_path = dir.join(ARCHIVE);
         let cached = self.archive.take();
@@ -188,29 +217,47 @@ impl State {
                 None
             }
         };
-        let folded: HashSet<u128> =
-            archive.iter().flat_map(|a| a.reader.parsed.folded.iter().map(|f| f.id)).collect();
+        let empty = HashSet::new();
+        let folded = archive.as_ref().map_or(&empty, |a| &a.reader.parsed.folded_ids);
+        files.retain(|(_, c)| !folded.contains(&c.reader.header.id));
 
-        self.index.begin();
         self.live_pids.clear();
         for (_, cached) in &files {
-            if folded.contains(&cached.reader.header.id) {
-                continue;
-            }
-            let live = cached.reader.is_live();
-            if live {
+            if cached.dead {
+                report.dead_files += 1;
+            } else {
                 report.live_files += 1;
                 self.live_pids.push(cached.reader.header.pid);
-            } else {
-                report.dead_files += 1;
             }
             report.bytes += cached.reader.parsed.to;
-            add(&mut self.index, cached, live);
         }
-        if let Some(archive) = &archive {
+
+        // The dead files' and the archive's totals are final: fold them once into the
+        // index's base, again only when that set changes, and start every round from it.
+        let mut dead_set: Vec<(u64, u64, u64)> = files
+            .iter()
+            .filter(|(_, c)| c.dead)
+            .map(|(_, c)| (c.reader.identity.0, c.reader.identity.1, c.reader.parsed.to))
+            .collect();
+        if let Some(a) = &archive {
             report.archive = true;
-            report.bytes += archive.reader.parsed.to;
-            add(&mut self.index, archive, false);
+            report.bytes += a.reader.parsed.to;
+            dead_set.push((a.reader.identity.0, a.reader.identity.1, a.reader.parsed.to));
+        }
+        if self.base_of.as_ref() != Some(&dead_set) {
+            self.index.begin();
+            for (_, cached) in files.iter().filter(|(_, c)| c.dead) {
+                add(&mut self.index, cached, false);
+            }
+            if let Some(archive) = &archive {
+                add(&mut self.index, archive, false);
+            }
+            self.index.save_base();
+            self.base_of = Some(dead_set);
+        }
+        self.index.begin_from_base();
+        for (_, cached) in files.iter().filter(|(_, c)| !c.dead) {
+            add(&mut self.index, cached, true);
         }
         self.files.extend(files);
         self.archive = archive;
@@ -225,6 +272,7 @@ impl State {
             self.index = Index::default();
             self.files.clear();
             self.archive = None;
+            self.base_of = None;
         }
         Ok((snapshot, report))
     }
@@ -232,9 +280,9 @@ impl State {
     /// Reads what `path` published since the last scrape and maps its new series to
     /// slots. `Ok(None)`: the path is gone. `Err`: why the file is skipped.
     fn refresh(&mut self, cached: Option<Cached>, path: &Path) -> Result<Option<Cached>, String> {
-        let (reader, mut slots) = match cached {
-            Some(Cached { reader, slots }) => (Some(reader), slots),
-            None => (None, Vec::new()),
+        let (reader, mut slots, dead) = match cached {
+            Some(Cached { reader, slots, dead }) => (Some(reader), slots, dead),
+            None => (None, Vec::new(), false),
         };
         let identity = reader.as_ref().map(|r| r.identity);
         let reader = match FileReader::refresh(reader, path) {
@@ -253,7 +301,7 @@ impl State {
         for series in reader.series().get(slots.len()..).unwrap_or(&[]) {
             slots.push(self.index.resolve(series));
         }
-        Ok(Some(Cached { reader, slots }))
+        Ok(Some(Cached { reader, slots, dead }))
     }
 
     fn log_skipped(&mut self, skipped: &[SkippedFile]) {

@@ -47,6 +47,10 @@ pub(crate) struct Index {
     slots: Vec<Slot>,
     acc: Vec<u64>,
     round: u64,
+    /// Totals that do not change between rounds (dead files, the archive), and the
+    /// slots they reach; every round starts from them.
+    base: Vec<u64>,
+    base_slots: Vec<SlotId>,
 }
 
 impl Index {
@@ -87,6 +91,31 @@ impl Index {
     /// Starts a round: every accumulator reads as empty until a file reaches it.
     pub(crate) fn begin(&mut self) {
         self.round += 1;
+    }
+
+    /// Keeps this round's totals as the base that [`begin_from_base`] starts from.
+    ///
+    /// [`begin_from_base`]: Index::begin_from_base
+    pub(crate) fn save_base(&mut self) {
+        self.base.clone_from(&self.acc);
+        let round = self.round;
+        self.base_slots =
+            (0..self.slots.len()).filter(|&i| self.slots[i].round == round).map(|i| i as SlotId).collect();
+    }
+
+    /// Starts a round from the saved base: its slots are reached, with its totals.
+    pub(crate) fn begin_from_base(&mut self) {
+        self.round += 1;
+        // The base is a prefix of the accumulators (slots are only ever appended):
+        // one copy, then mark its slots reached.
+        if let Some(acc) = self.acc.get_mut(..self.base.len()) {
+            acc.copy_from_slice(&self.base);
+        }
+        for &id in &self.base_slots {
+            if let Some(slot) = self.slots.get_mut(id as usize) {
+                slot.round = self.round;
+            }
+        }
     }
 
     /// Folds one file's cells of a series into its slot.

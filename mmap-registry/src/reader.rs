@@ -2,7 +2,7 @@
 //! published since the last look. The aggregator and the compactor both read through
 //! here; nothing in this module trusts a byte of the file.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -89,11 +89,19 @@ pub(crate) struct Parsed {
     pub(crate) series: Vec<SeriesEntry>,
     /// For an archive: the worker files it holds.
     pub(crate) folded: Vec<Folded>,
+    /// The same ids, for lookups on every scrape.
+    pub(crate) folded_ids: HashSet<u128>,
 }
 
 impl Parsed {
     pub(crate) fn new() -> Self {
-        Self { to: HEADER_LEN as u64, families: HashMap::new(), series: Vec::new(), folded: Vec::new() }
+        Self {
+            to: HEADER_LEN as u64,
+            families: HashMap::new(),
+            series: Vec::new(),
+            folded: Vec::new(),
+            folded_ids: HashSet::new(),
+        }
     }
 
     /// Parses the records between `self.to` and `committed` (already checked to lie
@@ -145,6 +153,7 @@ impl Parsed {
                     if header.flags & FLAG_ARCHIVE == 0 {
                         return Err(bad("folded ids outside an archive"));
                     }
+                    self.folded_ids.extend(ids.iter().map(|f| f.id));
                     self.folded.extend(ids);
                 }
             }

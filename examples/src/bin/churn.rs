@@ -3,12 +3,17 @@
 //! recycles processes. Prints the aggregate and how many files the directory holds.
 //!
 //! ```text
-//! cargo run -p herd-examples --bin churn -- --dir DIR [--processes 2000]
+//! cargo run -p herd-examples --bin churn -- --dir DIR [--processes 2000] [--series 1000]
 //! ```
+//!
+//! The master creates `--series` series before it forks (each worker's file starts with
+//! a copy of them, as a real worker's would), and each worker increments one of them.
 //!
 //! Nothing calls compaction explicitly: the master's forks trigger it once enough dead
 //! workers' files have piled up. The last line printed is
-//! `processes=N jobs=J files=F` (F counts every file in the directory).
+//! `processes=N jobs=J files=F scrape_before_us=B scrape_after_us=A` (F counts every file
+//! in the directory; B and A are the median time of a steady scrape before the first
+//! worker and after the last, which compaction keeps close).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -28,20 +33,29 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let (mut dir, mut processes) = (None, 2000u32);
+    let (mut dir, mut processes, mut series) = (None, 2000u32, 1000u32);
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--dir" => dir = Some(std::path::PathBuf::from(value)),
             "--processes" => processes = value.parse().map_err(|e| format!("--processes: {e}"))?,
+            "--series" => series = value.parse().map_err(|e| format!("--series: {e}"))?,
             other => return Err(format!("unknown argument {other:?}").into()),
         }
     }
-    let dir = claim_dir(&dir.ok_or("usage: churn --dir DIR [--processes N]")?)?;
+    let dir = claim_dir(&dir.ok_or("usage: churn --dir DIR [--processes N] [--series N]")?)?;
     let registry = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
-    let jobs = registry.counter("jobs_total", "Jobs done.").labels(["queue"]).register()?;
+    let jobs = registry
+        .counter("jobs_total", "Jobs done.")
+        .labels(["queue"])
+        .cardinality_limit(series.max(1) as usize)
+        .register()?;
     let job = jobs.with_labels(["default"]).clone();
+    for i in 1..series {
+        let _ = jobs.with_labels([&format!("queue-{i}")]);
+    }
+    let before = median_scrape_us(&dir)?;
     for _ in 0..processes {
         match fork()? {
             Forked::Child => {
@@ -66,6 +80,23 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
     });
     let files = std::fs::read_dir(&dir)?.count();
-    println!("processes={processes} jobs={total} files={files}");
+    let after = median_scrape_us(&dir)?;
+    println!(
+        "processes={processes} jobs={total} files={files} scrape_before_us={before:.1} scrape_after_us={after:.1}"
+    );
     Ok(())
+}
+
+/// The median of 51 steady scrapes (after a first, cold one), in microseconds.
+fn median_scrape_us(dir: &std::path::Path) -> Result<f64, Box<dyn std::error::Error>> {
+    let agg = Aggregator::new(dir)?.compact_threshold(None);
+    agg.snapshot()?;
+    let mut times: Vec<f64> = (0..51)
+        .map(|_| {
+            let started = std::time::Instant::now();
+            agg.snapshot().map(|_| started.elapsed().as_secs_f64() * 1e6)
+        })
+        .collect::<Result<_, _>>()?;
+    times.sort_by(f64::total_cmp);
+    Ok(times[25])
 }
