@@ -15,7 +15,7 @@ use crate::config::{resolve_udp, Config, Error, Mirror, ObserveAs, SinkFactory, 
 use crate::mirrored::Mirrored;
 use crate::periodic::Periodic;
 use crate::pipe::{Entry, Pipe};
-use crate::render::{LineType, Num, SeriesLine};
+use crate::render::{LineType, Num};
 use crate::stats::{Counts, DropReason, SelfMetrics, Stats};
 
 /// How many nested forks below the building process get a pipe of their own.
@@ -276,10 +276,10 @@ impl StatsdBridge {
             }
             _ => (LineType::Gauge, name.to_owned(), 1.0, None),
         };
-        let line = config.renderer.line(&name, labels, ty, rate);
+        let line = config.series.insert(config.renderer.line(&name, labels, ty, rate))?;
         Some(StatsdSeries {
             shared: Arc::clone(&self.shared),
-            line: Arc::new(line),
+            line,
             // A rate below 1 scaled to the range of a u32 draw; `as` saturates.
             keep_below: rate.map(|r| (r * 4_294_967_296.0) as u32),
             scale,
@@ -300,7 +300,8 @@ impl Observer for StatsdBridge {
 /// and queues it.
 struct StatsdSeries {
     shared: Arc<Shared>,
-    line: Arc<SeriesLine>,
+    /// The series' line in the series table.
+    line: u32,
     /// Sampled series keep an update when a random `u32` is below this.
     keep_below: Option<u32>,
     /// 1000 for durations sent as milliseconds.
@@ -322,7 +323,7 @@ impl StatsdSeries {
             return;
         };
         match Num::new(value, signed) {
-            Some(num) if valid => pipe.push(Entry { line: Arc::clone(&self.line), num, zero_first }, &self.shared.config),
+            Some(num) if valid => pipe.push(Entry { series: self.line, num, zero_first }, &self.shared.config),
             _ => pipe.counts.dropped(DropReason::InvalidValue, 1 + u64::from(zero_first)),
         }
     }

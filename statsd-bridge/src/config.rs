@@ -13,6 +13,7 @@ use herd_core::FamilyDesc;
 
 use crate::bridge::StatsdBridge;
 use crate::render::{Renderer, TagStyle};
+use crate::table::SeriesTable;
 
 /// Default packet size for UDP: the largest payload that is not fragmented on a
 /// 1500-byte MTU (Etsy statsd's and datadog-go's guidance).
@@ -171,8 +172,10 @@ impl fmt::Debug for Target {
 
 type MirrorPolicy = Arc<dyn Fn(&FamilyDesc) -> Mirror + Send + Sync>;
 
-/// Everything the bridge and its sender threads share; fixed at build.
+/// Everything the bridge and its sender threads share: the settings, fixed at build,
+/// and the table of series lines, which only grows.
 pub(crate) struct Config {
+    pub(crate) series: SeriesTable,
     pub(crate) target: Target,
     pub(crate) renderer: Renderer,
     pub(crate) durations: ObserveAs,
@@ -354,6 +357,7 @@ impl StatsdBuilder {
             return Err(Error::Config("send_timeout must not be zero".into()));
         }
         let config = Config {
+            series: SeriesTable::new(),
             target,
             renderer: Renderer::new(self.style, &self.prefix, &self.tags),
             durations: self.durations,

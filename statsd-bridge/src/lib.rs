@@ -66,6 +66,7 @@ mod pipe;
 mod render;
 mod sender;
 mod stats;
+mod table;
 
 pub use bridge::StatsdBridge;
 pub use config::{

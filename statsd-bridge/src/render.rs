@@ -58,7 +58,7 @@ impl LineType {
 }
 
 /// A series' line without its value: `head` + value + `tail`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct SeriesLine {
     pub(crate) head: Box<str>,
     pub(crate) tail: Box<str>,

@@ -63,8 +63,13 @@ impl Sender {
     }
 
     fn drain(&mut self) {
+        let config = Arc::clone(&self.config);
         while let Some(entry) = self.pipe.queue.pop() {
-            self.add(&entry.line, entry.zero_first, entry.num.as_str());
+            match config.series.get(entry.series) {
+                Some(line) => self.add(line, entry.zero_first, entry.num.as_str()),
+                // Unreachable: a series is in the table before any update names it.
+                None => self.dropped(DropReason::NoSender, entry.lines()),
+            }
         }
     }
 
