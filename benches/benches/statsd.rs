@@ -61,7 +61,8 @@ fn report_drops(what: &str, dropped: u64, attempted: u64) {
 
 fn statsd_counter(c: &mut Criterion, s: &Setup) -> Result<(), Box<dyn Error>> {
     let registry = Registry::new();
-    let requests = registry.counter("requests_total", "Requests.").labels(["method", "route", "status"]).register()?;
+    let requests =
+        registry.counter("requests_total", "Requests.").labels(["method", "route", "status"]).register()?;
     let herd = s.bridge.mirror(&requests, ["GET", "/users/{id}", "200"]);
     let labels = LabelSet::new([("method", "GET"), ("route", "/users/{id}"), ("status", "200")])?;
     let observer = s.bridge.series(requests.desc(), &labels).ok_or("not mirrored")?;
@@ -148,7 +149,10 @@ fn statsd_timer(c: &mut Criterion, s: &Setup) -> Result<(), Box<dyn Error>> {
         b.iter(|| {
             let ms = black_box(millis[i & CYCLE_MASK]);
             i = i.wrapping_add(1);
-            black_box(&s.cadence).time_with_tags("request_duration_seconds", ms).with_tag("route", "/users/{id}").send();
+            black_box(&s.cadence)
+                .time_with_tags("request_duration_seconds", ms)
+                .with_tag("route", "/users/{id}")
+                .send();
             attempts += 1;
         })
     });

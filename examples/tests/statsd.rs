@@ -75,7 +75,14 @@ fn forked_workers_send_through_a_sender_of_their_own() -> TestResult {
 
     let (workers, count) = (4u64, 500u64);
     let out = Command::new(env!("CARGO_BIN_EXE_statsd-fork-workers"))
-        .args(["--statsd", &addr.to_string(), "--workers", &workers.to_string(), "--count", &count.to_string()])
+        .args([
+            "--statsd",
+            &addr.to_string(),
+            "--workers",
+            &workers.to_string(),
+            "--count",
+            &count.to_string(),
+        ])
         .output()?;
     exited.store(true, Ordering::Release);
     let stdout = String::from_utf8(out.stdout)?;
@@ -106,6 +113,9 @@ fn forked_workers_send_through_a_sender_of_their_own() -> TestResult {
     let (master, worker) = (sources(master_line), sources(worker_line));
     assert_eq!(worker.len() as u64, workers, "{lines_by_source:#?}");
     assert!(master.is_disjoint(&worker), "{lines_by_source:#?}");
-    assert!(lines_by_source.values().all(|l| l.len() == 1), "a socket sent for two roles: {lines_by_source:#?}");
+    assert!(
+        lines_by_source.values().all(|l| l.len() == 1),
+        "a socket sent for two roles: {lines_by_source:#?}"
+    );
     Ok(())
 }

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use herd_core::{Collector, Family, FamilyDesc, LabelSet, MetricKind, Observer, Registry, SeriesObserver, Snapshot};
+use herd_core::{
+    Collector, Family, FamilyDesc, LabelSet, MetricKind, Observer, Registry, SeriesObserver, Snapshot,
+};
 use once_cell::race::OnceBox;
 
 use crate::config::{resolve_udp, Config, Error, Mirror, ObserveAs, SinkFactory, StatsdBuilder, Target};
@@ -291,7 +293,8 @@ impl StatsdBridge {
 impl Observer for StatsdBridge {
     fn series(&self, family: &FamilyDesc, labels: &LabelSet) -> Option<Arc<dyn SeriesObserver>> {
         let mirror = (self.shared.config.mirror)(family);
-        let series = self.series_for(&family.name, family.kind, family.unit.as_deref(), labels.pairs(), mirror)?;
+        let series =
+            self.series_for(&family.name, family.kind, family.unit.as_deref(), labels.pairs(), mirror)?;
         Some(Arc::new(series))
     }
 }
@@ -323,7 +326,9 @@ impl StatsdSeries {
             return;
         };
         match Num::new(value, signed) {
-            Some(num) if valid => pipe.push(Entry { series: self.line, num, zero_first }, &self.shared.config),
+            Some(num) if valid => {
+                pipe.push(Entry { series: self.line, num, zero_first }, &self.shared.config)
+            }
             _ => pipe.counts.dropped(DropReason::InvalidValue, 1 + u64::from(zero_first)),
         }
     }
@@ -376,7 +381,9 @@ fn random_u32() -> u32 {
         let mut x = state.get();
         if x == 0 {
             // Relaxed: any distinct value will do.
-            x = SEEDS.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) ^ (u64::from(std::process::id()) << 32) | 1;
+            x = SEEDS.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+                ^ (u64::from(std::process::id()) << 32)
+                | 1;
         }
         x ^= x >> 12;
         x ^= x << 25;

@@ -345,10 +345,15 @@ impl StatsdBuilder {
         };
         let max_packet = self.max_packet.unwrap_or(default_packet);
         if !(64..=MAX_PACKET_SIZE).contains(&max_packet) {
-            return Err(Error::Config(format!("max_packet_size {max_packet} is not within 64..={MAX_PACKET_SIZE}")));
+            return Err(Error::Config(format!(
+                "max_packet_size {max_packet} is not within 64..={MAX_PACKET_SIZE}"
+            )));
         }
         if !(2..=1 << 24).contains(&self.queue_capacity) {
-            return Err(Error::Config(format!("queue_capacity {} is not within 2..=16777216", self.queue_capacity)));
+            return Err(Error::Config(format!(
+                "queue_capacity {} is not within 2..=16777216",
+                self.queue_capacity
+            )));
         }
         if self.flush_interval < Duration::from_millis(1) {
             return Err(Error::Config(format!("flush_interval {:?} is below 1 ms", self.flush_interval)));
@@ -376,7 +381,8 @@ impl StatsdBuilder {
 
 /// Resolves `addr` once, at build: a typo fails early rather than in every process.
 pub(crate) fn resolve_udp(addr: &str) -> Result<Target, Error> {
-    let mut addrs = addr.to_socket_addrs().map_err(|source| Error::Address { addr: addr.to_owned(), source })?;
+    let mut addrs =
+        addr.to_socket_addrs().map_err(|source| Error::Address { addr: addr.to_owned(), source })?;
     addrs.next().map(Target::Udp).ok_or_else(|| Error::Address {
         addr: addr.to_owned(),
         source: io::Error::new(io::ErrorKind::NotFound, "no address found"),

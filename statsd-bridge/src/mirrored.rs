@@ -45,7 +45,10 @@ impl<M: Metric> Mirrored<M> {
 
 impl<M: fmt::Debug> fmt::Debug for Mirrored<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Mirrored").field("handle", &self.handle).field("mirrored", &self.observer.is_some()).finish()
+        f.debug_struct("Mirrored")
+            .field("handle", &self.handle)
+            .field("mirrored", &self.observer.is_some())
+            .finish()
     }
 }
 

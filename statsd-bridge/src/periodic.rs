@@ -46,7 +46,9 @@ impl Last {
                 count: 0,
                 sum: 0.0,
             },
-            SeriesValue::Gauge(_) | SeriesValue::Unknown(_) => Self::Gauge { line: line("", LineType::Gauge) },
+            SeriesValue::Gauge(_) | SeriesValue::Unknown(_) => {
+                Self::Gauge { line: line("", LineType::Gauge) }
+            }
         }
     }
 
@@ -74,11 +76,11 @@ impl Last {
                 (*integer, *fraction) = (c.integer, c.fraction);
                 let delta = di as f64 + df;
                 if delta > 0.0 {
-                    emit(out, line, false, delta, false);
+                    emit(out, line, false, delta);
                 }
             }
             (Self::Gauge { line }, SeriesValue::Gauge(v) | SeriesValue::Unknown(v)) => {
-                emit(out, line, *v < 0.0, *v, false);
+                emit(out, line, *v < 0.0, *v);
             }
             (Self::Observations { count_line, sum_line, count, sum }, value) => {
                 let (now_count, now_sum) = match value {
@@ -86,13 +88,16 @@ impl Last {
                     SeriesValue::Summary(s) => (s.count, s.sum),
                     _ => return,
                 };
-                let (dc, ds) =
-                    if now_count < *count { (now_count, now_sum) } else { (now_count - *count, now_sum - *sum) };
+                let (dc, ds) = if now_count < *count {
+                    (now_count, now_sum)
+                } else {
+                    (now_count - *count, now_sum - *sum)
+                };
                 (*count, *sum) = (now_count, now_sum);
                 if dc > 0 {
-                    emit(out, count_line, false, dc as f64, false);
+                    emit(out, count_line, false, dc as f64);
                     if ds != 0.0 {
-                        emit(out, sum_line, false, ds, false);
+                        emit(out, sum_line, false, ds);
                     }
                 }
             }
@@ -101,8 +106,8 @@ impl Last {
     }
 }
 
-fn emit(out: &mut Sender, line: &SeriesLine, zero_first: bool, value: f64, signed: bool) {
-    match Num::new(value, signed) {
+fn emit(out: &mut Sender, line: &SeriesLine, zero_first: bool, value: f64) {
+    match Num::new(value, false) {
         Some(num) => out.add(line, zero_first, num.as_str()),
         None => out.dropped(DropReason::InvalidValue, 1 + u64::from(zero_first)),
     }

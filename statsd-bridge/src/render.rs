@@ -284,7 +284,8 @@ mod tests {
 
     #[test]
     fn no_tags_means_no_delimiters() {
-        for style in [TagStyle::DogStatsd, TagStyle::InfluxDb, TagStyle::Librato, TagStyle::SignalFx, TagStyle::Folded]
+        for style in
+            [TagStyle::DogStatsd, TagStyle::InfluxDb, TagStyle::Librato, TagStyle::SignalFx, TagStyle::Folded]
         {
             let r = Renderer::new(style, "", &[]);
             let line = r.line("jobs", [("queue", "")], LineType::Gauge, None);
@@ -310,7 +311,8 @@ mod tests {
 
     #[test]
     fn names_keep_only_the_portable_characters() {
-        let r = Renderer::new(TagStyle::DogStatsd, "my app:v2|x", &[("bad key:é".to_owned(), "v".to_owned())]);
+        let r =
+            Renderer::new(TagStyle::DogStatsd, "my app:v2|x", &[("bad key:é".to_owned(), "v".to_owned())]);
         let line = r.line("ns:sub_total", [], LineType::Counter, None);
         assert_eq!(full(&line, "1"), "my_app_v2_x.ns_sub_total:1|c|#bad_key__:v");
     }

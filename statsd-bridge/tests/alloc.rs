@@ -22,7 +22,8 @@ fn mirrored_updates_do_not_allocate() -> Result<(), Box<dyn std::error::Error>> 
         .mirror(|f| if &*f.name == "sampled" { Mirror::Sampled(0.25) } else { Mirror::Every })
         .build()?;
     let registry = Registry::new();
-    let requests = registry.counter("requests_total", "r").labels(["method", "route", "status"]).register()?;
+    let requests =
+        registry.counter("requests_total", "r").labels(["method", "route", "status"]).register()?;
     let in_flight = registry.gauge("in_flight", "i").labels([]).register()?;
     let latency = registry
         .histogram("latency_seconds", "l")
@@ -40,7 +41,8 @@ fn mirrored_updates_do_not_allocate() -> Result<(), Box<dyn std::error::Error>> 
     // What an adapter holds: the series observer it asked for once.
     let labels = LabelSet::new([("method", "POST"), ("route", "/"), ("status", "500")])?;
     let adapter = bridge.series(requests.desc(), &labels).ok_or("not mirrored")?;
-    let adapter_latency = bridge.series(latency.desc(), &LabelSet::new([("route", "/")])?).ok_or("not mirrored")?;
+    let adapter_latency =
+        bridge.series(latency.desc(), &LabelSet::new([("route", "/")])?).ok_or("not mirrored")?;
     ok.inc();
     bridge.flush()?;
 

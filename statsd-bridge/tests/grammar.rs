@@ -40,7 +40,8 @@ fn is_name_char(c: char) -> bool {
 
 fn is_tag_value_char(c: char, style: TagStyle) -> bool {
     let delimiter = matches!(c, ':' | '|' | '@' | '#' | ',')
-        || (matches!(style, TagStyle::InfluxDb | TagStyle::Librato | TagStyle::SignalFx) && matches!(c, '=' | '[' | ']'))
+        || (matches!(style, TagStyle::InfluxDb | TagStyle::Librato | TagStyle::SignalFx)
+            && matches!(c, '=' | '[' | ']'))
         || (style == TagStyle::Folded && c == '.');
     !c.is_control() && !delimiter
 }
@@ -95,12 +96,15 @@ fn parse(style: TagStyle, line: &str) -> Result<Line, String> {
     let (mut rate, mut dog_tags) = (None, None);
     for field in fields {
         if let Some(r) = field.strip_prefix('@').filter(|_| rate.is_none() && dog_tags.is_none()) {
-            let ok = r.strip_prefix("0.").is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
+            let ok =
+                r.strip_prefix("0.").is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
             if !ok {
                 return Err(ctx(format!("bad rate {r:?}")));
             }
             rate = Some(r.to_owned());
-        } else if let Some(t) = field.strip_prefix('#').filter(|_| style == TagStyle::DogStatsd && dog_tags.is_none()) {
+        } else if let Some(t) =
+            field.strip_prefix('#').filter(|_| style == TagStyle::DogStatsd && dog_tags.is_none())
+        {
             dog_tags = Some(parse_tags(t, ':', style).map_err(ctx)?);
         } else {
             return Err(ctx(format!("unexpected field {field:?}")));
@@ -145,9 +149,19 @@ fn sanitized(value: &str, style: TagStyle) -> String {
 }
 
 /// The line expected for `name` with `tags` (empty values left out), in `style`.
-fn expect(style: TagStyle, name: &str, tags: &[(&str, &str)], value: &str, ty: &str, rate: Option<&str>) -> Line {
-    let tags: Vec<(String, String)> =
-        tags.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| ((*k).to_owned(), sanitized(v, style))).collect();
+fn expect(
+    style: TagStyle,
+    name: &str,
+    tags: &[(&str, &str)],
+    value: &str,
+    ty: &str,
+    rate: Option<&str>,
+) -> Line {
+    let tags: Vec<(String, String)> = tags
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| ((*k).to_owned(), sanitized(v, style)))
+        .collect();
     let (name, tags) = if style == TagStyle::Folded {
         let mut path = name.to_owned();
         for (k, v) in &tags {
@@ -184,7 +198,11 @@ impl Receiver {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("statsd.sock");
         let socket = UnixDatagram::bind(&path)?;
-        Ok(Self { target: Target::Unix(path), datagrams: read_all(move |buf| socket.recv(buf)), _dir: Some(dir) })
+        Ok(Self {
+            target: Target::Unix(path),
+            datagrams: read_all(move |buf| socket.recv(buf)),
+            _dir: Some(dir),
+        })
     }
 
     fn bridge(&self) -> StatsdBuilder {
@@ -227,7 +245,13 @@ fn read_all(
 
 fn check_style(receiver: &Receiver, style: TagStyle) -> TestResult {
     // A: the default units (durations as ms, other observations as h), periodic mode.
-    let a = receiver.bridge().prefix("app").tag("env", "prod").tag_style(style).max_packet_size(MAX_PACKET).build()?;
+    let a = receiver
+        .bridge()
+        .prefix("app")
+        .tag("env", "prod")
+        .tag_style(style)
+        .max_packet_size(MAX_PACKET)
+        .build()?;
     // B: durations as h (seconds), other observations as d, one family sampled.
     let b = receiver
         .bridge()

@@ -58,7 +58,10 @@ fn a_full_queue_drops_and_counts_without_blocking_the_caller() -> TestResult {
     let accepted = after.sent_lines + after.dropped(DropReason::SendError);
     assert_eq!(after.queued, 0, "{after:?}");
     assert_eq!(after.dropped(DropReason::QueueFull), ATTEMPTS - accepted, "{after:?}");
-    assert_eq!(after.dropped_total(), after.dropped(DropReason::QueueFull) + after.dropped(DropReason::SendError));
+    assert_eq!(
+        after.dropped_total(),
+        after.dropped(DropReason::QueueFull) + after.dropped(DropReason::SendError)
+    );
     assert!(after.sent_lines > 0, "the kernel took a few datagrams before it filled up: {after:?}");
     Ok(())
 }

@@ -26,8 +26,11 @@ fn mirror_mode_counts_exactly_on_a_real_statsd() -> TestResult {
         .labels(["queue"])
         .register()?;
     let depth = registry.gauge("queue_depth", "Depth.").labels(["queue"]).register()?;
-    let (emails, emails_time, emails_depth) =
-        (bridge.mirror(&jobs, ["emails"]), bridge.mirror(&duration, ["emails"]), bridge.mirror(&depth, ["emails"]));
+    let (emails, emails_time, emails_depth) = (
+        bridge.mirror(&jobs, ["emails"]),
+        bridge.mirror(&duration, ["emails"]),
+        bridge.mirror(&depth, ["emails"]),
+    );
     for i in 0..N {
         emails.inc();
         emails_time.observe(0.002);
@@ -43,7 +46,8 @@ fn mirror_mode_counts_exactly_on_a_real_statsd() -> TestResult {
 
     let counter = "app.jobs_total;queue=emails;env=prod";
     let timer = "app.job_duration_seconds;queue=emails;env=prod";
-    statsd.wait_until(WAIT, "every update", |t| t.counter(counter) >= N as f64 && t.timer_count(timer) >= N)?;
+    statsd
+        .wait_until(WAIT, "every update", |t| t.counter(counter) >= N as f64 && t.timer_count(timer) >= N)?;
     let totals = statsd.settle(2)?;
     assert_eq!(totals.counter(counter), N as f64, "{totals:?}");
     assert_eq!(totals.timer_count(timer), N, "{totals:?}");

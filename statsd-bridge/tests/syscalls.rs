@@ -33,10 +33,14 @@ fn workload() -> Result<(), Box<dyn std::error::Error>> {
         .mirror(|f| if &*f.name == "sampled" { Mirror::Sampled(0.5) } else { Mirror::Every })
         .build()?;
     let registry = Registry::new();
-    let requests = registry.counter("requests_total", "r").labels(["method", "route", "status"]).register()?;
+    let requests =
+        registry.counter("requests_total", "r").labels(["method", "route", "status"]).register()?;
     let gauge = registry.gauge("in_flight", "i").labels([]).register()?;
-    let latency =
-        registry.histogram("latency_seconds", "l").buckets(Buckets::default()).labels(["route"]).register()?;
+    let latency = registry
+        .histogram("latency_seconds", "l")
+        .buckets(Buckets::default())
+        .labels(["route"])
+        .register()?;
     let sampled = registry.counter("sampled_total", "s").labels([]).register()?;
     let (ok, gauge, latency, sampled) = (
         bridge.mirror(&requests, ["GET", "/users/{id}", "200"]),
@@ -70,7 +74,8 @@ fn calls_between_markers(dir: &Path) -> Result<Vec<String>, Box<dyn std::error::
         let text = std::fs::read_to_string(entry?.path())?;
         let lines: Vec<&str> = text.lines().collect();
         let Some(begin) = lines.iter().position(|l| l.contains(BEGIN)) else { continue };
-        let end = lines.iter().position(|l| l.contains(END)).ok_or("no end marker in the begin marker's file")?;
+        let end =
+            lines.iter().position(|l| l.contains(END)).ok_or("no end marker in the begin marker's file")?;
         return Ok(lines[begin + 1..end].iter().map(|l| (*l).to_owned()).collect());
     }
     Err("no trace file holds the begin marker".into())

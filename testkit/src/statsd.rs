@@ -17,7 +17,8 @@ use crate::process::{exit_code, find_binary, kill_and_reap};
 pub const STATSD_BACKEND_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/statsd-backend.js");
 
 /// The statsd installed by `scripts/install-test-deps.sh`.
-const DEFAULT_STATSD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../.test-deps/node/node_modules/statsd/stats.js");
+const DEFAULT_STATSD: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../.test-deps/node/node_modules/statsd/stats.js");
 
 /// statsd's flush interval: short, so that totals appear quickly.
 pub const STATSD_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
@@ -77,7 +78,9 @@ impl StatsdTotals {
                 .and_then(Value::as_object)
                 .ok_or_else(|| format!("statsd totals without {key}: {v}"))?
                 .iter()
-                .map(|(k, n)| n.as_f64().map(|n| (k.clone(), n)).ok_or_else(|| format!("{key}.{k} is not a number")))
+                .map(|(k, n)| {
+                    n.as_f64().map(|n| (k.clone(), n)).ok_or_else(|| format!("{key}.{k} is not a number"))
+                })
                 .collect()
         };
         let timer_counts =
@@ -124,8 +127,10 @@ impl StatsdServer {
     /// Starts statsd and waits (at most 20 s) until a probe counter sent to it
     /// appears in a flush.
     pub fn start() -> Result<StatsdServer, String> {
-        let node = find_binary("node", "HERD_NODE").ok_or("node not found: run scripts/install-test-deps.sh")?;
-        let stats_js = std::env::var_os("HERD_STATSD").map_or_else(|| PathBuf::from(DEFAULT_STATSD), PathBuf::from);
+        let node =
+            find_binary("node", "HERD_NODE").ok_or("node not found: run scripts/install-test-deps.sh")?;
+        let stats_js =
+            std::env::var_os("HERD_STATSD").map_or_else(|| PathBuf::from(DEFAULT_STATSD), PathBuf::from);
         if !stats_js.is_file() {
             return Err(format!("{} not found: run scripts/install-test-deps.sh", stats_js.display()));
         }
@@ -155,7 +160,8 @@ impl StatsdServer {
             });
             std::fs::write(&config_path, config.to_string())
                 .map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
-            let log = File::create(&log_path).map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
+            let log =
+                File::create(&log_path).map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
             let log2 = log.try_clone().map_err(|e| format!("cannot clone log file handle: {e}"))?;
             let mut child = Command::new(&node)
                 .arg(&stats_js)
@@ -243,8 +249,9 @@ impl Drop for StatsdServer {
 fn read_totals(path: &Path) -> Result<Option<StatsdTotals>, String> {
     match std::fs::read(path) {
         Ok(bytes) => {
-            let v: Value = serde_json::from_slice(&bytes)
-                .map_err(|e| format!("{} is not JSON ({e}): {}", path.display(), String::from_utf8_lossy(&bytes)))?;
+            let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
+                format!("{} is not JSON ({e}): {}", path.display(), String::from_utf8_lossy(&bytes))
+            })?;
             StatsdTotals::from_json(&v).map(Some)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -285,7 +292,8 @@ fn free_udp_port() -> Result<u16, String> {
 }
 
 fn free_tcp_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot find a free TCP port: {e}"))?;
+    let listener =
+        TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot find a free TCP port: {e}"))?;
     listener.local_addr().map(|a| a.port()).map_err(|e| format!("cannot find a free TCP port: {e}"))
 }
 

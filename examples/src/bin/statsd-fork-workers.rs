@@ -55,8 +55,9 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let args = parse()
-        .map_err(|e| format!("{e}; usage: statsd-fork-workers --statsd HOST:PORT [--workers N] [--count N]"))?;
+    let args = parse().map_err(|e| {
+        format!("{e}; usage: statsd-fork-workers --statsd HOST:PORT [--workers N] [--count N]")
+    })?;
     let bridge = StatsdBridge::udp(&args.statsd).build()?;
     let registry = Registry::new();
     let jobs = registry.counter("jobs_total", "Jobs done.").labels(["role"]).register()?;
@@ -105,6 +106,11 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     bridge.resume()?;
     bridge.flush()?;
     let stats = bridge.stats();
-    println!("master {}: sent {} lines, {} dropped", std::process::id(), stats.sent_lines, stats.dropped_total());
+    println!(
+        "master {}: sent {} lines, {} dropped",
+        std::process::id(),
+        stats.sent_lines,
+        stats.dropped_total()
+    );
     Ok(if failed == 0 && stats.sent_lines == 8 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
