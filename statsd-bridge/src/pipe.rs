@@ -17,7 +17,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::config::{Config, Error};
 use crate::periodic::Periodic;
 use crate::render::Num;
-use crate::stats::{Counts, DropReason};
+use crate::stats::{CacheLine, Counts, DropReason};
 
 /// One update waiting to be sent: its series (an index into the series table) and
 /// its value, formatted.
@@ -62,16 +62,20 @@ struct Control {
     stopped: bool,
 }
 
+/// Field order and padding keep what callers read at every update (`generation`,
+/// `high_water`, `state`: written only when the thread starts or stops) away from
+/// what the sender thread writes all the time.
 pub(crate) struct Pipe {
     /// The fork generation this pipe serves.
     pub(crate) generation: u64,
-    pub(crate) queue: ArrayQueue<Entry>,
     /// Queue length at which a caller wakes the sender before its next tick.
     high_water: usize,
     state: AtomicU8,
-    /// A wake-up is on its way; cleared by the sender before it drains.
-    wake_pending: AtomicBool,
     pub(crate) stop: AtomicBool,
+    /// Head and tail are padded inside.
+    pub(crate) queue: ArrayQueue<Entry>,
+    /// A wake-up is on its way; cleared by the sender before it drains.
+    wake_pending: CacheLine<AtomicBool>,
     thread: Mutex<Option<Thread>>,
     worker: Mutex<Option<JoinHandle<()>>>,
     control: Mutex<Control>,
@@ -84,11 +88,11 @@ impl Pipe {
     pub(crate) fn new(generation: u64, capacity: usize) -> Self {
         Self {
             generation,
-            queue: ArrayQueue::new(capacity),
             high_water: (capacity / 2).max(1),
             state: AtomicU8::new(IDLE),
-            wake_pending: AtomicBool::new(false),
             stop: AtomicBool::new(false),
+            queue: ArrayQueue::new(capacity),
+            wake_pending: CacheLine(AtomicBool::new(false)),
             thread: Mutex::new(None),
             worker: Mutex::new(None),
             control: Mutex::new(Control::default()),

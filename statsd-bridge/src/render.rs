@@ -225,8 +225,11 @@ impl Num {
         if signed && v >= 0.0 {
             num.push(b"+");
         }
-        if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 {
-            num.push(itoa::Buffer::new().format(v as i64).as_bytes());
+        // `as` saturates; the round trip (cheaper than `fract`, a libm call) is exact
+        // only for whole values, and below 2^53 every whole value is exact.
+        let whole = v as i64;
+        if whole as f64 == v && v.abs() < 9_007_199_254_740_992.0 {
+            num.push(itoa::Buffer::new().format(whole).as_bytes());
         } else {
             num.push(ryu::Buffer::new().format_finite(v).as_bytes());
         }

@@ -63,12 +63,27 @@ impl DropReason {
     }
 }
 
+/// A value alone in its cache line (and the adjacent one, which x86 fetches in
+/// pairs), so that writes to it do not evict what other cores read near it.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct CacheLine<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for CacheLine<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// Per-process tallies, updated with relaxed atomics: each is an independent total.
+/// Each sits in a cache line of its own: callers write some (`queue_full`), the sender
+/// thread others, and a tally must not drag a line between their cores.
 #[derive(Debug, Default)]
 pub(crate) struct Counts {
-    dropped: [AtomicU64; 5],
-    sent_lines: AtomicU64,
-    sent_packets: AtomicU64,
+    dropped: [CacheLine<AtomicU64>; 5],
+    sent_lines: CacheLine<AtomicU64>,
+    sent_packets: CacheLine<AtomicU64>,
 }
 
 impl Counts {
