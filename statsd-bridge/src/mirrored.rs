@@ -114,32 +114,24 @@ impl Mirrored<Gauge> {
     }
 }
 
-impl Mirrored<Histogram> {
-    /// Records one observation, in the family's unit.
-    #[inline]
-    pub fn observe(&self, v: f64) {
-        self.handle.observe(v);
-        self.mirror(|o| o.observe(v));
-    }
+/// Histograms and summaries take the same updates.
+macro_rules! observations {
+    ($($metric:ty),*) => {$(
+        impl Mirrored<$metric> {
+            /// Records one observation, in the family's unit.
+            #[inline]
+            pub fn observe(&self, v: f64) {
+                self.handle.observe(v);
+                self.mirror(|o| o.observe(v));
+            }
 
-    /// Records a duration, in seconds.
-    #[inline]
-    pub fn observe_duration(&self, d: Duration) {
-        self.observe(d.as_secs_f64());
-    }
+            /// Records a duration, in seconds.
+            #[inline]
+            pub fn observe_duration(&self, d: Duration) {
+                self.observe(d.as_secs_f64());
+            }
+        }
+    )*};
 }
 
-impl Mirrored<Summary> {
-    /// Records one observation, in the family's unit.
-    #[inline]
-    pub fn observe(&self, v: f64) {
-        self.handle.observe(v);
-        self.mirror(|o| o.observe(v));
-    }
-
-    /// Records a duration, in seconds.
-    #[inline]
-    pub fn observe_duration(&self, d: Duration) {
-        self.observe(d.as_secs_f64());
-    }
-}
+observations!(Histogram, Summary);

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::process::{exit_code, find_binary, kill_and_reap};
+use crate::prometheus::read_log_tail;
 
 /// The backend script shipped with this crate.
 pub const STATSD_BACKEND_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/statsd-backend.js");
@@ -26,8 +27,6 @@ pub const STATSD_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// The counter [`StatsdServer::start`] sends to learn that the server is up.
 pub const STATSD_PROBE_KEY: &str = "herd_testkit.probe";
-/// Lines of the statsd log included in errors.
-const LOG_TAIL_LINES: usize = 30;
 
 /// Running totals over every flush statsd made, as its backend wrote them.
 ///
@@ -197,7 +196,7 @@ impl StatsdServer {
         self.dir.path()
     }
 
-    /// The last 30 lines of statsd's log.
+    /// The last lines of statsd's log.
     pub fn log_tail(&self) -> String {
         read_log_tail(&self.log_path)
     }
@@ -295,18 +294,4 @@ fn free_tcp_port() -> Result<u16, String> {
     let listener =
         TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot find a free TCP port: {e}"))?;
     listener.local_addr().map(|a| a.port()).map_err(|e| format!("cannot find a free TCP port: {e}"))
-}
-
-fn read_log_tail(path: &Path) -> String {
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            let text = String::from_utf8_lossy(&bytes);
-            let lines: Vec<&str> = text.lines().collect();
-            if lines.is_empty() {
-                return "(log is empty)".to_owned();
-            }
-            lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
-        }
-        Err(e) => format!("(cannot read {}: {e})", path.display()),
-    }
 }
