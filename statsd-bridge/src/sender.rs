@@ -1,6 +1,7 @@
 //! The sender thread: drains the queue into packets, runs periodic flushes, and owns
 //! the socket (a cadence [`MetricSink`], one `emit` per datagram).
 
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -78,12 +79,18 @@ impl Sender {
         let mut sources = pipe.periodic.lock();
         let now = Instant::now();
         let mut next: Option<Instant> = None;
-        for source in sources.iter_mut() {
+        sources.retain_mut(|source| {
             if force || source.due(now) {
-                source.run(self, now);
+                // A source is user code: one that panics is dropped, and the thread
+                // goes on serving the queue and the other sources.
+                let ran = panic::catch_unwind(AssertUnwindSafe(|| source.run(self, now)));
+                if ran.is_err() {
+                    return false;
+                }
             }
             next = Some(next.map_or(source.next_due(), |n| n.min(source.next_due())));
-        }
+            true
+        });
         next
     }
 

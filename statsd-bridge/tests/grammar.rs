@@ -426,3 +426,21 @@ fn self_metrics_are_a_collector() -> TestResult {
     assert!(!String::from_utf8(registry.encode(herd_core::Format::Text))?.contains("herd_statsd"));
     Ok(())
 }
+
+#[test]
+fn a_periodic_source_that_panics_is_dropped_and_the_rest_goes_on() -> TestResult {
+    let receiver = Receiver::udp()?;
+    let bridge = receiver.bridge().build()?;
+    let registry = Registry::new();
+    registry.gauge("up", "u").register()?.set(1.0);
+    bridge.flush_every(Duration::from_secs(3600), || panic!("a broken source"))?;
+    bridge.flush_registry_every(&registry, Duration::from_secs(3600))?;
+    let mirrored = Registry::new().counter("after_total", "a").labels([]).register()?;
+    bridge.flush()?;
+    bridge.mirror(&mirrored, []).inc();
+    bridge.flush()?;
+    let mut lines = receiver.lines(3)?;
+    lines.sort();
+    assert_eq!(lines, ["after_total:1|c", "up:1|g", "up:1|g"]);
+    Ok(())
+}
