@@ -21,7 +21,7 @@ scrape_line="$target_dir/herd-bench/scrape-compare.txt"
 # A line from an earlier run must not pass for this one's.
 rm -f "$scrape_line"
 
-cargo bench -p herd-benches --bench hot_path --bench encode --bench middleware -- "$@"
+cargo bench -p herd-benches --bench hot_path --bench encode --bench middleware --bench statsd -- "$@"
 bash benches/scrape-compare.sh --workers 32 --series 10000 | tee "$scrape_line"
 bash benches/scrape-compare.sh --scaling --workers 32 --series 10000
 cargo run --release -p herd-benches --bin bench-report -- --scrape "$scrape_line"

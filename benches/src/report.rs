@@ -163,7 +163,7 @@ pub fn evaluate(target: &Target, results: &Results) -> Result<Evaluation, String
     })
 }
 
-/// The groups of the hot-path and encode suites, in report order. Later suites append
+/// The groups of the hot-path, encode and statsd suites, in report order. Later suites append
 /// theirs.
 pub const GROUPS: &[Group] = &[
     Group {
@@ -236,12 +236,34 @@ pub const GROUPS: &[Group] = &[
                 is its median minus `bare`'s.",
         reference: "herd",
     },
+    Group {
+        name: "statsd_counter",
+        title: "Mirrored counter increment sent as StatsD",
+        about: "The caller's cost of one DogStatsD counter line (`app.requests_total:1|c|#method:GET,\
+                route:/users/{id},status:200,env:prod`) to a local UDP socket nobody reads. \
+                herd: `Mirrored<Counter>::inc()` (herd's own increment plus the queued line); \
+                `herd-mirror-only`: the `SeriesObserver::counter` call an adapter makes beside its \
+                own update. cadence: `StatsdClient::count_with_tags(..).with_tag(..)x3.send()` over \
+                `QueuingMetricSink::with_capacity(BufferedUdpMetricSink, 8192)`. Both queues hold \
+                8,192 lines and drop when full; the bench prints each run's share of dropped \
+                updates (a drop is cheaper than a queued line).",
+        reference: "herd",
+    },
+    Group {
+        name: "statsd_timer",
+        title: "Mirrored histogram observation sent as a StatsD timer",
+        about: "As `statsd_counter`, for one `|ms` line per observation of a duration histogram \
+                (`route` label), values cycling through the same 64 observations: herd \
+                `Mirrored<Histogram>::observe(seconds)` (sent as fractional milliseconds), cadence \
+                `time_with_tags(name, whole_ms).with_tag(..).send()`.",
+        reference: "herd",
+    },
 ];
 
 const PROMETHEUS_CLIENT_LOOKUPS: &[&str] =
     &["prometheus-client", "prometheus-client-static", "prometheus-client-prebuilt"];
 
-/// The targets of the hot-path and encode suites.
+/// The targets of the hot-path, encode and statsd suites.
 pub const TARGETS: &[Target] = &[
     Target {
         group: "counter_inc",
@@ -299,6 +321,22 @@ pub const TARGETS: &[Target] = &[
         subject: "herd-openmetrics",
         baselines: &["prometheus-client"],
         max_ratio: 1.0,
+        strict: false,
+    },
+    Target {
+        group: "statsd_counter",
+        claim: "mirrored counter increment to StatsD at most 2x cadence's cost for the same line",
+        subject: "herd",
+        baselines: &["cadence"],
+        max_ratio: 2.0,
+        strict: false,
+    },
+    Target {
+        group: "statsd_timer",
+        claim: "mirrored histogram observation to StatsD at most 2x cadence's cost for the same timer",
+        subject: "herd",
+        baselines: &["cadence"],
+        max_ratio: 2.0,
         strict: false,
     },
 ];

@@ -7,11 +7,14 @@
 //!   and client on `std` only.
 //! - [`Prometheus`]: a real Prometheus (Debian's 2.42 in CI) scraping
 //!   [`ScrapeJob`]s, with helpers for the HTTP API.
+//! - [`StatsdServer`]: a real Etsy statsd (npm `statsd@0.9.0`) whose flushes add up
+//!   into [`StatsdTotals`].
 //!
 //! Everything listens on 127.0.0.1 only, every wait is bounded, and child
 //! processes and temp dirs are cleaned up on `Drop`. The peers are installed
-//! by `scripts/install-test-deps.sh`; `$HERD_PYTHON`, `$HERD_PROMTOOL` and
-//! `$HERD_PROMETHEUS` override the executables used.
+//! by `scripts/install-test-deps.sh`; `$HERD_PYTHON`, `$HERD_PROMTOOL`,
+//! `$HERD_PROMETHEUS`, `$HERD_NODE` and `$HERD_STATSD` override the executables
+//! used.
 //!
 //! Errors are `String`s with enough context (exit codes, peer output, log
 //! tails) to diagnose a failing test from its message alone.
@@ -21,11 +24,15 @@ mod process;
 mod prometheus;
 mod promtool;
 mod python;
+mod statsd;
 
 pub use crate::http::{http_get, url_encode, Request, Response, TestServer};
 pub use crate::prometheus::{Prometheus, QueryResult, ScrapeJob, TargetHealth};
 pub use crate::promtool::promtool_check;
 pub use crate::python::{python_parse, PyExemplar, PyFamily, PyFormat, PySample, PARSE_EXPOSITION_SCRIPT};
+pub use crate::statsd::{
+    StatsdServer, StatsdTotals, STATSD_BACKEND_SCRIPT, STATSD_FLUSH_INTERVAL, STATSD_PROBE_KEY,
+};
 
 /// Content-Type of the text format 0.0.4.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -306,7 +306,7 @@ impl Drop for Prometheus {
 }
 
 /// The last lines of a log file.
-fn read_log_tail(path: &Path) -> String {
+pub(crate) fn read_log_tail(path: &Path) -> String {
     match std::fs::read(path) {
         Ok(bytes) => {
             let text = String::from_utf8_lossy(&bytes);

@@ -291,3 +291,30 @@ fn prometheus_reports_down_targets() -> Result<(), String> {
     assert!(err.contains("500"), "{err}");
     Ok(())
 }
+
+#[test]
+fn statsd_adds_up_counters_timers_and_gauges_across_flushes() -> Result<(), String> {
+    let statsd = StatsdServer::start()?;
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let send = |payload: &str| {
+        socket.send_to(payload.as_bytes(), statsd.addr()).map(drop).map_err(|e| e.to_string())
+    };
+    // Two flushes apart, so the totals must add flushes up.
+    send("jobs:1|c|#queue:emails,env:prod\njobs:2|c|@0.5|#queue:emails,env:prod\nlatency:12.5|ms\nlatency:7.5|ms")?;
+    statsd.settle(2)?;
+    send("jobs:4|c|#queue:emails,env:prod\nlatency:1|ms|@0.25\ntemp:0|g\ntemp:-5|g\nbroken:x|c")?;
+    let totals =
+        statsd.wait_until(Duration::from_secs(10), "the second batch", |t| t.gauges.contains_key("temp"))?;
+    assert_eq!(totals.counter("jobs;queue=emails;env=prod"), 9.0, "{totals:?}");
+    assert_eq!(totals.timer_count("latency"), 3, "{totals:?}");
+    assert_eq!(totals.timer_sample_counts.get("latency"), Some(&6.0), "{totals:?}");
+    assert_eq!(totals.timer_sums.get("latency"), Some(&21.0), "{totals:?}");
+    assert_eq!(totals.gauges.get("temp"), Some(&-5.0), "{totals:?}");
+    assert_eq!(totals.bad_lines(), 1.0, "{totals:?}");
+    assert!(totals.flushes >= 3, "{totals:?}");
+
+    let dir = statsd.dir().to_path_buf();
+    drop(statsd);
+    assert!(!dir.exists());
+    Ok(())
+}

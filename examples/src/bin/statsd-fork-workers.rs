@@ -1,0 +1,116 @@
+//! A pre-fork master with a StatsD bridge: forked workers send through handles made
+//! before the fork, each on a sender thread and socket of its own.
+//!
+//! ```text
+//! cargo run -p herd-examples --bin statsd-fork-workers -- --statsd 127.0.0.1:PORT [--workers 4] [--count 1000]
+//! ```
+//!
+//! The master mirrors `jobs_total{role}` (DogStatsD, no prefix), increments
+//! `role="master"` 3 times and flushes; pauses the bridge (stopping its sender thread,
+//! as `herd_mmap::fork` forks only a single-threaded process); increments it 5 more
+//! times, which stay queued; forks the workers. Each worker increments
+//! `role="worker"` through the handle the master made, `--count` times, flushes and
+//! exits with success only if it sent exactly `--count` lines: the master's 5 queued
+//! lines are the master's to send, not the worker's. The master then resumes, flushes
+//! its 5, and prints one line per process.
+
+use std::process::ExitCode;
+
+use herd_core::Registry;
+use herd_mmap::{fork, Forked};
+use herd_statsd::StatsdBridge;
+
+struct Args {
+    statsd: String,
+    workers: u32,
+    count: u64,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut args = Args { statsd: String::new(), workers: 4, count: 1000 };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--statsd" => args.statsd = value()?,
+            "--workers" => args.workers = value()?.parse().map_err(|e| format!("--workers: {e}"))?,
+            "--count" => args.count = value()?.parse().map_err(|e| format!("--count: {e}"))?,
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if args.statsd.is_empty() {
+        return Err("--statsd is required".into());
+    }
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("statsd-fork-workers: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let args = parse().map_err(|e| {
+        format!("{e}; usage: statsd-fork-workers --statsd HOST:PORT [--workers N] [--count N]")
+    })?;
+    let bridge = StatsdBridge::udp(&args.statsd).build()?;
+    let registry = Registry::new();
+    let jobs = registry.counter("jobs_total", "Jobs done.").labels(["role"]).register()?;
+    let master = bridge.mirror(&jobs, ["master"]);
+    let worker = bridge.mirror(&jobs, ["worker"]);
+
+    for _ in 0..3 {
+        master.inc();
+    }
+    bridge.flush()?;
+    bridge.pause()?;
+    for _ in 0..5 {
+        master.inc();
+    }
+
+    let mut children = Vec::new();
+    for _ in 0..args.workers {
+        match fork()? {
+            Forked::Child => {
+                for _ in 0..args.count {
+                    worker.inc();
+                }
+                let flushed = bridge.flush();
+                let stats = bridge.stats();
+                println!(
+                    "worker {}: sent {} lines, {} dropped, flush {:?}",
+                    std::process::id(),
+                    stats.sent_lines,
+                    stats.dropped_total(),
+                    flushed.map_err(|e| e.to_string())
+                );
+                let exact = stats.sent_lines == args.count && stats.dropped_total() == 0;
+                std::process::exit(if exact { 0 } else { 1 });
+            }
+            Forked::Parent { child } => children.push(child),
+        }
+    }
+    let mut failed = 0;
+    for child in children {
+        let pid = rustix::process::Pid::from_raw(child as i32).ok_or("bad pid")?;
+        let status = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())?;
+        if status.is_none_or(|(_, s)| s.exit_status() != Some(0)) {
+            failed += 1;
+        }
+    }
+    bridge.resume()?;
+    bridge.flush()?;
+    let stats = bridge.stats();
+    println!(
+        "master {}: sent {} lines, {} dropped",
+        std::process::id(),
+        stats.sent_lines,
+        stats.dropped_total()
+    );
+    Ok(if failed == 0 && stats.sent_lines == 8 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

@@ -1,0 +1,390 @@
+//! Settings, the builder and errors.
+
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cadence::{MetricSink, UdpMetricSink, UnixMetricSink};
+use herd_core::FamilyDesc;
+
+use crate::bridge::StatsdBridge;
+use crate::render::{Renderer, TagStyle};
+use crate::table::SeriesTable;
+
+/// Default packet size for UDP: the largest payload that is not fragmented on a
+/// 1500-byte MTU (Etsy statsd's and datadog-go's guidance).
+pub const DEFAULT_UDP_PACKET_SIZE: usize = 1432;
+/// Default packet size for Unix datagram sockets: the Datadog agent's
+/// `dogstatsd_buffer_size`.
+pub const DEFAULT_UNIX_PACKET_SIZE: usize = 8192;
+/// Largest packet size accepted: the largest UDP payload over IPv4.
+pub const MAX_PACKET_SIZE: usize = 65_507;
+/// Default number of lines the queue holds.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 8192;
+/// Default longest time a line waits in a packet before it is sent.
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+/// Default longest time the sender thread waits for the socket to take one packet.
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_millis(100);
+/// Default longest time [`StatsdBridge::flush`], [`StatsdBridge::pause`] and dropping
+/// the last handle wait for the sender thread.
+pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Builds the sink of one process: called on the sender thread when it starts, again
+/// in every forked child, and to retry (at most once a second) after it failed.
+pub type SinkFactory = Arc<dyn Fn() -> io::Result<Box<dyn MetricSink + Send>> + Send + Sync>;
+
+/// How the observations of histograms and summaries are sent.
+///
+/// A family is a *duration* family when its unit is `seconds` or its name ends with
+/// `_seconds`; the builder chooses separately for durations
+/// ([`StatsdBuilder::durations`]) and for every other family
+/// ([`StatsdBuilder::values`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ObserveAs {
+    /// A StatsD timer, `|ms`. A duration is sent in milliseconds (seconds × 1000,
+    /// fraction kept: Etsy statsd and statsd_exporter both read `12.5|ms`, and the
+    /// exporter divides by 1000 again, so Prometheus sees seconds); any other value
+    /// is sent as it is. Negative values are dropped (`invalid_value`): StatsD
+    /// refuses negative timers.
+    Timer,
+    /// A DogStatsD histogram, `|h`, in the family's unit (seconds for durations).
+    /// Etsy statsd counts unknown types as counters: use it with the Datadog agent or
+    /// statsd_exporter.
+    Histogram,
+    /// A DogStatsD distribution, `|d`, in the family's unit. Same caveat as
+    /// [`ObserveAs::Histogram`].
+    Distribution,
+}
+
+/// Whether, and how often, the updates of a family are mirrored.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum Mirror {
+    /// Not mirrored.
+    Off,
+    /// Every update is sent.
+    Every,
+    /// Counter increments and observations are sent with this probability, and
+    /// marked `|@rate` so that the server scales them back up. Gauges ignore it
+    /// (a skipped `set` would be lost, not scaled): they are sent every time. A rate
+    /// of 1 or more means [`Mirror::Every`]; 0, less or NaN means [`Mirror::Off`].
+    Sampled(f64),
+}
+
+/// Why a bridge could not be built, or an operation did not complete.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The UDP address did not resolve to any socket address.
+    Address {
+        /// The address as given.
+        addr: String,
+        /// The resolver's error.
+        source: io::Error,
+    },
+    /// A setting is out of range; the message says which and why.
+    Config(String),
+    /// Fork detection could not be set up (`pthread_atfork` failed).
+    WatchForks(io::Error),
+    /// The sender thread could not be started.
+    Spawn(io::Error),
+    /// The sender thread did not finish in time; what it had not sent yet stays
+    /// queued.
+    Timeout(Duration),
+    /// The bridge is paused in this process ([`StatsdBridge::pause`]).
+    Paused,
+    /// This process descends from the one that built the bridge through more nested
+    /// forks than the bridge follows (8); its updates are dropped (`no_sender`).
+    ForkDepth,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Address { addr, source } => write!(f, "cannot resolve StatsD address {addr:?}: {source}"),
+            Self::Config(why) => write!(f, "invalid StatsD bridge setting: {why}"),
+            Self::WatchForks(e) => write!(f, "cannot watch for forks: {e}"),
+            Self::Spawn(e) => write!(f, "cannot start the StatsD sender thread: {e}"),
+            Self::Timeout(t) => write!(f, "the StatsD sender thread did not finish within {t:?}"),
+            Self::Paused => f.write_str("the StatsD bridge is paused in this process"),
+            Self::ForkDepth => f.write_str("too many nested forks since the StatsD bridge was built"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Address { source, .. } | Self::WatchForks(source) | Self::Spawn(source) => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Where lines go.
+#[derive(Clone)]
+pub(crate) enum Target {
+    Udp(SocketAddr),
+    Unix(PathBuf),
+    Sink(SinkFactory),
+}
+
+impl Target {
+    /// Opens this process's socket, wrapped in cadence's unbuffered sink (one
+    /// `emit` is one datagram: the bridge builds the packets itself).
+    pub(crate) fn connect(&self, send_timeout: Duration) -> io::Result<Box<dyn MetricSink + Send>> {
+        match self {
+            Self::Udp(addr) => {
+                let local: SocketAddr = if addr.is_ipv4() {
+                    SocketAddr::from(([0, 0, 0, 0], 0))
+                } else {
+                    SocketAddr::from(([0u16; 8], 0))
+                };
+                let socket = UdpSocket::bind(local)?;
+                socket.set_write_timeout(Some(send_timeout))?;
+                let sink = UdpMetricSink::from(*addr, socket).map_err(io::Error::other)?;
+                Ok(Box::new(sink))
+            }
+            Self::Unix(path) => {
+                let socket = UnixDatagram::unbound()?;
+                socket.set_write_timeout(Some(send_timeout))?;
+                Ok(Box::new(UnixMetricSink::from(path, socket)))
+            }
+            Self::Sink(factory) => factory(),
+        }
+    }
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Udp(addr) => write!(f, "udp://{addr}"),
+            Self::Unix(path) => write!(f, "unixgram://{}", path.display()),
+            Self::Sink(_) => f.write_str("custom sink"),
+        }
+    }
+}
+
+type MirrorPolicy = Arc<dyn Fn(&FamilyDesc) -> Mirror + Send + Sync>;
+
+/// Everything the bridge and its sender threads share: the settings, fixed at build,
+/// and the table of series lines, which only grows.
+pub(crate) struct Config {
+    pub(crate) series: SeriesTable,
+    pub(crate) target: Target,
+    pub(crate) renderer: Renderer,
+    pub(crate) durations: ObserveAs,
+    pub(crate) values: ObserveAs,
+    pub(crate) max_packet: usize,
+    pub(crate) queue_capacity: usize,
+    pub(crate) flush_interval: Duration,
+    pub(crate) send_timeout: Duration,
+    pub(crate) flush_timeout: Duration,
+    pub(crate) mirror: MirrorPolicy,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("target", &self.target)
+            .field("style", &self.renderer.style())
+            .field("max_packet", &self.max_packet)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("flush_interval", &self.flush_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`StatsdBridge`]; start from [`StatsdBridge::udp`],
+/// [`StatsdBridge::unix`] or [`StatsdBridge::sink`].
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct StatsdBuilder {
+    target: Result<Target, Error>,
+    prefix: String,
+    tags: Vec<(String, String)>,
+    style: TagStyle,
+    durations: ObserveAs,
+    values: ObserveAs,
+    max_packet: Option<usize>,
+    queue_capacity: usize,
+    flush_interval: Duration,
+    send_timeout: Duration,
+    flush_timeout: Duration,
+    mirror: MirrorPolicy,
+}
+
+impl fmt::Debug for StatsdBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StatsdBuilder")
+            .field("target", &self.target)
+            .field("prefix", &self.prefix)
+            .field("tags", &self.tags)
+            .field("style", &self.style)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StatsdBuilder {
+    pub(crate) fn new(target: Result<Target, Error>) -> Self {
+        Self {
+            target,
+            prefix: String::new(),
+            tags: Vec::new(),
+            style: TagStyle::default(),
+            durations: ObserveAs::Timer,
+            values: ObserveAs::Histogram,
+            max_packet: None,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            flush_interval: DEFAULT_FLUSH_INTERVAL,
+            send_timeout: DEFAULT_SEND_TIMEOUT,
+            flush_timeout: DEFAULT_FLUSH_TIMEOUT,
+            mirror: Arc::new(|_| Mirror::Every),
+        }
+    }
+
+    /// Puts `prefix.` before every metric name (sanitized as names are).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Adds a tag sent with every line (after the series' labels; a label with the
+    /// same key wins).
+    pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.tags.push((key.into(), value.into()));
+        self
+    }
+
+    /// How labels and tags are written; [`TagStyle::DogStatsd`] by default.
+    pub fn tag_style(mut self, style: TagStyle) -> Self {
+        self.style = style;
+        self
+    }
+
+    /// How observations of duration families are sent; [`ObserveAs::Timer`] (`|ms`,
+    /// milliseconds) by default.
+    pub fn durations(mut self, how: ObserveAs) -> Self {
+        self.durations = how;
+        self
+    }
+
+    /// How observations of other histogram and summary families are sent;
+    /// [`ObserveAs::Histogram`] (`|h`, the value as it is) by default.
+    pub fn values(mut self, how: ObserveAs) -> Self {
+        self.values = how;
+        self
+    }
+
+    /// The largest datagram sent, in bytes (64 to 65,507); by default
+    /// [`DEFAULT_UDP_PACKET_SIZE`] for UDP and custom sinks,
+    /// [`DEFAULT_UNIX_PACKET_SIZE`] for Unix datagram sockets. A line longer than
+    /// this is dropped (`oversize`).
+    pub fn max_packet_size(mut self, bytes: usize) -> Self {
+        self.max_packet = Some(bytes);
+        self
+    }
+
+    /// How many lines the queue between callers and the sender thread holds
+    /// (2 to 2^24; [`DEFAULT_QUEUE_CAPACITY`] by default). When it is full, updates
+    /// are dropped and counted (`queue_full`).
+    pub fn queue_capacity(mut self, lines: usize) -> Self {
+        self.queue_capacity = lines;
+        self
+    }
+
+    /// How often the sender thread wakes to drain the queue and send what it holds
+    /// ([`DEFAULT_FLUSH_INTERVAL`] by default); it also wakes when the queue is half
+    /// full. At least 1 ms.
+    pub fn flush_interval(mut self, interval: Duration) -> Self {
+        self.flush_interval = interval;
+        self
+    }
+
+    /// How long the sender thread waits for the socket to take one packet before the
+    /// packet is dropped (`send_error`); [`DEFAULT_SEND_TIMEOUT`] by default. Only
+    /// the sender thread ever waits: callers never do.
+    pub fn send_timeout(mut self, timeout: Duration) -> Self {
+        self.send_timeout = timeout;
+        self
+    }
+
+    /// How long [`StatsdBridge::flush`], [`StatsdBridge::pause`] and dropping the
+    /// last handle wait for the sender thread; [`DEFAULT_FLUSH_TIMEOUT`] by default.
+    pub fn flush_timeout(mut self, timeout: Duration) -> Self {
+        self.flush_timeout = timeout;
+        self
+    }
+
+    /// Chooses, per family, whether its updates are mirrored and at what sample
+    /// rate; every family is mirrored, unsampled, by default. Asked once per series,
+    /// when an adapter (or [`StatsdBridge::mirror`]) first sees it.
+    pub fn mirror(mut self, policy: impl Fn(&FamilyDesc) -> Mirror + Send + Sync + 'static) -> Self {
+        self.mirror = Arc::new(policy);
+        self
+    }
+
+    /// Checks the settings and sets up fork detection. Binds no socket and starts no
+    /// thread: each process's sender thread starts with its first update, flush or
+    /// periodic flush (so a pre-fork master can build the bridge before forking).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Address`] for a UDP address that does not resolve, [`Error::Config`]
+    /// for a setting out of range, [`Error::WatchForks`] if the fork handler cannot be
+    /// registered.
+    pub fn build(self) -> Result<StatsdBridge, Error> {
+        let target = self.target?;
+        let default_packet = match target {
+            Target::Unix(_) => DEFAULT_UNIX_PACKET_SIZE,
+            Target::Udp(_) | Target::Sink(_) => DEFAULT_UDP_PACKET_SIZE,
+        };
+        let max_packet = self.max_packet.unwrap_or(default_packet);
+        if !(64..=MAX_PACKET_SIZE).contains(&max_packet) {
+            return Err(Error::Config(format!(
+                "max_packet_size {max_packet} is not within 64..={MAX_PACKET_SIZE}"
+            )));
+        }
+        if !(2..=1 << 24).contains(&self.queue_capacity) {
+            return Err(Error::Config(format!(
+                "queue_capacity {} is not within 2..=16777216",
+                self.queue_capacity
+            )));
+        }
+        if self.flush_interval < Duration::from_millis(1) {
+            return Err(Error::Config(format!("flush_interval {:?} is below 1 ms", self.flush_interval)));
+        }
+        if self.send_timeout.is_zero() {
+            return Err(Error::Config("send_timeout must not be zero".into()));
+        }
+        let config = Config {
+            series: SeriesTable::new(),
+            target,
+            renderer: Renderer::new(self.style, &self.prefix, &self.tags),
+            durations: self.durations,
+            values: self.values,
+            max_packet,
+            queue_capacity: self.queue_capacity,
+            flush_interval: self.flush_interval,
+            send_timeout: self.send_timeout,
+            flush_timeout: self.flush_timeout,
+            mirror: self.mirror,
+        };
+        let generation = herd_mmap::watch_forks().map_err(Error::WatchForks)?;
+        Ok(StatsdBridge::from_config(config, generation))
+    }
+}
+
+/// Resolves `addr` once, at build: a typo fails early rather than in every process.
+pub(crate) fn resolve_udp(addr: &str) -> Result<Target, Error> {
+    let mut addrs =
+        addr.to_socket_addrs().map_err(|source| Error::Address { addr: addr.to_owned(), source })?;
+    addrs.next().map(Target::Udp).ok_or_else(|| Error::Address {
+        addr: addr.to_owned(),
+        source: io::Error::new(io::ErrorKind::NotFound, "no address found"),
+    })
+}
