@@ -3,6 +3,7 @@
 #   - Debian `prometheus` (prometheus + promtool), via apt-get
 #   - Python `prometheus-client==0.26.0` (client_python's parsers), via pip
 #   - npm `statsd@0.9.0` (Etsy statsd) into .test-deps/node (repo-local)
+#   - Debian `strace` (herd-statsd's no-syscall test)
 # Idempotent and quiet: prints one line per thing installed, and the
 # installer's output only when it fails.
 # Overrides: HERD_PYTHON (python executable, default python3).
@@ -57,6 +58,10 @@ if ! command -v "$PYTHON" >/dev/null 2>&1; then
 fi
 if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
     apt_missing+=(nodejs npm)
+fi
+# herd-statsd's test that the caller's thread makes no system call runs under strace.
+if ! command -v strace >/dev/null 2>&1; then
+    apt_missing+=(strace)
 fi
 
 if [ "${#apt_missing[@]}" -gt 0 ]; then

@@ -8,7 +8,9 @@ set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
-bash scripts/install-test-deps.sh
+# The test peers, plus the scrape comparison's (Ruby's prometheus-client-mmap), whose
+# end-to-end test runs the real peers on a small configuration.
+bash scripts/install-bench-deps.sh
 
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --all-features --no-fail-fast

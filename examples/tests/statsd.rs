@@ -119,3 +119,48 @@ fn forked_workers_send_through_a_sender_of_their_own() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn requests_through_herd_axum_are_mirrored_to_a_real_statsd_exactly() -> TestResult {
+    use herd_axum::MetricsHandler;
+    use herd_core::Registry;
+    use tower::ServiceExt;
+
+    let statsd = StatsdServer::start()?;
+    let bridge = herd_statsd::StatsdBridge::udp(&statsd.addr().to_string()).prefix("web").build()?;
+    let registry = Registry::new();
+    let layer = herd_axum::MetricsLayer::builder()
+        .exclude_route("/metrics")
+        .observer(bridge.observer())
+        .build(&registry)?;
+    let app = herd_examples::axum_app::app(layer, MetricsHandler::new(registry.clone()));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let n = 300u64;
+    runtime.block_on(async {
+        for i in 0..n {
+            let uri = if i % 3 == 0 { "/hello".to_owned() } else { format!("/users/{i}") };
+            let request = axum::http::Request::get(uri).body(axum::body::Body::empty())?;
+            let response = app.clone().oneshot(request).await?;
+            // The layer records when the body ends: read it to its end.
+            axum::body::to_bytes(response.into_body(), usize::MAX).await?;
+        }
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })?;
+    bridge.flush()?;
+
+    // The StatsD server rewrites `/` to `-` and drops `{}` in metric keys.
+    let key = |route: &str| format!("web.http_requests_total;method=GET;route={route};status=200");
+    let timer =
+        |route: &str| format!("web.http_request_duration_seconds;method=GET;route={route};status=200");
+    let want = [("-hello", n / 3), ("-users-id", n - n / 3)];
+    statsd.wait_until(Duration::from_secs(20), "every request", |t| {
+        want.iter().all(|(route, count)| t.counter(&key(route)) >= *count as f64)
+    })?;
+    let totals = statsd.settle(2)?;
+    for (route, count) in want {
+        assert_eq!(totals.counter(&key(route)), count as f64, "{totals:?}");
+        assert_eq!(totals.timer_count(&timer(route)), count, "{totals:?}");
+    }
+    assert_eq!(totals.bad_lines(), 0.0, "{totals:?}");
+    Ok(())
+}
