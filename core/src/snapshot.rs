@@ -111,7 +111,9 @@ pub struct HistogramValue {
 impl HistogramValue {
     /// The total number of observations (the `+Inf` bucket).
     pub fn count(&self) -> u64 {
-        self.counts.iter().sum()
+        // Wrapping, like the cells: counts read from a file may be anything, and a sum
+        // that overflows must not panic.
+        self.counts.iter().fold(0u64, |a, &c| a.wrapping_add(c))
     }
 }
 

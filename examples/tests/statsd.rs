@@ -127,7 +127,7 @@ fn requests_through_herd_axum_are_mirrored_to_a_real_statsd_exactly() -> TestRes
     use tower::ServiceExt;
 
     let statsd = StatsdServer::start()?;
-    let bridge = herd_statsd::StatsdBridge::udp(&statsd.addr().to_string()).prefix("web").build()?;
+    let bridge = herd_statsd::StatsdBridge::udp(statsd.addr().to_string()).prefix("web").build()?;
     let registry = Registry::new();
     let layer = herd_axum::MetricsLayer::builder()
         .exclude_route("/metrics")

@@ -10,12 +10,17 @@ use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
+use herd_core::labels::validate_metric_name;
 use herd_core::{GaugeMode, LabelSet, MetricKind};
 
 use crate::error::MmapError;
 use crate::format::{gauge_mode_from_code, Folded, FormatError, Header, Record, FLAG_ARCHIVE, HEADER_LEN};
 use crate::protocol::{self, Word};
 use crate::sys::Mapping;
+
+/// More cells than any of herd-core's layouts takes for one series (a histogram with
+/// 65,534 buckets); a family record claiming more is corrupt.
+const MAX_CELLS_PER_SERIES: usize = 1 << 16;
 
 /// How the cells of one series from several files combine into one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +125,16 @@ impl Parsed {
             match record {
                 Record::Padding => {}
                 Record::Family(f) => {
+                    // Names and units go into the exposition verbatim: a file must not
+                    // be able to put a newline, a brace or a space there.
+                    if validate_metric_name(&f.name).is_err() {
+                        return Err(bad("invalid metric name"));
+                    }
+                    let unit_ok =
+                        f.unit.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                    if !unit_ok {
+                        return Err(bad("invalid unit"));
+                    }
                     let mode = gauge_mode_from_code(f.gauge_mode).ok_or(bad("unknown gauge mode"))?;
                     let (id, info) = family_info(f, mode).ok_or(bad("impossible cell layout"))?;
                     self.families.insert(id, Arc::new(info));
@@ -299,6 +314,9 @@ pub(crate) fn is_locked(file: &File) -> bool {
 /// count cannot be that of its type.
 fn family_info(f: crate::format::FamilyRecord, mode: GaugeMode) -> Option<(u32, FamilyInfo)> {
     let cells = f.cells_per_series as usize;
+    if cells > MAX_CELLS_PER_SERIES {
+        return None;
+    }
     let buckets = f.buckets.len();
     // The float cell of each layout (FORMAT.md, "Cell layouts"); the rest are counts.
     let (expected, float_cell) = match f.kind {

@@ -42,6 +42,10 @@ impl fmt::Display for BucketsError {
 impl std::error::Error for BucketsError {}
 
 impl Buckets {
+    /// The most bounds a histogram may have: with `+Inf` and the sum, a series then
+    /// takes 65,536 cells, the most a herd-mmap file accepts per series.
+    pub const MAX_BOUNDS: usize = 65_534;
+
     /// Prometheus' default bounds, shared by client_golang and client_python:
     /// 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 (seconds).
     pub const DEFAULT: &'static [f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -51,11 +55,15 @@ impl Buckets {
     ///
     /// # Errors
     ///
-    /// [`BucketsError`] for a non-finite or non-increasing bound.
+    /// [`BucketsError`] for a non-finite or non-increasing bound, or more than
+    /// [`MAX_BOUNDS`](Buckets::MAX_BOUNDS) of them.
     pub fn new(bounds: impl IntoIterator<Item = f64>) -> Result<Self, BucketsError> {
         let mut v: Vec<f64> = bounds.into_iter().collect();
         if v.last() == Some(&f64::INFINITY) {
             v.pop();
+        }
+        if v.len() > Self::MAX_BOUNDS {
+            return Err(BucketsError::BadParameters("more than 65,534 bucket bounds"));
         }
         for (i, &b) in v.iter().enumerate() {
             if !b.is_finite() {
