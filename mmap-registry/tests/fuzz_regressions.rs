@@ -1,0 +1,82 @@
+//! Replays the `mmap_reader` fuzz target's committed inputs without libFuzzer: its
+//! seeds (`fuzz/corpus/mmap_reader/`) and every input that ever crashed it
+//! (`fuzz/regressions/mmap_reader/`), through `decode_file` and both encoders, with the
+//! target's own checks (fuzz/src/mmap_reader.rs, included by path).
+//!
+//! Long fuzzing runs have their own command: `scripts/fuzz.sh [SECONDS] mmap_reader`.
+
+use std::path::{Path, PathBuf};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../fuzz/src/expo.rs"]
+mod expo;
+#[allow(unreachable_pub)]
+#[path = "../../fuzz/src/mmap_reader.rs"]
+mod mmap_reader;
+
+/// Inputs that still fail, each with its own `#[ignore]`d test below; remove a name
+/// here when its bug is fixed.
+const KNOWN_FAILING: &[&str] = &["histogram-bucket-count-overflow"];
+
+fn fuzz_dir(sub: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz").join(sub)
+}
+
+/// The files of `fuzz/<sub>/mmap_reader`, sorted, with their names.
+fn inputs(sub: &str) -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    let Ok(dir) = std::fs::read_dir(fuzz_dir(sub).join("mmap_reader")) else { return Ok(Vec::new()) };
+    let mut files: Vec<PathBuf> =
+        dir.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            Ok((name, std::fs::read(&p)?))
+        })
+        .collect()
+}
+
+#[test]
+fn the_seeds_decode_and_encode_to_well_formed_bodies() -> TestResult {
+    let seeds = inputs("corpus")?;
+    assert!(seeds.iter().any(|(n, _)| n == "valid.herd"), "no seeds in fuzz/corpus/mmap_reader");
+    for (name, bytes) in seeds {
+        // Strict: the committed fixtures were written by herd's own writer, or are
+        // refused outright, so their exposition must pass the strict reader too.
+        mmap_reader::check(&bytes, true).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    Ok(())
+}
+
+#[test]
+fn every_input_that_crashed_the_fuzzer_is_handled() -> TestResult {
+    let crashes = inputs("regressions")?;
+    for (name, bytes) in crashes.iter().filter(|(n, _)| !KNOWN_FAILING.contains(&n.as_str())) {
+        mmap_reader::check(bytes, false).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    for known in KNOWN_FAILING {
+        assert!(crashes.iter().any(|(n, _)| n == known), "{known} is listed but not committed");
+    }
+    Ok(())
+}
+
+/// Found by `scripts/fuzz.sh` within 15 s: `fuzz/regressions/mmap_reader/histogram-bucket-count-overflow`
+/// is a mutation of `valid.herd` whose `latency_seconds` histogram has one bucket count
+/// cell of `u64::MAX` (file bytes 520..528) beside counts of 1. `decode_file` accepts
+/// it, and `herd_core::encode` then overflows adding up the cumulative bucket counts
+/// (`cumulative += count` in `write_histogram`, core/src/encode/mod.rs:118): a panic
+/// where overflow checks are on (debug builds, the fuzzer), a wrapped, non-cumulative
+/// `le` series and `_count` in release builds. One corrupt or hostile file in the
+/// directory is enough. The fix belongs in herd-core's encoder (saturating addition);
+/// herd-mmap's sum across files already wraps instead of panicking.
+#[test]
+#[ignore = "known bug in herd-core's histogram encoder: bucket counts that overflow u64 (see the comment)"]
+fn histogram_bucket_counts_that_overflow_u64() -> TestResult {
+    for (name, bytes) in inputs("regressions")?.iter().filter(|(n, _)| KNOWN_FAILING.contains(&n.as_str())) {
+        mmap_reader::check(bytes, false).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    Ok(())
+}
