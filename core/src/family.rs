@@ -216,7 +216,10 @@ impl<M: Metric> FamilyCore<M> {
 
     #[cold]
     fn insert(&self, values: &[&str], hash: u64) -> &M {
-        if self.len.load(Ordering::Relaxed) >= self.limit {
+        // A caller's set that spells the overflow series (a request path can) *is* the
+        // overflow series: a second series with the same labels would be a duplicate.
+        let is_overflow_set = !values.is_empty() && values.iter().all(|v| *v == OVERFLOW_LABEL_VALUE);
+        if is_overflow_set || self.len.load(Ordering::Relaxed) >= self.limit {
             return self.overflow();
         }
         let mut order = self.order.lock();

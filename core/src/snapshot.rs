@@ -111,9 +111,9 @@ pub struct HistogramValue {
 impl HistogramValue {
     /// The total number of observations (the `+Inf` bucket).
     pub fn count(&self) -> u64 {
-        // Wrapping, like the cells: counts read from a file may be anything, and a sum
-        // that overflows must not panic.
-        self.counts.iter().fold(0u64, |a, &c| a.wrapping_add(c))
+        // Saturating, as the encoder's cumulative counts: counts read from a file may be
+        // anything, and `_count` must equal the `+Inf` bucket without ever panicking.
+        self.counts.iter().fold(0u64, |a, &c| a.saturating_add(c))
     }
 }
 

@@ -109,7 +109,9 @@ impl<V> Model<V> {
         if let Some(i) = self.series.iter().position(|(k, _)| k == values) {
             return &mut self.series[i].1;
         }
-        if self.series.len() >= self.limit {
+        // A set that spells the overflow series is that series, whatever the limit.
+        let is_overflow_set = !values.is_empty() && values.iter().all(|v| v == OVERFLOW_LABEL_VALUE);
+        if is_overflow_set || self.series.len() >= self.limit {
             self.overflowed += 1;
             return self.overflow.get_or_insert_with(new);
         }

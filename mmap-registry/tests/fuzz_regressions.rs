@@ -16,16 +16,17 @@ mod expo;
 #[path = "../../fuzz/src/mmap_reader.rs"]
 mod mmap_reader;
 
-/// Inputs of known bugs, each with its own `#[ignore]`d test below, which the replay
-/// leaves out (the first panics in herd-core, the second costs seconds and hundreds of
-/// MiB); remove a name here when its bug is fixed.
+/// Inputs of bugs found and fixed, each also with its own test below.
 const OVERFLOW: &str = "histogram-bucket-count-overflow";
 const HUGE_CELLS: &str = "summary-family-with-huge-cell-count.herd";
-const KNOWN_FAILING: &[&str] = &[OVERFLOW, HUGE_CELLS];
+const NEWLINE_NAME: &str = "family-name-with-newline.herd";
+
+/// Inputs that still fail, left out of the replay; remove a name when its bug is fixed.
+const KNOWN_FAILING: &[&str] = &[];
 
 /// Inputs whose exposition is well formed as a whole (UTF-8, newline, `# EOF`) but not
-/// line by line; see [`names_from_a_file_are_not_validated`].
-const KNOWN_NOT_STRICT: &[&str] = &["family-name-with-newline.herd"];
+/// line by line.
+const KNOWN_NOT_STRICT: &[&str] = &[];
 
 fn fuzz_dir(sub: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz").join(sub)
@@ -65,7 +66,7 @@ fn every_input_that_crashed_the_fuzzer_is_handled() -> TestResult {
         let strict = !KNOWN_NOT_STRICT.contains(&name.as_str());
         mmap_reader::check(bytes, strict).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
-    for known in KNOWN_FAILING.iter().chain(KNOWN_NOT_STRICT) {
+    for known in KNOWN_FAILING.iter().chain(KNOWN_NOT_STRICT).chain(&[OVERFLOW, HUGE_CELLS, NEWLINE_NAME]) {
         assert!(crashes.iter().any(|(n, _)| n == known), "{known} is listed but not committed");
     }
     Ok(())
@@ -80,8 +81,9 @@ fn every_input_that_crashed_the_fuzzer_is_handled() -> TestResult {
 /// `le` series and `_count` in release builds. One corrupt or hostile file in the
 /// directory is enough. The fix belongs in herd-core's encoder (saturating addition);
 /// herd-mmap's sum across files already wraps instead of panicking.
+///
+/// Fixed: cumulative counts and `_count` saturate, so the `le` series stays cumulative.
 #[test]
-#[ignore = "known bug in herd-core's histogram encoder: bucket counts that overflow u64 (see the comment)"]
 fn histogram_bucket_counts_that_overflow_u64() -> TestResult {
     for (name, bytes) in inputs("regressions")?.iter().filter(|(n, _)| n == OVERFLOW) {
         mmap_reader::check(bytes, false).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -98,11 +100,12 @@ fn histogram_bucket_counts_that_overflow_u64() -> TestResult {
 /// Prometheus, or add series of their choosing. The fix belongs in the reader: refuse
 /// the family record unless `herd_core::labels::validate_metric_name` accepts the name
 /// (and the unit is a valid name fragment), like other bad records.
+///
+/// Fixed: a family record with an invalid name or unit is a bad record.
 #[test]
-#[ignore = "known bug in herd-mmap's reader: metric names from a file are not validated (see the comment)"]
 fn names_from_a_file_are_not_validated() -> TestResult {
-    for (name, bytes) in inputs("regressions")?.iter().filter(|(n, _)| KNOWN_NOT_STRICT.contains(&n.as_str()))
-    {
+    for (name, bytes) in inputs("regressions")?.iter().filter(|(n, _)| n == NEWLINE_NAME) {
+        assert!(herd_mmap::decode_file(bytes).is_err(), "{name} decoded");
         mmap_reader::check(bytes, true).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
     Ok(())
@@ -119,8 +122,9 @@ fn names_from_a_file_are_not_validated() -> TestResult {
 /// of seconds, in `decode_file` and in every aggregator scrape that meets the file. A
 /// family whose series could not fit in the file should be refused, like other bad
 /// records.
+///
+/// Fixed: no layout exceeds 65,536 cells per series, and the reader refuses more.
 #[test]
-#[ignore = "known bug in herd-mmap's reader: a family record may claim any number of cells (see the comment)"]
 fn a_family_cannot_claim_more_cells_than_the_file_holds() -> TestResult {
     let regressions = inputs("regressions")?;
     let (_, bytes) = regressions.iter().find(|(n, _)| n == HUGE_CELLS).ok_or("not committed")?;

@@ -126,8 +126,9 @@ fn write_series(family: &FamilySnapshot, series: &SeriesSnapshot, om: bool, out:
 fn write_histogram(out: &mut Vec<u8>, name: &str, labels: &str, h: &HistogramValue, om: bool) {
     let mut cumulative = 0u64;
     for (i, count) in h.counts.iter().enumerate() {
-        // Wrapping: counts from another process's file may be anything (u64 cells wrap).
-        cumulative = cumulative.wrapping_add(*count);
+        // Saturating: counts read from a file may be anything, and the `le` series must
+        // stay cumulative (and never panic) even then.
+        cumulative = cumulative.saturating_add(*count);
         let bound = h.bounds.get(i).copied().unwrap_or(f64::INFINITY);
         sample_start(out, name, "_bucket", labels, Some(("le", bound)));
         write_u64(out, cumulative);
