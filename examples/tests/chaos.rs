@@ -94,10 +94,16 @@ fn killed_and_respawned_workers_lose_nothing_and_count_nothing_twice() -> TestRe
 
     let (snapshot, report) = Aggregator::new(&dir)?.scrape()?;
     let (ops, observed) = totals(&snapshot);
+    let verdict = if failed == 0 && decreases == 0 && ops == completed && observed == completed {
+        "ok"
+    } else {
+        "FAILED"
+    };
+    // A closing line in libtest's style, for the log of a long run.
     println!(
-        "chaos: {} ops by workers killed {kills} times, {scrapes} scrapes ({failed} failed, {decreases} \
-         decreases), final {ops} ops / {observed} observations over {} files; finished in {:.2}s",
-        completed,
+        "chaos result: {verdict}. {completed} operations exact ({ops} counted, {observed} observed); \
+         {kills} kills; {scrapes} scrapes, {failed} failed, {decreases} went down; {} files left; \
+         finished in {:.2}s",
         report.live_files + report.dead_files + usize::from(report.archive),
         started.elapsed().as_secs_f64()
     );
