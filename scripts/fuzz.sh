@@ -87,10 +87,14 @@ for t in "${targets[@]}"; do
     log="$log_dir/$t.log"
     status=0
     cargo fuzz run -s none "$t" "$work" "fuzz/corpus/$t" -- "${args[@]}" >"$log" 2>&1 || status=$?
-    execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)"
+    execs=""
+    if [ "${HERD_FUZZ_KEEP_GOING:-0}" != "1" ]; then
+        execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)"
+    fi
     if [ -z "$execs" ]; then
-        # Not printed when the run ends in a crash: take the last status line's count.
-        execs="$(grep -oE '^#[0-9]+' "$log" | tail -n 1 | tr -d '#')"
+        # Not printed when a run ends in a crash, nor as a total in fork mode: take the
+        # last status line's count, which is the total.
+        execs="$(grep -aoE '^#[0-9]+' "$log" | tail -n 1 | tr -d '#')"
     fi
     crashes=()
     while IFS= read -r -d '' f; do
@@ -110,7 +114,9 @@ for t in "${targets[@]}"; do
         echo "fuzz: $t: input saved as $regressions/$(basename "$f") (commit it: the tests replay it)" >&2
     done
     echo "fuzz: $t: reproduce: cargo fuzz run -s none $t $regressions/<input>" >&2
-    grep -v '^#[0-9]' "$log" | tail -n 40 >&2
+    # The first panic (with its message) and libFuzzer's own verdicts, not the whole log.
+    grep -a -m 1 -A 4 'panicked at' "$log" | cut -c 1-300 >&2 || true
+    grep -a -E '^==[0-9]+== ERROR: libFuzzer|^SUMMARY: libFuzzer' "$log" | sort | uniq -c | head -n 5 >&2 || true
 done
 
 if [ "$found" -ne 0 ]; then
