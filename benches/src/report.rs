@@ -674,10 +674,11 @@ const SCRAPE_ABOUT: &str = "W worker processes each hold S series of the counter
     files live during the measurement; the peers fork theirs (`benches/peers/`). Every run checks \
     that each library's aggregate holds exactly W x S increments and W x S/10 observations over \
     the expected series. **herd cold**: a new `Aggregator` + first snapshot + text encoding \
-    (median of fresh aggregators); **herd steady**: snapshot + encode again on the same \
-    aggregator (median of 20). Python: a new `CollectorRegistry` with `MultiProcessCollector` + \
+    (each by a new aggregator); **herd steady**: snapshot + encode again on the same \
+    aggregator. Python: a new `CollectorRegistry` with `MultiProcessCollector` + \
     `generate_latest`; Ruby: `Formats::Text.marshal_multiprocess(dir)`; neither keeps state \
-    between scrapes, so their every scrape is cold (median of 5). **Bytes on disk** is the sum \
+    between scrapes, so their every scrape is cold. Each figure is the median of the runs \
+    given, with its median absolute deviation (MAD). **Bytes on disk** is the sum \
     of the files' allocated blocks (`st_blocks * 512`); the apparent size (file lengths, holes \
     included) is shown beside it. \"Faster / smaller by\" is the peer's figure over herd's.";
 
@@ -774,8 +775,9 @@ fn render_scaling(out: &mut String, scrape: &ScrapeInputs) {
          fixed number of series per worker, and over series per worker at a fixed number of \
          workers (counter series; each worker also holds a tenth as many histogram series). \
          herd is always measured (cold: median of 3 fresh aggregators; steady: median of 20); \
-         each peer (median of 3) only where its predicted time stays under a minute. \
-         Data: `benches/scaling.csv`.\n\n",
+         each peer (median of 3) only where its predicted time (populate, scrapes and check, \
+         extrapolated from its cost per series at smaller points) stays under a minute; the \
+         note says which were skipped. Data: `benches/scaling.csv`.\n\n",
     );
     if let Some(plot) = &scrape.plot {
         let _ = write!(out, "![Scrape time over workers and series]({plot})\n\n");
