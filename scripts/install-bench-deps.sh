@@ -18,33 +18,9 @@ RUBY="${HERD_RUBY:-ruby}"
 
 bash scripts/install-test-deps.sh
 
-log_file="$(mktemp "${TMPDIR:-/tmp}/herd-install-bench-deps.XXXXXX")"
-trap 'rm -f "$log_file"' EXIT
-
-run_quiet() {
-    local what="$1"
-    shift
-    if ! "$@" >"$log_file" 2>&1; then
-        echo "install-bench-deps: FAILED: $what" >&2
-        echo "install-bench-deps: command: $*" >&2
-        cat "$log_file" >&2
-        exit 1
-    fi
-}
-
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        sudo -n "$@"
-    else
-        return 1
-    fi
-}
-
-can_be_root() {
-    [ "$(id -u)" -eq 0 ] || { command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; }
-}
+installer=install-bench-deps
+# shellcheck source=scripts/install-common.sh
+source scripts/install-common.sh
 
 # --- Debian packages ----------------------------------------------------------
 apt_missing=()
@@ -56,22 +32,7 @@ if ! "$RUBY" -e 'require "prometheus/client"; require "prometheus/client/formats
     apt_missing+=(ruby-prometheus-client-mmap)
 fi
 
-if [ "${#apt_missing[@]}" -gt 0 ]; then
-    if ! can_be_root; then
-        echo "install-bench-deps: missing Debian packages: ${apt_missing[*]}" >&2
-        echo "install-bench-deps: run this script as root (or with passwordless sudo)," >&2
-        echo "install-bench-deps: or run: sudo apt-get install -y --no-install-recommends ${apt_missing[*]}" >&2
-        exit 1
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    run_quiet "apt-get update" as_root apt-get update -qq
-    run_quiet "apt-get install ${apt_missing[*]}" \
-        as_root apt-get install -y -qq --no-install-recommends "${apt_missing[@]}"
-    for pkg in "${apt_missing[@]}"; do
-        echo "install-bench-deps: installed Debian package $pkg"
-    done
-    hash -r
-fi
+apt_install
 
 if ! "$RUBY" -e 'require "prometheus/client"; require "prometheus/client/formats/text"' >"$log_file" 2>&1; then
     echo "install-bench-deps: prometheus-client-mmap still cannot be loaded by $RUBY:" >&2

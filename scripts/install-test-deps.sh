@@ -17,36 +17,9 @@ STATSD_VERSION="0.9.0"
 NODE_PREFIX=".test-deps/node"
 PYTHON="${HERD_PYTHON:-python3}"
 
-log_file="$(mktemp "${TMPDIR:-/tmp}/herd-install-test-deps.XXXXXX")"
-trap 'rm -f "$log_file"' EXIT
-
-# run_quiet DESCRIPTION CMD...: runs CMD with its output captured; on
-# failure prints the output and exits.
-run_quiet() {
-    local what="$1"
-    shift
-    if ! "$@" >"$log_file" 2>&1; then
-        echo "install-test-deps: FAILED: $what" >&2
-        echo "install-test-deps: command: $*" >&2
-        cat "$log_file" >&2
-        exit 1
-    fi
-}
-
-# Runs a command as root: directly, or through passwordless sudo.
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        sudo -n "$@"
-    else
-        return 1
-    fi
-}
-
-can_be_root() {
-    [ "$(id -u)" -eq 0 ] || { command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; }
-}
+installer=install-test-deps
+# shellcheck source=scripts/install-common.sh
+source scripts/install-common.sh
 
 # --- Debian packages ----------------------------------------------------------
 apt_missing=()
@@ -64,22 +37,7 @@ if ! command -v strace >/dev/null 2>&1; then
     apt_missing+=(strace)
 fi
 
-if [ "${#apt_missing[@]}" -gt 0 ]; then
-    if ! can_be_root; then
-        echo "install-test-deps: missing Debian packages: ${apt_missing[*]}" >&2
-        echo "install-test-deps: run this script as root (or with passwordless sudo)," >&2
-        echo "install-test-deps: or run: sudo apt-get install -y --no-install-recommends ${apt_missing[*]}" >&2
-        exit 1
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    run_quiet "apt-get update" as_root apt-get update -qq
-    run_quiet "apt-get install ${apt_missing[*]}" \
-        as_root apt-get install -y -qq --no-install-recommends "${apt_missing[@]}"
-    for pkg in "${apt_missing[@]}"; do
-        echo "install-test-deps: installed Debian package $pkg"
-    done
-    hash -r
-fi
+apt_install
 
 # --- Python prometheus-client -------------------------------------------------
 py_client_version() {
