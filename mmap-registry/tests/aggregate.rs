@@ -7,6 +7,9 @@ use herd_core::snapshot::SeriesValue;
 use herd_core::{Buckets, Format, Registry};
 use herd_mmap::{claim_dir, Aggregator, MmapStorage};
 
+mod common;
+use common::counter_total;
+
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 fn registry(dir: &std::path::Path) -> Result<Registry, Box<dyn std::error::Error>> {
@@ -88,16 +91,7 @@ fn a_repeated_scrape_reads_new_series_and_values() -> TestResult {
     assert_eq!(snapshot.family("c").map(|f| f.series.len()), Some(5001));
     assert!(report.bytes > 64 * 1024, "the file grew past its first segment: {report:?}");
     assert_eq!((report.live_files, report.dead_files, report.skipped.len()), (1, 0, 0));
-    let sum: f64 = snapshot
-        .family("c")
-        .map(|f| {
-            f.series
-                .iter()
-                .map(|s| if let SeriesValue::Counter(c) = &s.value { c.total() } else { 0.0 })
-                .sum()
-        })
-        .unwrap_or(0.0);
-    assert_eq!(sum, 10_001.0);
+    assert_eq!(counter_total(&snapshot, "c"), 10_001.0);
     Ok(())
 }
 
@@ -155,18 +149,6 @@ fn every_gauge_mode_combines_live_and_dead_processes_as_documented() -> TestResu
     assert_eq!(all.series[0].labels.get("pid"), Some(pid.as_str()));
     assert_eq!(snapshot.family("g_sum").map(|f| f.series[0].labels.get("pid")), Some(None));
     Ok(())
-}
-
-fn counter_total(snapshot: &herd_core::Snapshot, name: &str) -> f64 {
-    snapshot
-        .family(name)
-        .map(|f| {
-            f.series
-                .iter()
-                .map(|s| if let SeriesValue::Counter(c) = &s.value { c.total() } else { 0.0 })
-                .sum()
-        })
-        .unwrap_or(0.0)
 }
 
 fn worker_files(dir: &std::path::Path) -> std::io::Result<usize> {

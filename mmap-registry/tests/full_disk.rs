@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use herd_core::snapshot::SeriesValue;
 use herd_core::Registry;
 use herd_mmap::{claim_dir, Aggregator, MmapStorage};
+
+mod common;
+use common::counter_total;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -72,37 +74,18 @@ fn a_full_disk_degrades_to_counted_drops_never_a_crash() -> TestResult {
         requests.with_labels([&format!("{i:05}")]).inc();
     }
     let own = registry.snapshot();
-    let errors = own
-        .family(herd_core::STORAGE_ERRORS_METRIC)
-        .and_then(|f| f.series.first())
-        .map(|s| if let SeriesValue::Counter(c) = &s.value { c.total() } else { 0.0 })
-        .unwrap_or(0.0);
+    // One family, so one series of the self-metric.
+    let errors = counter_total(&own, herd_core::STORAGE_ERRORS_METRIC);
     assert!(errors > 0.0, "the failed allocations are counted");
     // In-process, every series still counts (on private cells where the file was full).
-    let in_process: f64 = own
-        .family("requests")
-        .map(|f| {
-            f.series
-                .iter()
-                .map(|s| if let SeriesValue::Counter(c) = &s.value { c.total() } else { 0.0 })
-                .sum()
-        })
-        .unwrap_or(0.0);
+    let in_process = counter_total(&own, "requests");
     assert_eq!(in_process, 20_000.0);
 
     // The directory still scrapes: the series that made it into the file, exactly.
     let (snapshot, report) = Aggregator::new(&dir)?.scrape()?;
     assert!(report.skipped.is_empty(), "{report:?}");
     let stored = snapshot.family("requests").map_or(0, |f| f.series.len());
-    let in_file: f64 = snapshot
-        .family("requests")
-        .map(|f| {
-            f.series
-                .iter()
-                .map(|s| if let SeriesValue::Counter(c) = &s.value { c.total() } else { 0.0 })
-                .sum()
-        })
-        .unwrap_or(0.0);
+    let in_file = counter_total(&snapshot, "requests");
     assert!(stored > 100 && stored < 20_000, "{stored} series stored");
     assert_eq!(in_file, stored as f64);
     assert_eq!(stored as f64 + errors, 20_000.0, "every series is either in the file or counted as dropped");
