@@ -177,13 +177,15 @@ impl State {
         let mut files = Vec::with_capacity(paths.len());
         for path in paths {
             let cached = self.files.remove(&path);
-            if let Some(dead) = cached.as_ref().filter(|c| c.dead) {
+            let cached = match cached {
                 // A dead file never changes again: no need to look at it, only to know
                 // that it is still there (the listing says so).
-                debug_assert!(dead.reader.error.is_none());
-                files.extend(cached.map(|c| (path, c)));
-                continue;
-            }
+                Some(dead) if dead.dead => {
+                    files.push((path, dead));
+                    continue;
+                }
+                other => other,
+            };
             let mut cached = match self.refresh(cached, &path) {
                 Ok(Some(cached)) => cached,
                 Ok(None) => continue,

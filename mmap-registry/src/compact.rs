@@ -117,8 +117,9 @@ fn run(dir: &Path, threshold: usize) -> Result<CompactReport, MmapError> {
             }
         };
         present_ids.insert(reader.header.id);
-        if reader.is_archive() || reader.is_live() {
-            // Not a worker's file after all, or (impossibly) alive again.
+        if reader.is_archive() {
+            // Not a worker's file after all. (It was found dead above, and a dead
+            // writer never comes back: no second liveness check.)
             continue;
         }
         if reader.error.is_some() {
