@@ -290,7 +290,7 @@ impl State {
         let reader = match FileReader::refresh(reader, path) {
             Ok(Refreshed::Read(reader)) => *reader,
             Ok(Refreshed::Vanished) => return Ok(None),
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.reason()),
         };
         if let Some(e) = &reader.error {
             return Err(e.to_string());

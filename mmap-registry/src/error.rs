@@ -44,6 +44,15 @@ impl MmapError {
     pub(crate) fn dir(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         Self::Directory { path: path.into(), reason: reason.into() }
     }
+
+    /// The message without the path, for reports that already name the file.
+    pub(crate) fn reason(&self) -> String {
+        match self {
+            Self::Directory { reason, .. } => reason.clone(),
+            Self::Io { op, source, .. } => format!("{op}: {source}"),
+            Self::Format { error, .. } => error.to_string(),
+        }
+    }
 }
 
 impl fmt::Display for MmapError {

@@ -9,6 +9,8 @@
 //! - [`Aggregator`] sums the files of live and dead processes into a herd-core
 //!   [`Snapshot`](herd_core::Snapshot), so both text formats and content negotiation
 //!   work unchanged.
+//! - [`inspect`] describes a directory file by file (processes, liveness, sizes,
+//!   families, broken files) without changing it.
 //! - [`claim_dir`] prepares a directory at a master's start-up; [`check_dir`] refuses
 //!   one that another user could tamper with.
 //!
@@ -23,6 +25,7 @@ mod dir;
 mod error;
 mod format;
 mod index;
+mod inspect;
 mod process;
 mod protocol;
 mod reader;
@@ -35,5 +38,6 @@ pub use decode::decode_file;
 pub use dir::{check_dir, claim_dir};
 pub use error::MmapError;
 pub use format::FormatError;
+pub use inspect::{inspect, FamilySummary, FileOwner, FileSummary, Inspection};
 pub use sys::{fork, fork_generation, watch_forks, Forked};
 pub use writer::MmapStorage;
