@@ -7,6 +7,7 @@
 use std::error::Error;
 
 pub mod axum_app;
+pub mod prefork;
 
 use herd_core::{Buckets, Registry};
 

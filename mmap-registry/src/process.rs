@@ -51,7 +51,8 @@ pub(crate) fn families(pids: &[u32]) -> Vec<FamilySnapshot> {
     };
     let mut out = vec![
         family(
-            "process_cpu_seconds_total",
+            // A counter family's name; the encoders add `_total` to its sample.
+            "process_cpu_seconds",
             "CPU time of the service's processes, live and exited, in seconds.",
             Some("seconds"),
             MetricKind::Counter,

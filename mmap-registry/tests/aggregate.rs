@@ -302,6 +302,10 @@ fn process_metrics_cover_the_service_and_keep_an_exited_childs_cpu() -> TestResu
             other => return Err(format!("{name}: {other:?}").into()),
         })
     };
+    let mut text = Vec::new();
+    herd_core::encode(&agg.snapshot()?, herd_core::Format::Text, &mut text);
+    let text = String::from_utf8(text)?;
+    assert!(text.contains("# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total "), "{text}");
     assert!(read("process_resident_memory_bytes")? > 0.0);
     assert!(read("process_threads")? >= 1.0);
     assert!(read("process_open_fds")? >= 3.0);
@@ -309,14 +313,14 @@ fn process_metrics_cover_the_service_and_keep_an_exited_childs_cpu() -> TestResu
 
     // A child of the live root burns CPU and exits; once reaped its time is the root's
     // children's time, so the total never drops and ends above where it started.
-    let before = read("process_cpu_seconds_total")?;
+    let before = read("process_cpu_seconds")?;
     let mut child = std::process::Command::new("sh")
         .args(["-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"])
         .spawn()?;
     std::thread::sleep(std::time::Duration::from_millis(50));
-    let during = read("process_cpu_seconds_total")?;
+    let during = read("process_cpu_seconds")?;
     child.wait()?;
-    let after = read("process_cpu_seconds_total")?;
+    let after = read("process_cpu_seconds")?;
     assert!(before <= during && during <= after, "{before} <= {during} <= {after}");
     assert!(after > before, "the child's CPU time is counted: {before} -> {after}");
     Ok(())

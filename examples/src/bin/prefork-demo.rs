@@ -1,0 +1,284 @@
+//! herd's main demo: a pre-fork server whose workers all answer the same `/metrics`.
+//!
+//! ```text
+//! cargo run --release -p herd-examples --bin prefork-demo -- --workers 4 --listen 127.0.0.1:8080
+//!     [--dir DIR] [--framework axum] [--self-test N]
+//! ```
+//!
+//! The master claims (wipes) the metrics directory, binds one listening socket,
+//! registers the RED metrics of herd-axum's layer in a herd-mmap registry, and forks
+//! the workers, which all accept on that socket. Each worker serves `GET /hello`,
+//! `GET /users/{id}`, `POST /echo`, `GET /stream` and `GET /metrics`, the aggregate of
+//! every worker's file, live and dead (`/metrics` itself is not counted). The master
+//! restarts a worker that dies, and on SIGTERM or SIGINT stops them all gracefully.
+//!
+//! `--self-test N` sends N requests spread over the four routes from inside the demo,
+//! scrapes `/metrics` several times (each scrape may reach a different worker), checks
+//! that `http_requests_total` sums to exactly N, per route too, prints a summary and
+//! exits 0 or 1.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write as _};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use herd_axum::MetricsHandler;
+use herd_core::Registry;
+use herd_examples::axum_app;
+use herd_examples::prefork::{request, requests_by_route, Workers};
+use herd_mmap::{claim_dir, Aggregator, MmapStorage};
+
+const USAGE: &str = "\
+usage: prefork-demo --workers N --listen ADDR [--dir DIR] [--framework axum] [--self-test N]
+
+  --workers N      worker processes to fork (default 4)
+  --listen ADDR    address of the shared listening socket (default 127.0.0.1:8080;
+                   port 0 picks a free one, printed at start)
+  --dir DIR        metrics directory, wiped at start (default: /dev/shm/herd-prefork-demo-UID,
+                   or the temp dir when /dev/shm is missing)
+  --framework F    web framework of the workers: axum
+  --self-test N    send N requests, check /metrics sums to N, stop, exit 0 or 1";
+
+/// Scrapes the self-test compares (each may reach another worker).
+const SELF_TEST_SCRAPES: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framework {
+    Axum,
+}
+
+impl Framework {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Axum => "axum",
+        }
+    }
+}
+
+struct Args {
+    workers: usize,
+    listen: SocketAddr,
+    dir: PathBuf,
+    framework: Framework,
+    self_test: Option<u64>,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut args = Args {
+        workers: 4,
+        listen: ([127, 0, 0, 1], 8080).into(),
+        dir: default_dir(),
+        framework: Framework::Axum,
+        self_test: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "--help" || flag == "-h" {
+            return Err(String::new());
+        }
+        let value = it.next().ok_or(format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--workers" => {
+                args.workers = value.parse().map_err(|e| format!("--workers {value:?}: {e}"))?;
+                if args.workers == 0 || args.workers > 256 {
+                    return Err("--workers must be between 1 and 256".into());
+                }
+            }
+            "--listen" => args.listen = value.parse().map_err(|e| format!("--listen {value:?}: {e}"))?,
+            "--dir" => args.dir = value.into(),
+            "--framework" => {
+                args.framework = match value.as_str() {
+                    "axum" => Framework::Axum,
+                    other => return Err(format!("--framework {other:?}: this build knows axum")),
+                }
+            }
+            "--self-test" => {
+                args.self_test = Some(value.parse().map_err(|e| format!("--self-test {value:?}: {e}"))?)
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(args)
+}
+
+/// A tmpfs when there is one: metrics files are rewritten constantly and need no
+/// durability. Per user, so two users' demos never share (or refuse) a directory.
+fn default_dir() -> PathBuf {
+    let uid = rustix::process::getuid().as_raw();
+    let shm = PathBuf::from("/dev/shm");
+    let base = if shm.is_dir() { shm } else { std::env::temp_dir() };
+    base.join(format!("herd-prefork-demo-{uid}"))
+}
+
+fn main() -> ExitCode {
+    let args = match parse() {
+        Ok(args) => args,
+        Err(e) if e.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("prefork-demo: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("prefork-demo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    // Everything before the fork: the directory, the socket, the registry and the
+    // middleware. Workers inherit them; each worker's writes land in its own file.
+    let dir = claim_dir(&args.dir)?;
+    let registry = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
+    let layer = axum_app::layer(&registry)?;
+    let aggregator = Arc::new(Aggregator::new(&dir)?.process_metrics(true));
+    let metrics = MetricsHandler::from_collector(aggregator);
+    let app = axum_app::app(layer, metrics);
+    let listener = TcpListener::bind(args.listen)?;
+    let addr = listener.local_addr()?;
+
+    println!("prefork-demo: metrics directory {}", dir.display());
+    println!(
+        "prefork-demo: listening on http://{addr} with {} {} workers",
+        args.workers,
+        args.framework.name()
+    );
+    io::stdout().flush()?;
+
+    let mut work = |_slot: usize| -> io::Result<()> {
+        let listener = listener.try_clone()?;
+        match args.framework {
+            Framework::Axum => serve_axum(listener, app.clone()),
+        }
+    };
+    let mut workers = Workers::start(args.workers, &mut work)?;
+    io::stdout().flush()?;
+
+    let code = match args.self_test {
+        None => {
+            workers.supervise(&mut work, &mut |_| false)?;
+            ExitCode::SUCCESS
+        }
+        Some(n) => {
+            let passed = self_test(addr, n, &mut || workers.reap_and_restart(&mut work).map(drop));
+            if passed? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    };
+    let killed = workers.stop();
+    println!(
+        "prefork-demo: workers stopped{}",
+        if killed > 0 { format!(" ({killed} killed)") } else { String::new() }
+    );
+    Ok(code)
+}
+
+/// A worker: a small tokio runtime serving `app` on the inherited socket until
+/// SIGTERM or SIGINT, then finishing the requests in flight.
+fn serve_axum(listener: TcpListener, app: axum::Router) -> io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async move {
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        axum::serve(listener, app).with_graceful_shutdown(stop_signal()).await
+    })
+}
+
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}
+
+/// The requests of the self-test: request `i` goes to route `i % 4`.
+fn nth_request(i: u64) -> (&'static str, String, &'static str, Vec<u8>) {
+    match i % 4 {
+        0 => ("GET", "/hello".to_owned(), "/hello", Vec::new()),
+        1 => ("GET", format!("/users/{i}"), "/users/{id}", Vec::new()),
+        2 => ("POST", "/echo".to_owned(), "/echo", format!("ping {i}").into_bytes()),
+        _ => ("GET", "/stream?chunks=3&delay_ms=0".to_owned(), "/stream", Vec::new()),
+    }
+}
+
+/// Sends `n` requests, then compares `/metrics` with what was sent; `tend` lets the
+/// master restart dead workers between requests (it stays single-threaded).
+fn self_test(addr: SocketAddr, n: u64, tend: &mut dyn FnMut() -> io::Result<()>) -> io::Result<bool> {
+    let started = Instant::now();
+    let mut expected: BTreeMap<String, f64> = BTreeMap::new();
+    let mut failures = 0u64;
+    for i in 0..n {
+        let (method, path, route, body) = nth_request(i);
+        match request(addr, method, &path, &body) {
+            Ok(reply) if reply.status == 200 => {}
+            Ok(reply) => {
+                failures += 1;
+                eprintln!("self-test: {method} {path}: status {}", reply.status);
+            }
+            Err(e) => {
+                failures += 1;
+                eprintln!("self-test: {method} {path}: {e}");
+            }
+        }
+        // Counted either way: a request that reached a worker is recorded whatever its
+        // status; one that failed to connect is not, and the comparison says so.
+        *expected.entry(route.to_owned()).or_insert(0.0) += 1.0;
+        if i % 64 == 0 {
+            tend()?;
+        }
+    }
+    let sent = started.elapsed();
+
+    // A request is counted when its response body ends, which the server may record a
+    // moment after the client has read the last byte: wait (bounded) for the total.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let total = n as f64;
+    let mut seen = scrape(addr)?;
+    while seen.values().sum::<f64>() < total && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        tend()?;
+        seen = scrape(addr)?;
+    }
+    let mut scrapes = vec![seen];
+    for _ in 1..SELF_TEST_SCRAPES {
+        scrapes.push(scrape(addr)?);
+    }
+    let sums: Vec<f64> = scrapes.iter().map(|s| s.values().sum()).collect();
+    let exact = scrapes.iter().all(|s| *s == expected);
+
+    println!("self-test: sent {n} requests in {:.2} s, {failures} failed", sent.as_secs_f64());
+    for (route, count) in &expected {
+        let got = scrapes.last().and_then(|s| s.get(route)).copied().unwrap_or(0.0);
+        println!("self-test:   {route:<14} sent {count:>8}  counted {got:>8}");
+    }
+    println!("self-test: {SELF_TEST_SCRAPES} scrapes of /metrics: http_requests_total sums {sums:?} (expected {n})");
+    let ok = exact && failures == 0;
+    println!("self-test: {}", if ok { "ok" } else { "FAILED" });
+    Ok(ok)
+}
+
+fn scrape(addr: SocketAddr) -> io::Result<BTreeMap<String, f64>> {
+    let reply = request(addr, "GET", "/metrics", b"")?;
+    if reply.status != 200 {
+        return Err(io::Error::other(format!("GET /metrics: status {}", reply.status)));
+    }
+    Ok(requests_by_route(&String::from_utf8_lossy(&reply.body)))
+}
