@@ -62,8 +62,16 @@ impl Workers {
     }
 
     fn spawn(&mut self, slot: usize, work: &mut dyn FnMut(usize) -> io::Result<()>) -> io::Result<()> {
+        let master = rustix::process::getpid();
         match fork()? {
             Forked::Child => {
+                // A worker outliving a SIGKILLed master would keep serving, unsupervised,
+                // on the old socket: have the kernel send it SIGTERM instead, and check
+                // that the master did not die before that was set.
+                let _ = rustix::process::set_parent_process_death_signal(Some(Signal::TERM));
+                if rustix::process::getppid() != Some(master) {
+                    std::process::exit(0);
+                }
                 let code = match work(slot) {
                     Ok(()) => 0,
                     Err(e) => {
