@@ -4,6 +4,7 @@
 #   - Python `prometheus-client==0.26.0` (client_python's parsers), via pip
 #   - npm `statsd@0.9.0` (Etsy statsd) into .test-deps/node (repo-local)
 #   - Debian `strace` (herd-statsd's no-syscall test)
+#   - cargo-nextest, the test runner, via cargo install
 # Idempotent and quiet: prints one line per thing installed, and the
 # installer's output only when it fails.
 # Overrides: HERD_PYTHON (python executable, default python3).
@@ -86,4 +87,14 @@ if [ "$(statsd_version)" != "$STATSD_VERSION" ]; then
         exit 1
     fi
     echo "install-test-deps: installed npm statsd@$STATSD_VERSION into $NODE_PREFIX"
+fi
+
+# --- cargo-nextest --------------------------------------------------------------
+# The test runner: one process per test, which the tests that fork need (a forking
+# process must have a single thread, and libtest runs tests on threads).
+NEXTEST_VERSION=0.9.143
+if ! cargo nextest --version >/dev/null 2>&1; then
+    run_quiet "cargo install cargo-nextest@$NEXTEST_VERSION" \
+        cargo install cargo-nextest --locked --version "$NEXTEST_VERSION"
+    echo "install-test-deps: installed cargo-nextest $NEXTEST_VERSION"
 fi
