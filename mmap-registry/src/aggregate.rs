@@ -328,7 +328,7 @@ fn add(index: &mut Index, cached: &Cached, live: bool) {
 }
 
 /// The worker files of `dir`, sorted.
-fn list(dir: &Path) -> Result<Vec<PathBuf>, MmapError> {
+pub(crate) fn list(dir: &Path) -> Result<Vec<PathBuf>, MmapError> {
     let entries = fs::read_dir(dir).map_err(|e| MmapError::io(dir, "cannot list", e))?;
     let mut paths: Vec<PathBuf> = entries
         .filter_map(Result::ok)

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use herd_core::MetricKind;
 
-use crate::aggregate::SkippedFile;
-use crate::dir::{check_dir, is_worker_file, ARCHIVE};
+use crate::aggregate::{list, SkippedFile};
+use crate::dir::{check_dir, ARCHIVE};
 use crate::error::MmapError;
 use crate::reader::{FileReader, Refreshed};
 
@@ -83,13 +83,7 @@ pub struct Inspection {
 /// cannot be listed; unreadable files are reported in [`Inspection::skipped`].
 pub fn inspect(dir: &Path) -> Result<Inspection, MmapError> {
     check_dir(dir)?;
-    let entries = fs::read_dir(dir).map_err(|e| MmapError::io(dir, "cannot list", e))?;
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .filter(|e| is_worker_file(&e.file_name().to_string_lossy()))
-        .map(|e| e.path())
-        .collect();
-    paths.sort();
+    let mut paths = list(dir)?;
     paths.push(dir.join(ARCHIVE));
 
     let mut out = Inspection::default();
