@@ -1,4 +1,5 @@
-//! Hot-path benchmarks: herd beside a bare atomic, prometheus and prometheus-client.
+//! Hot-path benchmarks: herd, in memory and in a herd-mmap file, beside a bare atomic,
+//! prometheus, prometheus-client and metrics (with metrics-exporter-prometheus).
 //!
 //! Benchmark ids are `<group>/<library>`; `bench-report` reads them by those names.
 //! Every handle is resolved before the timed loop and passed through `black_box` on
@@ -43,12 +44,33 @@ fn static_labels([method, route, status]: [&'static str; 3]) -> StaticLabels {
     [("method", method), ("route", route), ("status", status)]
 }
 
+/// A herd registry whose cells live in a herd-mmap file in a temp dir (kept alive by
+/// the returned guard): the multiprocess storage, same handles.
+fn mmap_registry() -> Result<(tempfile::TempDir, herd_core::Registry), Box<dyn Error>> {
+    let tmp = tempfile::tempdir()?;
+    let dir = herd_mmap::claim_dir(&tmp.path().join("metrics"))?;
+    let storage = std::sync::Arc::new(herd_mmap::MmapStorage::open(&dir)?);
+    Ok((tmp, herd_core::Registry::builder().storage(storage).build()?))
+}
+
+/// Installs metrics-exporter-prometheus as the `metrics` facade's global recorder,
+/// with the same buckets as the other libraries' histograms.
+fn install_metrics_recorder() -> Result<(), Box<dyn Error>> {
+    let recorder =
+        metrics_exporter_prometheus::PrometheusBuilder::new().set_buckets(&DEFAULT_BUCKETS)?.build_recorder();
+    metrics::set_global_recorder(recorder)?;
+    Ok(())
+}
+
 fn counter_inc(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
     let registry = herd_core::Registry::new();
     let herd = registry.counter("bench_counter_total", "Benchmark counter.").register()?;
+    let (_tmp, mmap) = mmap_registry()?;
+    let herd_mmap = mmap.counter("bench_counter_total", "Benchmark counter.").register()?;
     let atomic = AtomicU64::new(0);
     let pc = PcCounter::default();
     let prom = prometheus::IntCounter::new("bench_counter_total", "Benchmark counter.")?;
+    let metrics = metrics::counter!("bench_counter_total");
 
     let mut g = c.benchmark_group("counter_inc");
     g.bench_function("herd", |b| b.iter(|| black_box(&herd).inc()));
@@ -63,6 +85,8 @@ fn counter_inc(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
         })
     });
     g.bench_function("prometheus", |b| b.iter(|| black_box(&prom).inc()));
+    g.bench_function("herd-mmap", |b| b.iter(|| black_box(&herd_mmap).inc()));
+    g.bench_function("metrics", |b| b.iter(|| black_box(&metrics).increment(1)));
     g.finish();
     Ok(())
 }
@@ -100,10 +124,31 @@ fn on_two_threads(iters: u64, op: &(impl Fn() + Sync)) -> Duration {
 fn counter_inc_2threads(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
     let registry = herd_core::Registry::new();
     let herd = registry.counter("bench_counter_total", "Benchmark counter.").register()?;
+    let (_tmp, mmap) = mmap_registry()?;
+    let herd_mmap = mmap.counter("bench_counter_total", "Benchmark counter.").register()?;
     let atomic = AtomicU64::new(0);
+    let pc = PcCounter::default();
+    let prom = prometheus::IntCounter::new("bench_counter_total", "Benchmark counter.")?;
+    let metrics = metrics::counter!("bench_counter_total");
 
     let mut g = c.benchmark_group("counter_inc_2threads");
     g.bench_function("herd", |b| b.iter_custom(|iters| on_two_threads(iters, &|| black_box(&herd).inc())));
+    g.bench_function("herd-mmap", |b| {
+        b.iter_custom(|iters| on_two_threads(iters, &|| black_box(&herd_mmap).inc()))
+    });
+    g.bench_function("prometheus-client", |b| {
+        b.iter_custom(|iters| {
+            on_two_threads(iters, &|| {
+                black_box(&pc).inc();
+            })
+        })
+    });
+    g.bench_function("prometheus", |b| {
+        b.iter_custom(|iters| on_two_threads(iters, &|| black_box(&prom).inc()))
+    });
+    g.bench_function("metrics", |b| {
+        b.iter_custom(|iters| on_two_threads(iters, &|| black_box(&metrics).increment(1)))
+    });
     g.bench_function("atomic", |b| {
         b.iter_custom(|iters| {
             on_two_threads(iters, &|| {
@@ -118,9 +163,12 @@ fn counter_inc_2threads(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
 fn gauge_set(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
     let registry = herd_core::Registry::new();
     let herd = registry.gauge("bench_gauge", "Benchmark gauge.").register()?;
+    let (_tmp, mmap) = mmap_registry()?;
+    let herd_mmap = mmap.gauge("bench_gauge", "Benchmark gauge.").register()?;
     let atomic = AtomicU64::new(0);
     let pc = PcGauge::default();
     let prom = prometheus::Gauge::new("bench_gauge", "Benchmark gauge.")?;
+    let metrics = metrics::gauge!("bench_gauge");
 
     let mut g = c.benchmark_group("gauge_set");
     g.bench_function("herd", |b| b.iter(|| black_box(&herd).set(black_box(1.5))));
@@ -133,6 +181,8 @@ fn gauge_set(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
         })
     });
     g.bench_function("prometheus", |b| b.iter(|| black_box(&prom).set(black_box(1.5))));
+    g.bench_function("herd-mmap", |b| b.iter(|| black_box(&herd_mmap).set(black_box(1.5))));
+    g.bench_function("metrics", |b| b.iter(|| black_box(&metrics).set(black_box(1.5))));
     g.finish();
     Ok(())
 }
@@ -143,6 +193,8 @@ fn labelled_inc(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
 
     let registry = herd_core::Registry::new();
     let herd = registry.counter("http_requests_total", "Requests served.").labels(LABEL_NAMES).register()?;
+    let (_tmp, mmap) = mmap_registry()?;
+    let herd_mmap = mmap.counter("http_requests_total", "Requests served.").labels(LABEL_NAMES).register()?;
     let pc_owned = PcFamily::<HttpLabels, PcCounter>::default();
     let pc_static = PcFamily::<StaticLabels, PcCounter>::default();
     let prom = prometheus::IntCounterVec::new(
@@ -151,6 +203,10 @@ fn labelled_inc(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
     )?;
     for &set in &populated {
         herd.with_labels(set).inc();
+        herd_mmap.with_labels(set).inc();
+        let [method, route, status] = set;
+        metrics::counter!("http_requests_total", "method" => method, "route" => route, "status" => status)
+            .increment(1);
         pc_owned.get_or_create(&HttpLabels::new(set)).inc();
         pc_static.get_or_create(&static_labels(set)).inc();
         prom.get_metric_with_label_values(&set)?.inc();
@@ -198,6 +254,25 @@ fn labelled_inc(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
             black_box(&prom).with_label_values(&set).inc();
         })
     });
+    g.bench_function("herd-mmap", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            let set = black_box(cycle[i & CYCLE_MASK]);
+            i = i.wrapping_add(1);
+            black_box(&herd_mmap).with_labels(set).inc();
+        })
+    });
+    // The facade's macro as its users write it: the key (name and labels) is built and
+    // looked up in the recorder's registry on every call.
+    g.bench_function("metrics", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            let [method, route, status] = black_box(cycle[i & CYCLE_MASK]);
+            i = i.wrapping_add(1);
+            metrics::counter!("http_requests_total", "method" => method, "route" => route, "status" => status)
+                .increment(1);
+        })
+    });
     g.finish();
     Ok(())
 }
@@ -213,6 +288,12 @@ fn histogram_observe(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
         prometheus::HistogramOpts::new("bench_latency_seconds", "Benchmark histogram.")
             .buckets(DEFAULT_BUCKETS.to_vec()),
     )?;
+    let (_tmp, mmap) = mmap_registry()?;
+    let herd_mmap = mmap
+        .histogram("bench_latency_seconds", "Benchmark histogram.")
+        .buckets(herd_core::Buckets::new(DEFAULT_BUCKETS)?)
+        .register()?;
+    let metrics = metrics::histogram!("bench_latency_seconds");
 
     let mut g = c.benchmark_group("histogram_observe");
     g.bench_function("herd", |b| {
@@ -239,12 +320,31 @@ fn histogram_observe(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
             black_box(&prom).observe(v);
         })
     });
+    g.bench_function("herd-mmap", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            let v = black_box(OBSERVATIONS[i & 63]);
+            i = i.wrapping_add(1);
+            black_box(&herd_mmap).observe(v);
+        })
+    });
+    // metrics-exporter-prometheus appends each value to a lock-free block list and sorts
+    // it into buckets at scrape time.
+    g.bench_function("metrics", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            let v = black_box(OBSERVATIONS[i & 63]);
+            i = i.wrapping_add(1);
+            black_box(&metrics).record(v);
+        })
+    });
     g.finish();
     Ok(())
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
     let mut c = common::config();
+    install_metrics_recorder()?;
     counter_inc(&mut c)?;
     counter_inc_2threads(&mut c)?;
     gauge_set(&mut c)?;
