@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs the herd-vs-peers criterion suites and the multiprocess scrape comparison
 # (benches/scrape-compare.sh: herd-mmap beside Python prometheus_client and GitLab's
-# prometheus-client-mmap, installed first if missing, then its scaling curves), then
+# prometheus-client-mmap, installed first if missing, then its scaling curves), the
+# scrape cost before and after 2,000 short-lived workers (scrape-compare --churn), then
 # regenerates benches/RESULTS.md, benches/scaling.csv and benches/scaling.svg.
 # Extra arguments are passed to criterion (e.g. `bash benches/run.sh labelled_inc`).
-# Takes about fifteen minutes on 2 cores once compiled. Run it on an otherwise idle
-# machine: with 2 cores, any other busy process moves single-digit-ns results by 20%.
+# Takes about seventeen minutes on 2 cores once compiled (the churn about a minute and
+# a half). Run it on an otherwise idle machine: with 2 cores, any other busy process
+# moves single-digit-ns results by 20%.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -18,10 +20,12 @@ fi
 target_dir="${CARGO_TARGET_DIR:-target}"
 mkdir -p "$target_dir/herd-bench"
 scrape_line="$target_dir/herd-bench/scrape-compare.txt"
+churn_line="$target_dir/herd-bench/churn.txt"
 # A line from an earlier run must not pass for this one's.
-rm -f "$scrape_line"
+rm -f "$scrape_line" "$churn_line"
 
 cargo bench -p herd-benches --bench hot_path --bench encode --bench middleware --bench statsd -- "$@"
 bash benches/scrape-compare.sh --workers 32 --series 10000 | tee "$scrape_line"
 bash benches/scrape-compare.sh --scaling --workers 32 --series 10000
-cargo run --release -p herd-benches --bin bench-report -- --scrape "$scrape_line"
+cargo run --quiet --release -p herd-benches --bin scrape-compare -- --churn | tee "$churn_line"
+cargo run --release -p herd-benches --bin bench-report -- --scrape "$scrape_line" --churn "$churn_line"

@@ -590,6 +590,8 @@ pub struct ScrapeInputs {
     pub scaling: Vec<ScalingPoint>,
     /// Where the plot of the curves is, relative to `RESULTS.md`.
     pub plot: Option<String>,
+    /// The line of `scrape-compare --churn`, if it ran.
+    pub churn: Option<Line>,
 }
 
 /// The outcome of a scrape target: `Ok((met, ratio))` with the ratio peer over herd,
@@ -652,6 +654,13 @@ pub fn render(
         };
         let _ = writeln!(out, "| {} | {result} | {ratio} |", t.claim);
     }
+    let (result, ratio) = match crate::churn::evaluate(scrape.churn.as_ref()) {
+        Ok((met, ratio)) => {
+            (if met { "met" } else { "**missed**" }.to_owned(), format!("{} (after / before)", sig3(ratio)))
+        }
+        Err(_) => ("not measured".to_owned(), "–".to_owned()),
+    };
+    let _ = writeln!(out, "| {CHURN_CLAIM} | {result} | {ratio} |");
     let added_costs = || ADDED_COST_TARGETS.iter().filter(|t| groups.iter().any(|g| g.name == t.group));
     for t in added_costs() {
         let (result, ratio) = match evaluate_added_cost(t, results) {
@@ -721,6 +730,7 @@ fn render_scrape(out: &mut String, scrape: &ScrapeInputs) {
     let Some(line) = &scrape.line else {
         out.push_str("_Not measured in this run._\n\n");
         render_scaling(out, scrape);
+        render_churn(out, scrape);
         return;
     };
     let (workers, series) = (line.get_f64("workers"), line.get_f64("series"));
@@ -796,6 +806,68 @@ fn render_scrape(out: &mut String, scrape: &ScrapeInputs) {
         let _ = writeln!(out, "Target: {} — {verdict}\n", t.claim);
     }
     render_scaling(out, scrape);
+    render_churn(out, scrape);
+}
+
+/// The churn target, as the Targets table states it.
+const CHURN_CLAIM: &str = "scrape after 2,000 short-lived worker processes at most 1.5x the scrape before";
+
+fn render_churn(out: &mut String, scrape: &ScrapeInputs) {
+    out.push_str(
+        "### Worker churn
+
+",
+    );
+    let Some(line) = &scrape.churn else {
+        out.push_str(
+            "_Not measured in this run._
+
+",
+        );
+        return;
+    };
+    let get = |key: &str| line.get(key).unwrap_or("–").to_owned();
+    let processes = line.get_f64("churn_processes").map_or_else(|| "–".to_owned(), |n| thousands(n as u64));
+    let ms = |key: &str| line.get_f64(key).map_or_else(|| "–".to_owned(), |v| format_ns(v * 1e6));
+    let _ = write!(
+        out,
+        "From `scrape-compare --churn` (`herd_benches::churn`): a master holding one worker's \
+         share of the workload above ({} counter series and a tenth as many histograms) forks \
+         {processes} short-lived workers one after another, each incrementing one counter and \
+         exiting; nothing compacts but the master's own forks. The steady scrape (snapshot + \
+         encode, median of {} on one aggregator) before the first worker and after the last: \
+         {} (MAD {}) before, {} (MAD {}) after; the directory then held {} files.\n\n",
+        get("churn_series"),
+        get("churn_iterations"),
+        ms("churn_scrape_before_ms"),
+        ms("churn_before_mad_ms"),
+        ms("churn_scrape_after_ms"),
+        ms("churn_after_mad_ms"),
+        get("churn_files"),
+    );
+    let verdict = match crate::churn::evaluate(Some(line)) {
+        Ok((met, ratio)) => format!(
+            "scrape after {processes}-process churn vs before: ratio {} (target ≤ {}) — **{}**",
+            sig3(ratio),
+            crate::churn::CHURN_TARGET,
+            if met { "met" } else { "missed" }
+        ),
+        Err(why) => format!("scrape after churn vs before: **not measured** ({why})"),
+    };
+    let _ = write!(out, "{verdict}\n\nThe line as printed: `{line}`\n\n");
+}
+
+/// `2000` -> `"2,000"`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn render_scaling(out: &mut String, scrape: &ScrapeInputs) {
@@ -994,6 +1066,8 @@ mod tests {
         assert!(md.contains("| herd | 2.00 µs |"), "{md}");
         assert!(md.contains("| steady-state scrape at least 30x faster than prometheus-client-mmap (Ruby) | not measured | – |"), "{md}");
         assert!(md.contains("## Multiprocess scrape — herd-mmap vs Python and Ruby"), "{md}");
+        assert!(md.contains("| scrape after 2,000 short-lived worker processes at most 1.5x the scrape before | not measured | – |"), "{md}");
+        assert!(md.contains("### Worker churn\n\n_Not measured in this run._"), "{md}");
     }
 
     #[test]
@@ -1009,8 +1083,16 @@ mod tests {
         point.line.set("herd_steady_ms", "2.5");
         point.line.set("herd_bytes", "2097152");
         point.note = "ruby skipped (predicted 90 s > 60 s)".into();
-        let inputs =
-            ScrapeInputs { line: Some(line), scaling: vec![point], plot: Some("scaling.svg".into()) };
+        let churn = Line::parse(
+            "churn_scrape_before_ms=2.0 churn_scrape_after_ms=2.5 churn_ratio=1.250 churn_before_mad_ms=0.1 \
+             churn_after_mad_ms=0.2 churn_processes=2000 churn_series=10000 churn_iterations=201 churn_files=12",
+        );
+        let inputs = ScrapeInputs {
+            line: Some(line),
+            scaling: vec![point],
+            plot: Some("scaling.svg".into()),
+            churn: Some(churn),
+        };
         let machine = Machine {
             command: "bash benches/run.sh".into(),
             date: "2026-01-01 00:00 UTC".into(),
@@ -1033,6 +1115,17 @@ mod tests {
         assert!(md.contains("| 191 B |"), "{md}");
         assert!(md.contains("![Scrape time over workers and series](scaling.svg)"), "{md}");
         assert!(md.contains("| workers | 1 | 10000 | – | 2.50 ms | – | – | 191 B | ruby skipped (predicted 90 s > 60 s) |"), "{md}");
+        assert!(
+            md.contains("scrape after 2,000-process churn vs before: ratio 1.25 (target ≤ 1.5) — **met**"),
+            "{md}"
+        );
+        assert!(md.contains("| scrape after 2,000 short-lived worker processes at most 1.5x the scrape before | met | 1.25 (after / before) |"), "{md}");
+        assert!(
+            md.contains(
+                "2.00 ms (MAD 100 µs) before, 2.50 ms (MAD 200 µs) after; the directory then held 12 files"
+            ),
+            "{md}"
+        );
         assert!(!md.contains("\n\n\n"), "{md}");
     }
 }

@@ -97,3 +97,31 @@ fn unknown_peers_and_bad_numbers_are_refused() {
         assert!(stderr.contains("usage: scrape-compare"), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn churn_mode_checks_its_totals_and_prints_both_medians() {
+    // 40 workers: past the compaction threshold (16 dead files) twice, so the scrape
+    // after meets an archive and leftover dead files, as at 2,000.
+    let args = ["--churn", "--processes", "40", "--series", "100", "--iterations", "3"];
+    let out = Command::new(env!("CARGO_BIN_EXE_scrape-compare")).args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("churn_scrape_before_ms="), "{stdout}");
+    let line = Line::parse(&stdout);
+    for key in ["churn_scrape_before_ms", "churn_scrape_after_ms", "churn_ratio"] {
+        assert!(line.get_f64(key).is_some_and(|v| v > 0.0), "{key} in {line}");
+    }
+    assert_eq!((line.get("churn_processes"), line.get("churn_series")), (Some("40"), Some("100")));
+    // The master's file, at most 16 dead ones, the archive and the compaction lock.
+    let files: usize = line.get("churn_files").unwrap().parse().unwrap();
+    assert!((3..=19).contains(&files), "{line}");
+    println!("{line}");
+}
+
+#[test]
+fn churn_and_scaling_are_separate_runs() {
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_scrape-compare")).args(["--churn", "--scaling"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("separate runs"));
+}

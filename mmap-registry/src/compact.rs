@@ -14,8 +14,8 @@ use herd_core::MetricKind;
 use crate::dir::{check_dir, is_worker_file, ARCHIVE, COMPACT_LOCK, WORKER_PREFIX, WORKER_SUFFIX};
 use crate::error::MmapError;
 use crate::format::{
-    encode_family, encode_folded, encode_series, gauge_mode_code, FamilyRecord, Folded, Header, FLAG_ARCHIVE,
-    HEADER_LEN,
+    encode_family, encode_folded, encode_series, gauge_mode_code, label_strings, FamilyRecord, Folded,
+    Header, StringTable, FLAG_ARCHIVE, HEADER_LEN,
 };
 use crate::index::Index;
 use crate::reader::{is_locked, FileReader, Merge, Refreshed};
@@ -158,7 +158,8 @@ fn run(dir: &Path, threshold: usize) -> Result<CompactReport, MmapError> {
         .collect();
     folded.extend(dead.iter().map(|(_, r)| Folded { id: r.header.id, at_ns: now }));
 
-    let (bytes, series) = archive_bytes(&mut index, &folded, now);
+    let (bytes, series) = archive_bytes(&mut index, &folded, now)
+        .map_err(|why| MmapError::io(dir.join(ARCHIVE), "cannot write", std::io::Error::other(why)))?;
     write_archive(dir, &bytes)?;
     report.archive_series = series;
     for (path, _) in &dead {
@@ -171,11 +172,13 @@ fn run(dir: &Path, threshold: usize) -> Result<CompactReport, MmapError> {
     Ok(report)
 }
 
-/// The bytes of a new archive: header, families, series with their folded cells, and
-/// the folded ids. Returns them and the number of series.
-fn archive_bytes(index: &mut Index, folded: &[Folded], now: u64) -> (Vec<u8>, usize) {
+/// The bytes of a new archive: header, families, strings, series with their folded
+/// cells, and the folded ids. Returns them and the number of series, or why a series
+/// cannot be written.
+fn archive_bytes(index: &mut Index, folded: &[Folded], now: u64) -> Result<(Vec<u8>, usize), &'static str> {
     let mut out = vec![0u8; HEADER_LEN];
     let mut series_count = 0;
+    let mut strings = StringTable::default();
     for (id, (info, series)) in index.reached().enumerate() {
         let id = id as u32;
         let family = FamilyRecord {
@@ -192,7 +195,14 @@ fn archive_bytes(index: &mut Index, folded: &[Folded], now: u64) -> (Vec<u8>, us
         out.extend_from_slice(&encode_family(&family));
         for (labels, cells) in series {
             let const_count = labels.len().saturating_sub(info.label_names.len());
-            let (mut record, cells_at) = encode_series(id, labels.pairs(), const_count, cells.len() as u32);
+            // Labels that files held fit an archive too, but should one not, the
+            // compaction fails (the dead files stay, still counted) rather than drop it.
+            let interned = strings.intern(label_strings(labels.pairs(), const_count))?;
+            let (mut record, cells_at) = encode_series(id, &interned.ids, const_count, cells.len())?;
+            if let Some(names) = &interned.record {
+                out.extend_from_slice(names);
+            }
+            strings.commit(interned);
             for (i, cell) in cells.iter().enumerate() {
                 if let Some(dst) = record.get_mut(cells_at + i * 8..cells_at + i * 8 + 8) {
                     dst.copy_from_slice(&cell.to_le_bytes());
@@ -211,7 +221,7 @@ fn archive_bytes(index: &mut Index, folded: &[Folded], now: u64) -> (Vec<u8>, us
         id: random_id(),
     };
     out[..HEADER_LEN].copy_from_slice(&header.encode());
-    (out, series_count)
+    Ok((out, series_count))
 }
 
 /// Writes `bytes` as the new archive: under a temporary name, synced, renamed over the

@@ -2,6 +2,7 @@
 //! writer, bounds-checked decoding for the reader. Pure functions over byte slices;
 //! nothing here touches a mapping.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use herd_core::{GaugeMode, MetricKind};
@@ -21,6 +22,7 @@ const KIND_FAMILY: u16 = 1;
 const KIND_SERIES: u16 = 2;
 const KIND_PADDING: u16 = 3;
 const KIND_FOLDED: u16 = 4;
+const KIND_STRINGS: u16 = 5;
 /// Header flag: the file is a compaction archive.
 pub(crate) const FLAG_ARCHIVE: u32 = 1;
 /// Record header: `len` (u32), `kind` (u16), `flags` (u16).
@@ -141,16 +143,24 @@ pub(crate) struct FamilyRecord {
     pub(crate) buckets: Vec<f64>,
 }
 
-/// A series as a file records it; its cells follow at `cells_at` within the record.
+/// A series as a file records it: string ids for its labels; its cells follow at
+/// `cells_at` within the record.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct SeriesRecord {
     pub(crate) family: u32,
-    pub(crate) cell_count: u32,
-    /// The registry's constant labels, names and values.
-    pub(crate) const_labels: Vec<(String, String)>,
-    /// The values of the family's labels, in the order of its label names.
-    pub(crate) values: Vec<String>,
+    /// The registry's constant labels: (name id, value id).
+    pub(crate) const_labels: Vec<(u32, u32)>,
+    /// The ids of the values of the family's labels, in the order of its label names.
+    pub(crate) values: Vec<u32>,
     pub(crate) cells_at: usize,
+}
+
+/// What decoding a series record takes from its family, which the record does not
+/// repeat: how many label values and cells it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SeriesShape {
+    pub(crate) labels: usize,
+    pub(crate) cells: usize,
 }
 
 /// One entry of an archive's folded-ids record.
@@ -167,6 +177,11 @@ pub(crate) enum Record {
     Series(SeriesRecord),
     Padding,
     Folded(Vec<Folded>),
+    /// A strings record: the id of its first string, and the strings.
+    Strings {
+        first: u32,
+        strings: Vec<String>,
+    },
 }
 
 fn kind_code(kind: MetricKind) -> u8 {
@@ -205,10 +220,13 @@ struct RecordBuf(Vec<u8>);
 
 impl RecordBuf {
     fn new(kind: u16) -> Self {
+        Self::with_flags(kind, 0)
+    }
+    fn with_flags(kind: u16, flags: u16) -> Self {
         let mut v = Vec::with_capacity(64);
         v.extend_from_slice(&[0; 4]);
         v.extend_from_slice(&kind.to_le_bytes());
-        v.extend_from_slice(&[0; 2]);
+        v.extend_from_slice(&flags.to_le_bytes());
         Self(v)
     }
     fn u8(&mut self, v: u8) {
@@ -264,31 +282,118 @@ pub(crate) fn encode_family(f: &FamilyRecord) -> Vec<u8> {
 }
 
 /// A series record with `cell_count` zeroed cells; returns the bytes and the offset of
-/// the first cell within them. `labels` are the constant labels followed by the
-/// family's, as herd-core hands them to a storage; the first `const_count` are written
-/// with their names, the rest as values only.
-pub(crate) fn encode_series<'a>(
+/// the first cell within them. `ids` are the string ids of the labels as herd-core hands
+/// them to a storage, constant labels first: the first `const_count` labels as (name,
+/// value) pairs, then the family's values.
+///
+/// # Errors
+///
+/// More than `u16::MAX` constant labels, which the record header cannot count.
+pub(crate) fn encode_series(
     family: u32,
-    labels: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
+    ids: &[u32],
     const_count: usize,
-    cell_count: u32,
-) -> (Vec<u8>, usize) {
-    let mut r = RecordBuf::new(KIND_SERIES);
-    let const_count = const_count.min(labels.len());
+    cell_count: usize,
+) -> Result<(Vec<u8>, usize), &'static str> {
+    let flags = u16::try_from(const_count).map_err(|_| "more than 65,535 constant labels")?;
+    if ids.len() < 2 * const_count {
+        return Err("fewer label ids than constant labels");
+    }
+    let mut r = RecordBuf::with_flags(KIND_SERIES, flags);
     r.u32(family);
-    r.u32(cell_count);
-    r.u32(const_count as u32);
-    r.u32((labels.len() - const_count) as u32);
-    for (i, (n, v)) in labels.enumerate() {
-        if i < const_count {
-            r.str(n);
-        }
-        r.str(v);
+    for &id in ids {
+        r.u32(id);
     }
     r.pad();
     let cells_at = r.0.len();
-    r.0.resize(cells_at + cell_count as usize * 8, 0);
-    (r.finish(), cells_at)
+    r.0.resize(cells_at + cell_count * 8, 0);
+    Ok((r.finish(), cells_at))
+}
+
+/// The strings of a series' labels in the order its record refers to them: the name
+/// and value of each of the first `const_count` (constant) labels, then the values of
+/// the rest (the family's).
+pub(crate) fn label_strings<'a>(
+    pairs: impl Iterator<Item = (&'a str, &'a str)>,
+    const_count: usize,
+) -> impl Iterator<Item = &'a str> {
+    pairs
+        .enumerate()
+        .flat_map(move |(i, (name, value))| (i < const_count).then_some(name).into_iter().chain([value]))
+}
+
+/// A strings record: `strings`, whose ids start at `first`.
+pub(crate) fn encode_strings<S: AsRef<str>>(first: u32, strings: &[S]) -> Vec<u8> {
+    let mut r = RecordBuf::new(KIND_STRINGS);
+    r.u32(first);
+    r.u32(strings.len() as u32);
+    for s in strings {
+        r.str(s.as_ref());
+    }
+    r.finish()
+}
+
+/// The strings written to one file, by value, so that each is written once
+/// (FORMAT.md, "Strings record"). The writer and the compactor each keep one per file
+/// they write.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct StringTable {
+    ids: HashMap<Box<str>, u32>,
+}
+
+/// The ids of some strings, and the strings record to write before any record that
+/// uses them (`None` when the file already holds them all).
+#[derive(Debug)]
+pub(crate) struct Interned {
+    pub(crate) ids: Vec<u32>,
+    pub(crate) record: Option<Vec<u8>>,
+    new: Vec<Box<str>>,
+}
+
+impl StringTable {
+    /// The ids of `strings`, in order; those the file lacks get the next free ids (a
+    /// string repeated among them, one). The table is unchanged until
+    /// [`commit`](Self::commit), which the caller does once the record is written.
+    ///
+    /// # Errors
+    ///
+    /// When the ids would pass `u32::MAX`.
+    pub(crate) fn intern<'a>(
+        &self,
+        strings: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Interned, &'static str> {
+        let first = u32::try_from(self.ids.len()).map_err(|_| "more than 2^32 strings in one file")?;
+        let mut ids = Vec::new();
+        let mut new: Vec<Box<str>> = Vec::new();
+        for s in strings {
+            let id = match self.ids.get(s) {
+                Some(&id) => id,
+                None => {
+                    // A series has a handful of labels: a linear search beats a map here.
+                    let at = new.iter().position(|n| **n == *s).unwrap_or_else(|| {
+                        new.push(s.into());
+                        new.len() - 1
+                    });
+                    u32::try_from(at)
+                        .ok()
+                        .and_then(|at| first.checked_add(at))
+                        .ok_or("more than 2^32 strings in one file")?
+                }
+            };
+            ids.push(id);
+        }
+        let record = (!new.is_empty()).then(|| encode_strings(first, &new));
+        Ok(Interned { ids, record, new })
+    }
+
+    /// Records that the strings of `interned` are in the file; returns their ids.
+    pub(crate) fn commit(&mut self, interned: Interned) -> Vec<u32> {
+        let first = self.ids.len();
+        for (i, s) in interned.new.into_iter().enumerate() {
+            self.ids.insert(s, (first + i) as u32);
+        }
+        interned.ids
+    }
 }
 
 /// A folded-ids record.
@@ -323,13 +428,19 @@ pub(crate) fn record_len(first_word: [u8; 8], offset: usize, room: usize) -> Res
     Ok(len)
 }
 
-/// Decodes one whole record (`bytes` is exactly its `len` bytes).
-pub(crate) fn decode_record(bytes: &[u8], offset: usize) -> Result<Record, FormatError> {
+/// Decodes one whole record (`bytes` is exactly its `len` bytes). `shape` gives the
+/// shape of a family's series, from the family records read before (`None` for a
+/// family not yet seen).
+pub(crate) fn decode_record(
+    bytes: &[u8],
+    offset: usize,
+    shape: &dyn Fn(u32) -> Option<SeriesShape>,
+) -> Result<Record, FormatError> {
     let bad = |reason| FormatError::BadRecord { offset, reason };
     let mut c = Cursor { b: bytes, at: 0 };
     let _len = c.u32().ok_or(bad("truncated header"))?;
     let kind = c.u16().ok_or(bad("truncated header"))?;
-    let _flags = c.u16().ok_or(bad("truncated header"))?;
+    let flags = c.u16().ok_or(bad("truncated header"))?;
     match kind {
         KIND_PADDING => Ok(Record::Padding),
         KIND_FAMILY => {
@@ -361,20 +472,25 @@ pub(crate) fn decode_record(bytes: &[u8], offset: usize) -> Result<Record, Forma
         KIND_SERIES => {
             let short = || bad("truncated series record");
             let family = c.u32().ok_or_else(short)?;
-            let cell_count = c.u32().ok_or_else(short)?;
-            let consts = c.u32().ok_or_else(short)?;
-            let values = c.u32().ok_or_else(short)?;
-            let const_labels = (0..consts)
-                .map(|_| Some((c.str()?, c.str()?)))
+            let shape = shape(family).ok_or(bad("series of an unknown family"))?;
+            let const_labels = (0..flags)
+                .map(|_| Some((c.u32()?, c.u32()?)))
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(short)?;
-            let values = (0..values).map(|_| c.str()).collect::<Option<Vec<_>>>().ok_or_else(short)?;
+            let values = (0..shape.labels).map(|_| c.u32()).collect::<Option<Vec<_>>>().ok_or_else(short)?;
             let cells_at = c.at.div_ceil(8) * 8;
-            let cells_end = (cell_count as usize).checked_mul(8).and_then(|n| n.checked_add(cells_at));
-            if cells_end.is_none_or(|end| end > bytes.len()) {
-                return Err(bad("cells run past the record"));
+            let cells_end = shape.cells.checked_mul(8).and_then(|n| n.checked_add(cells_at));
+            if cells_end != Some(bytes.len()) {
+                return Err(bad("record length differs from its family's cells"));
             }
-            Ok(Record::Series(SeriesRecord { family, cell_count, const_labels, values, cells_at }))
+            Ok(Record::Series(SeriesRecord { family, const_labels, values, cells_at }))
+        }
+        KIND_STRINGS => {
+            let short = || bad("truncated strings record");
+            let first = c.u32().ok_or_else(short)?;
+            let n = c.u32().ok_or_else(short)?;
+            let strings = (0..n).map(|_| c.str()).collect::<Option<Vec<_>>>().ok_or_else(short)?;
+            Ok(Record::Strings { first, strings })
         }
         KIND_FOLDED => {
             let short = || bad("truncated folded-ids record");
@@ -473,38 +589,77 @@ mod tests {
         assert!(matches!(Header::decode(&past, 4096), Err(FormatError::BadHeader(_))));
     }
 
+    /// Family 3 has two labels and four cells per series; no other family exists.
+    fn shape(family: u32) -> Option<SeriesShape> {
+        (family == 3).then_some(SeriesShape { labels: 2, cells: 4 })
+    }
+
     #[test]
     fn records_round_trip() {
         let f = family();
         let bytes = encode_family(&f);
         assert_eq!(bytes.len() % 8, 0);
-        assert_eq!(decode_record(&bytes, 128), Ok(Record::Family(f)));
+        assert_eq!(decode_record(&bytes, 128, &shape), Ok(Record::Family(f)));
 
-        let labels = [("instance", "a"), ("route", "/a\"b"), ("méthode", "GET")];
-        let (bytes, cells_at) = encode_series(3, labels.into_iter(), 1, 4);
+        let (bytes, cells_at) = encode_series(3, &[0, 1, 2, 3], 1, 4).unwrap();
         assert_eq!(bytes.len() % 8, 0);
         assert_eq!(cells_at % 8, 0);
         assert_eq!(bytes.len(), cells_at + 32);
-        let want = SeriesRecord {
-            family: 3,
-            cell_count: 4,
-            const_labels: vec![("instance".into(), "a".into())],
-            values: vec!["/a\"b".into(), "GET".into()],
-            cells_at,
-        };
-        assert_eq!(decode_record(&bytes, 0), Ok(Record::Series(want)));
+        let want = SeriesRecord { family: 3, const_labels: vec![(0, 1)], values: vec![2, 3], cells_at };
+        assert_eq!(decode_record(&bytes, 0, &shape), Ok(Record::Series(want)));
+        let strings = encode_strings(7, &["/a\"b", "méthode", ""]);
+        let want =
+            Record::Strings { first: 7, strings: vec!["/a\"b".into(), "méthode".into(), String::new()] };
+        assert_eq!(decode_record(&strings, 0, &shape), Ok(want));
         let folded = vec![Folded { id: u128::MAX - 1, at_ns: 7 }, Folded { id: 3, at_ns: 9 }];
-        assert_eq!(decode_record(&encode_folded(&folded), 0), Ok(Record::Folded(folded)));
-        assert_eq!(decode_record(&encode_padding(24), 0), Ok(Record::Padding));
+        assert_eq!(decode_record(&encode_folded(&folded), 0, &shape), Ok(Record::Folded(folded)));
+        assert_eq!(decode_record(&encode_padding(24), 0, &shape), Ok(Record::Padding));
+    }
+
+    #[test]
+    fn a_series_is_ids_and_cells() {
+        // Three labels and a counter's two cells: the record header, the family id,
+        // three ids, the cells. The byte budget of FORMAT.md.
+        let (bytes, cells_at) = encode_series(0, &[0, 1, 2], 0, 2).unwrap();
+        assert_eq!((bytes.len(), cells_at), (40, 24));
+        // The same record against a family of another shape is refused, not misread.
+        let other = |_| Some(SeriesShape { labels: 3, cells: 3 });
+        assert!(matches!(decode_record(&bytes, 0, &other), Err(FormatError::BadRecord { .. })));
+        let none = |_| None;
+        assert_eq!(
+            decode_record(&bytes, 0, &none),
+            Err(FormatError::BadRecord { offset: 0, reason: "series of an unknown family" })
+        );
+        assert!(encode_series(0, &[0], 1, 2).is_err());
+    }
+
+    #[test]
+    fn strings_are_interned_once_and_only_after_commit() {
+        let mut table = StringTable::default();
+        let first = table.intern(["GET", "/a", "GET", "200"]).unwrap();
+        assert_eq!(first.ids, vec![0, 1, 0, 2]);
+        let record = first.record.clone().unwrap();
+        let want = Record::Strings { first: 0, strings: vec!["GET".into(), "/a".into(), "200".into()] };
+        assert_eq!(decode_record(&record, 0, &shape), Ok(want));
+        // Not committed (its record was never written): the same strings are new again.
+        assert_eq!(table.intern(["200"]).unwrap().ids, vec![0]);
+        assert_eq!(table.commit(first), vec![0, 1, 0, 2]);
+        let second = table.intern(["200", "/b", "GET"]).unwrap();
+        assert_eq!(second.ids, vec![2, 3, 0]);
+        let want = Record::Strings { first: 3, strings: vec!["/b".into()] };
+        assert_eq!(decode_record(second.record.as_deref().unwrap(), 0, &shape), Ok(want));
+        table.commit(second);
+        assert!(table.intern(["/b", "GET"]).unwrap().record.is_none());
     }
 
     #[test]
     fn every_truncation_is_an_error_not_a_panic() {
-        let (series, _) = encode_series(1, [("a", "b"), ("c", "d")].into_iter(), 1, 2);
+        let (series, _) = encode_series(3, &[0, 1, 2, 3], 1, 4).unwrap();
         let folded = encode_folded(&[Folded { id: 1, at_ns: 2 }]);
-        for bytes in [encode_family(&family()), series, folded] {
+        let strings = encode_strings(0, &["a", "bc"]);
+        for bytes in [encode_family(&family()), series, folded, strings] {
             for cut in 0..bytes.len() {
-                let _ = decode_record(&bytes[..cut], 0);
+                let _ = decode_record(&bytes[..cut], 0, &shape);
             }
         }
         assert!(record_len([0; 8], 0, 64).is_err());

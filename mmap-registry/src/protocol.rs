@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::format::{decode_record, record_len, FormatError, Record, COMMITTED_OFFSET};
+use crate::format::{decode_record, record_len, FormatError, Record, SeriesShape, COMMITTED_OFFSET};
 
 /// An 8-byte word of a file, shared between processes.
 pub(crate) trait Word {
@@ -54,10 +54,12 @@ pub(crate) fn committed<W: Word>(words: &[W]) -> u64 {
 }
 
 /// Reader: the record at byte `at`, which must end by `committed`, and its length.
+/// `shape` gives a known family's series shape (see [`decode_record`]).
 pub(crate) fn read_record<W: Word>(
     words: &[W],
     at: usize,
     committed: u64,
+    shape: &dyn Fn(u32) -> Option<SeriesShape>,
 ) -> Result<(Record, usize), FormatError> {
     let room = (committed as usize).checked_sub(at).ok_or(FormatError::Truncated)?;
     let first = read_bytes(words, at, 8);
@@ -67,7 +69,7 @@ pub(crate) fn read_record<W: Word>(
     if bytes.len() != len {
         return Err(FormatError::BadRecord { offset: at, reason: "runs past the mapping" });
     }
-    Ok((decode_record(&bytes, at)?, len))
+    Ok((decode_record(&bytes, at, shape)?, len))
 }
 
 /// Reader: copies `len` bytes at byte `at` out of the words (fewer if the words end).
@@ -86,7 +88,9 @@ mod model {
     //! A model check of the protocol with loom: one writer appends records while one
     //! reader reads up to the committed length it sees. In every interleaving, and
     //! whatever stale values the memory model lets a load return, the reader must only
-    //! ever decode whole, correct records.
+    //! ever decode whole, correct records, and every string id of a series it decodes
+    //! must name a string it has already read (strings records are published before the
+    //! series that use them, FORMAT.md "Strings record").
 
     use std::sync::atomic::Ordering;
 
@@ -94,7 +98,7 @@ mod model {
     use loom::sync::Arc;
 
     use super::*;
-    use crate::format::{encode_series, HEADER_LEN};
+    use crate::format::{StringTable, HEADER_LEN};
 
     impl Word for AtomicU64 {
         fn load(&self, order: Ordering) -> u64 {
@@ -105,9 +109,20 @@ mod model {
         }
     }
 
-    /// Two small series records, as a writer appends them.
+    /// One label, one cell: the shape of every family in the model.
+    fn shape(_: u32) -> Option<SeriesShape> {
+        Some(SeriesShape { labels: 1, cells: 1 })
+    }
+
+    /// A strings record and the series record that uses it, as the writer appends them
+    /// (same interning, same encoding).
     fn records() -> Vec<Vec<u8>> {
-        (0..2u32).map(|i| encode_series(i, [("k", "v")].into_iter(), 0, 1).0).collect()
+        let mut table = StringTable::default();
+        let interned = table.intern(["v"]).expect("one string");
+        let strings = interned.record.clone().expect("a new string");
+        let ids = table.commit(interned);
+        let (series, _) = crate::format::encode_series(0, &ids, 0, 1).expect("a series");
+        vec![strings, series]
     }
 
     /// Runs the model with `publish_with` standing in for the writer's publish step.
@@ -135,16 +150,22 @@ mod model {
 
             let committed = committed(&words[..]);
             let mut at = HEADER_LEN;
-            let mut seen = 0;
+            let mut strings: Vec<String> = Vec::new();
             while (at as u64) < committed {
                 let (record, len) =
-                    read_record(&words[..], at, committed).expect("a published record decodes");
+                    read_record(&words[..], at, committed, &shape).expect("a published record decodes");
                 match record {
-                    Record::Series(s) => assert_eq!(s.family, seen, "records in order, whole"),
+                    Record::Strings { first, strings: new } => {
+                        assert_eq!(first as usize, strings.len(), "strings in order, whole");
+                        strings.extend(new);
+                    }
+                    Record::Series(s) => {
+                        let value = s.values.first().and_then(|&id| strings.get(id as usize));
+                        assert_eq!(value.map(String::as_str), Some("v"), "its string read before it");
+                    }
                     other => panic!("unexpected record {other:?}"),
                 }
                 at += len;
-                seen += 1;
             }
             writer.join().expect("writer");
         });

@@ -14,7 +14,9 @@ use herd_core::labels::validate_metric_name;
 use herd_core::{GaugeMode, LabelSet, MetricKind};
 
 use crate::error::MmapError;
-use crate::format::{gauge_mode_from_code, Folded, FormatError, Header, Record, FLAG_ARCHIVE, HEADER_LEN};
+use crate::format::{
+    gauge_mode_from_code, Folded, FormatError, Header, Record, SeriesShape, FLAG_ARCHIVE, HEADER_LEN,
+};
 use crate::protocol::{self, Word};
 use crate::sys::Mapping;
 
@@ -91,6 +93,9 @@ pub(crate) struct Parsed {
     /// Bytes parsed (the header included).
     pub(crate) to: u64,
     families: HashMap<u32, Arc<FamilyInfo>>,
+    /// The file's strings, by id. Kept for the series published later: a string is
+    /// written once per file and referred to by every series that repeats it.
+    strings: Vec<Box<str>>,
     pub(crate) series: Vec<SeriesEntry>,
     /// For an archive: the worker files it holds.
     pub(crate) folded: Vec<Folded>,
@@ -103,6 +108,7 @@ impl Parsed {
         Self {
             to: HEADER_LEN as u64,
             families: HashMap::new(),
+            strings: Vec::new(),
             series: Vec::new(),
             folded: Vec::new(),
             folded_ids: HashSet::new(),
@@ -120,7 +126,10 @@ impl Parsed {
     ) -> Result<(), FormatError> {
         while self.to < committed {
             let at = self.to as usize;
-            let (record, len) = protocol::read_record(words, at, committed)?;
+            let families = &self.families;
+            let shape =
+                |id| families.get(&id).map(|f| SeriesShape { labels: f.label_names.len(), cells: f.cells });
+            let (record, len) = protocol::read_record(words, at, committed, &shape)?;
             let bad = |reason| FormatError::BadRecord { offset: at, reason };
             match record {
                 Record::Padding => {}
@@ -140,29 +149,39 @@ impl Parsed {
                     self.families.insert(id, Arc::new(info));
                 }
                 Record::Series(s) => {
+                    // The record was decoded with this family's shape.
                     let family =
                         self.families.get(&s.family).ok_or(bad("series of an unknown family"))?.clone();
-                    if s.cell_count as usize != family.cells {
-                        return Err(bad("cell count differs from the family's"));
-                    }
-                    if s.values.len() != family.label_names.len() {
-                        return Err(bad("label count differs from the family's"));
-                    }
+                    let strings = &self.strings;
+                    let string = |id: u32| {
+                        strings
+                            .get(id as usize)
+                            .map(|s| &**s)
+                            .ok_or(bad("label refers to an unwritten string"))
+                    };
                     let pid = (family.merge == Merge::PerProcess).then(|| header.pid.to_string());
-                    let pairs = s
-                        .const_labels
-                        .iter()
-                        .map(|(n, v)| (n.as_str(), v.as_str()))
-                        .chain(
-                            family.label_names.iter().map(|n| &**n).zip(s.values.iter().map(String::as_str)),
-                        )
-                        .chain(pid.as_deref().map(|pid| ("pid", pid)));
+                    let mut pairs = Vec::with_capacity(s.const_labels.len() + s.values.len() + 1);
+                    for &(n, v) in &s.const_labels {
+                        pairs.push((string(n)?, string(v)?));
+                    }
+                    for (n, &v) in family.label_names.iter().zip(&s.values) {
+                        pairs.push((&**n, string(v)?));
+                    }
+                    if let Some(pid) = &pid {
+                        pairs.push(("pid", pid));
+                    }
                     let labels = LabelSet::new(pairs).map_err(|_| bad("invalid or repeated label name"))?;
                     self.series.push(SeriesEntry {
                         family,
                         labels: Arc::new(labels),
                         first_word: (at + s.cells_at) / 8,
                     });
+                }
+                Record::Strings { first, strings } => {
+                    if first as usize != self.strings.len() {
+                        return Err(bad("strings record out of order"));
+                    }
+                    self.strings.extend(strings.into_iter().map(String::into_boxed_str));
                 }
                 Record::Folded(ids) => {
                     if header.flags & FLAG_ARCHIVE == 0 {

@@ -20,7 +20,8 @@ use crate::compact::{compact_if_needed, DEFAULT_COMPACT_THRESHOLD};
 use crate::dir::{check_dir, WORKER_PREFIX, WORKER_SUFFIX};
 use crate::error::MmapError;
 use crate::format::{
-    encode_family, encode_padding, encode_series, gauge_mode_code, FamilyRecord, Header, HEADER_LEN,
+    encode_family, encode_padding, encode_series, gauge_mode_code, label_strings, FamilyRecord, Header,
+    StringTable, HEADER_LEN,
 };
 use crate::protocol;
 use crate::sys::{self, ForkAware, Mapping};
@@ -81,6 +82,8 @@ struct Writer {
     /// The end of the last segment, which is also the file's length.
     end: u64,
     families: HashMap<Arc<str>, u32>,
+    /// The label values and constant labels already in the file, each written once.
+    strings: StringTable,
     /// File offset and count of every series' cells, so a forked child can copy the
     /// records without the parent's values.
     cell_ranges: Vec<(u64, usize)>,
@@ -175,6 +178,7 @@ impl Writer {
             cursor: HEADER_LEN as u64,
             end: FIRST_SEGMENT,
             families: HashMap::new(),
+            strings: StringTable::default(),
             cell_ranges: Vec::new(),
             broken: None,
         })
@@ -372,9 +376,14 @@ impl Storage for MmapStorage {
             return Err(fail(&w, why));
         }
         let id = w.family_id(family).map_err(|e| fail(&w, &e))?;
-        let cells = u32::try_from(len).map_err(|e| fail(&w, &e))?;
         let const_count = labels.len().saturating_sub(family.label_names.len());
-        let (record, cells_at) = encode_series(id, labels.pairs(), const_count, cells);
+        let interned =
+            w.strings.intern(label_strings(labels.pairs(), const_count)).map_err(|e| fail(&w, &e))?;
+        if let Some(record) = &interned.record {
+            w.append(record).map_err(|e| fail(&w, &e))?;
+        }
+        let ids = w.strings.commit(interned);
+        let (record, cells_at) = encode_series(id, &ids, const_count, len).map_err(|e| fail(&w, &e))?;
         let at = w.append(&record).map_err(|e| fail(&w, &e))?;
         let cells_at = at + cells_at as u64;
         w.cell_ranges.push((cells_at, len));

@@ -325,3 +325,41 @@ fn process_metrics_cover_the_service_and_keep_an_exited_childs_cpu() -> TestResu
     assert!(after > before, "the child's CPU time is counted: {before} -> {after}");
     Ok(())
 }
+
+#[test]
+fn label_values_are_written_once_per_file_and_series_take_40_bytes() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let storage = MmapStorage::open(&dir)?;
+    let path = storage.path();
+    let r = Registry::builder().storage(Arc::new(storage)).build()?;
+    let requests =
+        r.counter("http_requests_total", "Requests.").labels(["method", "route", "status"]).register()?;
+    let (methods, statuses) = (["GET", "POST", "PUT"], ["200", "404", "500"]);
+    let routes: Vec<String> = (0..10).map(|i| format!("/api/v1/resource_{i:03}/{{id}}")).collect();
+    let mut series = 0u64;
+    for route in &routes {
+        for method in methods {
+            for status in statuses {
+                requests.with_labels([method, route.as_str(), status]).inc();
+                series += 1;
+            }
+        }
+    }
+    let bytes = std::fs::read(&path)?;
+    let committed = u64::from_le_bytes(bytes[40..48].try_into()?);
+    let file = &bytes[..committed as usize];
+    for value in routes.iter().map(String::as_str).chain(methods).chain(statuses) {
+        let count = file.windows(value.len()).filter(|w| *w == value.as_bytes()).count();
+        assert_eq!(count, 1, "{value:?} is in the file {count} times");
+    }
+    // Header, one family record, the strings (16 short ones and 10 routes, a few
+    // records), then 40 bytes per series: 8 of record header, 4 of family id, 12 of
+    // string ids, 16 of cells (FORMAT.md, "Series record").
+    let overhead = committed - series * 40;
+    assert!(overhead < 128 + 128 + 16 * 16 + 10 * 40 + 10 * 16, "{committed} bytes for {series} series");
+    let snapshot = Aggregator::new(&dir)?.snapshot()?;
+    assert_eq!(counter_total(&snapshot, "http_requests"), series as f64);
+    assert_eq!(snapshot.family("http_requests").map(|f| f.series.len()), Some(series as usize));
+    Ok(())
+}

@@ -86,6 +86,44 @@ fn every_corrupt_fixture_is_an_error_saying_what_is_wrong() -> TestResult {
     Ok(())
 }
 
+/// The offset of every record of `kind` in a valid file, walking the record headers.
+fn records_of_kind(bytes: &[u8], kind: u16) -> Vec<usize> {
+    let committed = u64::from_le_bytes(bytes[40..48].try_into().unwrap_or_default()) as usize;
+    let (mut at, mut found) = (128, Vec::new());
+    while at + 8 <= committed {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap_or_default()) as usize;
+        if u16::from_le_bytes([bytes[at + 4], bytes[at + 5]]) == kind {
+            found.push(at);
+        }
+        at += len.max(8);
+    }
+    found
+}
+
+#[test]
+fn string_ids_must_name_strings_written_before() -> TestResult {
+    let valid = std::fs::read(fixtures().join("valid.herd"))?;
+    let reason = |bytes: &[u8]| match decode_file(bytes) {
+        Err(FormatError::BadRecord { reason, .. }) => reason,
+        other => panic!("expected a bad record, got {other:?}"),
+    };
+    // A series whose first id (its constant label's name) points past the strings.
+    let series = *records_of_kind(&valid, 2).first().ok_or("no series record")?;
+    let mut bytes = valid.clone();
+    bytes[series + 12..series + 16].copy_from_slice(&1000u32.to_le_bytes());
+    assert_eq!(reason(&bytes), "label refers to an unwritten string");
+    // A strings record whose first id skips ids: every later id would be misread.
+    let strings = *records_of_kind(&valid, 5).last().ok_or("no strings record")?;
+    let mut bytes = valid.clone();
+    bytes[strings + 8..strings + 12].copy_from_slice(&1000u32.to_le_bytes());
+    assert_eq!(reason(&bytes), "strings record out of order");
+    // A strings record turned into padding: the series after it refer to nothing.
+    let mut bytes = valid;
+    bytes[strings + 4..strings + 6].copy_from_slice(&3u16.to_le_bytes());
+    assert_eq!(reason(&bytes), "label refers to an unwritten string");
+    Ok(())
+}
+
 #[test]
 fn a_directory_with_corrupt_files_still_scrapes_the_good_ones() -> TestResult {
     let tmp = tempfile::tempdir()?;

@@ -1,20 +1,23 @@
 //! Writes `benches/RESULTS.md` from criterion's estimates.
 //!
 //! Usage: `cargo run --release -p herd-benches --bin bench-report [-- --criterion-dir DIR]
-//! [--scrape FILE] [--scaling FILE] [--out FILE]`
+//! [--scrape FILE] [--scaling FILE] [--churn FILE] [--out FILE]`
 //!
 //! By default it reads `$CARGO_TARGET_DIR/criterion` (or `<workspace>/target/criterion`),
 //! the line `scrape-compare` printed, saved by `benches/run.sh` in
-//! `$CARGO_TARGET_DIR/herd-bench/scrape-compare.txt`, and the scaling curves in
-//! `benches/scaling.csv`, and writes `benches/RESULTS.md`. A missing scrape file or
-//! curve leaves its section "not measured". The groups and targets it knows are listed
-//! in `herd_benches::report` and `herd_benches::scrape`.
+//! `$CARGO_TARGET_DIR/herd-bench/scrape-compare.txt`, the scaling curves in
+//! `benches/scaling.csv`, and the line of `scrape-compare --churn`, saved in
+//! `$CARGO_TARGET_DIR/herd-bench/churn.txt`, and writes `benches/RESULTS.md`. A missing
+//! scrape file, curve or churn line leaves its section "not measured". The groups and
+//! targets it knows are listed in `herd_benches::report`, `herd_benches::scrape` and
+//! `herd_benches::churn`.
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use herd_benches::churn;
 use herd_benches::report::{self, Machine, ScrapeInputs};
 use herd_benches::scrape::{self, Line};
 
@@ -27,6 +30,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut out = manifest_dir.join("RESULTS.md");
     let mut scrape_file = target_dir.join("herd-bench").join("scrape-compare.txt");
     let mut scaling_file = manifest_dir.join("scaling.csv");
+    let mut churn_file = target_dir.join("herd-bench").join("churn.txt");
 
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -35,8 +39,11 @@ fn main() -> Result<(), Box<dyn Error>> {
             "--out" => out = args.next().ok_or("--out needs a path")?.into(),
             "--scrape" => scrape_file = args.next().ok_or("--scrape needs a path")?.into(),
             "--scaling" => scaling_file = args.next().ok_or("--scaling needs a path")?.into(),
+            "--churn" => churn_file = args.next().ok_or("--churn needs a path")?.into(),
             "-h" | "--help" => {
-                println!("bench-report [--criterion-dir DIR] [--scrape FILE] [--scaling FILE] [--out FILE]");
+                println!(
+                    "bench-report [--criterion-dir DIR] [--scrape FILE] [--scaling FILE] [--churn FILE] [--out FILE]"
+                );
                 return Ok(());
             }
             other => return Err(format!("unknown argument `{other}` (try --help)").into()),
@@ -54,7 +61,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         // Set by benches/run.sh just before the suites start.
         load_before: std::env::var("HERD_BENCH_LOADAVG").ok(),
     };
-    let scrape = scrape_inputs(&scrape_file, &scaling_file, &out)?;
+    let mut scrape = scrape_inputs(&scrape_file, &scaling_file, &out)?;
+    scrape.churn = churn_line(&churn_file)?;
     let markdown = report::render(&machine, &results, report::GROUPS, report::TARGETS, &scrape);
     std::fs::write(&out, markdown + "\n")?;
     println!("wrote {}", out.display());
@@ -80,6 +88,15 @@ fn main() -> Result<(), Box<dyn Error>> {
             Err(why) => println!("absent {} ({why})", target.claim),
         }
     }
+    match churn::evaluate(scrape.churn.as_ref()) {
+        Ok((met, ratio)) => println!(
+            "{:6} scrape after churn at most {}x the scrape before (ratio {})",
+            if met { "met" } else { "MISSED" },
+            churn::CHURN_TARGET,
+            report::sig3(ratio)
+        ),
+        Err(why) => println!("absent scrape after churn ({why})"),
+    }
     for target in report::ADDED_COST_TARGETS {
         match report::evaluate_added_cost(target, &results) {
             Ok(e) => println!(
@@ -92,6 +109,19 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
     }
     Ok(())
+}
+
+/// The last line of `file` holding `churn_ratio=`; `None` when there is none.
+fn churn_line(file: &Path) -> Result<Option<Line>, Box<dyn Error>> {
+    let line = match std::fs::read_to_string(file) {
+        Ok(text) => text.lines().rev().map(Line::parse).find(|l| l.get("churn_ratio").is_some()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(format!("reading {}: {e}", file.display()).into()),
+    };
+    if line.is_none() {
+        eprintln!("bench-report: no scrape-compare --churn line in {}", file.display());
+    }
+    Ok(line)
 }
 
 /// The scrape comparison's inputs: the last line of `scrape_file` holding
@@ -122,7 +152,7 @@ fn scrape_inputs(
     let plot = (svg.is_file() && svg.parent() == out.parent())
         .then(|| svg.file_name().map(|n| n.to_string_lossy().into_owned()))
         .flatten();
-    Ok(ScrapeInputs { line, scaling, plot })
+    Ok(ScrapeInputs { line, scaling, plot, churn: None })
 }
 
 fn cpu_model() -> Option<String> {

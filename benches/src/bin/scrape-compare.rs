@@ -6,6 +6,8 @@
 //!     [--peers python,ruby|none] [--iterations 20] [--cold-runs 5] [--peer-runs 5]
 //! cargo run --release -p herd-benches --bin scrape-compare -- --scaling [--peer-budget 60] \
 //!     [--csv F] [--svg F]
+//! cargo run --release -p herd-benches --bin scrape-compare -- --churn [--processes 2000] \
+//!     [--series 10000] [--iterations 201]
 //! ```
 //!
 //! herd: a fresh directory (prepared with `claim_dir`) is populated by `--workers` real
@@ -46,6 +48,12 @@
 //! where its time, predicted from its cost per series at the largest point it already
 //! ran, stays within `--peer-budget` seconds (60); the CSV's note says which were
 //! skipped and why.
+//!
+//! `--churn` measures herd alone: the steady scrape of a master holding `--series`
+//! series, before and after `--processes` (2,000) short-lived workers forked one after
+//! another (the median of `--iterations`, 201 in this mode, each), and prints
+//! `churn_scrape_before_ms= churn_scrape_after_ms= churn_ratio=` (after over before;
+//! issue 3's target is at most 1.5) and the details; see [`herd_benches::churn`].
 
 use std::error::Error;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -54,6 +62,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use herd_benches::churn::{self, CHURN_KEYS};
 use herd_benches::scrape::{
     self, add_ratios, disk_bytes, histogram_series, Line, ScalingPoint, COUNTER_FAMILY, HISTOGRAM_FAMILY,
     KEY_ORDER, PEERS,
@@ -65,7 +74,8 @@ use herd_mmap::{claim_dir, Aggregator, MmapStorage};
 type BoxError = Box<dyn Error>;
 
 const USAGE: &str = "usage: scrape-compare [--workers N] [--series N] [--peers python,ruby|none] \
-                     [--iterations N] [--cold-runs N] [--peer-runs N] [--scaling [--peer-budget SECS] [--csv FILE] [--svg FILE]]";
+                     [--iterations N] [--cold-runs N] [--peer-runs N] [--scaling [--peer-budget SECS] [--csv FILE] [--svg FILE]] \
+                     | --churn [--processes N] [--series N] [--iterations N]";
 
 /// Workers on the workers curve of `--scaling`.
 const SCALING_WORKERS: [usize; 7] = [1, 2, 4, 8, 16, 32, 64];
@@ -81,10 +91,14 @@ struct Args {
     /// `None`: whichever peers are installed.
     peers: Option<Vec<String>>,
     iterations: usize,
+    /// Whether `--iterations` was given (`--churn` has its own default).
+    iterations_given: bool,
     cold_runs: usize,
     peer_runs: usize,
     peer_budget: Duration,
     scaling: bool,
+    churn: bool,
+    processes: usize,
     csv: PathBuf,
     svg: PathBuf,
 }
@@ -96,10 +110,13 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         series: 10_000,
         peers: None,
         iterations: 20,
+        iterations_given: false,
         cold_runs: 5,
         peer_runs: 5,
         peer_budget: Duration::from_secs(SCALING_PEER_BUDGET_SECS),
         scaling: false,
+        churn: false,
+        processes: churn::DEFAULT_PROCESSES,
         csv: manifest.join("scaling.csv"),
         svg: manifest.join("scaling.svg"),
     };
@@ -114,7 +131,10 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         match flag.as_str() {
             "--workers" => args.workers = number(value()?)?,
             "--series" => args.series = number(value()?)?,
-            "--iterations" => args.iterations = number(value()?)?,
+            "--iterations" => {
+                args.iterations = number(value()?)?;
+                args.iterations_given = true;
+            }
             "--cold-runs" => args.cold_runs = number(value()?)?,
             "--peer-runs" => args.peer_runs = number(value()?)?,
             "--peer-budget" => args.peer_budget = Duration::from_secs(number(value()?)? as u64),
@@ -130,6 +150,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
                 args.peers = Some(peers);
             }
             "--scaling" => args.scaling = true,
+            "--churn" => args.churn = true,
+            "--processes" => args.processes = number(value()?)?,
             "--csv" => args.csv = value()?.into(),
             "--svg" => args.svg = value()?.into(),
             "-h" | "--help" => return Err(String::new()),
@@ -145,7 +167,11 @@ fn main() -> ExitCode {
         populate_worker(argv.skip(1))
     } else {
         match parse_args(argv) {
+            Ok(args) if args.scaling && args.churn => {
+                Err(format!("--scaling and --churn are separate runs\n{USAGE}").into())
+            }
             Ok(args) if args.scaling => run_scaling(&args),
+            Ok(args) if args.churn => run_churn(&args),
             Ok(args) => run_once(&args),
             Err(e) if e.is_empty() => {
                 println!("{USAGE}");
@@ -455,6 +481,14 @@ fn note_version(line: &Line, peer: &str) {
             "scrape-compare: note: {peer} library version {other:?}, the issue's figures are for {expected}x"
         ),
     }
+}
+
+/// `--churn`: herd alone, before and after the short-lived workers.
+fn run_churn(args: &Args) -> Result<(), BoxError> {
+    let iterations = if args.iterations_given { args.iterations } else { churn::DEFAULT_ITERATIONS };
+    let line = churn::measure(args.series, args.processes, iterations)?;
+    println!("{}", line.ordered(&CHURN_KEYS));
+    Ok(())
 }
 
 fn run_once(args: &Args) -> Result<(), BoxError> {
