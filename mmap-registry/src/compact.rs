@@ -188,6 +188,7 @@ fn archive_bytes(index: &mut Index, folded: &[Folded], now: u64) -> (Vec<u8>, us
             unit: info.unit.as_deref().unwrap_or("").to_owned(),
             label_names: info.label_names.iter().map(|n| n.to_string()).collect(),
             buckets: info.bounds.to_vec(),
+            summary: info.summary.as_deref().cloned(),
         };
         out.extend_from_slice(&encode_family(&family));
         for (labels, cells) in series {

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use herd_core::{GaugeMode, MetricKind};
+use herd_core::{GaugeMode, MetricKind, SummaryLayout};
 
 /// `HERDMMAP`.
 pub(crate) const MAGIC: [u8; 8] = *b"HERDMMAP";
@@ -23,6 +23,9 @@ const KIND_PADDING: u16 = 3;
 const KIND_FOLDED: u16 = 4;
 /// Header flag: the file is a compaction archive.
 pub(crate) const FLAG_ARCHIVE: u32 = 1;
+/// Family record flag (the u16 after the gauge mode): a summary sketch's parameters
+/// follow the bucket bounds.
+const FAMILY_HAS_SKETCH: u16 = 1;
 /// Record header: `len` (u32), `kind` (u16), `flags` (u16).
 const RECORD_HEADER: usize = 8;
 
@@ -139,6 +142,8 @@ pub(crate) struct FamilyRecord {
     pub(crate) unit: String,
     pub(crate) label_names: Vec<String>,
     pub(crate) buckets: Vec<f64>,
+    /// A summary's sketch layout, when it reports quantiles.
+    pub(crate) summary: Option<SummaryLayout>,
 }
 
 /// A series as a file records it; its cells follow at `cells_at` within the record.
@@ -247,7 +252,7 @@ pub(crate) fn encode_family(f: &FamilyRecord) -> Vec<u8> {
     r.u32(f.id);
     r.u8(kind_code(f.kind));
     r.u8(f.gauge_mode);
-    r.u16(0);
+    r.u16(if f.summary.is_some() { FAMILY_HAS_SKETCH } else { 0 });
     r.u32(f.cells_per_series);
     r.str(&f.name);
     r.str(&f.help);
@@ -259,6 +264,18 @@ pub(crate) fn encode_family(f: &FamilyRecord) -> Vec<u8> {
     r.u32(f.buckets.len() as u32);
     for b in &f.buckets {
         r.0.extend_from_slice(&b.to_le_bytes());
+    }
+    if let Some(l) = &f.summary {
+        r.u32(l.objectives().len() as u32);
+        for q in l.objectives() {
+            r.0.extend_from_slice(&q.to_le_bytes());
+        }
+        let max_age_ns = u64::try_from(l.max_age().as_nanos()).unwrap_or(u64::MAX);
+        r.0.extend_from_slice(&max_age_ns.to_le_bytes());
+        r.u32(l.age_buckets());
+        r.u32(l.bins());
+        r.0.extend_from_slice(&l.relative_error().to_le_bytes());
+        r.0.extend_from_slice(&l.lowest().to_le_bytes());
     }
     r.finish()
 }
@@ -337,7 +354,7 @@ pub(crate) fn decode_record(bytes: &[u8], offset: usize) -> Result<Record, Forma
             let id = c.u32().ok_or_else(short)?;
             let kind = kind_from_code(c.u8().ok_or_else(short)?).ok_or(bad("unknown metric kind"))?;
             let gauge_mode = c.u8().ok_or_else(short)?;
-            let _ = c.u16().ok_or_else(short)?;
+            let family_flags = c.u16().ok_or_else(short)?;
             let cells_per_series = c.u32().ok_or_else(short)?;
             let name = c.str().ok_or_else(short)?;
             let help = c.str().ok_or_else(short)?;
@@ -346,6 +363,25 @@ pub(crate) fn decode_record(bytes: &[u8], offset: usize) -> Result<Record, Forma
             let label_names = (0..n).map(|_| c.str()).collect::<Option<Vec<_>>>().ok_or_else(short)?;
             let n = c.u32().ok_or_else(short)?;
             let buckets = (0..n).map(|_| c.f64()).collect::<Option<Vec<_>>>().ok_or_else(short)?;
+            let summary = if family_flags & FAMILY_HAS_SKETCH != 0 {
+                let n = c.u32().ok_or_else(short)?;
+                // Bounded before collecting: the count comes from the file.
+                if n > 1024 {
+                    return Err(bad("too many summary objectives"));
+                }
+                let objectives = (0..n).map(|_| c.f64()).collect::<Option<Vec<_>>>().ok_or_else(short)?;
+                let max_age_ns = c.u64().ok_or_else(short)?;
+                let age_buckets = c.u32().ok_or_else(short)?;
+                let bins = c.u32().ok_or_else(short)?;
+                let relative_error = c.f64().ok_or_else(short)?;
+                let lowest = c.f64().ok_or_else(short)?;
+                let layout =
+                    SummaryLayout::from_parts(&objectives, max_age_ns, age_buckets, bins, relative_error, lowest)
+                        .ok_or(bad("invalid summary sketch parameters"))?;
+                Some(layout)
+            } else {
+                None
+            };
             Ok(Record::Family(FamilyRecord {
                 id,
                 kind,
@@ -356,6 +392,7 @@ pub(crate) fn decode_record(bytes: &[u8], offset: usize) -> Result<Record, Forma
                 unit,
                 label_names,
                 buckets,
+                summary,
             }))
         }
         KIND_SERIES => {
@@ -415,6 +452,9 @@ impl Cursor<'_> {
     fn u32(&mut self) -> Option<u32> {
         self.take(4)?.try_into().ok().map(u32::from_le_bytes)
     }
+    fn u64(&mut self) -> Option<u64> {
+        self.take(8)?.try_into().ok().map(u64::from_le_bytes)
+    }
     fn f64(&mut self) -> Option<f64> {
         self.take(8)?.try_into().ok().map(f64::from_le_bytes)
     }
@@ -449,6 +489,18 @@ mod tests {
             unit: "seconds".into(),
             label_names: vec!["route".into(), "méthode".into()],
             buckets: vec![0.1, 1.0],
+            summary: None,
+        }
+    }
+
+    fn summary_family() -> FamilyRecord {
+        let layout = SummaryLayout::from_parts(&[0.5, 0.99], 60_000_000_000, 3, 8, 0.02, 1e-3);
+        FamilyRecord {
+            kind: MetricKind::Summary,
+            cells_per_series: 32,
+            buckets: Vec::new(),
+            summary: layout,
+            ..family()
         }
     }
 
@@ -479,6 +531,9 @@ mod tests {
         let bytes = encode_family(&f);
         assert_eq!(bytes.len() % 8, 0);
         assert_eq!(decode_record(&bytes, 128), Ok(Record::Family(f)));
+        let f = summary_family();
+        assert!(f.summary.is_some());
+        assert_eq!(decode_record(&encode_family(&f), 128), Ok(Record::Family(f)));
 
         let labels = [("instance", "a"), ("route", "/a\"b"), ("méthode", "GET")];
         let (bytes, cells_at) = encode_series(3, labels.into_iter(), 1, 4);
@@ -502,7 +557,7 @@ mod tests {
     fn every_truncation_is_an_error_not_a_panic() {
         let (series, _) = encode_series(1, [("a", "b"), ("c", "d")].into_iter(), 1, 2);
         let folded = encode_folded(&[Folded { id: 1, at_ns: 2 }]);
-        for bytes in [encode_family(&family()), series, folded] {
+        for bytes in [encode_family(&family()), encode_family(&summary_family()), series, folded] {
             for cut in 0..bytes.len() {
                 let _ = decode_record(&bytes[..cut], 0);
             }
