@@ -87,7 +87,9 @@ pub use family::{Family, DEFAULT_CARDINALITY_LIMIT, MAX_CARDINALITY_LIMIT, OVERF
 #[cfg(feature = "prometheus-client")]
 pub use interop::PrometheusClientBridge;
 pub use labels::LabelSet;
-pub use metrics::{Buckets, Counter, Exemplar, Gauge, Histogram, Objectives, Summary, SummaryError, SummaryLayout, Window};
+pub use metrics::{
+    Buckets, Counter, Exemplar, Gauge, Histogram, Objectives, Summary, SummaryError, SummaryLayout, Window,
+};
 pub use observe::{Observer, SeriesObserver};
 #[cfg(target_os = "linux")]
 pub use process::{ProcStat, ProcessCollector};

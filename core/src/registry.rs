@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use crate::clock::Clock;
 use crate::desc::{FamilyDesc, GaugeMode, MetricKind};
 use crate::encode::{encode, Format};
 use crate::error::RegistryError;
@@ -17,7 +18,6 @@ use crate::metrics::counter::CounterConfig;
 use crate::metrics::gauge::GaugeConfig;
 use crate::metrics::histogram::HistogramConfig;
 use crate::metrics::summary::SummaryConfig;
-use crate::clock::Clock;
 use crate::metrics::{Buckets, Counter, Gauge, Histogram, Metric, Objectives, Summary, Window};
 use crate::snapshot::{CounterValue, FamilySnapshot, SeriesSnapshot, SeriesValue, Snapshot};
 use crate::storage::{HeapStorage, Storage};

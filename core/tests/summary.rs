@@ -30,7 +30,12 @@ impl Storage for Recording {
         Ok(())
     }
 
-    fn allocate(&self, family: &FamilyDesc, labels: &LabelSet, len: usize) -> Result<CellBlock, StorageError> {
+    fn allocate(
+        &self,
+        family: &FamilyDesc,
+        labels: &LabelSet,
+        len: usize,
+    ) -> Result<CellBlock, StorageError> {
         let block = self.heap.allocate(family, labels, len)?;
         self.blocks.lock().push(block.clone());
         Ok(block)
@@ -48,7 +53,10 @@ fn data() -> impl Strategy<Value = Vec<f64>> {
     prop_oneof![
         prop::collection::vec(spread, 1..1500),
         // Duplicates: a handful of distinct values, each repeated many times.
-        (prop::collection::vec(log_uniform, 1..6), prop::collection::vec(any::<prop::sample::Index>(), 1..1500))
+        (
+            prop::collection::vec(log_uniform, 1..6),
+            prop::collection::vec(any::<prop::sample::Index>(), 1..1500)
+        )
             .prop_map(|(vals, picks)| picks.iter().map(|i| vals[i.index(vals.len())]).collect()),
     ]
 }

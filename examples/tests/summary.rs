@@ -14,7 +14,14 @@ fn scraped_quantiles_of_forked_workers_match_the_union_within_the_bound() -> Tes
     let dir = tmp.path().join("metrics");
     let (workers, count) = (4u32, 2000u32);
     let out = Command::new(env!("CARGO_BIN_EXE_summary-workers"))
-        .args(["--dir", &dir.to_string_lossy(), "--workers", &workers.to_string(), "--count", &count.to_string()])
+        .args([
+            "--dir",
+            &dir.to_string_lossy(),
+            "--workers",
+            &workers.to_string(),
+            "--count",
+            &count.to_string(),
+        ])
         .output()?;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // The outside world reads it as a summary: promtool, and client_python's parser.

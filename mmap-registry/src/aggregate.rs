@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use herd_core::snapshot::{FamilySnapshot, SeriesSnapshot, SeriesValue, Snapshot};
 use herd_core::clock::{Clock, CoarseClock};
+use herd_core::snapshot::{FamilySnapshot, SeriesSnapshot, SeriesValue, Snapshot};
 use herd_core::{Collector, LabelSet, MetricKind};
 use parking_lot::Mutex;
 
@@ -180,7 +180,11 @@ impl Aggregator {
 }
 
 impl State {
-    fn scrape(&mut self, dir: &Path, now: std::time::Duration) -> Result<(Snapshot, ScrapeReport), MmapError> {
+    fn scrape(
+        &mut self,
+        dir: &Path,
+        now: std::time::Duration,
+    ) -> Result<(Snapshot, ScrapeReport), MmapError> {
         let mut report = ScrapeReport::default();
         let paths = list(dir)?;
         self.files.retain(|p, _| paths.contains(p));

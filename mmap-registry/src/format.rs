@@ -375,9 +375,15 @@ pub(crate) fn decode_record(bytes: &[u8], offset: usize) -> Result<Record, Forma
                 let bins = c.u32().ok_or_else(short)?;
                 let relative_error = c.f64().ok_or_else(short)?;
                 let lowest = c.f64().ok_or_else(short)?;
-                let layout =
-                    SummaryLayout::from_parts(&objectives, max_age_ns, age_buckets, bins, relative_error, lowest)
-                        .ok_or(bad("invalid summary sketch parameters"))?;
+                let layout = SummaryLayout::from_parts(
+                    &objectives,
+                    max_age_ns,
+                    age_buckets,
+                    bins,
+                    relative_error,
+                    lowest,
+                )
+                .ok_or(bad("invalid summary sketch parameters"))?;
                 Some(layout)
             } else {
                 None

@@ -258,7 +258,9 @@ fn value(info: &FamilyInfo, cells: &[u64], now: Duration) -> SeriesValue {
         }
         MetricKind::Summary => match &info.summary {
             Some(layout) => SeriesValue::Summary(layout.value(cells, now)),
-            None => SeriesValue::Summary(SummaryValue { count: int(0), sum: float(1), quantiles: Vec::new() }),
+            None => {
+                SeriesValue::Summary(SummaryValue { count: int(0), sum: float(1), quantiles: Vec::new() })
+            }
         },
         _ => SeriesValue::Unknown(float(0)),
     }

@@ -13,7 +13,10 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const START: Duration = Duration::from_secs(1_800_000_000);
 
-fn summary(dir: &std::path::Path, clock: &Arc<ManualClock>) -> Result<(Registry, Summary), Box<dyn std::error::Error>> {
+fn summary(
+    dir: &std::path::Path,
+    clock: &Arc<ManualClock>,
+) -> Result<(Registry, Summary), Box<dyn std::error::Error>> {
     let r = Registry::builder().storage(Arc::new(MmapStorage::open(dir)?)).build()?;
     let s = r
         .summary("latency_seconds", "Latency.")
@@ -105,7 +108,9 @@ fn a_sidecar_reads_the_sketch_from_the_file_alone() -> TestResult {
     for v in 1..=1000 {
         s.observe(f64::from(v) / 1000.0);
     }
-    let file = std::fs::read_dir(&dir)?.filter_map(Result::ok).find(|e| e.file_name().to_string_lossy().starts_with("w-"));
+    let file = std::fs::read_dir(&dir)?
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().starts_with("w-"));
     let bytes = std::fs::read(file.ok_or("no worker file")?.path())?;
     // decode_file knows nothing of the writer's configuration but the family record.
     let snapshot = herd_mmap::decode_file(&bytes)?;

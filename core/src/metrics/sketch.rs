@@ -400,8 +400,15 @@ mod tests {
     use super::*;
 
     fn layout() -> SummaryLayout {
-        SummaryLayout::from_parts(&[0.5, 0.9, 0.99], 600_000_000_000, 3, DEFAULT_BINS, RELATIVE_ERROR, DEFAULT_LOWEST)
-            .unwrap_or_else(|| unreachable!("the default layout is valid"))
+        SummaryLayout::from_parts(
+            &[0.5, 0.9, 0.99],
+            600_000_000_000,
+            3,
+            DEFAULT_BINS,
+            RELATIVE_ERROR,
+            DEFAULT_LOWEST,
+        )
+        .unwrap_or_else(|| unreachable!("the default layout is valid"))
     }
 
     #[test]

@@ -183,18 +183,12 @@ impl Default for Window {
 }
 
 /// Per-family summary settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 #[doc(hidden)]
 pub struct SummaryConfig {
     pub(crate) objectives: Objectives,
     pub(crate) window: Window,
     pub(crate) clock: Option<Arc<dyn Clock>>,
-}
-
-impl Default for SummaryConfig {
-    fn default() -> Self {
-        Self { objectives: Objectives::default(), window: Window::default(), clock: None }
-    }
 }
 
 impl SummaryConfig {

@@ -53,7 +53,8 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let args = parse().map_err(|e| format!("{e}; usage: summary-workers --dir DIR [--workers N] [--count N]"))?;
+    let args =
+        parse().map_err(|e| format!("{e}; usage: summary-workers --dir DIR [--workers N] [--count N]"))?;
     let dir = claim_dir(&args.dir)?;
     let registry = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
     let duration = registry
