@@ -3,7 +3,7 @@
 #   - Debian `prometheus` (prometheus + promtool), via apt-get
 #   - Python `prometheus-client==0.26.0` (client_python's parsers), via pip
 #   - npm `statsd@0.9.0` (Etsy statsd) into .test-deps/node (repo-local)
-#   - Debian `strace` (herd-statsd's no-syscall test)
+#   - Debian `strace` (herd-core's and herd-statsd's no-syscall tests)
 #   - cargo-nextest, the test runner, via cargo install
 # Idempotent and quiet: prints one line per thing installed, and the
 # installer's output only when it fails.

@@ -342,6 +342,49 @@ fn histogram_observe(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
+/// Summary `observe` (the default sketch: 2% error, 10-minute window in 3 age
+/// buckets) beside herd's histogram `observe` in the same group and run, in process and
+/// in a herd-mmap file: the ratio `bench-report` checks.
+fn summary_observe(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
+    let heap = herd_core::Registry::new();
+    let tmp = tempfile::tempdir()?;
+    let dir = herd_mmap::claim_dir(&tmp.path().join("metrics"))?;
+    let mmap = herd_core::Registry::builder()
+        .storage(std::sync::Arc::new(herd_mmap::MmapStorage::open(&dir)?))
+        .build()?;
+    let mut handles = Vec::new();
+    for registry in [&heap, &mmap] {
+        let summary = registry.summary("bench_latency_seconds", "Benchmark summary.").register()?;
+        let histogram = registry
+            .histogram("bench_latency_histogram_seconds", "Benchmark histogram.")
+            .buckets(herd_core::Buckets::new(DEFAULT_BUCKETS)?)
+            .register()?;
+        handles.push((summary, histogram));
+    }
+
+    let mut g = c.benchmark_group("summary_observe");
+    for ((summary, histogram), storage) in handles.iter().zip(["herd", "herd-mmap"]) {
+        g.bench_function(storage, |b| {
+            let mut i = 0usize;
+            b.iter(|| {
+                let v = black_box(OBSERVATIONS[i & 63]);
+                i = i.wrapping_add(1);
+                black_box(summary).observe(v);
+            })
+        });
+        g.bench_function(format!("{storage}-histogram"), |b| {
+            let mut i = 0usize;
+            b.iter(|| {
+                let v = black_box(OBSERVATIONS[i & 63]);
+                i = i.wrapping_add(1);
+                black_box(histogram).observe(v);
+            })
+        });
+    }
+    g.finish();
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn Error>> {
     let mut c = common::config();
     install_metrics_recorder()?;
@@ -350,6 +393,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     gauge_set(&mut c)?;
     labelled_inc(&mut c)?;
     histogram_observe(&mut c)?;
+    summary_observe(&mut c)?;
     c.final_summary();
     Ok(())
 }

@@ -224,6 +224,16 @@ pub const GROUPS: &[Group] = &[
         reference: "herd",
     },
     Group {
+        name: "summary_observe",
+        title: "Summary observe beside histogram observe",
+        about: "One `observe(v)` on a cached summary with the default sketch (objectives \
+                0.5, 0.9, 0.99; 2% relative error; 10-minute window in 3 age buckets), `v` \
+                cycling through the histogram group's 64 values; `-histogram` ids are \
+                herd's histogram with the 11 default bounds, measured in the same run. \
+                `herd`: in-process cells; `herd-mmap`: cells in a herd-mmap file.",
+        reference: "herd",
+    },
+    Group {
         name: "encode",
         title: "Encode 1,000 series",
         about: "Registry to bytes for 4 counter, 3 gauge and 3 histogram families (default \
@@ -341,6 +351,22 @@ pub const TARGETS: &[Target] = &[
         strict: true,
     },
     Target {
+        group: "summary_observe",
+        claim: "summary observe vs histogram observe (in process): ratio (target ≤ 2x)",
+        subject: "herd",
+        baselines: &["herd-histogram"],
+        max_ratio: 2.0,
+        strict: false,
+    },
+    Target {
+        group: "summary_observe",
+        claim: "summary observe vs histogram observe (herd-mmap): ratio (target ≤ 2x)",
+        subject: "herd-mmap",
+        baselines: &["herd-mmap-histogram"],
+        max_ratio: 2.0,
+        strict: false,
+    },
+    Target {
         group: "encode",
         claim:
             "encoding 1,000 series as Prometheus text at least as fast as prometheus-client's text encoder",
@@ -374,6 +400,70 @@ pub const TARGETS: &[Target] = &[
         strict: false,
     },
 ];
+
+/// The bytes one summary series takes with the default settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SummaryBytes {
+    /// Its cells in process memory.
+    pub in_memory: usize,
+    /// Its series record in a herd-mmap file: record header, one short label value and
+    /// the cells.
+    pub on_disk: usize,
+}
+
+/// The budget for [`SummaryBytes`], both sides.
+pub const SUMMARY_BYTES_BUDGET: usize = 16 * 1024;
+
+/// Measures [`SummaryBytes`]: the cells a heap storage is asked for, and the growth of
+/// a herd-mmap file's records when one labelled series is added.
+///
+/// # Errors
+///
+/// Any error of registering or of the metrics directory.
+pub fn measure_summary_bytes() -> Result<SummaryBytes, Box<dyn Error>> {
+    use herd_core::cell::CellBlock;
+    use herd_core::storage::{HeapStorage, Storage, StorageError};
+    use herd_core::{FamilyDesc, LabelSet, Registry};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[derive(Debug, Default)]
+    struct Measuring(HeapStorage, AtomicUsize);
+    impl Storage for Measuring {
+        fn allocate(&self, f: &FamilyDesc, l: &LabelSet, len: usize) -> Result<CellBlock, StorageError> {
+            self.1.fetch_add(len * 8, Ordering::Relaxed);
+            self.0.allocate(f, l, len)
+        }
+    }
+    let heap = Arc::new(Measuring::default());
+    let registry = Registry::builder().storage(heap.clone()).build()?;
+    registry.summary("s_seconds", "S.").register()?.observe(1.0);
+    let in_memory = heap.1.load(Ordering::Relaxed);
+
+    let tmp = tempfile::tempdir()?;
+    let dir = herd_mmap::claim_dir(&tmp.path().join("metrics"))?;
+    let registry = Registry::builder().storage(Arc::new(herd_mmap::MmapStorage::open(&dir)?)).build()?;
+    let family = registry.summary("s_seconds", "S.").labels(["route"]).register()?;
+    let aggregator = herd_mmap::Aggregator::new(&dir)?;
+    let before = aggregator.scrape()?.1.bytes;
+    family.with_labels(["/api/items"]).observe(1.0);
+    let after = aggregator.scrape()?.1.bytes;
+    Ok(SummaryBytes { in_memory, on_disk: usize::try_from(after.saturating_sub(before))? })
+}
+
+/// The RESULTS.md section stating [`SummaryBytes`] against its budget.
+pub fn summary_bytes_section(m: &SummaryBytes) -> String {
+    let verdict = if m.in_memory.max(m.on_disk) <= SUMMARY_BYTES_BUDGET { "met" } else { "**missed**" };
+    format!(
+        "## Summary memory\n\n\
+         bytes per summary series: in memory {}, on disk {} (target ≤ 16 KiB): {verdict}.\n\n\
+         Default settings: objectives 0.5, 0.9, 0.99; 10-minute window in 3 age buckets; \
+         672 bins per age bucket (2% relative error over [1e-5, ≈3.5e6]). On disk the \
+         series record adds its header and label values to the cells (here one label, \
+         `route=\"/api/items\"`).\n",
+        m.in_memory, m.on_disk
+    )
+}
 
 /// A target on a middleware's added cost: `(subject - bare) / (peer - bare)`, from
 /// medians of one group, must be at most `max_ratio`.
@@ -938,6 +1028,16 @@ mod tests {
             median_upper_ns: median_ns * 1.01,
             mad_ns: 0.1,
         }
+    }
+
+    #[test]
+    fn a_default_summary_series_fits_in_16_kib_in_memory_and_on_disk() -> Result<(), Box<dyn Error>> {
+        let m = measure_summary_bytes()?;
+        // 2 + 3 x (2 + 672) cells of 8 bytes.
+        assert_eq!(m.in_memory, 16_192);
+        assert!(m.on_disk > m.in_memory && m.on_disk <= SUMMARY_BYTES_BUDGET, "{m:?}");
+        assert!(summary_bytes_section(&m).contains("in memory 16192"));
+        Ok(())
     }
 
     #[test]

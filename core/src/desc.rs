@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::metrics::histogram::Buckets;
+use crate::metrics::SummaryLayout;
 
 /// The type of a metric family, as the exposition formats name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -163,6 +164,9 @@ pub struct FamilyDesc {
     /// How a multiprocess aggregator combines this gauge across processes
     /// ([`GaugeMode::All`] for every other type).
     pub gauge_mode: GaugeMode,
+    /// For a summary with objectives: its sketch's layout (objectives, window, bins),
+    /// which a storage that describes its cells records beside them.
+    pub summary: Option<SummaryLayout>,
     /// How many cells each series takes, in the layout of the metric type (see the
     /// type's documentation); a storage that describes its cells, as herd-mmap's file
     /// format does, records it.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use crate::clock::Clock;
 use crate::desc::{FamilyDesc, GaugeMode, MetricKind};
 use crate::encode::{encode, Format};
 use crate::error::RegistryError;
@@ -17,7 +18,7 @@ use crate::metrics::counter::CounterConfig;
 use crate::metrics::gauge::GaugeConfig;
 use crate::metrics::histogram::HistogramConfig;
 use crate::metrics::summary::SummaryConfig;
-use crate::metrics::{Buckets, Counter, Gauge, Histogram, Metric, Summary};
+use crate::metrics::{Buckets, Counter, Gauge, Histogram, Metric, Objectives, Summary, Window};
 use crate::snapshot::{CounterValue, FamilySnapshot, SeriesSnapshot, SeriesValue, Snapshot};
 use crate::storage::{HeapStorage, Storage};
 
@@ -327,6 +328,28 @@ impl<L> MetricBuilder<'_, Histogram, L> {
     }
 }
 
+impl<L> MetricBuilder<'_, Summary, L> {
+    /// Sets the quantiles reported; [`Objectives::DEFAULT`] (0.5, 0.9, 0.99) unless set.
+    /// [`Objectives::none`] keeps `_count` and `_sum` only.
+    pub fn objectives(mut self, objectives: Objectives) -> Self {
+        self.config.objectives = objectives;
+        self
+    }
+
+    /// Sets the quantiles' sliding window; 10 minutes in 3 age buckets unless set.
+    pub fn window(mut self, window: Window) -> Self {
+        self.config.window = window;
+        self
+    }
+
+    /// Reads time from `clock` instead of the coarse wall clock, for tests of the
+    /// window. Every process of a service must use the same time for windows to merge.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.config.clock = Some(clock);
+        self
+    }
+}
+
 impl Registry {
     /// An in-process registry with no prefix and no constant labels.
     pub fn new() -> Self {
@@ -364,7 +387,8 @@ impl Registry {
         self.builder_for(name, help, HistogramConfig::default())
     }
 
-    /// A summary.
+    /// A summary: quantiles 0.5, 0.9 and 0.99 over a 10-minute window unless
+    /// `.objectives()` and `.window()` say otherwise (see [`Summary`]).
     pub fn summary(&self, name: impl Into<String>, help: impl Into<String>) -> MetricBuilder<'_, Summary> {
         self.builder_for(name, help, SummaryConfig::default())
     }
@@ -541,6 +565,7 @@ impl Registry {
             label_names: label_names.into(),
             buckets: M::buckets(&config),
             gauge_mode: M::gauge_mode(&config),
+            summary: M::summary(&config),
             cells_per_series: M::cell_count(&config),
         });
         let mut state = self.inner.state.write();

@@ -75,6 +75,9 @@ fn histograms_summaries_and_exemplars() -> TestResult {
          d_seconds_sum 3\n\
          d_seconds_count 3\n\
          # HELP s S.\n# TYPE s summary\n\
+         s{quantile=\"0.5\"} 2.9701987331090764\n\
+         s{quantile=\"0.9\"} 2.9701987331090764\n\
+         s{quantile=\"0.99\"} 2.9701987331090764\n\
          s_sum 3\n\
          s_count 1\n"
     );
@@ -89,7 +92,7 @@ fn histograms_summaries_and_exemplars() -> TestResult {
         om.starts_with("# TYPE d_seconds histogram\n# UNIT d_seconds seconds\n# HELP d_seconds D.\n"),
         "{om}"
     );
-    assert!(om.ends_with("s_sum 3\ns_count 1\n# EOF\n"), "{om}");
+    assert!(om.ends_with("s{quantile=\"0.99\"} 2.9701987331090764\ns_sum 3\ns_count 1\n# EOF\n"), "{om}");
     Ok(())
 }
 

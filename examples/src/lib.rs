@@ -96,3 +96,12 @@ pub fn sample_registry() -> Result<Registry, Box<dyn Error + Send + Sync>> {
     registry.counter_fn("sample_ticks_total", "A callback counter.", || 1234.0)?;
     Ok(registry)
 }
+
+/// The values worker `w` (1-based) of `summary-workers` observes: `w · count` of them,
+/// log-uniform over `[10^(2w − 5), 10^(2w − 3))`, so the workers' ranges are disjoint
+/// and together span eight orders of magnitude for four workers.
+pub fn worker_values(w: u32, count: u32) -> Vec<f64> {
+    let n = u64::from(w) * u64::from(count);
+    let low = 2.0 * f64::from(w) - 5.0;
+    (0..n).map(|i| 10f64.powf(low + 2.0 * i as f64 / n as f64)).collect()
+}

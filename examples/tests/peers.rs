@@ -87,6 +87,9 @@ fn expected(snapshot: &Snapshot, format: Format) -> Vec<PyFamily> {
                     samples.push(sample("_count", None, h.count() as f64));
                 }
                 SeriesValue::Summary(s) => {
+                    for &(q, v) in &s.quantiles {
+                        samples.push(sample("", Some(("quantile", canonical(q))), v));
+                    }
                     samples.push(sample("_sum", None, s.sum));
                     samples.push(sample("_count", None, s.count as f64));
                 }

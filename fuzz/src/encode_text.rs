@@ -514,15 +514,17 @@ fn compare(rec: &Recorded, families: &[expo::Family], dialect: Dialect) -> Resul
         let name = format!("{p}{}", SUMMARY.0);
         let f = find(name.clone()).ok_or(format!("no family {name}"))?;
         check_meta(f, "summary", &rec.helps[3], Some("bytes"))?;
-        // Without quantiles a summary is `_sum` and `_count` only; OpenMetrics cannot
-        // carry a negative, infinite or NaN `_sum` and leaves out both (documented in
-        // herd-core's encoder), so such a series is left with its `_created` sample, or
-        // with no sample at all.
+        // Every series writes its three default quantiles; OpenMetrics cannot carry a
+        // negative, infinite or NaN `_sum` and leaves out `_sum` and `_count` (documented
+        // in herd-core's encoder).
         let sum_allowed = |m: &SummaryModel| !om || (m.sum.is_finite() && m.sum >= 0.0);
-        let visible: Vec<_> =
-            expected.iter().filter(|(_, m)| sum_allowed(m) || (om && rec.created)).collect();
-        for ((labels, m), samples) in visible.iter().copied().zip(series(f, visible.len())?) {
+        for ((labels, m), samples) in expected.iter().zip(series(f, expected.len())?) {
             check_labels(labels, &samples)?;
+            let quantiles: Vec<&str> =
+                samples.iter().filter(|s| s.name == f.name).filter_map(|s| s.label("quantile")).collect();
+            if quantiles != ["0.5", "0.9", "0.99"] {
+                return Err(format!("{}{labels:?}: quantile samples {quantiles:?}", f.name));
+            }
             let sum = samples.iter().find(|s| s.name.ends_with("_sum"));
             let count = samples.iter().find(|s| s.name.ends_with("_count"));
             match (sum_allowed(m), sum, count) {

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use herd_core::clock::{Clock, CoarseClock};
 use herd_core::snapshot::{FamilySnapshot, SeriesSnapshot, SeriesValue, Snapshot};
 use herd_core::{Collector, LabelSet, MetricKind};
 use parking_lot::Mutex;
@@ -42,6 +43,7 @@ pub struct Aggregator {
     state: Mutex<State>,
     compact_threshold: Option<usize>,
     process_metrics: bool,
+    clock: Arc<dyn Clock>,
 }
 
 #[derive(Default)]
@@ -106,6 +108,7 @@ impl Aggregator {
             state: Mutex::new(State::default()),
             compact_threshold: Some(DEFAULT_COMPACT_THRESHOLD),
             process_metrics: false,
+            clock: Arc::new(CoarseClock),
         })
     }
 
@@ -125,6 +128,15 @@ impl Aggregator {
     #[must_use]
     pub fn process_metrics(mut self, on: bool) -> Self {
         self.process_metrics = on;
+        self
+    }
+
+    /// Reads time from `clock` to decide which summary age buckets are in the window;
+    /// the coarse wall clock unless set. For tests, the clock the writers' summary
+    /// families were given.
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -150,7 +162,7 @@ impl Aggregator {
     /// [`MmapError`] if the directory cannot be listed.
     pub fn scrape(&self) -> Result<(Snapshot, ScrapeReport), MmapError> {
         let mut state = self.state.lock();
-        let (mut snapshot, report) = state.scrape(&self.dir)?;
+        let (mut snapshot, report) = state.scrape(&self.dir, self.clock.now())?;
         if self.process_metrics {
             snapshot.families.extend(crate::process::families(&state.live_pids));
             snapshot.sort();
@@ -168,7 +180,11 @@ impl Aggregator {
 }
 
 impl State {
-    fn scrape(&mut self, dir: &Path) -> Result<(Snapshot, ScrapeReport), MmapError> {
+    fn scrape(
+        &mut self,
+        dir: &Path,
+        now: std::time::Duration,
+    ) -> Result<(Snapshot, ScrapeReport), MmapError> {
         let mut report = ScrapeReport::default();
         let paths = list(dir)?;
         self.files.retain(|p, _| paths.contains(p));
@@ -265,7 +281,7 @@ impl State {
         self.archive = archive;
         self.log_skipped(&report.skipped);
 
-        let snapshot = self.index.snapshot();
+        let snapshot = self.index.snapshot(now);
         report.series = snapshot.families.iter().map(|f| f.series.len()).sum();
         if self.index.len() > 2 * report.series + 4096 {
             // Slots of series that no file holds any more (per-process gauges of

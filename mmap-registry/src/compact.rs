@@ -191,6 +191,7 @@ fn archive_bytes(index: &mut Index, folded: &[Folded], now: u64) -> Result<(Vec<
             unit: info.unit.as_deref().unwrap_or("").to_owned(),
             label_names: info.label_names.iter().map(|n| n.to_string()).collect(),
             buckets: info.bounds.to_vec(),
+            summary: info.summary.as_deref().cloned(),
         };
         out.extend_from_slice(&encode_family(&family));
         for (labels, cells) in series {

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::AtomicU64;
 
+use herd_core::clock::Clock;
 use herd_core::Snapshot;
 
 use crate::format::{FormatError, Header, HEADER_LEN};
@@ -46,5 +47,5 @@ pub fn decode_file(bytes: &[u8]) -> Result<Snapshot, FormatError> {
             index.add(slot, Parsed::cells(&words, series));
         }
     }
-    Ok(index.snapshot())
+    Ok(index.snapshot(herd_core::clock::CoarseClock.now()))
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use herd_core::{GaugeMode, MetricKind};
+use herd_core::{GaugeMode, MetricKind, SummaryLayout};
 
 /// `HERDMMAP`.
 pub(crate) const MAGIC: [u8; 8] = *b"HERDMMAP";
@@ -25,6 +25,9 @@ const KIND_FOLDED: u16 = 4;
 const KIND_STRINGS: u16 = 5;
 /// Header flag: the file is a compaction archive.
 pub(crate) const FLAG_ARCHIVE: u32 = 1;
+/// Family record flag (the u16 after the gauge mode): a summary sketch's parameters
+/// follow the bucket bounds.
+const FAMILY_HAS_SKETCH: u16 = 1;
 /// Record header: `len` (u32), `kind` (u16), `flags` (u16).
 const RECORD_HEADER: usize = 8;
 
@@ -141,6 +144,8 @@ pub(crate) struct FamilyRecord {
     pub(crate) unit: String,
     pub(crate) label_names: Vec<String>,
     pub(crate) buckets: Vec<f64>,
+    /// A summary's sketch layout, when it reports quantiles.
+    pub(crate) summary: Option<SummaryLayout>,
 }
 
 /// A series as a file records it: string ids for its labels; its cells follow at
@@ -265,7 +270,7 @@ pub(crate) fn encode_family(f: &FamilyRecord) -> Vec<u8> {
     r.u32(f.id);
     r.u8(kind_code(f.kind));
     r.u8(f.gauge_mode);
-    r.u16(0);
+    r.u16(if f.summary.is_some() { FAMILY_HAS_SKETCH } else { 0 });
     r.u32(f.cells_per_series);
     r.str(&f.name);
     r.str(&f.help);
@@ -277,6 +282,18 @@ pub(crate) fn encode_family(f: &FamilyRecord) -> Vec<u8> {
     r.u32(f.buckets.len() as u32);
     for b in &f.buckets {
         r.0.extend_from_slice(&b.to_le_bytes());
+    }
+    if let Some(l) = &f.summary {
+        r.u32(l.objectives().len() as u32);
+        for q in l.objectives() {
+            r.0.extend_from_slice(&q.to_le_bytes());
+        }
+        let max_age_ns = u64::try_from(l.max_age().as_nanos()).unwrap_or(u64::MAX);
+        r.0.extend_from_slice(&max_age_ns.to_le_bytes());
+        r.u32(l.age_buckets());
+        r.u32(l.bins());
+        r.0.extend_from_slice(&l.relative_error().to_le_bytes());
+        r.0.extend_from_slice(&l.lowest().to_le_bytes());
     }
     r.finish()
 }
@@ -448,7 +465,7 @@ pub(crate) fn decode_record(
             let id = c.u32().ok_or_else(short)?;
             let kind = kind_from_code(c.u8().ok_or_else(short)?).ok_or(bad("unknown metric kind"))?;
             let gauge_mode = c.u8().ok_or_else(short)?;
-            let _ = c.u16().ok_or_else(short)?;
+            let family_flags = c.u16().ok_or_else(short)?;
             let cells_per_series = c.u32().ok_or_else(short)?;
             let name = c.str().ok_or_else(short)?;
             let help = c.str().ok_or_else(short)?;
@@ -457,6 +474,31 @@ pub(crate) fn decode_record(
             let label_names = (0..n).map(|_| c.str()).collect::<Option<Vec<_>>>().ok_or_else(short)?;
             let n = c.u32().ok_or_else(short)?;
             let buckets = (0..n).map(|_| c.f64()).collect::<Option<Vec<_>>>().ok_or_else(short)?;
+            let summary = if family_flags & FAMILY_HAS_SKETCH != 0 {
+                let n = c.u32().ok_or_else(short)?;
+                // Bounded before collecting: the count comes from the file.
+                if n > 1024 {
+                    return Err(bad("too many summary objectives"));
+                }
+                let objectives = (0..n).map(|_| c.f64()).collect::<Option<Vec<_>>>().ok_or_else(short)?;
+                let max_age_ns = c.u64().ok_or_else(short)?;
+                let age_buckets = c.u32().ok_or_else(short)?;
+                let bins = c.u32().ok_or_else(short)?;
+                let relative_error = c.f64().ok_or_else(short)?;
+                let lowest = c.f64().ok_or_else(short)?;
+                let layout = SummaryLayout::from_parts(
+                    &objectives,
+                    max_age_ns,
+                    age_buckets,
+                    bins,
+                    relative_error,
+                    lowest,
+                )
+                .ok_or(bad("invalid summary sketch parameters"))?;
+                Some(layout)
+            } else {
+                None
+            };
             Ok(Record::Family(FamilyRecord {
                 id,
                 kind,
@@ -467,6 +509,7 @@ pub(crate) fn decode_record(
                 unit,
                 label_names,
                 buckets,
+                summary,
             }))
         }
         KIND_SERIES => {
@@ -531,6 +574,9 @@ impl Cursor<'_> {
     fn u32(&mut self) -> Option<u32> {
         self.take(4)?.try_into().ok().map(u32::from_le_bytes)
     }
+    fn u64(&mut self) -> Option<u64> {
+        self.take(8)?.try_into().ok().map(u64::from_le_bytes)
+    }
     fn f64(&mut self) -> Option<f64> {
         self.take(8)?.try_into().ok().map(f64::from_le_bytes)
     }
@@ -565,6 +611,18 @@ mod tests {
             unit: "seconds".into(),
             label_names: vec!["route".into(), "méthode".into()],
             buckets: vec![0.1, 1.0],
+            summary: None,
+        }
+    }
+
+    fn summary_family() -> FamilyRecord {
+        let layout = SummaryLayout::from_parts(&[0.5, 0.99], 60_000_000_000, 3, 8, 0.02, 1e-3);
+        FamilyRecord {
+            kind: MetricKind::Summary,
+            cells_per_series: 32,
+            buckets: Vec::new(),
+            summary: layout,
+            ..family()
         }
     }
 
@@ -600,6 +658,9 @@ mod tests {
         let bytes = encode_family(&f);
         assert_eq!(bytes.len() % 8, 0);
         assert_eq!(decode_record(&bytes, 128, &shape), Ok(Record::Family(f)));
+        let f = summary_family();
+        assert!(f.summary.is_some());
+        assert_eq!(decode_record(&encode_family(&f), 128, &shape), Ok(Record::Family(f)));
 
         let (bytes, cells_at) = encode_series(3, &[0, 1, 2, 3], 1, 4).unwrap();
         assert_eq!(bytes.len() % 8, 0);
@@ -657,7 +718,7 @@ mod tests {
         let (series, _) = encode_series(3, &[0, 1, 2, 3], 1, 4).unwrap();
         let folded = encode_folded(&[Folded { id: 1, at_ns: 2 }]);
         let strings = encode_strings(0, &["a", "bc"]);
-        for bytes in [encode_family(&family()), series, folded, strings] {
+        for bytes in [encode_family(&family()), encode_family(&summary_family()), series, folded, strings] {
             for cut in 0..bytes.len() {
                 let _ = decode_record(&bytes[..cut], 0, &shape);
             }

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use herd_core::snapshot::{
     CounterValue, FamilySnapshot, HistogramValue, SeriesSnapshot, SeriesValue, Snapshot, SummaryValue,
@@ -130,6 +131,16 @@ impl Index {
         // Relaxed: each cell is an independent total; a scrape is a moment's reading,
         // not a consistent cut across cells.
         let load = |i: usize| cells[i].load(Ordering::Relaxed);
+        if let (Merge::Sketch, Some(layout)) = (info.merge, &info.summary) {
+            // Age buckets are matched by epoch, not summed blindly; a slot first
+            // reached in this round starts from nothing.
+            if s.round != self.round {
+                s.round = self.round;
+                acc.fill(0);
+            }
+            layout.merge(acc, cells);
+            return;
+        }
         if s.round != self.round {
             s.round = self.round;
             for (i, a) in acc.iter_mut().enumerate() {
@@ -140,7 +151,8 @@ impl Index {
         match info.merge {
             // Per-process series meet only when one process had several storages, or
             // a pid was reused: their values add up.
-            Merge::Sum | Merge::PerProcess => {
+            // (Sketches were merged above.)
+            Merge::Sum | Merge::PerProcess | Merge::Sketch => {
                 let float = info.float_cell;
                 for (i, a) in acc.iter_mut().enumerate() {
                     *a = if i == float {
@@ -185,8 +197,9 @@ impl Index {
         })
     }
 
-    /// The round's totals as a snapshot, families by name, series by labels.
-    pub(crate) fn snapshot(&mut self) -> Snapshot {
+    /// The round's totals as a snapshot, families by name, series by labels; summary
+    /// quantiles cover the window that ends at `now`.
+    pub(crate) fn snapshot(&mut self, now: Duration) -> Snapshot {
         let families = self
             .reached()
             .map(|(info, series)| FamilySnapshot {
@@ -198,7 +211,7 @@ impl Index {
                     .into_iter()
                     .map(|(labels, cells)| SeriesSnapshot {
                         labels: labels.clone(),
-                        value: value(info, cells),
+                        value: value(info, cells, now),
                         created: None,
                     })
                     .collect(),
@@ -226,7 +239,7 @@ impl Index {
 
 /// A series value from accumulated cells, in herd-core's layouts (FORMAT.md, "Cell
 /// layouts").
-fn value(info: &FamilyInfo, cells: &[u64]) -> SeriesValue {
+fn value(info: &FamilyInfo, cells: &[u64], now: Duration) -> SeriesValue {
     let int = |i: usize| cells.get(i).copied().unwrap_or(0);
     let float = |i: usize| f64::from_bits(int(i));
     match info.kind {
@@ -243,9 +256,12 @@ fn value(info: &FamilyInfo, cells: &[u64]) -> SeriesValue {
                 exemplars: Vec::new(),
             })
         }
-        MetricKind::Summary => {
-            SeriesValue::Summary(SummaryValue { count: int(0), sum: float(1), quantiles: Vec::new() })
-        }
+        MetricKind::Summary => match &info.summary {
+            Some(layout) => SeriesValue::Summary(layout.value(cells, now)),
+            None => {
+                SeriesValue::Summary(SummaryValue { count: int(0), sum: float(1), quantiles: Vec::new() })
+            }
+        },
         _ => SeriesValue::Unknown(float(0)),
     }
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use herd_core::labels::validate_metric_name;
-use herd_core::{GaugeMode, LabelSet, MetricKind};
+use herd_core::{GaugeMode, LabelSet, MetricKind, SummaryLayout};
 
 use crate::error::MmapError;
 use crate::format::{
@@ -37,6 +37,9 @@ pub(crate) enum Merge {
     Latest,
     /// Never combined: each process has its own series, labelled with its pid.
     PerProcess,
+    /// A summary's quantile sketch: count and sum add up, each age bucket keeps its
+    /// newest epoch and adds the bins of equal epochs (`SummaryLayout::merge`).
+    Sketch,
 }
 
 /// A family as one file describes it.
@@ -54,6 +57,8 @@ pub(crate) struct FamilyInfo {
     /// The one cell that holds `f64` bits (summed as a float); every other cell is a
     /// `u64` count (or, for most-recent gauges, a timestamp).
     pub(crate) float_cell: usize,
+    /// A summary's sketch layout, when it reports quantiles.
+    pub(crate) summary: Option<Arc<SummaryLayout>>,
 }
 
 impl FamilyInfo {
@@ -65,6 +70,7 @@ impl FamilyInfo {
             && self.cells == other.cells
             && self.bounds == other.bounds
             && self.label_names == other.label_names
+            && self.summary == other.summary
     }
 }
 
@@ -342,7 +348,12 @@ fn family_info(f: crate::format::FamilyRecord, mode: GaugeMode) -> Option<(u32, 
         MetricKind::Counter => (cells == 2, 1),
         MetricKind::Gauge => (cells == if mode.timestamped() { 2 } else { 1 }, 0),
         MetricKind::Histogram => (cells == buckets + 2, buckets + 1),
-        MetricKind::Summary => (cells >= 2, 1),
+        // A summary without a sketch is count and sum (and, from a file written before
+        // sketches, possibly cells this reader leaves alone).
+        MetricKind::Summary => match &f.summary {
+            Some(layout) => (cells == layout.cells(), 1),
+            None => (cells >= 2, 1),
+        },
         _ => (cells == 1, 0),
     };
     if !expected {
@@ -353,6 +364,7 @@ fn family_info(f: crate::format::FamilyRecord, mode: GaugeMode) -> Option<(u32, 
         (MetricKind::Gauge, GaugeMode::Min) => Merge::Min,
         (MetricKind::Gauge, GaugeMode::Max) => Merge::Max,
         (MetricKind::Gauge, GaugeMode::MostRecent | GaugeMode::LiveMostRecent) => Merge::Latest,
+        (MetricKind::Summary, _) if f.summary.is_some() => Merge::Sketch,
         _ => Merge::Sum,
     };
     let info = FamilyInfo {
@@ -366,6 +378,7 @@ fn family_info(f: crate::format::FamilyRecord, mode: GaugeMode) -> Option<(u32, 
         cells,
         merge,
         float_cell,
+        summary: f.summary.map(Arc::new),
     };
     Some((f.id, info))
 }

@@ -256,6 +256,7 @@ impl Writer {
             unit: family.unit.as_deref().unwrap_or("").to_owned(),
             label_names: family.label_names.iter().map(|n| n.to_string()).collect(),
             buckets: family.buckets.as_ref().map(|b| b.bounds().to_vec()).unwrap_or_default(),
+            summary: family.summary.clone(),
         };
         self.append(&encode_family(&record))?;
         self.families.insert(family.name.clone(), id);

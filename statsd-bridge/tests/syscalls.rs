@@ -4,12 +4,11 @@
 //!
 //! Skipped, saying so, where `strace` is not installed.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use herd_core::{Buckets, Registry};
 use herd_statsd::{Mirror, StatsdBridge};
+use herd_testkit::{strace_marker, syscalls_between_markers};
 
 const CHILD_ENV: &str = "HERD_STATSD_SYSCALLS_CHILD";
 const BEGIN: &str = "/herd-statsd-syscalls-begin";
@@ -17,11 +16,6 @@ const END: &str = "/herd-statsd-syscalls-end";
 const TEST_NAME: &str = "mirrored_updates_make_no_system_call_on_the_callers_thread";
 /// Rounds of updates: about 4.5 queued lines each, far from the queue's half.
 const UPDATES: u32 = 5_000;
-
-fn strace() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join("strace")).find(|p| p.is_file())
-}
 
 /// The traced workload: warm up (the sender thread starts, the sampling generator
 /// is seeded), then updates between two markers; a marker is a `stat` of a path
@@ -56,7 +50,7 @@ fn workload() -> Result<(), Box<dyn std::error::Error>> {
     }
     bridge.flush()?;
 
-    let _ = std::fs::metadata(BEGIN);
+    strace_marker(BEGIN);
     for i in 0..UPDATES {
         let v = f64::from(i) / 1000.0;
         ok.inc();
@@ -65,22 +59,9 @@ fn workload() -> Result<(), Box<dyn std::error::Error>> {
         latency.observe(v);
         sampled.inc();
     }
-    let _ = std::fs::metadata(END);
+    strace_marker(END);
     bridge.flush_timeout(Duration::from_secs(30))?;
     Ok(())
-}
-
-/// The calls made between the markers, from the trace file that holds them.
-fn calls_between_markers(dir: &Path) -> Result<Vec<String>, Box<dyn std::error::Error>> {
-    for entry in std::fs::read_dir(dir)? {
-        let text = std::fs::read_to_string(entry?.path())?;
-        let lines: Vec<&str> = text.lines().collect();
-        let Some(begin) = lines.iter().position(|l| l.contains(BEGIN)) else { continue };
-        let end =
-            lines.iter().position(|l| l.contains(END)).ok_or("no end marker in the begin marker's file")?;
-        return Ok(lines[begin + 1..end].iter().map(|l| (*l).to_owned()).collect());
-    }
-    Err("no trace file holds the begin marker".into())
 }
 
 #[test]
@@ -88,25 +69,10 @@ fn mirrored_updates_make_no_system_call_on_the_callers_thread() -> Result<(), Bo
     if std::env::var_os(CHILD_ENV).is_some() {
         return workload();
     }
-    let Some(strace) = strace() else {
+    let Some(calls) = syscalls_between_markers(TEST_NAME, CHILD_ENV, BEGIN, END)? else {
         eprintln!("SKIPPED: strace is not installed, so the caller's system calls cannot be counted");
         return Ok(());
     };
-    let dir = tempfile::tempdir()?;
-    let out = Command::new(strace)
-        .args(["-f", "-ff", "-o"])
-        .arg(dir.path().join("trace"))
-        .arg(std::env::current_exe()?)
-        .args(["--exact", TEST_NAME, "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .output()?;
-    assert!(
-        out.status.success(),
-        "the traced run failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let calls = calls_between_markers(dir.path())?;
     assert!(calls.is_empty(), "{} system calls during {UPDATES} rounds of updates: {calls:#?}", calls.len());
     Ok(())
 }

@@ -9,6 +9,8 @@
 //!   [`ScrapeJob`]s, with helpers for the HTTP API.
 //! - [`StatsdServer`]: a real Etsy statsd (npm `statsd@0.9.0`) whose flushes add up
 //!   into [`StatsdTotals`].
+//! - [`syscalls_between_markers`]: the system calls a test's thread makes between two
+//!   markers, counted by `strace`.
 //!
 //! Everything listens on 127.0.0.1 only, every wait is bounded, and child
 //! processes and temp dirs are cleaned up on `Drop`. The peers are installed
@@ -25,6 +27,7 @@ mod prometheus;
 mod promtool;
 mod python;
 mod statsd;
+mod strace;
 
 pub use crate::http::{http_get, url_encode, Request, Response, TestServer};
 pub use crate::prometheus::{Prometheus, QueryResult, ScrapeJob, TargetHealth};
@@ -33,6 +36,7 @@ pub use crate::python::{python_parse, PyExemplar, PyFamily, PyFormat, PySample, 
 pub use crate::statsd::{
     StatsdServer, StatsdTotals, STATSD_BACKEND_SCRIPT, STATSD_FLUSH_INTERVAL, STATSD_PROBE_KEY,
 };
+pub use crate::strace::{strace_marker, strace_path, syscalls_between_markers};
 
 /// Content-Type of the text format 0.0.4.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

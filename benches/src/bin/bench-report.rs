@@ -63,8 +63,17 @@ fn main() -> Result<(), Box<dyn Error>> {
     };
     let mut scrape = scrape_inputs(&scrape_file, &scaling_file, &out)?;
     scrape.churn = churn_line(&churn_file)?;
-    let markdown = report::render(&machine, &results, report::GROUPS, report::TARGETS, &scrape);
+    let mut markdown = report::render(&machine, &results, report::GROUPS, report::TARGETS, &scrape);
+    let summary_bytes = report::measure_summary_bytes()?;
+    markdown.push('\n');
+    markdown.push_str(&report::summary_bytes_section(&summary_bytes));
     std::fs::write(&out, markdown + "\n")?;
+    println!(
+        "bytes per summary series: in memory {}, on disk {} (target <= {})",
+        summary_bytes.in_memory,
+        summary_bytes.on_disk,
+        report::SUMMARY_BYTES_BUDGET
+    );
     println!("wrote {}", out.display());
     for target in report::TARGETS {
         match report::evaluate(target, &results) {

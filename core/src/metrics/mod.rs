@@ -8,6 +8,7 @@ pub(crate) mod counter;
 pub(crate) mod exemplar;
 pub(crate) mod gauge;
 pub(crate) mod histogram;
+pub mod sketch;
 pub(crate) mod summary;
 
 use std::fmt;
@@ -20,7 +21,8 @@ pub use counter::Counter;
 pub use exemplar::{Exemplar, ExemplarError};
 pub use gauge::Gauge;
 pub use histogram::{Buckets, BucketsError, Histogram, HistogramTimer};
-pub use summary::Summary;
+pub use sketch::SummaryLayout;
+pub use summary::{Objectives, Summary, SummaryError, Window};
 
 mod sealed {
     pub trait Sealed {}
@@ -51,6 +53,13 @@ pub trait Metric: Clone + Send + Sync + fmt::Debug + sealed::Sealed + 'static {
     /// The bucket bounds, for histograms.
     #[doc(hidden)]
     fn buckets(config: &Self::Config) -> Option<Buckets> {
+        let _ = config;
+        None
+    }
+
+    /// The quantile sketch's layout, for summaries with objectives.
+    #[doc(hidden)]
+    fn summary(config: &Self::Config) -> Option<SummaryLayout> {
         let _ = config;
         None
     }

@@ -1,0 +1,92 @@
+//! Summary quantiles across forked workers: a master registers a summary in a metrics
+//! directory, forks workers that each observe their own known distribution, waits for
+//! them, and prints the aggregate, whose quantiles are those of the union.
+//!
+//! ```text
+//! cargo run -p herd-examples --bin summary-workers -- --dir DIR [--workers 4] [--count 2000]
+//! ```
+//!
+//! Worker `w` (1-based) observes `w · count` values spread log-uniformly over
+//! `[10^(2w − 5), 10^(2w − 3))`: worker 1 from 1e-3 to 1e-1, worker 2 from 1e-1 to 10,
+//! and so on; disjoint ranges, so no worker's own quantiles resemble the union's.
+//! [`worker_values`](herd_examples::worker_values) gives the exact values.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use herd_core::{Format, Objectives, Registry};
+use herd_examples::worker_values;
+use herd_mmap::{claim_dir, fork, Aggregator, Forked, MmapStorage};
+
+struct Args {
+    dir: std::path::PathBuf,
+    workers: u32,
+    count: u32,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut args = Args { dir: Default::default(), workers: 4, count: 2000 };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--dir" => args.dir = value()?.into(),
+            "--workers" => args.workers = value()?.parse().map_err(|e| format!("--workers: {e}"))?,
+            "--count" => args.count = value()?.parse().map_err(|e| format!("--count: {e}"))?,
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if args.dir.as_os_str().is_empty() {
+        return Err("--dir is required".into());
+    }
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("summary-workers: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let args =
+        parse().map_err(|e| format!("{e}; usage: summary-workers --dir DIR [--workers N] [--count N]"))?;
+    let dir = claim_dir(&args.dir)?;
+    let registry = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
+    let duration = registry
+        .summary("job_duration_seconds", "Time per job.")
+        .unit("seconds")
+        .objectives(Objectives::new([0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999])?)
+        .register()?;
+
+    let mut children = Vec::new();
+    for w in 1..=args.workers {
+        match fork()? {
+            Forked::Child => {
+                // The handle was created before the fork: it writes to this worker's file.
+                for v in worker_values(w, args.count) {
+                    duration.observe(v);
+                }
+                std::process::exit(0);
+            }
+            Forked::Parent { child } => children.push(child),
+        }
+    }
+    let mut failed = 0;
+    for child in children {
+        let pid = rustix::process::Pid::from_raw(child as i32).ok_or("bad pid")?;
+        let status = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())?;
+        if status.is_none_or(|(_, s)| s.exit_status() != Some(0)) {
+            failed += 1;
+        }
+    }
+    let snapshot = Aggregator::new(&dir)?.snapshot()?;
+    let mut out = Vec::new();
+    herd_core::encode(&snapshot, Format::Text, &mut out);
+    print!("{}", String::from_utf8_lossy(&out));
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
