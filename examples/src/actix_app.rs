@@ -74,10 +74,7 @@ pub fn app(
         InitError = (),
     >,
 > {
-    App::new()
-        .wrap(metrics)
-        .configure(routes)
-        .service(web::resource("/metrics").route(get().to(handler)))
+    App::new().wrap(metrics).configure(routes).service(web::resource("/metrics").route(get().to(handler)))
 }
 
 /// The middleware the example uses: [`red_options`](crate::red_options), every optional

@@ -199,7 +199,8 @@ fn several_workers_write_one_mmap_file_and_the_aggregator_serves_the_sum() -> Te
     assert_eq!(samples.get(&series("http_request_size_bytes_sum", &echo, 0.0).0), Some(&80.0));
     // `livesum`: one series per label set, summed over live processes, no pid label.
     assert_eq!(
-        samples.get(&series("http_requests_in_flight", &[("method", "GET"), ("route", "/users/{id}")], 0.0).0),
+        samples
+            .get(&series("http_requests_in_flight", &[("method", "GET"), ("route", "/users/{id}")], 0.0).0),
         Some(&0.0),
         "{samples:?}"
     );

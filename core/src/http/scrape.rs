@@ -101,7 +101,9 @@ impl MetricsSource {
         encode(&self.snapshot(), format, &mut body);
         let compressed = if accepts_gzip(accept_encoding) { gzip(&body) } else { None };
         match compressed {
-            Some(body) => ScrapeResponse { content_type: format.content_type(), content_encoding: Some("gzip"), body },
+            Some(body) => {
+                ScrapeResponse { content_type: format.content_type(), content_encoding: Some("gzip"), body }
+            }
             None => ScrapeResponse { content_type: format.content_type(), content_encoding: None, body },
         }
     }

@@ -237,7 +237,6 @@ pub fn matched_routes_are_counted_by_template(addr: SocketAddr) -> TestResult {
     Ok(())
 }
 
-
 pub fn ten_thousand_random_404_paths_make_one_series(addr: SocketAddr) -> TestResult {
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = || {
@@ -265,7 +264,6 @@ pub fn ten_thousand_random_404_paths_make_one_series(addr: SocketAddr) -> TestRe
     Ok(())
 }
 
-
 pub fn unusual_methods_fold_into_other(addr: SocketAddr) -> TestResult {
     let mut conn = Conn::open(addr)?;
     for method in ["PROPFIND", "get", "BREW", "X-ONE-VERY-LONG-EXTENSION-METHOD"] {
@@ -289,7 +287,6 @@ pub fn unusual_methods_fold_into_other(addr: SocketAddr) -> TestResult {
     Ok(())
 }
 
-
 pub fn a_streamed_response_is_timed_to_its_end(addr: SocketAddr) -> TestResult {
     let reply = request(addr, "GET", "/stream?chunks=5&delay_ms=40", b"")?;
     assert_eq!(reply.status, 200);
@@ -309,7 +306,6 @@ pub fn a_streamed_response_is_timed_to_its_end(addr: SocketAddr) -> TestResult {
     assert!(duration - headers >= 0.16, "duration {duration}, headers {headers}");
     Ok(())
 }
-
 
 pub fn a_client_disconnecting_mid_body_is_counted_as_aborted(addr: SocketAddr) -> TestResult {
     let mut conn = Conn::open(addr)?;
@@ -331,7 +327,6 @@ pub fn a_client_disconnecting_mid_body_is_counted_as_aborted(addr: SocketAddr) -
     assert!((8.0..100_000.0 * 8.0).contains(&sent), "{sent}");
     Ok(())
 }
-
 
 pub fn the_examples_metrics_pass_promtool_and_client_python(addr: SocketAddr) -> TestResult {
     let mut conn = Conn::open(addr)?;
@@ -374,7 +369,6 @@ pub fn the_examples_metrics_pass_promtool_and_client_python(addr: SocketAddr) ->
     }
     Ok(())
 }
-
 
 pub fn the_example_rejects_unknown_arguments(binary: &str) -> TestResult {
     let out = Command::new(binary).args(["--port", "1"]).output()?;
