@@ -14,7 +14,8 @@ pin_project! {
     /// body, and the request's timer until the body ends.
     ///
     /// The request is recorded when the body yields its end (or, for a body of known
-    /// size, its last bytes), so a streamed response is timed to its end. Dropped before
+    /// size, its last bytes, or when an outer layer takes a body held in memory whole
+    /// through `try_into_bytes`), so a streamed response is timed to its end. Dropped before
     /// that (actix drops the body of a connection that closed), or after the inner body
     /// failed, it records the response as aborted, with the status that was sent.
     pub struct ResponseBody<B> {
@@ -69,9 +70,6 @@ impl<B: MessageBody> MessageBody for ResponseBody<B> {
         self.inner.size()
     }
 
-    // `try_into_bytes` keeps its default (`Err(self)`): forwarding it would let an outer
-    // `BoxBody` take the bytes before they are sent, and end the clock too early.
-
     #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let mut this = self.project();
@@ -98,5 +96,24 @@ impl<B: MessageBody> MessageBody for ResponseBody<B> {
             Poll::Ready(Some(Err(_))) => drop(this.timer.take()),
         }
         polled
+    }
+
+    /// Hands over a body held whole in memory (what an outer `BoxBody::new` asks
+    /// first): the request is recorded now, with all its bytes, since nothing of the
+    /// response is left to produce. Forwarding this keeps an outer boxing free of an
+    /// allocation, as it is for the bare body.
+    #[inline]
+    fn try_into_bytes(self) -> Result<Bytes, Self> {
+        let Self { inner, mut timer } = self;
+        match inner.try_into_bytes() {
+            Ok(bytes) => {
+                if let Some(mut t) = timer.take() {
+                    t.add_body_bytes(bytes.len() as u64);
+                    t.finish();
+                }
+                Ok(bytes)
+            }
+            Err(inner) => Err(Self { inner, timer }),
+        }
     }
 }

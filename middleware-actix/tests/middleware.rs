@@ -217,6 +217,34 @@ async fn empty_and_head_responses_are_complete_without_being_read() {
 }
 
 #[actix_web::test]
+async fn an_outer_layer_boxing_the_body_takes_it_whole() {
+    let registry = Registry::new();
+    let metrics = Metrics::with_options(&registry, RedOptions::new().body_sizes(true)).unwrap();
+    // The middleware registered last is outermost: this boxing wraps herd's body, as
+    // actix's `Compat` or an error handler would.
+    let app = test::init_service(
+        App::new()
+            .wrap(metrics)
+            .wrap_fn(|req, srv| {
+                let response = srv.call(req);
+                async move { response.await.map(ServiceResponse::map_into_boxed_body) }
+            })
+            .route("/hello", web::get().to(|| async { "hello" })),
+    )
+    .await;
+    // `BoxBody::new` takes an in-memory body whole: the request is complete even if the
+    // boxed body is never read.
+    drop(test::call_service(&app, TestRequest::get().uri("/hello").to_request()).await);
+    assert_eq!(
+        samples(&registry, "http_requests_total"),
+        [r#"http_requests_total{method="GET",route="/hello",status="200"} 1"#]
+    );
+    assert!(samples(&registry, "http_requests_aborted_total").is_empty());
+    assert!(text(&registry)
+        .contains(r#"http_response_size_bytes_sum{method="GET",route="/hello",status="200"} 5"#));
+}
+
+#[actix_web::test]
 async fn options_reach_the_families() {
     let registry = Registry::new();
     let options = RedOptions::new()
