@@ -1,12 +1,19 @@
-//! Added CPU per request of a RED metrics middleware: tower `oneshot` on a trivial
-//! service, bare, behind herd-axum's `MetricsLayer` and behind axum-prometheus's
-//! `PrometheusMetricLayer`, in the same run.
+//! Added CPU per request of a RED metrics middleware, in the same run as its peer.
 //!
-//! Every iteration does the same work around the middleware: build a `GET /users/42`
-//! request carrying axum's `MatchedPath` for `/users/{id}` (as `Router::layer` would),
-//! clone the service, `oneshot` it, and read the response body to its end, since herd
-//! records there. The service answers at once with a 12-byte body, so the difference
-//! between a layered id and `bare` is the middleware's cost per request.
+//! `middleware` (axum): tower `oneshot` on a trivial service, bare, behind herd-axum's
+//! `MetricsLayer` and behind axum-prometheus's `PrometheusMetricLayer`. Every iteration
+//! does the same work around the middleware: build a `GET /users/42` request carrying
+//! axum's `MatchedPath` for `/users/{id}` (as `Router::layer` would), clone the service,
+//! `oneshot` it, and read the response body to its end, since herd records there.
+//!
+//! `middleware_actix`: the same request through an actix-web `App` (as
+//! `actix_web::test::init_service` builds it, no socket) with one route
+//! `/users/{id}`, bare, wrapped by herd-actix's `Metrics` and wrapped by
+//! actix-web-prom's `PrometheusMetrics`; each iteration builds the request, calls the
+//! app and reads the body to its end.
+//!
+//! Either way the handler answers at once with a 12-byte body, so the difference
+//! between a wrapped id and `bare` is the middleware's cost per request.
 
 use std::convert::Infallible;
 use std::error::Error;
@@ -138,9 +145,98 @@ fn middleware(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
+/// One `GET /users/42` through an actix app, its body read to the end; returns the
+/// body length.
+///
+/// `request` builds it (actix-web does not export the request type's name).
+fn one_actix<S, R, B>(app: &S, request: &impl Fn() -> R) -> usize
+where
+    S: actix_web::dev::Service<R, Response = actix_web::dev::ServiceResponse<B>, Error = actix_web::Error>,
+    B: actix_web::body::MessageBody,
+{
+    let Ok(response) = block_on(app.call(request())) else { return 0 };
+    let mut body = pin!(response.into_body());
+    let mut cx = Context::from_waker(noop_waker_ref());
+    let mut len = 0;
+    loop {
+        match body.as_mut().poll_next(&mut cx) {
+            Poll::Ready(Some(Ok(chunk))) => len += chunk.len(),
+            Poll::Ready(Some(Err(_)) | None) => return len,
+            Poll::Pending => {}
+        }
+    }
+}
+
+fn middleware_actix(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
+    use actix_web::{test, web, App};
+
+    let routes = |cfg: &mut web::ServiceConfig| {
+        cfg.route("/users/{id}", web::get().to(|| async { "hello, world" }));
+    };
+    let registry = herd_core::Registry::new();
+    let herd_metrics = herd_actix::Metrics::new(&registry)?;
+    // actix-web-prom's defaults record the same three kinds of metric (a request
+    // counter, a duration histogram, an in-flight gauge) into its own registry.
+    let prom = actix_web_prom::PrometheusMetricsBuilder::new("api")
+        .registry(prometheus::Registry::new())
+        .endpoint("/metrics")
+        .build()
+        .map_err(|e| e.to_string())?;
+    let prom_registry = prom.registry.clone();
+
+    // The apps are built on an actix system; their services are then called on this
+    // thread, every future being ready without I/O.
+    let system = actix_web::rt::System::new();
+    let bare = system.block_on(test::init_service(App::new().configure(routes)));
+    let herd = system.block_on(test::init_service(App::new().wrap(herd_metrics).configure(routes)));
+    let actix_web_prom = system.block_on(test::init_service(App::new().wrap(prom).configure(routes)));
+    // actix-web's own share of herd's cost: a middleware that only asks for the route
+    // template, as herd-actix does once per request (actix-web-prom asks twice).
+    let match_pattern = system.block_on(test::init_service(
+        App::new()
+            .wrap_fn(|req, srv| {
+                drop(black_box(req.match_pattern()));
+                actix_web::dev::Service::call(srv, req)
+            })
+            .configure(routes),
+    ));
+
+    let users_42 = || test::TestRequest::get().uri("/users/42").to_request();
+    for len in
+        [one_actix(&bare, &users_42), one_actix(&herd, &users_42), one_actix(&actix_web_prom, &users_42)]
+    {
+        if len != 12 {
+            return Err(format!("an actix variant answered {len} bytes instead of 12").into());
+        }
+    }
+
+    let mut g = c.benchmark_group("middleware_actix");
+    g.bench_function("bare", |b| b.iter(|| one_actix(black_box(&bare), &users_42)));
+    g.bench_function("herd", |b| b.iter(|| one_actix(black_box(&herd), &users_42)));
+    g.bench_function("actix-web-prom", |b| b.iter(|| one_actix(black_box(&actix_web_prom), &users_42)));
+    g.bench_function("match_pattern-only", |b| b.iter(|| one_actix(black_box(&match_pattern), &users_42)));
+    g.finish();
+
+    let text = String::from_utf8(registry.encode(herd_core::Format::Text))?;
+    if !text.contains(r#"http_requests_total{method="GET",route="/users/{id}",status="200"}"#) {
+        return Err(format!("herd-actix recorded nothing:\n{text}").into());
+    }
+    let prom_counted: u64 = prom_registry
+        .gather()
+        .iter()
+        .filter(|f| f.name() == "api_http_requests_total")
+        .flat_map(|f| f.get_metric().iter().map(|m| m.get_counter().get_value() as u64))
+        .sum();
+    if prom_counted == 0 {
+        return Err("actix-web-prom recorded nothing".into());
+    }
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn Error>> {
     let mut c = common::config();
     middleware(&mut c)?;
+    middleware_actix(&mut c)?;
     c.final_summary();
     Ok(())
 }

@@ -13,6 +13,9 @@
 //!   nine of RFC 9110 fold into [`OTHER_METHOD`] ([`fold_method`]); the status is the
 //!   numeric code from a static table ([`status_label`]).
 //! - **Buckets** ([`DURATION_BUCKETS`], [`BODY_SIZE_BUCKETS`]).
+//! - **`/metrics`** ([`MetricsSource`]): a registry or a collector (herd-mmap's
+//!   aggregator), the format negotiated from `Accept`, gzip when `Accept-Encoding`
+//!   allows; an adapter's handler only copies headers in and out.
 //! - **[`RedMetrics`]** registers the families once and hands out a [`RequestTimer`]
 //!   per request. The timer resolves its series through two lock-free, write-once
 //!   tables (one keyed by method and route, looked up once per request; one keyed by
@@ -77,6 +80,10 @@ use crate::labels::LabelSet;
 use crate::metrics::{Buckets, Counter, Gauge, Histogram};
 use crate::observe::{Observer, SeriesObserver};
 use crate::registry::Registry;
+
+mod scrape;
+
+pub use scrape::{accepts_gzip, MetricsSource, ScrapeResponse, SCRAPE_VARY};
 
 /// The `route` of a request that matched no route (a 404, a scanner's probe): one fixed
 /// value, so that random paths cannot create series.

@@ -10,7 +10,6 @@
 //! | `GET /metrics` | the registry's metrics, as negotiated by [`MetricsHandler`] |
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::Path;
@@ -18,6 +17,7 @@ use axum::http::Uri;
 use axum::routing::{get, post};
 use axum::Router;
 use herd_axum::{MetricsHandler, MetricsLayer};
+use herd_core::http::RedMetrics;
 use herd_core::{Registry, RegistryError};
 
 /// The example's routes, without `/metrics` and without the metrics layer.
@@ -37,29 +37,20 @@ pub fn app(layer: MetricsLayer, metrics: MetricsHandler) -> Router {
     routes().route_service("/metrics", metrics).layer(layer)
 }
 
-/// The layer the example uses: every optional metric on, `/metrics` excluded.
+/// The layer the example uses: [`red_options`](crate::red_options), every optional
+/// metric on, `/metrics` excluded.
 ///
 /// # Errors
 ///
 /// A [`RegistryError`] when `registry` already holds these names.
 pub fn layer(registry: &Registry) -> Result<MetricsLayer, RegistryError> {
-    MetricsLayer::builder().exclude_route("/metrics").body_sizes(true).time_to_headers(true).build(registry)
+    RedMetrics::register(registry, crate::red_options()).map(MetricsLayer::from_metrics)
 }
 
 /// What `GET /stream` sends: `chunk 0\n`, `chunk 1\n`, ..., one chunk per poll, with
 /// a pause before every chunk but the first.
 fn stream(query: &str) -> Body {
-    let param = |name: &str, default: u64, max: u64| {
-        query
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(k, _)| *k == name)
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(default)
-            .min(max)
-    };
-    let chunks = param("chunks", 5, 100_000);
-    let delay = Duration::from_millis(param("delay_ms", 10, 1000));
+    let (chunks, delay) = crate::stream_params(query);
     Body::from_stream(futures_util::stream::unfold(0, move |i| async move {
         if i >= chunks {
             return None;

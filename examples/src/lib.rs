@@ -6,10 +6,36 @@
 
 use std::error::Error;
 
+pub mod actix_app;
 pub mod axum_app;
 pub mod prefork;
 
+use std::time::Duration;
+
+use herd_core::http::RedOptions;
 use herd_core::{Buckets, Registry};
+
+/// The RED options of the web examples (`axum-basic`, `actix-basic`), the same for both
+/// so that their metrics match: every optional metric on, `/metrics` excluded.
+pub fn red_options() -> RedOptions {
+    RedOptions::new().exclude_route("/metrics").body_sizes(true).time_to_headers(true)
+}
+
+/// The parameters of the web examples' `GET /stream?chunks=N&delay_ms=M`: `N` chunks
+/// (5 by default, at most 100,000), `M` ms apart (10 by default, at most 1,000).
+/// Missing or unparsable values take the default.
+pub fn stream_params(query: &str) -> (u64, Duration) {
+    let param = |name: &str, default: u64, max: u64| {
+        query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(k, _)| *k == name)
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(default)
+            .min(max)
+    };
+    (param("chunks", 5, 100_000), Duration::from_millis(param("delay_ms", 10, 1000)))
+}
 
 /// Label values that a careless encoder would corrupt: quotes, backslashes, a newline,
 /// non-ASCII text.
