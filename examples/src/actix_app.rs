@@ -88,16 +88,16 @@ pub fn metrics(registry: &Registry) -> Result<Metrics, RegistryError> {
 }
 
 /// Serves the example's [`app`] on an already-bound `listener` with `workers` actix
-/// worker threads, recording into `registry` and answering `/metrics` from
+/// worker threads, recorded by `metrics` (see [`metrics`]) and answering `/metrics` from
 /// `metrics_source`; blocks until the server stops.
 ///
 /// This is what a pre-fork server runs in each worker process: the master binds the
-/// socket once and forks; each child builds its registry (with a herd-mmap
-/// `MmapStorage`, so that every worker writes its own file) and calls this with the
-/// inherited listener and a source reading the whole directory
-/// (`MetricsSource::from(Arc::new(Aggregator::new(dir)?))`), so that whichever worker
-/// answers a scrape reports the sum of all of them. In one process, pass
-/// `MetricsSource::from(registry.clone())`.
+/// socket, registers the metrics in a registry with a herd-mmap `MmapStorage` and
+/// forks; each child calls this with the inherited listener, the middleware built
+/// before the fork (its handles write to the child's own file) and a source reading
+/// the whole directory (`MetricsSource::from(Arc::new(Aggregator::new(dir)?))`), so
+/// that whichever worker answers a scrape reports the sum of all of them. In one
+/// process, pass `MetricsSource::from(registry.clone())`.
 ///
 /// The server runs on its own actix system (one Tokio runtime per worker thread) and
 /// keeps actix-web's signal handling: SIGTERM and SIGINT stop it gracefully, SIGQUIT
@@ -105,15 +105,13 @@ pub fn metrics(registry: &Registry) -> Result<Metrics, RegistryError> {
 ///
 /// # Errors
 ///
-/// The registry already holds the example's names (as [`io::ErrorKind::AlreadyExists`]),
-/// or the server failed to start or stopped with an error.
+/// The server failed to start or stopped with an error.
 pub fn serve_std_listener(
     listener: TcpListener,
-    registry: &Registry,
+    metrics: Metrics,
     metrics_source: MetricsSource,
     workers: usize,
 ) -> io::Result<()> {
-    let metrics = metrics(registry).map_err(|e| io::Error::new(io::ErrorKind::AlreadyExists, e))?;
     let handler = MetricsHandler::from_source(metrics_source);
     actix_web::rt::System::new().block_on(async move {
         HttpServer::new(move || app(metrics.clone(), handler.clone()))

@@ -116,7 +116,16 @@ fn pid_of(line: &str) -> AnyResult<i32> {
 
 #[test]
 fn prometheus_sees_exact_totals_across_workers_and_no_reset_when_one_is_killed() -> TestResult {
-    let demo = Demo::start("4", &[])?;
+    prometheus_end_to_end("axum")
+}
+
+#[test]
+fn prometheus_end_to_end_with_actix_workers() -> TestResult {
+    prometheus_end_to_end("actix")
+}
+
+fn prometheus_end_to_end(framework: &str) -> TestResult {
+    let demo = Demo::start("4", &["--framework", framework])?;
     let first = pid_of(&demo.wait_line("worker 1 started", Duration::from_secs(10))?)?;
     let prometheus = Prometheus::start(&[ScrapeJob::new("prefork", demo.addr)])?;
     prometheus.wait_for_targets_up(Duration::from_secs(30))?;
@@ -159,7 +168,14 @@ fn prometheus_sees_exact_totals_across_workers_and_no_reset_when_one_is_killed()
 
 #[test]
 fn the_demos_metrics_pass_promtool_and_sigterm_stops_every_worker() -> TestResult {
-    let mut demo = Demo::start("2", &[])?;
+    for framework in ["axum", "actix"] {
+        promtool_and_sigterm(framework)?;
+    }
+    Ok(())
+}
+
+fn promtool_and_sigterm(framework: &str) -> TestResult {
+    let mut demo = Demo::start("2", &["--framework", framework])?;
     let pids = [
         pid_of(&demo.wait_line("worker 1 started", Duration::from_secs(10))?)?,
         pid_of(&demo.wait_line("worker 2 started", Duration::from_secs(10))?)?,
@@ -193,15 +209,28 @@ fn the_demos_metrics_pass_promtool_and_sigterm_stops_every_worker() -> TestResul
 
 #[test]
 fn the_self_test_counts_every_request_exactly() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let out = Command::new(env!("CARGO_BIN_EXE_prefork-demo"))
-        .args(["--workers", "3", "--listen", "127.0.0.1:0", "--self-test", "600", "--dir"])
-        .arg(dir.path().join("metrics"))
-        .output()?;
-    let stdout = String::from_utf8(out.stdout)?;
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("self-test: sent 600 requests"), "{stdout}");
-    assert!(stdout.lines().any(|l| l == "self-test: ok"), "{stdout}");
+    for framework in ["axum", "actix"] {
+        let dir = tempfile::tempdir()?;
+        let out = Command::new(env!("CARGO_BIN_EXE_prefork-demo"))
+            .args([
+                "--workers",
+                "3",
+                "--listen",
+                "127.0.0.1:0",
+                "--self-test",
+                "600",
+                "--framework",
+                framework,
+            ])
+            .arg("--dir")
+            .arg(dir.path().join("metrics"))
+            .output()?;
+        let stdout = String::from_utf8(out.stdout)?;
+        assert!(out.status.success(), "{framework}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains(&format!("with 3 {framework} workers")), "{stdout}");
+        assert!(stdout.contains("self-test: sent 600 requests in"), "{stdout}");
+        assert!(stdout.lines().any(|l| l == "self-test: ok"), "{stdout}");
+    }
     Ok(())
 }
 

@@ -59,6 +59,7 @@ fn run(listen: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
     writeln!(stdout, "listening on http://{}", listener.local_addr()?)?;
     stdout.flush()?;
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    actix_app::serve_std_listener(listener, &registry, MetricsSource::from(registry.clone()), workers)?;
+    let metrics = actix_app::metrics(&registry)?;
+    actix_app::serve_std_listener(listener, metrics, MetricsSource::from(registry.clone()), workers)?;
     Ok(())
 }

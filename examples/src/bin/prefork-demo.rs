@@ -2,12 +2,13 @@
 //!
 //! ```text
 //! cargo run --release -p herd-examples --bin prefork-demo -- --workers 4 --listen 127.0.0.1:8080
-//!     [--dir DIR] [--framework axum] [--self-test N]
+//!     [--dir DIR] [--framework axum|actix] [--self-test N]
 //! ```
 //!
 //! The master claims (wipes) the metrics directory, binds one listening socket,
-//! registers the RED metrics of herd-axum's layer in a herd-mmap registry, and forks
-//! the workers, which all accept on that socket. Each worker serves `GET /hello`,
+//! registers the RED metrics of herd-axum's layer (or herd-actix's middleware: the
+//! same families) in a herd-mmap registry, and forks the workers, which all accept on
+//! that socket. Each worker serves `GET /hello`,
 //! `GET /users/{id}`, `POST /echo`, `GET /stream` and `GET /metrics`, the aggregate of
 //! every worker's file, live and dead (`/metrics` itself is not counted). The master
 //! restarts a worker that dies, and on SIGTERM or SIGINT stops them all gracefully.
@@ -25,21 +26,22 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use herd_axum::MetricsHandler;
+use herd_axum::{MetricsHandler, MetricsLayer};
+use herd_core::http::{MetricsSource, RedMetrics};
 use herd_core::Registry;
-use herd_examples::axum_app;
 use herd_examples::prefork::{request, requests_by_route, Workers};
+use herd_examples::{actix_app, axum_app};
 use herd_mmap::{claim_dir, Aggregator, MmapStorage};
 
 const USAGE: &str = "\
-usage: prefork-demo --workers N --listen ADDR [--dir DIR] [--framework axum] [--self-test N]
+usage: prefork-demo --workers N --listen ADDR [--dir DIR] [--framework axum|actix] [--self-test N]
 
   --workers N      worker processes to fork (default 4)
   --listen ADDR    address of the shared listening socket (default 127.0.0.1:8080;
                    port 0 picks a free one, printed at start)
   --dir DIR        metrics directory, wiped at start (default: /dev/shm/herd-prefork-demo-UID,
                    or the temp dir when /dev/shm is missing)
-  --framework F    web framework of the workers: axum
+  --framework F    web framework of the workers: axum (default) or actix
   --self-test N    send N requests, check /metrics sums to N, stop, exit 0 or 1";
 
 /// Scrapes the self-test compares (each may reach another worker).
@@ -48,12 +50,14 @@ const SELF_TEST_SCRAPES: usize = 8;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Framework {
     Axum,
+    Actix,
 }
 
 impl Framework {
     fn name(self) -> &'static str {
         match self {
             Self::Axum => "axum",
+            Self::Actix => "actix",
         }
     }
 }
@@ -92,7 +96,8 @@ fn parse() -> Result<Args, String> {
             "--framework" => {
                 args.framework = match value.as_str() {
                     "axum" => Framework::Axum,
-                    other => return Err(format!("--framework {other:?}: this build knows axum")),
+                    "actix" => Framework::Actix,
+                    other => return Err(format!("--framework {other:?}: axum or actix")),
                 }
             }
             "--self-test" => {
@@ -139,10 +144,14 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     // middleware. Workers inherit them; each worker's writes land in its own file.
     let dir = claim_dir(&args.dir)?;
     let registry = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
-    let layer = axum_app::layer(&registry)?;
+    // The same families, names and labels whichever framework serves: one dashboard.
+    let red = RedMetrics::register(&registry, herd_examples::red_options())?;
     let aggregator = Arc::new(Aggregator::new(&dir)?.process_metrics(true));
-    let metrics = MetricsHandler::from_collector(aggregator);
-    let app = axum_app::app(layer, metrics);
+    let axum = axum_app::app(
+        MetricsLayer::from_metrics(red.clone()),
+        MetricsHandler::from_collector(aggregator.clone()),
+    );
+    let actix = herd_actix::Metrics::from_metrics(red);
     let listener = TcpListener::bind(args.listen)?;
     let addr = listener.local_addr()?;
 
@@ -157,7 +166,14 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let mut work = |_slot: usize| -> io::Result<()> {
         let listener = listener.try_clone()?;
         match args.framework {
-            Framework::Axum => serve_axum(listener, app.clone()),
+            Framework::Axum => serve_axum(listener, axum.clone()),
+            // Two actix worker threads per process, like the axum workers' runtime.
+            Framework::Actix => actix_app::serve_std_listener(
+                listener,
+                actix.clone(),
+                MetricsSource::from(aggregator.clone()),
+                2,
+            ),
         }
     };
     let mut workers = Workers::start(args.workers, &mut work)?;
