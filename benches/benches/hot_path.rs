@@ -361,6 +361,7 @@ fn summary_observe(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
             .register()?;
         handles.push((summary, histogram));
     }
+    let metrics = metrics::histogram!("bench_summary_seconds");
 
     let mut g = c.benchmark_group("summary_observe");
     for ((summary, histogram), storage) in handles.iter().zip(["herd", "herd-mmap"]) {
@@ -381,6 +382,14 @@ fn summary_observe(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
             })
         });
     }
+    g.bench_function("metrics", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            let v = black_box(OBSERVATIONS[i & 63]);
+            i = i.wrapping_add(1);
+            black_box(&metrics).record(v);
+        })
+    });
     g.finish();
     Ok(())
 }

@@ -230,7 +230,11 @@ pub const GROUPS: &[Group] = &[
                 0.5, 0.9, 0.99; 2% relative error; 10-minute window in 3 age buckets), `v` \
                 cycling through the histogram group's 64 values; `-histogram` ids are \
                 herd's histogram with the 11 default bounds, measured in the same run. \
-                `herd`: in-process cells; `herd-mmap`: cells in a herd-mmap file.",
+                `herd`: in-process cells; `herd-mmap`: cells in a herd-mmap file. \
+                `metrics`: `Histogram::record` into metrics-exporter-prometheus, which renders \
+                a histogram without buckets as a summary, its quantiles computed at scrape time \
+                from the buffered values of this process only (prometheus and \
+                prometheus-client have no summary with quantiles).",
         reference: "herd",
     },
     Group {
