@@ -98,10 +98,10 @@ fn brackets_and_equals(style: TagStyle) -> bool {
 /// `tagvalue` of the README: any character but CTL (ASCII controls) and the
 /// delimiters of the style.
 fn is_tag_value_char(c: char, style: TagStyle) -> bool {
-    !c.is_ascii_control()
-        && !matches!(c, ':' | '|' | '@' | '#' | ',')
-        && !(brackets_and_equals(style) && matches!(c, '=' | '[' | ']'))
-        && !(style == TagStyle::Folded && c == '.')
+    let delimiter = matches!(c, ':' | '|' | '@' | '#' | ',')
+        || (brackets_and_equals(style) && matches!(c, '=' | '[' | ']'))
+        || (style == TagStyle::Folded && c == '.');
+    !c.is_ascii_control() && !delimiter
 }
 
 fn sanitize_name(s: &str) -> String {
@@ -316,10 +316,11 @@ fn expected(case: &Case) -> Expected {
     };
     // (value, signed, zero first, valid)
     let (value, signed, zero_first, valid) = match case.op {
-        Op::Counter(d) if d == 0.0 => return Expected::Nothing,
+        // (`0.0` matches -0 as well.)
+        Op::Counter(0.0) => return Expected::Nothing,
         Op::Counter(d) => (d, false, false, d > 0.0),
         Op::GaugeSet(v) => (v, false, v < 0.0, true),
-        Op::GaugeAdd(d) if d == 0.0 => return Expected::Nothing,
+        Op::GaugeAdd(0.0) => return Expected::Nothing,
         Op::GaugeAdd(d) => (d, true, false, true),
         Op::Observe(v) => {
             let v = v * scale;

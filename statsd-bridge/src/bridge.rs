@@ -358,10 +358,11 @@ impl Update {
     pub(crate) fn outgoing(self, scale: f64, timer: bool) -> Option<Outgoing> {
         let plain = |value, valid| Outgoing { value, signed: false, zero_first: false, valid };
         match self {
-            Self::Counter(delta) if delta == 0.0 => None,
+            // `0.0` matches -0 too, as `==` does.
+            Self::Counter(0.0) => None,
             Self::Counter(delta) => Some(plain(delta, delta > 0.0)),
             Self::GaugeSet(value) => Some(Outgoing { zero_first: value < 0.0, ..plain(value, true) }),
-            Self::GaugeAdd(delta) if delta == 0.0 => None,
+            Self::GaugeAdd(0.0) => None,
             Self::GaugeAdd(delta) => Some(Outgoing { signed: true, ..plain(delta, true) }),
             Self::Observe(value) => {
                 let v = value * scale;
