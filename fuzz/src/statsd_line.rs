@@ -12,7 +12,7 @@
 //! `herd_statsd`.
 
 use herd_core::MetricKind;
-use herd_statsd::fuzzing::{lines, Op, Sent, Settings};
+use herd_statsd::fuzzing::{lines, Sent, Settings, Update};
 use herd_statsd::{Mirror, ObserveAs, TagStyle};
 
 const STYLES: [TagStyle; 5] =
@@ -239,7 +239,7 @@ struct Case {
     unit: Option<String>,
     labels: Vec<(String, String)>,
     mirror: Mirror,
-    op: Op,
+    update: Update,
 }
 
 fn decode(data: &[u8]) -> Case {
@@ -275,11 +275,11 @@ fn decode(data: &[u8]) -> Case {
     let labels = pairs(n, &mut input);
     let which = input.byte();
     let v = input.float();
-    let op = match kind {
-        MetricKind::Counter => Op::Counter(v),
-        MetricKind::Histogram | MetricKind::Summary => Op::Observe(v),
-        _ if which % 2 == 0 => Op::GaugeSet(v),
-        _ => Op::GaugeAdd(v),
+    let update = match kind {
+        MetricKind::Counter => Update::Counter(v),
+        MetricKind::Histogram | MetricKind::Summary => Update::Observe(v),
+        _ if which % 2 == 0 => Update::GaugeSet(v),
+        _ => Update::GaugeAdd(v),
     };
     Case {
         settings: Settings { style, prefix, tags, durations, values },
@@ -288,7 +288,7 @@ fn decode(data: &[u8]) -> Case {
         unit,
         labels,
         mirror,
-        op,
+        update,
     }
 }
 
@@ -315,14 +315,14 @@ fn expected(case: &Case) -> Expected {
         _ => ("g", "", 1.0, None),
     };
     // (value, signed, zero first, valid)
-    let (value, signed, zero_first, valid) = match case.op {
+    let (value, signed, zero_first, valid) = match case.update {
         // (`0.0` matches -0 as well.)
-        Op::Counter(0.0) => return Expected::Nothing,
-        Op::Counter(d) => (d, false, false, d > 0.0),
-        Op::GaugeSet(v) => (v, false, v < 0.0, true),
-        Op::GaugeAdd(0.0) => return Expected::Nothing,
-        Op::GaugeAdd(d) => (d, true, false, true),
-        Op::Observe(v) => {
+        Update::Counter(0.0) => return Expected::Nothing,
+        Update::Counter(d) => (d, false, false, d > 0.0),
+        Update::GaugeSet(v) => (v, false, v < 0.0, true),
+        Update::GaugeAdd(0.0) => return Expected::Nothing,
+        Update::GaugeAdd(d) => (d, true, false, true),
+        Update::Observe(v) => {
             let v = v * scale;
             (v, false, false, ty != "ms" || v >= 0.0)
         }
@@ -376,7 +376,7 @@ pub fn check(data: &[u8]) -> Result<(), String> {
     let case = decode(data);
     let labels: Vec<(&str, &str)> = case.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let sent =
-        lines(&case.settings, &case.name, case.kind, case.unit.as_deref(), &labels, case.mirror, case.op);
+        lines(&case.settings, &case.name, case.kind, case.unit.as_deref(), &labels, case.mirror, case.update);
     let want = expected(&case);
     let fail = |why: String| Err(format!("{why}\n  case: {case:?}\n  sent: {sent:?}\n  want: {want:?}"));
     match (&sent, &want) {

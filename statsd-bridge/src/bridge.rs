@@ -329,12 +329,17 @@ impl LineShape {
     }
 }
 
-/// One update of a series, as an observer receives it.
+/// One update of a series, as an observer receives it. (Public only through the
+/// hidden `fuzzing` module.)
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Update {
+pub enum Update {
+    /// `Counter::inc_by(delta)`.
     Counter(f64),
+    /// `Gauge::set(value)`.
     GaugeSet(f64),
+    /// `Gauge::add(delta)`.
     GaugeAdd(f64),
+    /// `Histogram::observe(value)` or `Summary::observe(value)`.
     Observe(f64),
 }
 

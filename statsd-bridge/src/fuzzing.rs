@@ -10,9 +10,11 @@
 
 use herd_core::MetricKind;
 
-use crate::bridge::{sample_rate, LineShape, Update};
+pub use crate::bridge::Update;
+
+use crate::bridge::{sample_rate, LineShape};
 use crate::config::{Mirror, ObserveAs};
-use crate::render::{Num, Renderer, TagStyle};
+use crate::render::{LineType, Num, Renderer, TagStyle};
 
 /// A bridge's settings that shape its lines.
 #[derive(Debug, Clone)]
@@ -27,19 +29,6 @@ pub struct Settings {
     pub durations: ObserveAs,
     /// How other values are observed.
     pub values: ObserveAs,
-}
-
-/// One update of a series.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Op {
-    /// `Counter::inc_by(delta)`.
-    Counter(f64),
-    /// `Gauge::set(value)`.
-    GaugeSet(f64),
-    /// `Gauge::add(delta)`.
-    GaugeAdd(f64),
-    /// `Histogram::observe(value)` or `Summary::observe(value)`.
-    Observe(f64),
 }
 
 /// What one update becomes.
@@ -64,19 +53,13 @@ pub fn lines(
     unit: Option<&str>,
     labels: &[(&str, &str)],
     mirror: Mirror,
-    op: Op,
+    update: Update,
 ) -> Sent {
     let Some(rate) = sample_rate(mirror) else { return Sent::Nothing };
     let shape = LineShape::of(name, kind, unit, settings.durations, settings.values, rate);
     let renderer = Renderer::new(settings.style, &settings.prefix, &settings.tags);
     let line = renderer.line(&shape.name, labels.iter().copied(), shape.ty, shape.rate);
-    let update = match op {
-        Op::Counter(v) => Update::Counter(v),
-        Op::GaugeSet(v) => Update::GaugeSet(v),
-        Op::GaugeAdd(v) => Update::GaugeAdd(v),
-        Op::Observe(v) => Update::Observe(v),
-    };
-    let Some(out) = update.outgoing(shape.scale, shape.ty == crate::render::LineType::Timer) else {
+    let Some(out) = update.outgoing(shape.scale, shape.ty == LineType::Timer) else {
         return Sent::Nothing;
     };
     match Num::new(out.value, out.signed) {

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use herd_statsd::fuzzing::{lines, Op, Sent, Settings};
+use herd_statsd::fuzzing::{lines, Sent, Settings, Update};
 use herd_statsd::{Mirror, ObserveAs, TagStyle};
 
 #[allow(unreachable_pub)]
@@ -110,7 +110,7 @@ fn the_builder_writes_the_readme_examples() {
             None,
             &labels,
             Mirror::Sampled(0.5),
-            Op::Counter(1.0),
+            Update::Counter(1.0),
         );
         assert_eq!(sent, Sent::Text(want.to_owned()), "{style:?}");
     }
@@ -121,7 +121,7 @@ fn the_builder_writes_the_readme_examples() {
         None,
         &[],
         Mirror::Every,
-        Op::GaugeSet(-2.0),
+        Update::GaugeSet(-2.0),
     );
     assert_eq!(negative, Sent::Text("app.queue:0|g|#env:prod\napp.queue:-2|g|#env:prod".into()));
     let timer = lines(
@@ -131,7 +131,7 @@ fn the_builder_writes_the_readme_examples() {
         None,
         &[],
         Mirror::Every,
-        Op::Observe(-0.5),
+        Update::Observe(-0.5),
     );
     assert_eq!(timer, Sent::Invalid(1), "a negative timer is dropped as invalid");
 }
