@@ -22,7 +22,7 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
 CARGO_FUZZ_VERSION="0.13.2"
-ALL_TARGETS=(mmap_reader negotiate encode_text)
+ALL_TARGETS=(mmap_reader negotiate encode_text statsd_line)
 
 seconds="${1:-600}"
 if ! [[ "$seconds" =~ ^[1-9][0-9]*$ ]]; then

@@ -83,7 +83,7 @@ fn run(dir: &Path, threshold: usize) -> Result<CompactReport, MmapError> {
     let mut candidates = Vec::new();
     for name in worker_names(dir)? {
         let path = dir.join(&name);
-        match File::open(&path) {
+        match open_to_lock(&path) {
             Ok(file) if is_locked(&file) => {}
             Ok(_) => candidates.push(path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -247,6 +247,16 @@ fn write_archive(dir: &Path, bytes: &[u8]) -> Result<(), MmapError> {
     })
 }
 
+/// Opens a file of the directory only to test its lock. O_NONBLOCK: a FIFO planted
+/// under one of our names would block a plain open until someone wrote to it;
+/// O_NOFOLLOW: a planted symlink is not ours to open.
+fn open_to_lock(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+}
+
 /// Takes the directory's compaction lock, or `None` if someone holds it.
 fn lock(dir: &Path) -> Result<Option<File>, MmapError> {
     let path = dir.join(COMPACT_LOCK);
@@ -292,7 +302,7 @@ fn remove_stale_tmp(dir: &Path) -> usize {
             .is_some_and(|age| age > STALE_TMP);
         if ours && stale {
             let path = entry.path();
-            let unlocked = File::open(&path).is_ok_and(|f| !is_locked(&f));
+            let unlocked = open_to_lock(&path).is_ok_and(|f| !is_locked(&f));
             if unlocked && fs::remove_file(&path).is_ok() {
                 removed += 1;
             }

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -250,13 +250,31 @@ impl FileReader {
         if !meta.file_type().is_file() {
             return Err(format(FormatError::BadHeader("not a regular file")));
         }
-        let file = File::open(path).map_err(|e| MmapError::io(path, "cannot open", e))?;
+        // O_NOFOLLOW and O_NONBLOCK: a symlink or a FIFO swapped in after the check
+        // above is refused or fails the check below, never followed or waited on.
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| MmapError::io(path, "cannot open", e))?;
         // The open file's own identity and size: the path may have been replaced since
         // `meta` (an archive renamed over), and a cached reader must never be taken for
         // a later file that reuses the old inode number.
         let opened = file.metadata().map_err(|e| MmapError::io(path, "cannot inspect", e))?;
         if !opened.file_type().is_file() {
             return Err(format(FormatError::BadHeader("not a regular file")));
+        }
+        // Only this user's processes can write a file in a checked directory, so a file
+        // owned by anyone else was planted (by root, or while the directory was open to
+        // others): its numbers are not ours to serve.
+        let me = rustix::process::geteuid().as_raw();
+        if opened.uid() != me {
+            let why = format!("owned by uid {}, not by this process's uid {me}", opened.uid());
+            return Err(MmapError::io(
+                path,
+                "refusing to read",
+                io::Error::new(io::ErrorKind::PermissionDenied, why),
+            ));
         }
         let len = opened.len();
         if len < HEADER_LEN as u64 {

@@ -256,28 +256,10 @@ impl StatsdBridge {
         labels: impl IntoIterator<Item = (&'a str, &'a str)>,
         mirror: Mirror,
     ) -> Option<StatsdSeries> {
-        let rate = match mirror {
-            Mirror::Every => None,
-            Mirror::Sampled(r) if r >= 1.0 => None,
-            Mirror::Sampled(r) if r > 0.0 => Some(r),
-            _ => return None,
-        };
+        let rate = sample_rate(mirror)?;
         let config = &self.shared.config;
-        let (ty, name, scale, rate) = match kind {
-            MetricKind::Counter => (LineType::Counter, format!("{name}_total"), 1.0, rate),
-            MetricKind::Histogram | MetricKind::Summary => {
-                let duration = unit == Some("seconds") || name.ends_with("_seconds");
-                let how = if duration { config.durations } else { config.values };
-                let (ty, scale) = match how {
-                    ObserveAs::Timer if duration => (LineType::Timer, 1000.0),
-                    ObserveAs::Timer => (LineType::Timer, 1.0),
-                    ObserveAs::Histogram => (LineType::Histogram, 1.0),
-                    ObserveAs::Distribution => (LineType::Distribution, 1.0),
-                };
-                (ty, name.to_owned(), scale, rate)
-            }
-            _ => (LineType::Gauge, name.to_owned(), 1.0, None),
-        };
+        let shape = LineShape::of(name, kind, unit, config.durations, config.values, rate);
+        let LineShape { ty, name, scale, rate } = shape;
         let line = config.series.insert(config.renderer.line(&name, labels, ty, rate))?;
         Some(StatsdSeries {
             shared: Arc::clone(&self.shared),
@@ -296,6 +278,102 @@ impl Observer for StatsdBridge {
         let series =
             self.series_for(&family.name, family.kind, family.unit.as_deref(), labels.pairs(), mirror)?;
         Some(Arc::new(series))
+    }
+}
+
+/// The sample rate a series is marked with: `None` if it is not mirrored at all,
+/// `Some(None)` if every update is sent.
+pub(crate) fn sample_rate(mirror: Mirror) -> Option<Option<f64>> {
+    match mirror {
+        Mirror::Every => Some(None),
+        Mirror::Sampled(r) if r >= 1.0 => Some(None),
+        Mirror::Sampled(r) if r > 0.0 => Some(Some(r)),
+        _ => None,
+    }
+}
+
+/// What a family's kind and unit make of its lines: type, name, scale of the values
+/// and sample rate (gauges are never sampled).
+pub(crate) struct LineShape {
+    pub(crate) ty: LineType,
+    pub(crate) name: String,
+    pub(crate) scale: f64,
+    pub(crate) rate: Option<f64>,
+}
+
+impl LineShape {
+    pub(crate) fn of(
+        name: &str,
+        kind: MetricKind,
+        unit: Option<&str>,
+        durations: ObserveAs,
+        values: ObserveAs,
+        rate: Option<f64>,
+    ) -> Self {
+        let (ty, name, scale, rate) = match kind {
+            MetricKind::Counter => (LineType::Counter, format!("{name}_total"), 1.0, rate),
+            MetricKind::Histogram | MetricKind::Summary => {
+                let duration = unit == Some("seconds") || name.ends_with("_seconds");
+                let how = if duration { durations } else { values };
+                let (ty, scale) = match how {
+                    ObserveAs::Timer if duration => (LineType::Timer, 1000.0),
+                    ObserveAs::Timer => (LineType::Timer, 1.0),
+                    ObserveAs::Histogram => (LineType::Histogram, 1.0),
+                    ObserveAs::Distribution => (LineType::Distribution, 1.0),
+                };
+                (ty, name.to_owned(), scale, rate)
+            }
+            _ => (LineType::Gauge, name.to_owned(), 1.0, None),
+        };
+        Self { ty, name, scale, rate }
+    }
+}
+
+/// One update of a series, as an observer receives it. (Public only through the
+/// hidden `fuzzing` module.)
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Update {
+    /// `Counter::inc_by(delta)`.
+    Counter(f64),
+    /// `Gauge::set(value)`.
+    GaugeSet(f64),
+    /// `Gauge::add(delta)`.
+    GaugeAdd(f64),
+    /// `Histogram::observe(value)` or `Summary::observe(value)`.
+    Observe(f64),
+}
+
+/// What an update (not sampled out) sends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Outgoing {
+    /// The number, already scaled.
+    pub(crate) value: f64,
+    /// Written with a sign even when positive (a relative gauge).
+    pub(crate) signed: bool,
+    /// Preceded by a line of value 0 (a negative absolute gauge, which StatsD would
+    /// otherwise read as a decrement).
+    pub(crate) zero_first: bool,
+    /// Whether StatsD servers accept it; otherwise it is dropped (`invalid_value`).
+    pub(crate) valid: bool,
+}
+
+impl Update {
+    /// `None`: the update changes nothing and sends nothing.
+    #[inline]
+    pub(crate) fn outgoing(self, scale: f64, timer: bool) -> Option<Outgoing> {
+        let plain = |value, valid| Outgoing { value, signed: false, zero_first: false, valid };
+        match self {
+            // `0.0` matches -0 too, as `==` does.
+            Self::Counter(0.0) => None,
+            Self::Counter(delta) => Some(plain(delta, delta > 0.0)),
+            Self::GaugeSet(value) => Some(Outgoing { zero_first: value < 0.0, ..plain(value, true) }),
+            Self::GaugeAdd(0.0) => None,
+            Self::GaugeAdd(delta) => Some(Outgoing { signed: true, ..plain(delta, true) }),
+            Self::Observe(value) => {
+                let v = value * scale;
+                Some(plain(v, !timer || v >= 0.0))
+            }
+        }
     }
 }
 
@@ -320,16 +398,18 @@ impl StatsdSeries {
     }
 
     #[inline]
-    fn send(&self, value: f64, signed: bool, zero_first: bool, valid: bool) {
+    fn send(&self, update: Update) {
+        let Some(out) = update.outgoing(self.scale, self.timer) else { return };
+        let lines = 1 + u64::from(out.zero_first);
         let Some(pipe) = self.shared.pipe() else {
-            self.shared.orphaned.fetch_add(1 + u64::from(zero_first), Ordering::Relaxed);
+            self.shared.orphaned.fetch_add(lines, Ordering::Relaxed);
             return;
         };
-        match Num::new(value, signed) {
-            Some(num) if valid => {
-                pipe.push(Entry { series: self.line, num, zero_first }, &self.shared.config)
+        match Num::new(out.value, out.signed) {
+            Some(num) if out.valid => {
+                pipe.push(Entry { series: self.line, num, zero_first: out.zero_first }, &self.shared.config)
             }
-            _ => pipe.counts.dropped(DropReason::InvalidValue, 1 + u64::from(zero_first)),
+            _ => pipe.counts.dropped(DropReason::InvalidValue, lines),
         }
     }
 }
@@ -340,19 +420,17 @@ impl SeriesObserver for StatsdSeries {
         if delta == 0.0 || self.sampled_out() {
             return;
         }
-        self.send(delta, false, false, delta > 0.0);
+        self.send(Update::Counter(delta));
     }
 
     #[inline]
     fn gauge_set(&self, value: f64) {
-        self.send(value, false, value < 0.0, true);
+        self.send(Update::GaugeSet(value));
     }
 
     #[inline]
     fn gauge_add(&self, delta: f64) {
-        if delta != 0.0 {
-            self.send(delta, true, false, true);
-        }
+        self.send(Update::GaugeAdd(delta));
     }
 
     #[inline]
@@ -360,8 +438,7 @@ impl SeriesObserver for StatsdSeries {
         if self.sampled_out() {
             return;
         }
-        let v = value * self.scale;
-        self.send(v, false, false, !self.timer || v >= 0.0);
+        self.send(Update::Observe(value));
     }
 }
 

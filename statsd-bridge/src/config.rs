@@ -254,7 +254,8 @@ impl StatsdBuilder {
     }
 
     /// Adds a tag sent with every line (after the series' labels; a label with the
-    /// same key wins).
+    /// same key wins). The key and value are sanitized as labels are; an empty key
+    /// makes [`build`](Self::build) fail, an empty value leaves the tag out.
     pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.tags.push((key.into(), value.into()));
         self
@@ -360,6 +361,9 @@ impl StatsdBuilder {
         }
         if self.send_timeout.is_zero() {
             return Err(Error::Config("send_timeout must not be zero".into()));
+        }
+        if let Some((_, value)) = self.tags.iter().find(|(key, _)| key.is_empty()) {
+            return Err(Error::Config(format!("the constant tag of value {value:?} has an empty key")));
         }
         let config = Config {
             series: SeriesTable::new(),

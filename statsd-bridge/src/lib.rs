@@ -60,6 +60,8 @@
 
 mod bridge;
 mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 mod mirrored;
 mod periodic;
 mod pipe;

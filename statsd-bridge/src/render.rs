@@ -69,6 +69,20 @@ impl SeriesLine {
     pub(crate) fn len_with(&self, value_len: usize) -> usize {
         self.head.len() + value_len + self.tail.len()
     }
+
+    /// Appends the line with `value` to `out`, preceded by the line with value 0 and a
+    /// `\n` when `zero_first` (a negative absolute gauge).
+    pub(crate) fn push_to(&self, out: &mut String, zero_first: bool, value: &str) {
+        if zero_first {
+            out.push_str(&self.head);
+            out.push('0');
+            out.push_str(&self.tail);
+            out.push('\n');
+        }
+        out.push_str(&self.head);
+        out.push_str(value);
+        out.push_str(&self.tail);
+    }
 }
 
 /// Renders series lines in one style, with the bridge's prefix and constant tags.
@@ -98,7 +112,9 @@ impl Renderer {
 
     /// Renders the line of metric `name` with `labels` (constant tags are appended,
     /// except those whose key a label already has). Labels with an empty value are
-    /// left out, as Prometheus reads an empty label as an absent one.
+    /// left out, as Prometheus reads an empty label as an absent one; so are tags with
+    /// an empty key, which no style can write (herd's label names are never empty, and
+    /// the builder refuses such a constant tag, so this only guards the grammar).
     pub(crate) fn line<'a>(
         &self,
         name: &str,
@@ -113,7 +129,7 @@ impl Renderer {
             .filter(|(k, _)| !labels.iter().any(|(l, _)| l == k))
             .map(|(k, v)| (k.as_str(), v.as_str()));
         let tags: Vec<(&str, &str)> =
-            labels.iter().copied().chain(constant).filter(|(_, v)| !v.is_empty()).collect();
+            labels.iter().copied().chain(constant).filter(|(k, v)| !k.is_empty() && !v.is_empty()).collect();
 
         let mut head = String::with_capacity(64);
         head.push_str(&self.prefix);

@@ -118,15 +118,7 @@ impl Sender {
         if self.lines > 0 {
             self.packet.push('\n');
         }
-        if zero_first {
-            self.packet.push_str(&line.head);
-            self.packet.push('0');
-            self.packet.push_str(&line.tail);
-            self.packet.push('\n');
-        }
-        self.packet.push_str(&line.head);
-        self.packet.push_str(value);
-        self.packet.push_str(&line.tail);
+        line.push_to(&mut self.packet, zero_first, value);
         self.lines += lines;
     }
 

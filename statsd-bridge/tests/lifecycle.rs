@@ -114,4 +114,6 @@ fn builders_refuse_what_cannot_work() {
         err(StatsdBridge::udp("127.0.0.1:8125").flush_interval(Duration::ZERO)).contains("flush_interval")
     );
     assert!(err(StatsdBridge::udp("127.0.0.1:8125").send_timeout(Duration::ZERO)).contains("send_timeout"));
+    // No style can write a tag without a key.
+    assert!(err(StatsdBridge::udp("127.0.0.1:8125").tag("", "v")).contains("empty key"));
 }

@@ -698,6 +698,90 @@ pub fn url_encode(s: &str) -> String {
     out
 }
 
+/// One keep-alive HTTP/1.1 connection that sends request lines byte for byte, for
+/// hostile requests (invalid UTF-8, control characters, odd methods) and for many
+/// requests in a row.
+///
+/// Each exchange is bounded by 10 s. A server that answers with `Connection: close`
+/// (or closes) is reconnected to on the next request.
+pub struct HttpConn {
+    addr: SocketAddr,
+    conn: Option<(TcpStream, HttpReader)>,
+}
+
+impl HttpConn {
+    /// A client of `addr`; connects on the first request.
+    pub fn new(addr: SocketAddr) -> HttpConn {
+        HttpConn { addr, conn: None }
+    }
+
+    /// Sends `METHOD TARGET HTTP/1.1` with `Host` and no body, exactly these bytes
+    /// for `method` and `target`, and returns the status and the body.
+    ///
+    /// # Errors
+    ///
+    /// The connection failed, timed out, or the response was malformed.
+    pub fn request(&mut self, method: &[u8], target: &[u8]) -> Result<(u16, Vec<u8>), String> {
+        let ctx = |e: &dyn std::fmt::Display| {
+            format!(
+                "{} {} on {}: {e}",
+                String::from_utf8_lossy(method),
+                String::from_utf8_lossy(target),
+                self.addr
+            )
+        };
+        let deadline = Instant::now() + CLIENT_TIMEOUT;
+        if self.conn.is_none() {
+            let stream = TcpStream::connect_timeout(&self.addr, CLIENT_TIMEOUT).map_err(|e| ctx(&e))?;
+            let setup = || -> io::Result<TcpStream> {
+                stream.set_nodelay(true)?;
+                stream.set_read_timeout(Some(POLL))?;
+                stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
+                stream.try_clone()
+            };
+            let out = setup().map_err(|e| ctx(&e))?;
+            self.conn = Some((out, HttpReader::new(stream, deadline, None)));
+        }
+        let Some((out, reader)) = self.conn.as_mut() else { return Err(ctx(&"not connected")) };
+        reader.deadline = deadline;
+        let mut req = Vec::with_capacity(method.len() + target.len() + 64);
+        req.extend_from_slice(method);
+        req.push(b' ');
+        req.extend_from_slice(target);
+        req.extend_from_slice(format!(" HTTP/1.1\r\nHost: {}\r\n\r\n", self.addr).as_bytes());
+        let result = out.write_all(&req).and_then(|()| out.flush()).and_then(|()| loop {
+            let Some((start, headers)) = read_head(reader)? else {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed before a response",
+                ));
+            };
+            let status: u16 = start.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidData, format!("bad status line {start:?}"))
+            })?;
+            if (100..200).contains(&status) {
+                continue;
+            }
+            let body =
+                if status == 204 || status == 304 { Vec::new() } else { read_body(reader, &headers, false)? };
+            let close = header_has_token(&headers, "connection", "close");
+            return Ok((status, body, close));
+        });
+        match result {
+            Ok((status, body, close)) => {
+                if close {
+                    self.conn = None;
+                }
+                Ok((status, body))
+            }
+            Err(e) => {
+                self.conn = None;
+                Err(ctx(&e))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,8 +3,11 @@
 //! - [`promtool_check`]: `promtool check metrics` (parse + lint, text 0.0.4).
 //! - [`python_parse`]: client_python's text and OpenMetrics parsers, through
 //!   `parse_exposition.py` next to this crate's `Cargo.toml`.
-//! - [`TestServer`] / [`http_get`] / [`url_encode`]: a tiny HTTP/1.1 server
-//!   and client on `std` only.
+//! - [`TestServer`] / [`http_get`] / [`HttpConn`] / [`url_encode`]: a tiny HTTP/1.1
+//!   server and clients on `std` only ([`HttpConn`] keeps its connection and sends
+//!   request lines byte for byte).
+//! - [`HOSTILE_LABEL_VALUES`] / [`hostile_label_values`] / [`HOSTILE_REQUEST_TARGETS`]:
+//!   the adversarial corpus every encoder, middleware and peer test uses.
 //! - [`Prometheus`]: a real Prometheus (Debian's 2.42 in CI) scraping
 //!   [`ScrapeJob`]s, with helpers for the HTTP API.
 //! - [`StatsdServer`]: a real Etsy statsd (npm `statsd@0.9.0`) whose flushes add up
@@ -21,6 +24,7 @@
 //! Errors are `String`s with enough context (exit codes, peer output, log
 //! tails) to diagnose a failing test from its message alone.
 
+mod hostile;
 mod http;
 mod process;
 mod prometheus;
@@ -29,7 +33,10 @@ mod python;
 mod statsd;
 mod strace;
 
-pub use crate::http::{http_get, url_encode, Request, Response, TestServer};
+pub use crate::hostile::{
+    hostile_label_values, HOSTILE_LABEL_VALUES, HOSTILE_REQUEST_TARGETS, LONG_LABEL_VALUE_LEN,
+};
+pub use crate::http::{http_get, url_encode, HttpConn, Request, Response, TestServer};
 pub use crate::prometheus::{Prometheus, QueryResult, ScrapeJob, TargetHealth};
 pub use crate::promtool::promtool_check;
 pub use crate::python::{python_parse, PyExemplar, PyFamily, PyFormat, PySample, PARSE_EXPOSITION_SCRIPT};
