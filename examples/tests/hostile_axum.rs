@@ -3,7 +3,7 @@
 //! id or method leave three series, exact counts and a worker file that never grew.
 //!
 //! The attacks themselves are in `web_attack/`, written against a socket address only:
-//! a herd-actix twin of this file starts its server and calls the same functions.
+//! `hostile_actix.rs` is its herd-actix twin.
 
 mod web_attack;
 

@@ -82,8 +82,10 @@ pub(crate) fn hostile_requests_never_become_labels(addr: SocketAddr) -> AnyResul
     let mut not_found = 0;
     let mut found = 0;
     for target in HOSTILE_REQUEST_TARGETS {
-        // A server may refuse a malformed request line outright (400) and close.
-        let (status, _) = conn.request(b"GET", target)?;
+        // A server may refuse a malformed request line outright: hyper answers 400,
+        // actix-web may just close the connection. Either way the request never reached
+        // the service, so it is not counted; the client reconnects for the next one.
+        let Ok((status, _)) = conn.request(b"GET", target) else { continue };
         answered += 1;
         match status {
             404 => not_found += 1,
@@ -99,8 +101,9 @@ pub(crate) fn hostile_requests_never_become_labels(addr: SocketAddr) -> AnyResul
     let long_method = vec![b'X'; 1000];
     let methods: [&[u8]; 6] = [b"PROPFIND", b"get", b"M-SEARCH", b"BREW", b"G\"T", &long_method];
     for method in methods {
-        conn.request(method, b"/hello")?;
-        answered += 1;
+        if conn.request(method, b"/hello").is_ok() {
+            answered += 1;
+        }
     }
     let counts = requests_by_series(addr)?;
     let total: f64 = counts.values().sum();
