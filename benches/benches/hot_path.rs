@@ -14,7 +14,7 @@ use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use criterion::Criterion;
+use criterion::{Bencher, Criterion};
 use herd_benches::fixtures::{self, CYCLE_MASK, DEFAULT_BUCKETS, LABEL_NAMES, OBSERVATIONS};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family as PcFamily;
@@ -60,6 +60,28 @@ fn install_metrics_recorder() -> Result<(), Box<dyn Error>> {
         metrics_exporter_prometheus::PrometheusBuilder::new().set_buckets(&DEFAULT_BUCKETS)?.build_recorder();
     metrics::set_global_recorder(recorder)?;
     Ok(())
+}
+
+/// Runs `op` each iteration on the next of the 64 observation values, the same values
+/// in the same order for every library.
+fn observe_each(b: &mut Bencher<'_>, op: impl Fn(f64)) {
+    let mut i = 0usize;
+    b.iter(|| {
+        let v = black_box(OBSERVATIONS[i & 63]);
+        i = i.wrapping_add(1);
+        op(v);
+    })
+}
+
+/// Runs `op` each iteration on the next label set of `cycle` (`black_box`ed), the same
+/// sets in the same order for every library.
+fn lookup_each(b: &mut Bencher<'_>, cycle: &[[&'static str; 3]], op: impl Fn([&'static str; 3])) {
+    let mut i = 0usize;
+    b.iter(|| {
+        let set = black_box(cycle[i & CYCLE_MASK]);
+        i = i.wrapping_add(1);
+        op(set);
+    })
 }
 
 fn counter_inc(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
@@ -215,26 +237,17 @@ fn labelled_inc(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
 
     let mut g = c.benchmark_group("labelled_inc");
     g.bench_function("herd", |b| {
-        let mut i = 0usize;
-        b.iter(|| {
-            let set = black_box(cycle[i & CYCLE_MASK]);
-            i = i.wrapping_add(1);
+        lookup_each(b, &cycle, |set| {
             black_box(&herd).with_labels(set).inc();
         })
     });
     g.bench_function("prometheus-client", |b| {
-        let mut i = 0usize;
-        b.iter(|| {
-            let set = black_box(cycle[i & CYCLE_MASK]);
-            i = i.wrapping_add(1);
+        lookup_each(b, &cycle, |set| {
             black_box(&pc_owned).get_or_create(&HttpLabels::new(set)).inc();
         })
     });
     g.bench_function("prometheus-client-static", |b| {
-        let mut i = 0usize;
-        b.iter(|| {
-            let set = black_box(cycle[i & CYCLE_MASK]);
-            i = i.wrapping_add(1);
+        lookup_each(b, &cycle, |set| {
             black_box(&pc_static).get_or_create(&static_labels(set)).inc();
         })
     });
@@ -247,28 +260,19 @@ fn labelled_inc(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
         })
     });
     g.bench_function("prometheus", |b| {
-        let mut i = 0usize;
-        b.iter(|| {
-            let set = black_box(cycle[i & CYCLE_MASK]);
-            i = i.wrapping_add(1);
+        lookup_each(b, &cycle, |set| {
             black_box(&prom).with_label_values(&set).inc();
         })
     });
     g.bench_function("herd-mmap", |b| {
-        let mut i = 0usize;
-        b.iter(|| {
-            let set = black_box(cycle[i & CYCLE_MASK]);
-            i = i.wrapping_add(1);
+        lookup_each(b, &cycle, |set| {
             black_box(&herd_mmap).with_labels(set).inc();
         })
     });
     // The facade's macro as its users write it: the key (name and labels) is built and
     // looked up in the recorder's registry on every call.
     g.bench_function("metrics", |b| {
-        let mut i = 0usize;
-        b.iter(|| {
-            let [method, route, status] = black_box(cycle[i & CYCLE_MASK]);
-            i = i.wrapping_add(1);
+        lookup_each(b, &cycle, |[method, route, status]| {
             metrics::counter!("http_requests_total", "method" => method, "route" => route, "status" => status)
                 .increment(1);
         })
@@ -297,44 +301,29 @@ fn histogram_observe(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
 
     let mut g = c.benchmark_group("histogram_observe");
     g.bench_function("herd", |b| {
-        let mut i = 0usize;
-        b.iter(|| {
-            let v = black_box(OBSERVATIONS[i & 63]);
-            i = i.wrapping_add(1);
+        observe_each(b, |v| {
             black_box(&herd).observe(v);
         })
     });
     g.bench_function("prometheus-client", |b| {
-        let mut i = 0usize;
-        b.iter(|| {
-            let v = black_box(OBSERVATIONS[i & 63]);
-            i = i.wrapping_add(1);
+        observe_each(b, |v| {
             black_box(&pc).observe(v);
         })
     });
     g.bench_function("prometheus", |b| {
-        let mut i = 0usize;
-        b.iter(|| {
-            let v = black_box(OBSERVATIONS[i & 63]);
-            i = i.wrapping_add(1);
+        observe_each(b, |v| {
             black_box(&prom).observe(v);
         })
     });
     g.bench_function("herd-mmap", |b| {
-        let mut i = 0usize;
-        b.iter(|| {
-            let v = black_box(OBSERVATIONS[i & 63]);
-            i = i.wrapping_add(1);
+        observe_each(b, |v| {
             black_box(&herd_mmap).observe(v);
         })
     });
     // metrics-exporter-prometheus appends each value to a lock-free block list and sorts
     // it into buckets at scrape time.
     g.bench_function("metrics", |b| {
-        let mut i = 0usize;
-        b.iter(|| {
-            let v = black_box(OBSERVATIONS[i & 63]);
-            i = i.wrapping_add(1);
+        observe_each(b, |v| {
             black_box(&metrics).record(v);
         })
     });
@@ -366,27 +355,18 @@ fn summary_observe(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
     let mut g = c.benchmark_group("summary_observe");
     for ((summary, histogram), storage) in handles.iter().zip(["herd", "herd-mmap"]) {
         g.bench_function(storage, |b| {
-            let mut i = 0usize;
-            b.iter(|| {
-                let v = black_box(OBSERVATIONS[i & 63]);
-                i = i.wrapping_add(1);
+            observe_each(b, |v| {
                 black_box(summary).observe(v);
             })
         });
         g.bench_function(format!("{storage}-histogram"), |b| {
-            let mut i = 0usize;
-            b.iter(|| {
-                let v = black_box(OBSERVATIONS[i & 63]);
-                i = i.wrapping_add(1);
+            observe_each(b, |v| {
                 black_box(histogram).observe(v);
             })
         });
     }
     g.bench_function("metrics", |b| {
-        let mut i = 0usize;
-        b.iter(|| {
-            let v = black_box(OBSERVATIONS[i & 63]);
-            i = i.wrapping_add(1);
+        observe_each(b, |v| {
             black_box(&metrics).record(v);
         })
     });

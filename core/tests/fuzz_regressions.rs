@@ -6,8 +6,6 @@
 //!
 //! Long fuzzing runs have their own command: `scripts/fuzz.sh [SECONDS] [TARGET...]`.
 
-use std::path::{Path, PathBuf};
-
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 #[allow(dead_code, unreachable_pub)]
@@ -27,24 +25,9 @@ const KNOWN_FAILING: &[&str] = &[];
 const OVERFLOW_COLLISION: &str = "overflow-label-collision";
 const OVERFLOW_COLLISION_FUZZED: &str = "overflow-label-collision-fuzzed";
 
-/// The files of `fuzz/corpus/<target>` and `fuzz/regressions/<target>`, with names.
+/// The committed seeds and regression inputs of `target`.
 fn inputs(target: &str) -> std::io::Result<Vec<(String, Vec<u8>)>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
-    let mut files: Vec<PathBuf> = ["corpus", "regressions"]
-        .iter()
-        .filter_map(|sub| std::fs::read_dir(root.join(sub).join(target)).ok())
-        .flatten()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|p| {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            Ok((name, std::fs::read(&p)?))
-        })
-        .collect()
+    herd_testkit::fuzz_inputs(target, &["corpus", "regressions"])
 }
 
 #[test]

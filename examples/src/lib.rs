@@ -5,6 +5,8 @@
 #![forbid(unsafe_code)]
 
 use std::error::Error;
+use std::net::SocketAddr;
+use std::process::ExitCode;
 
 pub mod actix_app;
 pub mod axum_app;
@@ -130,4 +132,39 @@ pub fn worker_values(w: u32, count: u32) -> Vec<f64> {
     let n = u64::from(w) * u64::from(count);
     let low = 2.0 * f64::from(w) - 5.0;
     (0..n).map(|i| 10f64.powf(low + 2.0 * i as f64 / n as f64)).collect()
+}
+
+/// The `main` of the single-server examples (`axum-basic`, `actix-basic`): parses
+/// `[--listen ADDR]` (127.0.0.1:3000 by default) and calls `serve` with the address.
+/// A bad command line exits 2 with the usage, a failure exits 1; both are reported as
+/// `NAME: message` on stderr.
+pub fn listen_main(name: &str, serve: impl FnOnce(SocketAddr) -> Result<(), Box<dyn Error>>) -> ExitCode {
+    let parse = || -> Result<SocketAddr, String> {
+        let mut listen: SocketAddr = ([127, 0, 0, 1], 3000).into();
+        let mut args = std::env::args().skip(1);
+        while let Some(flag) = args.next() {
+            match flag.as_str() {
+                "--listen" => {
+                    let value = args.next().ok_or("--listen needs an address")?;
+                    listen = value.parse().map_err(|e| format!("--listen {value:?}: {e}"))?;
+                }
+                other => return Err(format!("unknown argument {other:?}")),
+            }
+        }
+        Ok(listen)
+    };
+    let listen = match parse() {
+        Ok(listen) => listen,
+        Err(e) => {
+            eprintln!("{name}: {e}\nusage: {name} [--listen 127.0.0.1:PORT]");
+            return ExitCode::from(2);
+        }
+    };
+    match serve(listen) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -5,8 +5,6 @@
 //!
 //! Long fuzzing runs have their own command: `scripts/fuzz.sh [SECONDS] mmap_reader`.
 
-use std::path::{Path, PathBuf};
-
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 #[allow(dead_code, unreachable_pub)]
@@ -28,23 +26,9 @@ const KNOWN_FAILING: &[&str] = &[];
 /// line by line.
 const KNOWN_NOT_STRICT: &[&str] = &[];
 
-fn fuzz_dir(sub: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz").join(sub)
-}
-
 /// The files of `fuzz/<sub>/mmap_reader`, sorted, with their names.
 fn inputs(sub: &str) -> std::io::Result<Vec<(String, Vec<u8>)>> {
-    let Ok(dir) = std::fs::read_dir(fuzz_dir(sub).join("mmap_reader")) else { return Ok(Vec::new()) };
-    let mut files: Vec<PathBuf> =
-        dir.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|p| {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            Ok((name, std::fs::read(&p)?))
-        })
-        .collect()
+    herd_testkit::fuzz_inputs("mmap_reader", &[sub])
 }
 
 #[test]

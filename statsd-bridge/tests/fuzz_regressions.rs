@@ -6,8 +6,6 @@
 //!
 //! Long fuzzing runs have their own command: `scripts/fuzz.sh [SECONDS] statsd_line`.
 
-use std::path::{Path, PathBuf};
-
 use herd_statsd::fuzzing::{lines, Sent, Settings, Update};
 use herd_statsd::{Mirror, ObserveAs, TagStyle};
 
@@ -20,24 +18,9 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 /// Inputs that still fail, left out of the replay; remove a name when its bug is fixed.
 const KNOWN_FAILING: &[&str] = &[];
 
-/// The files of `fuzz/corpus/statsd_line` and `fuzz/regressions/statsd_line`, sorted.
+/// The committed seeds and regression inputs of `statsd_line`.
 fn inputs() -> std::io::Result<Vec<(String, Vec<u8>)>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
-    let mut files: Vec<PathBuf> = ["corpus", "regressions"]
-        .iter()
-        .filter_map(|sub| std::fs::read_dir(root.join(sub).join("statsd_line")).ok())
-        .flatten()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|p| {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            Ok((name, std::fs::read(&p)?))
-        })
-        .collect()
+    herd_testkit::fuzz_inputs("statsd_line", &["corpus", "regressions"])
 }
 
 #[test]

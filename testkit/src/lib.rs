@@ -3,6 +3,7 @@
 //! - [`promtool_check`]: `promtool check metrics` (parse + lint, text 0.0.4).
 //! - [`python_parse`]: client_python's text and OpenMetrics parsers, through
 //!   `parse_exposition.py` next to this crate's `Cargo.toml`.
+//! - [`fuzz_inputs`]: the committed fuzz seeds and regression inputs, for replays.
 //! - [`TestServer`] / [`http_get`] / [`HttpConn`] / [`url_encode`]: a tiny HTTP/1.1
 //!   server and clients on `std` only ([`HttpConn`] keeps its connection and sends
 //!   request lines byte for byte).
@@ -24,6 +25,7 @@
 //! Errors are `String`s with enough context (exit codes, peer output, log
 //! tails) to diagnose a failing test from its message alone.
 
+mod fuzz;
 mod hostile;
 mod http;
 mod process;
@@ -33,6 +35,7 @@ mod python;
 mod statsd;
 mod strace;
 
+pub use crate::fuzz::fuzz_inputs;
 pub use crate::hostile::{
     hostile_label_values, HOSTILE_LABEL_VALUES, HOSTILE_REQUEST_TARGETS, LONG_LABEL_VALUE_LEN,
 };

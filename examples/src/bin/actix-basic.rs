@@ -18,38 +18,8 @@ use herd_actix::red::MetricsSource;
 use herd_core::Registry;
 use herd_examples::actix_app;
 
-const USAGE: &str = "usage: actix-basic [--listen 127.0.0.1:PORT]";
-
-fn parse() -> Result<SocketAddr, String> {
-    let mut listen: SocketAddr = ([127, 0, 0, 1], 3000).into();
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        match flag.as_str() {
-            "--listen" => {
-                let value = args.next().ok_or("--listen needs an address")?;
-                listen = value.parse().map_err(|e| format!("--listen {value:?}: {e}"))?;
-            }
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok(listen)
-}
-
 fn main() -> ExitCode {
-    let listen = match parse() {
-        Ok(listen) => listen,
-        Err(e) => {
-            eprintln!("actix-basic: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(listen) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("actix-basic: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    herd_examples::listen_main("actix-basic", run)
 }
 
 fn run(listen: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {

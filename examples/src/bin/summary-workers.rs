@@ -9,7 +9,7 @@
 //! Worker `w` (1-based) observes `w · count` values spread log-uniformly over
 //! `[10^(2w − 5), 10^(2w − 3))`: worker 1 from 1e-3 to 1e-1, worker 2 from 1e-1 to 10,
 //! and so on; disjoint ranges, so no worker's own quantiles resemble the union's.
-//! [`worker_values`](herd_examples::worker_values) gives the exact values.
+//! [`worker_values`] gives the exact values.
 
 use std::process::ExitCode;
 use std::sync::Arc;
