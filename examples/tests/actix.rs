@@ -11,6 +11,7 @@ mod web;
 use std::collections::BTreeSet;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
@@ -19,6 +20,8 @@ use actix_web::{web as aweb, HttpResponse, HttpServer};
 use herd_actix::MetricsHandler;
 use herd_core::{Format, Registry};
 use herd_examples::actix_app;
+use herd_mmap::{claim_dir, Aggregator, MmapStorage};
+use tempfile::TempDir;
 use web::{counts, family, request, scrape, series, AnyResult, Conn, Example, TestResult, TIMEOUT};
 
 /// An actix-web server on its own actix system and thread, stopped on drop.
@@ -64,6 +67,19 @@ impl Server {
                 .listen(listener)?
                 .run())
         })
+    }
+
+    /// The example's app with `workers` worker threads, recording into herd-mmap files
+    /// in a temp dir (kept alive by the returned guard), `/metrics` serving their
+    /// aggregate; with this process's file.
+    fn example_in_files(workers: usize) -> AnyResult<(Self, PathBuf, TempDir)> {
+        let tmp = tempfile::tempdir()?;
+        let dir = claim_dir(&tmp.path().join("metrics"))?;
+        let storage = MmapStorage::open(&dir)?;
+        let file = storage.path();
+        let registry = Registry::builder().storage(Arc::new(storage)).build()?;
+        let handler = MetricsHandler::from_collector(Arc::new(Aggregator::new(&dir)?));
+        Ok((Self::example_with(&registry, handler, workers)?, file, tmp))
     }
 
     /// The example's app, recording into a fresh registry.
@@ -158,13 +174,8 @@ fn handler_errors_and_panics_are_counted_as_documented() -> TestResult {
 
 #[test]
 fn several_workers_write_one_mmap_file_and_the_aggregator_serves_the_sum() -> TestResult {
-    let tmp = tempfile::tempdir()?;
-    let dir = herd_mmap::claim_dir(&tmp.path().join("metrics"))?;
-    let storage = herd_mmap::MmapStorage::open(&dir)?;
-    let registry = Registry::builder().storage(Arc::new(storage)).build()?;
-    let aggregator = Arc::new(herd_mmap::Aggregator::new(&dir)?);
     let workers = 4;
-    let server = Server::example_with(&registry, MetricsHandler::from_collector(aggregator), workers)?;
+    let (server, _file, _dir) = Server::example_in_files(workers)?;
     let addr = server.addr;
 
     // Each connection is handed to one worker, in turn: 8 clients on 8 connections at
@@ -241,4 +252,16 @@ fn the_examples_metrics_pass_promtool_and_client_python() -> TestResult {
 #[test]
 fn the_example_rejects_unknown_arguments() -> TestResult {
     web::the_example_rejects_unknown_arguments(env!("CARGO_BIN_EXE_actix-basic"))
+}
+
+#[test]
+fn hostile_targets_and_methods_never_become_labels() -> TestResult {
+    let (server, _file, _dir) = Server::example_in_files(2)?;
+    web::attack::hostile_requests_never_become_labels(server.addr)
+}
+
+#[test]
+fn a_cardinality_attack_through_the_middleware_leaves_three_series() -> TestResult {
+    let (server, file, _dir) = Server::example_in_files(2)?;
+    web::attack::cardinality_attack_leaves_the_file(server.addr, &file)
 }

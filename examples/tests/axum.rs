@@ -8,6 +8,8 @@
 mod web;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
 use axum::routing::get;
@@ -15,6 +17,8 @@ use axum::Router;
 use herd_axum::{MetricsHandler, MetricsLayer};
 use herd_core::{Format, Registry};
 use herd_examples::axum_app;
+use herd_mmap::{claim_dir, Aggregator, MmapStorage};
+use tempfile::TempDir;
 use tower_http::catch_panic::CatchPanicLayer;
 use web::{counts, family, request, scrape, series, AnyResult, Conn, Example, TestResult};
 
@@ -49,6 +53,18 @@ impl Server {
     fn example() -> AnyResult<Self> {
         let registry = Registry::new();
         Self::start(axum_app::app(axum_app::layer(&registry)?, MetricsHandler::new(registry)))
+    }
+
+    /// The example's app recording into herd-mmap files in a temp dir (kept alive by the
+    /// returned guard), `/metrics` serving their aggregate; with this process's file.
+    fn example_in_files() -> AnyResult<(Self, PathBuf, TempDir)> {
+        let tmp = tempfile::tempdir()?;
+        let dir = claim_dir(&tmp.path().join("metrics"))?;
+        let storage = MmapStorage::open(&dir)?;
+        let file = storage.path();
+        let registry = Registry::builder().storage(Arc::new(storage)).build()?;
+        let metrics = MetricsHandler::from_collector(Arc::new(Aggregator::new(&dir)?));
+        Ok((Self::start(axum_app::app(axum_app::layer(&registry)?, metrics))?, file, tmp))
     }
 }
 
@@ -166,4 +182,16 @@ fn the_examples_metrics_pass_promtool_and_client_python() -> TestResult {
 #[test]
 fn the_example_rejects_unknown_arguments() -> TestResult {
     web::the_example_rejects_unknown_arguments(env!("CARGO_BIN_EXE_axum-basic"))
+}
+
+#[test]
+fn hostile_targets_and_methods_never_become_labels() -> TestResult {
+    let (server, _file, _dir) = Server::example_in_files()?;
+    web::attack::hostile_requests_never_become_labels(server.addr)
+}
+
+#[test]
+fn a_cardinality_attack_through_the_middleware_leaves_three_series() -> TestResult {
+    let (server, file, _dir) = Server::example_in_files()?;
+    web::attack::cardinality_attack_leaves_the_file(server.addr, &file)
 }

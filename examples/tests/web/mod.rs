@@ -2,11 +2,14 @@
 //! HTTP/1.1 client on `std`'s `TcpStream`, so that a test controls every byte and when
 //! the socket closes; `/metrics` read as `series -> value`; the example binaries; and
 //! the scenarios of herd-axum's documented table, run over real TCP against any server
-//! of the examples' routes, so that both adapters are held to the very same checks.
+//! of the examples' routes, so that both adapters are held to the very same checks;
+//! and, in `attack.rs`, the hostile requests and cardinality attacks both must survive.
 //!
 //! Every read has a timeout and every wait a deadline.
 
 #![allow(dead_code, unreachable_pub)]
+
+pub mod attack;
 
 use std::collections::BTreeMap;
 use std::error::Error;

@@ -1,7 +1,6 @@
 //! Attacks on a web adapter's RED metrics, written against nothing but a socket
-//! address, so that every adapter runs the same ones: herd-axum in
-//! `tests/hostile_axum.rs`; herd-actix needs only a twin file that starts its server
-//! with the same routes.
+//! address, so that every adapter runs the same ones (`axum.rs`, `actix.rs`, each on
+//! its example with herd-mmap storage).
 //!
 //! The server under attack serves `GET /hello`, `GET /users/{id}` and, unrecorded,
 //! `GET /metrics` (text 0.0.4), with herd's Prometheus preset (`http_requests_total`
@@ -9,10 +8,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::path::Path;
 
 use herd_testkit::{http_get, python_parse, HttpConn, PyFormat, HOSTILE_REQUEST_TARGETS};
 
-pub(crate) type AnyResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+use super::AnyResult;
 
 /// The route labels a server with the routes above may ever write.
 const ROUTES: [&str; 3] = ["/hello", "/users/{id}", "unmatched"];
@@ -160,6 +160,23 @@ pub(crate) fn cardinality_attack(addr: SocketAddr, n: usize, connections: usize)
     let after = series_count(addr)?;
     if after != before {
         return Err(format!("{before} series after 3 requests, {after} after {n}").into());
+    }
+    Ok(())
+}
+
+/// [`cardinality_attack`] with 100,000 requests over four connections on a server whose
+/// metrics live in `worker_file`: the file never grows past its first segment, whose
+/// size is what the three series (and the layer's other families) took, not what the
+/// attacker sent.
+pub(crate) fn cardinality_attack_leaves_the_file(addr: SocketAddr, worker_file: &Path) -> AnyResult<()> {
+    let first_segment = std::fs::metadata(worker_file)?.len();
+    cardinality_attack(addr, 100_000, 4)?;
+    let after = std::fs::metadata(worker_file)?.len();
+    if after != first_segment {
+        return Err(format!("the worker file grew from {first_segment} to {after} bytes").into());
+    }
+    if first_segment > 64 * 1024 {
+        return Err(format!("the worker file's first segment is {first_segment} bytes").into());
     }
     Ok(())
 }
