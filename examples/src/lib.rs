@@ -5,8 +5,10 @@
 #![forbid(unsafe_code)]
 
 use std::error::Error;
+use std::fmt::Display;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::str::FromStr;
 
 pub mod actix_app;
 pub mod axum_app;
@@ -141,13 +143,9 @@ pub fn worker_values(w: u32, count: u32) -> Vec<f64> {
 pub fn listen_main(name: &str, serve: impl FnOnce(SocketAddr) -> Result<(), Box<dyn Error>>) -> ExitCode {
     let parse = || -> Result<SocketAddr, String> {
         let mut listen: SocketAddr = ([127, 0, 0, 1], 3000).into();
-        let mut args = std::env::args().skip(1);
-        while let Some(flag) = args.next() {
+        for (flag, value) in flag_values()? {
             match flag.as_str() {
-                "--listen" => {
-                    let value = args.next().ok_or("--listen needs an address")?;
-                    listen = value.parse().map_err(|e| format!("--listen {value:?}: {e}"))?;
-                }
+                "--listen" => listen = parse_flag(&flag, &value)?,
                 other => return Err(format!("unknown argument {other:?}")),
             }
         }
@@ -167,4 +165,32 @@ pub fn listen_main(name: &str, serve: impl FnOnce(SocketAddr) -> Result<(), Box<
             ExitCode::FAILURE
         }
     }
+}
+
+/// The examples' command lines: `--flag value` pairs, in order, every flag taking
+/// exactly one value.
+///
+/// # Errors
+///
+/// A last flag without its value.
+pub fn flag_values() -> Result<Vec<(String, String)>, String> {
+    let mut pairs = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or(format!("{flag} needs a value"))?;
+        pairs.push((flag, value));
+    }
+    Ok(pairs)
+}
+
+/// The `value` given to `flag`, parsed.
+///
+/// # Errors
+///
+/// A message naming the flag, the value and why it does not parse.
+pub fn parse_flag<T: FromStr>(flag: &str, value: &str) -> Result<T, String>
+where
+    T::Err: Display,
+{
+    value.parse().map_err(|e| format!("{flag} {value:?}: {e}"))
 }

@@ -159,6 +159,25 @@ impl Workers {
     }
 }
 
+/// Waits for every process of `children` (pids from [`fork`]) and returns how many did
+/// not exit with status 0: the end of a master that forked workers for a fixed job.
+///
+/// # Errors
+///
+/// A pid that is not one, or the error of `waitpid`.
+pub fn wait_all(children: &[u32]) -> io::Result<usize> {
+    let mut failed = 0;
+    for &child in children {
+        let pid = Pid::from_raw(child as i32)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("bad pid {child}")))?;
+        let status = waitpid(Some(pid), WaitOptions::empty())?;
+        if status.is_none_or(|(_, s)| s.exit_status() != Some(0)) {
+            failed += 1;
+        }
+    }
+    Ok(failed)
+}
+
 fn describe(status: WaitStatus) -> String {
     match (status.exit_status(), status.terminating_signal()) {
         (Some(code), _) => format!("exited with status {code}"),

@@ -37,14 +37,12 @@ struct Args {
 
 fn parse() -> Result<Args, String> {
     let mut args = Args { dir: Default::default(), workers: 4, seconds: 5.0, seed: 1 };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+    for (flag, value) in herd_examples::flag_values()? {
         match flag.as_str() {
-            "--dir" => args.dir = value()?.into(),
-            "--workers" => args.workers = value()?.parse().map_err(|e| format!("--workers: {e}"))?,
-            "--seconds" => args.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?,
-            "--seed" => args.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
+            "--dir" => args.dir = value.into(),
+            "--workers" => args.workers = herd_examples::parse_flag(&flag, &value)?,
+            "--seconds" => args.seconds = herd_examples::parse_flag(&flag, &value)?,
+            "--seed" => args.seed = herd_examples::parse_flag(&flag, &value)?,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }

@@ -34,13 +34,11 @@ fn main() -> ExitCode {
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let (mut dir, mut processes, mut series) = (None, 2000u32, 1000u32);
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or(format!("{flag} needs a value"))?;
+    for (flag, value) in herd_examples::flag_values()? {
         match flag.as_str() {
             "--dir" => dir = Some(std::path::PathBuf::from(value)),
-            "--processes" => processes = value.parse().map_err(|e| format!("--processes: {e}"))?,
-            "--series" => series = value.parse().map_err(|e| format!("--series: {e}"))?,
+            "--processes" => processes = herd_examples::parse_flag(&flag, &value)?,
+            "--series" => series = herd_examples::parse_flag(&flag, &value)?,
             other => return Err(format!("unknown argument {other:?}").into()),
         }
     }

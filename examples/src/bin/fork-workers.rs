@@ -26,14 +26,12 @@ struct Args {
 
 fn parse() -> Result<Args, String> {
     let mut args = Args { dir: Default::default(), workers: 8, threads: 4, count: 1000 };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+    for (flag, value) in herd_examples::flag_values()? {
         match flag.as_str() {
-            "--dir" => args.dir = value()?.into(),
-            "--workers" => args.workers = value()?.parse().map_err(|e| format!("--workers: {e}"))?,
-            "--threads" => args.threads = value()?.parse().map_err(|e| format!("--threads: {e}"))?,
-            "--count" => args.count = value()?.parse().map_err(|e| format!("--count: {e}"))?,
+            "--dir" => args.dir = value.into(),
+            "--workers" => args.workers = herd_examples::parse_flag(&flag, &value)?,
+            "--threads" => args.threads = herd_examples::parse_flag(&flag, &value)?,
+            "--count" => args.count = herd_examples::parse_flag(&flag, &value)?,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -92,14 +90,7 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
             Forked::Parent { child } => children.push(child),
         }
     }
-    let mut failed = 0;
-    for child in children {
-        let pid = rustix::process::Pid::from_raw(child as i32).ok_or("bad pid")?;
-        let status = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())?;
-        if status.is_none_or(|(_, s)| s.exit_status() != Some(0)) {
-            failed += 1;
-        }
-    }
+    let failed = herd_examples::prefork::wait_all(&children)?;
     fork_jobs.inc();
 
     let snapshot = Aggregator::new(&dir)?.snapshot()?;

@@ -78,20 +78,18 @@ fn parse() -> Result<Args, String> {
         framework: Framework::Axum,
         self_test: None,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            return Err(String::new());
-        }
-        let value = it.next().ok_or(format!("{flag} needs a value"))?;
+    if std::env::args().any(|a| a == "--help" || a == "-h") {
+        return Err(String::new());
+    }
+    for (flag, value) in herd_examples::flag_values()? {
         match flag.as_str() {
             "--workers" => {
-                args.workers = value.parse().map_err(|e| format!("--workers {value:?}: {e}"))?;
+                args.workers = herd_examples::parse_flag(&flag, &value)?;
                 if args.workers == 0 || args.workers > 256 {
                     return Err("--workers must be between 1 and 256".into());
                 }
             }
-            "--listen" => args.listen = value.parse().map_err(|e| format!("--listen {value:?}: {e}"))?,
+            "--listen" => args.listen = herd_examples::parse_flag(&flag, &value)?,
             "--dir" => args.dir = value.into(),
             "--framework" => {
                 args.framework = match value.as_str() {
@@ -100,9 +98,7 @@ fn parse() -> Result<Args, String> {
                     other => return Err(format!("--framework {other:?}: axum or actix")),
                 }
             }
-            "--self-test" => {
-                args.self_test = Some(value.parse().map_err(|e| format!("--self-test {value:?}: {e}"))?)
-            }
+            "--self-test" => args.self_test = Some(herd_examples::parse_flag(&flag, &value)?),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }

@@ -27,12 +27,10 @@ struct Args {
 
 fn parse() -> Result<Args, String> {
     let mut args = Args { statsd: String::new(), count: 0 };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+    for (flag, value) in herd_examples::flag_values()? {
         match flag.as_str() {
-            "--statsd" => args.statsd = value()?,
-            "--count" => args.count = value()?.parse().map_err(|e| format!("--count: {e}"))?,
+            "--statsd" => args.statsd = value,
+            "--count" => args.count = herd_examples::parse_flag(&flag, &value)?,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
