@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use herd_core::snapshot::SeriesValue;
-use herd_core::{Format, Registry};
+use herd_core::Registry;
 use herd_mmap::{claim_dir, fork, Aggregator, Forked, MmapStorage};
 use rustix::process::{waitpid, Pid, WaitOptions};
 
@@ -128,16 +128,7 @@ pub fn measure(
 fn steady_scrapes(dir: &Path, iterations: usize) -> Result<Vec<f64>, Box<dyn std::error::Error>> {
     let aggregator = Aggregator::new(dir)?;
     aggregator.snapshot()?;
-    let mut times = Vec::with_capacity(iterations);
-    for _ in 0..iterations {
-        let start = Instant::now();
-        let snapshot = aggregator.snapshot()?;
-        let mut body = Vec::new();
-        herd_core::encode(&snapshot, Format::Text, &mut body);
-        std::hint::black_box(&body);
-        times.push(start.elapsed().as_secs_f64() * 1e3);
-    }
-    Ok(times)
+    Ok(crate::scrape::steady_scrape_times(&aggregator, iterations)?)
 }
 
 /// The verdict on the churn line: `Ok((met, ratio))`, or why it was not measured.

@@ -137,6 +137,29 @@ pub fn apparent_bytes(dir: &Path) -> io::Result<u64> {
     Ok(total)
 }
 
+/// Times `iterations` steady scrapes of `aggregator` (snapshot + 0.0.4 encoding, the
+/// body kept from the optimiser); milliseconds each. The caller scrapes once first, so
+/// that these find every file already parsed.
+///
+/// # Errors
+///
+/// The aggregator's, if the directory cannot be listed.
+pub fn steady_scrape_times(
+    aggregator: &herd_mmap::Aggregator,
+    iterations: usize,
+) -> Result<Vec<f64>, herd_mmap::MmapError> {
+    let mut times = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let start = std::time::Instant::now();
+        let snapshot = aggregator.snapshot()?;
+        let mut body = Vec::new();
+        herd_core::encode(&snapshot, herd_core::Format::Text, &mut body);
+        std::hint::black_box(&body);
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(times)
+}
+
 /// The median of `values` (the mean of the middle two for an even count); `NaN` when
 /// empty.
 pub fn median(values: &[f64]) -> f64 {

@@ -75,47 +75,30 @@ fn main() -> Result<(), Box<dyn Error>> {
         report::SUMMARY_BYTES_BUDGET
     );
     println!("wrote {}", out.display());
+    // One line per target: `met`, `MISSED` or `absent`, the claim, the measured figure.
+    let verdict = |outcome: Result<(bool, String), String>, claim: &str| match outcome {
+        Ok((met, figure)) => println!("{:6} {claim} ({figure})", if met { "met" } else { "MISSED" }),
+        Err(why) => println!("absent {claim} ({why})"),
+    };
     for target in report::TARGETS {
-        match report::evaluate(target, &results) {
-            Ok(e) => println!(
-                "{:6} {} (ratio {})",
-                if e.met { "met" } else { "MISSED" },
-                target.claim,
-                report::sig3(e.ratio)
-            ),
-            Err(why) => println!("absent {} ({why})", target.claim),
-        }
+        let outcome =
+            report::evaluate(target, &results).map(|e| (e.met, format!("ratio {}", report::sig3(e.ratio))));
+        verdict(outcome, target.claim);
     }
     for target in &scrape::SCRAPE_TARGETS {
-        match report::evaluate_scrape(target, scrape.line.as_ref()) {
-            Ok((met, ratio)) => println!(
-                "{:6} {} (herd {}x better)",
-                if met { "met" } else { "MISSED" },
-                target.claim,
-                report::sig3(ratio)
-            ),
-            Err(why) => println!("absent {} ({why})", target.claim),
-        }
+        let outcome = report::evaluate_scrape(target, scrape.line.as_ref())
+            .map(|(met, ratio)| (met, format!("herd {}x better", report::sig3(ratio))));
+        verdict(outcome, target.claim);
     }
-    match churn::evaluate(scrape.churn.as_ref()) {
-        Ok((met, ratio)) => println!(
-            "{:6} scrape after churn at most {}x the scrape before (ratio {})",
-            if met { "met" } else { "MISSED" },
-            churn::CHURN_TARGET,
-            report::sig3(ratio)
-        ),
-        Err(why) => println!("absent scrape after churn ({why})"),
-    }
+    verdict(
+        churn::evaluate(scrape.churn.as_ref())
+            .map(|(met, ratio)| (met, format!("ratio {}", report::sig3(ratio)))),
+        &format!("scrape after churn at most {}x the scrape before", churn::CHURN_TARGET),
+    );
     for target in report::ADDED_COST_TARGETS {
-        match report::evaluate_added_cost(target, &results) {
-            Ok(e) => println!(
-                "{:6} {} (ratio {})",
-                if e.met { "met" } else { "MISSED" },
-                target.claim,
-                report::sig3(e.ratio)
-            ),
-            Err(why) => println!("absent {} ({why})", target.claim),
-        }
+        let outcome = report::evaluate_added_cost(target, &results)
+            .map(|e| (e.met, format!("ratio {}", report::sig3(e.ratio))));
+        verdict(outcome, target.claim);
     }
     Ok(())
 }

@@ -309,15 +309,7 @@ fn measure_herd(
         );
     }
 
-    let mut times = Vec::with_capacity(iterations);
-    for _ in 0..iterations {
-        let start = Instant::now();
-        let snapshot = aggregator.snapshot()?;
-        let mut body = Vec::new();
-        herd_core::encode(&snapshot, Format::Text, &mut body);
-        std::hint::black_box(&body);
-        times.push(start.elapsed().as_secs_f64() * 1e3);
-    }
+    let times = scrape::steady_scrape_times(&aggregator, iterations)?;
     pool.finish()?;
 
     let mut line = Line::default();
