@@ -6,16 +6,16 @@
 //! What may differ from what was recorded, as SECURITY.md documents: an empty label
 //! value, which Prometheus's data model reads as an absent label. Nothing else.
 
+mod exposition_server;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use herd_core::{negotiate, negotiate_among, Format, Registry};
+use herd_core::{Format, Registry};
 use herd_mmap::{claim_dir, Aggregator, MmapStorage};
-use herd_testkit::{
-    hostile_label_values, promtool_check, python_parse, Prometheus, PyFormat, Response, ScrapeJob, TestServer,
-};
+use herd_testkit::{hostile_label_values, promtool_check, python_parse, Prometheus, PyFormat, ScrapeJob};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 type AnyResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -95,28 +95,11 @@ fn every_hostile_value_survives_the_mmap_file_format() -> TestResult {
     Ok(())
 }
 
-/// Serves `registry` at `/metrics` (negotiated) and `/metrics-text` (0.0.4 only).
-fn serve(registry: Registry) -> Result<TestServer, String> {
-    let registry = Arc::new(registry);
-    TestServer::start(move |req| {
-        let accept = req.header("accept");
-        let format = match req.path.as_str() {
-            "/metrics" => Some(negotiate(accept)),
-            "/metrics-text" => negotiate_among(accept, &[Format::Text]),
-            _ => return Response::new(404),
-        };
-        match format {
-            Some(f) => Response::ok(f.content_type(), registry.encode(f)),
-            None => Response::new(406),
-        }
-    })
-}
-
 #[test]
 fn a_real_prometheus_reads_back_every_hostile_value_in_both_formats() -> TestResult {
     let registry = Registry::new();
     let want = record(&registry)?;
-    let server = serve(registry)?;
+    let server = exposition_server::serve(registry)?;
     let prometheus = Prometheus::start(&[
         ScrapeJob { name: "om".into(), target: server.addr(), metrics_path: "/metrics".into() },
         ScrapeJob { name: "text".into(), target: server.addr(), metrics_path: "/metrics-text".into() },

@@ -1,17 +1,17 @@
 //! herd's exposition, read by the outside world: promtool, client_python's two parsers
 //! and a real Prometheus 2.42 server.
 
+mod exposition_server;
+
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use herd_core::snapshot::SeriesValue;
-use herd_core::{negotiate, negotiate_among, Format, MetricKind, Registry, Snapshot};
+use herd_core::{negotiate_among, Format, MetricKind, Snapshot};
 use herd_examples::{sample_registry, HOSTILE_LABEL_VALUES};
 use herd_testkit::{
-    promtool_check, python_parse, Prometheus, PyExemplar, PyFamily, PyFormat, PySample, Response, ScrapeJob,
-    TestServer,
+    promtool_check, python_parse, Prometheus, PyExemplar, PyFamily, PyFormat, PySample, ScrapeJob,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -156,28 +156,10 @@ fn both_formats_parse_in_python_into_exactly_what_was_recorded() -> TestResult {
     Ok(())
 }
 
-/// Serves `registry` at `/metrics` (negotiated) and `/metrics-text` (0.0.4 only, still
-/// chosen from the request's Accept header).
-fn serve(registry: Registry) -> Result<TestServer, String> {
-    let registry = Arc::new(registry);
-    TestServer::start(move |req| {
-        let accept = req.header("accept");
-        let format = match req.path.as_str() {
-            "/metrics" => Some(negotiate(accept)),
-            "/metrics-text" => negotiate_among(accept, &[Format::Text]),
-            _ => return Response::new(404),
-        };
-        match format {
-            Some(f) => Response::ok(f.content_type(), registry.encode(f)),
-            None => Response::new(406),
-        }
-    })
-}
-
 #[test]
 fn a_real_prometheus_scrapes_both_formats_and_reads_back_the_values() -> TestResult {
     let recorded = sample_registry()?;
-    let server = serve(sample_registry()?)?;
+    let server = exposition_server::serve(sample_registry()?)?;
     let prometheus = Prometheus::start(&[
         ScrapeJob { name: "om".into(), target: server.addr(), metrics_path: "/metrics".into() },
         ScrapeJob { name: "text".into(), target: server.addr(), metrics_path: "/metrics-text".into() },
