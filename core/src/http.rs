@@ -524,24 +524,17 @@ impl RedMetrics {
         let series = [names.method_label, names.route_label, names.status_label];
         let durations = options.duration_buckets.clone().unwrap_or_else(|| buckets(&DURATION_BUCKETS));
         let sizes = options.size_buckets.clone().unwrap_or_else(|| buckets(&BODY_SIZE_BUCKETS));
-        let duration_histogram = |spec: &MetricSpec| {
+        let histogram = |spec: &MetricSpec, unit: &str, bounds: &Buckets| {
             registry
                 .histogram(name(spec), spec.help)
-                .unit("seconds")
-                .buckets(durations.clone())
+                .unit(unit)
+                .buckets(bounds.clone())
                 .cardinality_limit(limit)
                 .labels(series)
                 .register()
         };
-        let size_histogram = |spec: &MetricSpec| {
-            registry
-                .histogram(name(spec), spec.help)
-                .unit("bytes")
-                .buckets(sizes.clone())
-                .cardinality_limit(limit)
-                .labels(series)
-                .register()
-        };
+        let duration_histogram = |spec: &MetricSpec| histogram(spec, "seconds", &durations);
+        let size_histogram = |spec: &MetricSpec| histogram(spec, "bytes", &sizes);
         let counter = |spec: &MetricSpec| {
             registry.counter(name(spec), spec.help).cardinality_limit(limit).labels(series).register()
         };
