@@ -4,6 +4,7 @@
 mod body;
 mod future;
 mod handler;
+mod memo;
 mod service;
 mod transform;
 

@@ -1,10 +1,14 @@
 //! [`MetricsMiddleware`], the service.
 
+use std::cell::RefCell;
+use std::fmt;
+
 use actix_web::body::MessageBody;
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use herd_core::http::RedMetrics;
 
+use crate::memo::RouteMemo;
 use crate::{ResponseBody, ResponseFuture};
 
 /// The service [`Metrics`](crate::Metrics) wraps around the app: records RED metrics
@@ -16,17 +20,19 @@ use crate::{ResponseBody, ResponseFuture};
 /// The route label is the template of actix-web's
 /// [`match_pattern`](ServiceRequest::match_pattern) (`/users/{id}`, scopes included);
 /// a request no resource matches gets
-/// [`UNMATCHED_ROUTE`](herd_core::http::UNMATCHED_ROUTE).
-#[derive(Debug)]
+/// [`UNMATCHED_ROUTE`](herd_core::http::UNMATCHED_ROUTE). Each middleware (one per
+/// actix worker thread) remembers the templates of the last paths it saw, a bounded
+/// number, so that a repeated path skips actix-web's second match of the path.
 pub struct MetricsMiddleware<S> {
     inner: S,
     metrics: RedMetrics,
+    routes: RefCell<RouteMemo>,
 }
 
 impl<S> MetricsMiddleware<S> {
     /// Wraps `inner`, recording into `metrics`.
     pub fn new(inner: S, metrics: RedMetrics) -> Self {
-        Self { inner, metrics }
+        Self { inner, metrics, routes: RefCell::new(RouteMemo::new()) }
     }
 
     /// The inner service.
@@ -57,14 +63,28 @@ where
     forward_ready!(inner);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        // actix-web's only public way to the template: it matches the path against the
-        // resource map and builds the pattern in a new `String`. That one allocation per
-        // request is actix's; the timer below adds none once the series are cached.
-        let route = req.match_pattern();
         let size = if self.metrics.records_body_sizes() { request_size(&req) } else { None };
-        let timer = self.metrics.start(req.method().as_str(), route.as_deref(), size);
-        drop(route);
+        let method = req.method().as_str();
+        let start = |route: Option<&str>| self.metrics.start(method, route, size);
+        // A path seen lately takes its template from the memo; any other asks
+        // actix-web's `match_pattern()`, which matches the path again and allocates
+        // the template (that allocation is actix's: the timer adds none once the
+        // series are cached). The memo is only ever borrowed here, so the fallback is
+        // for form's sake.
+        let timer = match self.routes.try_borrow_mut() {
+            Ok(mut memo) => memo.with_route(&req, start),
+            Err(_) => start(req.match_pattern().as_deref()),
+        };
         ResponseFuture::new(self.inner.call(req), timer)
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for MetricsMiddleware<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricsMiddleware")
+            .field("inner", &self.inner)
+            .field("metrics", &self.metrics)
+            .finish_non_exhaustive()
     }
 }
 

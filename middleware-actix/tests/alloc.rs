@@ -1,8 +1,9 @@
-//! What herd-actix adds to a steady-state request's allocations: only what actix-web's
+//! What herd-actix adds to a steady-state request's allocations: nothing at all for a
+//! path its memo holds, and for a path it has not seen only what actix-web's
 //! `match_pattern()` allocates (the `String` it builds, and whatever its path matching
-//! takes); the middleware, its future, its body wrapper and herd's timer add nothing.
-//! Measured against the same app wrapped by a middleware that only calls
-//! `match_pattern()`, on the same requests.
+//! takes); the middleware, its memo, its future, its body wrapper and herd's timer add
+//! nothing. Measured against the same app bare, and wrapped by a middleware that only
+//! calls `match_pattern()`, on the same requests.
 
 mod common;
 
@@ -17,11 +18,11 @@ use herd_actix::red::RedOptions;
 use herd_actix::Metrics;
 use herd_core::{FamilyDesc, LabelSet, Observer, Registry, SeriesObserver};
 
-const N: u64 = 1000;
+const N: usize = 1000;
 
-/// Allocations of `N` requests to each of `uris` through `app`, after one warm-up
-/// request each; requests are built before measuring.
-fn allocations<S, R, B>(app: &S, uris: &[&str], request: impl Fn(&str) -> R) -> u64
+/// Allocations of the requests to `uris` through `app`, after one warm-up request to
+/// each of `warm_up`; requests are built before measuring.
+fn allocations<S, R, B>(app: &S, warm_up: &[&str], uris: &[String], request: impl Fn(&str) -> R) -> u64
 where
     S: Service<R, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody,
@@ -30,10 +31,10 @@ where
         Ok(response) => drain(response.into_body()),
         Err(_) => 0,
     };
-    for uri in uris {
+    for uri in warm_up {
         serve(request(uri));
     }
-    let requests: Vec<_> = uris.iter().flat_map(|uri| (0..N).map(|_| request(uri))).collect();
+    let requests: Vec<_> = uris.iter().map(|uri| request(uri)).collect();
     let mut sizes = Vec::with_capacity(requests.len());
     let n = allocation_counter::measure(|| {
         for req in requests {
@@ -51,23 +52,43 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(|| async { actix_web::HttpResponse::NotFound().body("not here") }));
 }
 
-const URIS: [&str; 2] = ["/users/42", "/no/such/page"];
+const WARM_UP: [&str; 2] = ["/users/42", "/no/such/page"];
 
-fn request(uri: &str) -> actix_web::test::TestRequest {
+/// `N` requests to each warm-up path again: paths the memo holds.
+fn repeated() -> Vec<String> {
+    WARM_UP.iter().flat_map(|uri| std::iter::repeat_n(uri.to_string(), N)).collect()
+}
+
+/// `N` matched and `N` unmatched paths, each new (none is a warm-up path): far more
+/// than the memo holds, so every one is asked of actix-web.
+fn distinct() -> Vec<String> {
+    (1_000..1_000 + N).flat_map(|i| [format!("/users/{i}"), format!("/no/such/page/{i}")]).collect()
+}
+
+fn request(uri: &str) -> TestRequest {
     TestRequest::get().uri(uri)
 }
 
 /// Allocations of the requests through the app wrapped by herd-actix.
-fn with_herd(metrics: Metrics) -> u64 {
+fn with_herd(metrics: Metrics, uris: &[String]) -> u64 {
     actix_web::rt::System::new().block_on(async {
         let app = test::init_service(App::new().wrap(metrics).configure(routes)).await;
-        allocations(&app, &URIS, |uri| request(uri).to_request())
+        allocations(&app, &WARM_UP, uris, |uri| request(uri).to_request())
+    })
+}
+
+/// Allocations of the same requests through the app alone.
+fn bare(uris: &[String]) -> u64 {
+    actix_web::rt::System::new().block_on(async {
+        let app = test::init_service(App::new().configure(routes)).await;
+        allocations(&app, &WARM_UP, uris, |uri| request(uri).to_request())
     })
 }
 
 /// Allocations of the same requests through the app wrapped by a middleware that only
-/// asks actix-web for the route template, as herd-actix does.
-fn with_match_pattern_only() -> u64 {
+/// asks actix-web for the route template, as herd-actix does for a path it has not
+/// seen.
+fn with_match_pattern_only(uris: &[String]) -> u64 {
     actix_web::rt::System::new().block_on(async {
         let app = test::init_service(
             App::new()
@@ -78,21 +99,42 @@ fn with_match_pattern_only() -> u64 {
                 .configure(routes),
         )
         .await;
-        allocations(&app, &URIS, |uri| request(uri).to_request())
+        allocations(&app, &WARM_UP, uris, |uri| request(uri).to_request())
     })
 }
 
+fn full_options() -> RedOptions {
+    RedOptions::new().body_sizes(true).time_to_headers(true)
+}
+
 #[test]
-fn the_middleware_allocates_nothing_beyond_actix_match_pattern() {
+fn a_repeated_path_allocates_nothing_beyond_the_bare_app() {
     let registry = Registry::new();
-    let options = RedOptions::new().body_sizes(true).time_to_headers(true);
-    let herd = with_herd(Metrics::with_options(&registry, options).unwrap());
-    assert_eq!(herd, with_match_pattern_only());
+    let uris = repeated();
+    assert_eq!(with_herd(Metrics::with_options(&registry, full_options()).unwrap(), &uris), bare(&uris));
     let text = String::from_utf8(registry.encode(herd_core::Format::Text)).unwrap();
     for needle in [
         r#"http_requests_total{method="GET",route="/users/{id}",status="200"} 1001"#,
         r#"http_requests_total{method="GET",route="unmatched",status="404"} 1001"#,
         r#"http_response_size_bytes_sum{method="GET",route="/users/{id}",status="200"} 12012"#,
+    ] {
+        assert!(text.contains(needle), "{needle} missing from\n{text}");
+    }
+}
+
+#[test]
+fn a_new_path_allocates_nothing_beyond_actix_match_pattern() {
+    let registry = Registry::new();
+    let uris = distinct();
+    let herd = with_herd(Metrics::with_options(&registry, full_options()).unwrap(), &uris);
+    let match_pattern = with_match_pattern_only(&uris);
+    assert_eq!(herd, match_pattern);
+    // Guards the comparison: here actix's `match_pattern()` does allocate.
+    assert!(match_pattern > bare(&uris), "match_pattern() allocated nothing");
+    let text = String::from_utf8(registry.encode(herd_core::Format::Text)).unwrap();
+    for needle in [
+        r#"http_requests_total{method="GET",route="/users/{id}",status="200"} 1001"#,
+        r#"http_requests_total{method="GET",route="unmatched",status="404"} 1001"#,
     ] {
         assert!(text.contains(needle), "{needle} missing from\n{text}");
     }
@@ -116,8 +158,12 @@ impl SeriesObserver for Quiet {
 #[test]
 fn with_an_observer_it_adds_nothing_more() {
     let registry = Registry::new();
-    let metrics = Metrics::with_options(&registry, RedOptions::new().observer(Arc::new(Quiet))).unwrap();
-    assert_eq!(with_herd(metrics), with_match_pattern_only());
+    let observed = |registry: &Registry| {
+        Metrics::with_options(registry, RedOptions::new().observer(Arc::new(Quiet))).unwrap()
+    };
+    let (uris, new_uris) = (repeated(), distinct());
+    assert_eq!(with_herd(observed(&registry), &uris), bare(&uris));
+    assert_eq!(with_herd(observed(&Registry::new()), &new_uris), with_match_pattern_only(&new_uris));
 }
 
 #[test]
@@ -132,4 +178,20 @@ fn the_counter_sees_the_first_request_of_a_route() {
         allocation_counter::measure(|| drop(block_on(app.call(req)))).count_total
     });
     assert!(n > 0);
+}
+
+#[test]
+fn dbg_observer() {
+    let observed = |registry: &Registry| {
+        Metrics::with_options(registry, RedOptions::new().observer(Arc::new(Quiet))).unwrap()
+    };
+    let uris = repeated();
+    for _ in 0..3 {
+        eprintln!(
+            "herd+obs {} herd {} bare {}",
+            with_herd(observed(&Registry::new()), &uris),
+            with_herd(Metrics::new(&Registry::new()).unwrap(), &uris),
+            bare(&uris)
+        );
+    }
 }

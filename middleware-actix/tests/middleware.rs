@@ -46,6 +46,66 @@ async fn routes_are_counted_by_template_and_misses_as_unmatched() {
     );
 }
 
+/// The route memo: many more paths than it has slots, each sent three times in an
+/// interleaved order (so that paths evict one another and come back), paths over its
+/// length limit, and paths that differ in one byte must all get the template actix-web
+/// gives them.
+#[actix_web::test]
+async fn remembered_paths_keep_their_own_templates() {
+    let registry = Registry::new();
+    let app = test::init_service(
+        App::new()
+            .wrap(Metrics::new(&registry).unwrap())
+            .route("/users/me", web::get().to(|| async { "me" }))
+            .route("/users/{id}", web::get().to(|| async { "a user" }))
+            .route("/files/{tail}*", web::get().to(|| async { "a file" })),
+    )
+    .await;
+    let long = "x".repeat(300);
+    let mut uris: Vec<String> = (0..400)
+        .flat_map(|i| [format!("/users/{i}"), format!("/nothing/{i}"), format!("/files/{i}/{long}")])
+        .collect();
+    uris.extend(["/users/me", "/users/mf", "/users/me/", "/users/m"].map(String::from));
+    for _ in 0..3 {
+        for uri in &uris {
+            test::call_and_read_body(&app, TestRequest::get().uri(uri).to_request()).await;
+        }
+    }
+    assert_eq!(
+        samples(&registry, "http_requests_total"),
+        [
+            r#"http_requests_total{method="GET",route="/users/{id}",status="200"} 1206"#,
+            r#"http_requests_total{method="GET",route="unmatched",status="404"} 1203"#,
+            r#"http_requests_total{method="GET",route="/files/{tail}*",status="200"} 1200"#,
+            r#"http_requests_total{method="GET",route="/users/me",status="200"} 3"#,
+        ]
+    );
+}
+
+/// One `Metrics` wraps every worker's app, each with its own resource map; here two
+/// apps whose maps differ. A path's template must come from its own app's map.
+#[actix_web::test]
+async fn each_app_remembers_its_own_routes() {
+    let registry = Registry::new();
+    let metrics = Metrics::new(&registry).unwrap();
+    let items = test::init_service(
+        App::new().wrap(metrics.clone()).route("/x/{item}", web::get().to(|| async { "item" })),
+    )
+    .await;
+    let bare = test::init_service(App::new().wrap(metrics)).await;
+    for _ in 0..2 {
+        test::call_and_read_body(&items, TestRequest::get().uri("/x/1").to_request()).await;
+        test::call_and_read_body(&bare, TestRequest::get().uri("/x/1").to_request()).await;
+    }
+    assert_eq!(
+        samples(&registry, "http_requests_total"),
+        [
+            r#"http_requests_total{method="GET",route="/x/{item}",status="200"} 2"#,
+            r#"http_requests_total{method="GET",route="unmatched",status="404"} 2"#,
+        ]
+    );
+}
+
 #[actix_web::test]
 async fn an_error_from_the_inner_service_is_counted_with_the_status_actix_answers() {
     let registry = Registry::new();
