@@ -14,6 +14,13 @@
 //!
 //! Either way the handler answers at once with a 12-byte body, so the difference
 //! between a wrapped id and `bare` is the middleware's cost per request.
+//!
+//! The `_added` groups measure that difference directly, paired: each sample times
+//! alternating blocks of requests through the wrapped and the bare service and reports
+//! the difference, so that a change of the machine's speed during the run (a
+//! frequency step, a busy neighbour on a shared VM) falls on both alike. Subtracting
+//! the medians of two benchmarks run seconds apart, as the plain groups allow, moved a
+//! ratio of added costs between 0.27 and 0.60 from run to run of the same code here.
 
 use std::convert::Infallible;
 use std::error::Error;
@@ -21,6 +28,7 @@ use std::future::{ready, Future, Ready};
 use std::hint::black_box;
 use std::pin::pin;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::extract::MatchedPath;
 use axum::routing::get;
@@ -64,6 +72,44 @@ fn block_on<F: Future>(f: F) -> F::Output {
             return v;
         }
     }
+}
+
+/// Requests per block of a paired measurement: a few hundred microseconds, short
+/// against the machine's drifts, long against the clock's overhead.
+const BLOCK: u64 = 256;
+
+/// Runs `with` and `without` `iters` times each, in alternating blocks of [`BLOCK`],
+/// and returns how much longer the `with` runs took in all: the cost `with` adds.
+fn added(iters: u64, mut with: impl FnMut() -> usize, mut without: impl FnMut() -> usize) -> Duration {
+    let (mut with_total, mut without_total) = (Duration::ZERO, Duration::ZERO);
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(BLOCK);
+        let start = Instant::now();
+        for _ in 0..n {
+            black_box(without());
+        }
+        without_total += start.elapsed();
+        let start = Instant::now();
+        for _ in 0..n {
+            black_box(with());
+        }
+        with_total += start.elapsed();
+        left -= n;
+    }
+    with_total.saturating_sub(without_total)
+}
+
+/// Settings of a paired group: criterion plans its samples from the durations it is
+/// given, here only the added part of about twice as much work, so its clock targets
+/// are shortened to keep the group's real time near a plain group's.
+fn paired_group<'a>(
+    c: &'a mut Criterion,
+    name: &str,
+) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
+    let mut g = c.benchmark_group(name);
+    g.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_millis(600));
+    g
 }
 
 /// One request through `service`, its body read to the end; returns the body length.
@@ -136,6 +182,14 @@ fn middleware(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
     g.bench_function("axum-prometheus", |b| b.iter(|| one(black_box(&axum_prometheus), &path)));
     g.finish();
 
+    let mut g = paired_group(c, "middleware_added");
+    let bare = || one(black_box(&Hello), &path);
+    g.bench_function("herd", |b| b.iter_custom(|n| added(n, || one(black_box(&herd), &path), bare)));
+    g.bench_function("axum-prometheus", |b| {
+        b.iter_custom(|n| added(n, || one(black_box(&axum_prometheus), &path), bare))
+    });
+    g.finish();
+
     // The requests above were recorded: a benchmark of a layer that records nothing
     // would prove nothing.
     let text = String::from_utf8(registry.encode(herd_core::Format::Text))?;
@@ -166,6 +220,10 @@ where
         }
     }
 }
+
+/// Distinct paths `middleware_actix_new_paths` cycles through: 16 times the 256 paths
+/// herd-actix's route memo holds.
+const NEW_PATHS: usize = 4096;
 
 fn middleware_actix(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
     use actix_web::{test, web, App};
@@ -215,6 +273,38 @@ fn middleware_actix(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
     g.bench_function("herd", |b| b.iter(|| one_actix(black_box(&herd), &users_42)));
     g.bench_function("actix-web-prom", |b| b.iter(|| one_actix(black_box(&actix_web_prom), &users_42)));
     g.bench_function("match_pattern-only", |b| b.iter(|| one_actix(black_box(&match_pattern), &users_42)));
+    g.finish();
+
+    let mut g = paired_group(c, "middleware_actix_added");
+    let bare_42 = || one_actix(black_box(&bare), &users_42);
+    g.bench_function("herd", |b| {
+        b.iter_custom(|n| added(n, || one_actix(black_box(&herd), &users_42), bare_42))
+    });
+    g.bench_function("actix-web-prom", |b| {
+        b.iter_custom(|n| added(n, || one_actix(black_box(&actix_web_prom), &users_42), bare_42))
+    });
+    g.bench_function("match_pattern-only", |b| {
+        b.iter_custom(|n| added(n, || one_actix(black_box(&match_pattern), &users_42), bare_42))
+    });
+    // The same route, but every path new to herd-actix's route memo: ids cycle through
+    // far more paths than it holds, so each request pays actix-web's
+    // `match_pattern()`. Each side walks the same paths in the same order.
+    let paths: Vec<String> = (0..NEW_PATHS).map(|i| format!("/users/{}", 1_000_000 + i)).collect();
+    let new_user = |next: &std::cell::Cell<usize>| {
+        let i = next.get();
+        next.set((i + 1) % NEW_PATHS);
+        test::TestRequest::get().uri(paths.get(i).map_or("/users/0", String::as_str)).to_request()
+    };
+    let (with_next, without_next) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
+    let bare_new = || one_actix(black_box(&bare), &|| new_user(&without_next));
+    g.bench_function("herd-new-paths", |b| {
+        b.iter_custom(|n| added(n, || one_actix(black_box(&herd), &|| new_user(&with_next)), bare_new))
+    });
+    g.bench_function("actix-web-prom-new-paths", |b| {
+        b.iter_custom(|n| {
+            added(n, || one_actix(black_box(&actix_web_prom), &|| new_user(&with_next)), bare_new)
+        })
+    });
     g.finish();
 
     let text = String::from_utf8(registry.encode(herd_core::Format::Text))?;

@@ -75,7 +75,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         report::SUMMARY_BYTES_BUDGET
     );
     println!("wrote {}", out.display());
-    // One line per target: `met`, `MISSED` or `absent`, the claim, the measured figure.
+    // One line per target: `met`, `MISSED` or `absent`, the claim, the measured figure
+    // (`figure` for a ratio reported without a target).
     let verdict = |outcome: Result<(bool, String), String>, claim: &str| match outcome {
         Ok((met, figure)) => println!("{:6} {claim} ({figure})", if met { "met" } else { "MISSED" }),
         Err(why) => println!("absent {claim} ({why})"),
@@ -96,9 +97,13 @@ fn main() -> Result<(), Box<dyn Error>> {
         &format!("scrape after churn at most {}x the scrape before", churn::CHURN_TARGET),
     );
     for target in report::ADDED_COST_TARGETS {
-        let outcome = report::evaluate_added_cost(target, &results)
-            .map(|e| (e.met, format!("ratio {}", report::sig3(e.ratio))));
-        verdict(outcome, target.claim);
+        match report::evaluate_added_cost(target, &results) {
+            Ok(e) => match e.met {
+                Some(met) => verdict(Ok((met, format!("ratio {}", report::sig3(e.ratio)))), target.claim),
+                None => println!("{:6} {} (ratio {})", "figure", target.claim, report::sig3(e.ratio)),
+            },
+            Err(why) => verdict(Err(why), target.claim),
+        }
     }
     Ok(())
 }
