@@ -298,9 +298,9 @@ pub const GROUPS: &[Group] = &[
                 paired as in `middleware_added`. The `-new-paths` ids send `GET \
                 /users/{id}` with ids cycling through 4,096 values, 16 times what \
                 herd-actix's route memo holds, so that every request through herd-actix \
-                pays `match_pattern()`, whose cost alone is the `match_pattern-only` row: a \
-                floor for any middleware that reads the template before routing on \
-                actix-web 4.12.",
+                pays `match_pattern()` (alone, on `/users/42`, the `match_pattern-only` \
+                row): a floor for any middleware that reads the template before routing \
+                on actix-web 4.12.",
         reference: "herd",
     },
     Group {
