@@ -1151,11 +1151,7 @@ mod tests {
 
     #[test]
     fn targets_use_the_fastest_baseline() {
-        let mut results = Results::new();
-        let group = results.entry("g".into()).or_default();
-        group.insert("herd".into(), est(10.0));
-        group.insert("peer".into(), est(40.0));
-        group.insert("peer-fast".into(), est(25.0));
+        let results = measured(&[("g", "herd", 10.0), ("g", "peer", 40.0), ("g", "peer-fast", 25.0)]);
         let t = Target {
             group: "g",
             claim: "2x",
@@ -1172,6 +1168,15 @@ mod tests {
         assert!(evaluate(&absent, &results).is_err());
     }
 
+    /// Results holding these `(group, id, median ns)` estimates.
+    fn measured(estimates: &[(&str, &str, f64)]) -> Results {
+        let mut results = Results::new();
+        for &(group, id, ns) in estimates {
+            results.entry(group.into()).or_default().insert(id.into(), est(ns));
+        }
+        results
+    }
+
     fn machine() -> Machine {
         Machine {
             command: "c".into(),
@@ -1185,11 +1190,8 @@ mod tests {
 
     #[test]
     fn added_costs_subtract_the_bare_median_when_there_is_one() {
-        let mut results = Results::new();
-        let group = results.entry("plain".into()).or_default();
-        group.insert("bare".into(), est(300.0));
-        group.insert("herd".into(), est(400.0));
-        group.insert("peer".into(), est(1300.0));
+        let mut results =
+            measured(&[("plain", "bare", 300.0), ("plain", "herd", 400.0), ("plain", "peer", 1300.0)]);
         let t = AddedCostTarget {
             group: "plain",
             claim: "c",
@@ -1208,10 +1210,8 @@ mod tests {
 
     #[test]
     fn paired_added_costs_are_compared_as_they_are() {
-        let mut results = Results::new();
-        let group = results.entry("middleware_added".into()).or_default();
-        group.insert("herd".into(), est(100.0));
-        group.insert("axum-prometheus".into(), est(1000.0));
+        let mut results =
+            measured(&[("middleware_added", "herd", 100.0), ("middleware_added", "axum-prometheus", 1000.0)]);
         let t = ADDED_COST_TARGETS[0];
         let e = evaluate_added_cost(&t, &results);
         assert_eq!(e.as_ref().map(|e| (e.met, e.ratio, e.subject_added_ns)), Ok((Some(true), 0.1, 100.0)));
@@ -1227,16 +1227,14 @@ mod tests {
 
     #[test]
     fn the_actix_ratios_are_reported_beside_the_axum_one() {
-        let mut results = Results::new();
-        for (group, subject, peer, peer_ns) in [
-            ("middleware_added", "herd", "axum-prometheus", 1000.0),
-            ("middleware_actix_added", "herd", "actix-web-prom", 2000.0),
-            ("middleware_actix_added", "herd-new-paths", "actix-web-prom-new-paths", 500.0),
-        ] {
-            let g = results.entry(group.into()).or_default();
-            g.insert(subject.into(), est(100.0));
-            g.insert(peer.into(), est(peer_ns));
-        }
+        let results = measured(&[
+            ("middleware_added", "herd", 100.0),
+            ("middleware_added", "axum-prometheus", 1000.0),
+            ("middleware_actix_added", "herd", 100.0),
+            ("middleware_actix_added", "actix-web-prom", 2000.0),
+            ("middleware_actix_added", "herd-new-paths", 100.0),
+            ("middleware_actix_added", "actix-web-prom-new-paths", 500.0),
+        ]);
         let md = render(&machine(), &results, GROUPS, &[], &ScrapeInputs::default());
         let axum = md.find("| 0.100 (added cost vs axum-prometheus) |");
         let actix = md.find("| 0.0500 (added cost vs actix-web-prom) |");
@@ -1282,11 +1280,11 @@ mod tests {
 
     #[test]
     fn render_lists_groups_targets_and_unknown_groups() {
-        let mut results = Results::new();
-        let g = results.entry("counter_inc".into()).or_default();
-        g.insert("herd".into(), est(5.0));
-        g.insert("atomic".into(), est(4.5));
-        results.entry("later_suite".into()).or_default().insert("herd".into(), est(2_000.0));
+        let results = measured(&[
+            ("counter_inc", "herd", 5.0),
+            ("counter_inc", "atomic", 4.5),
+            ("later_suite", "herd", 2_000.0),
+        ]);
         let machine = Machine {
             command: "bash benches/run.sh".into(),
             date: "2026-01-01 00:00 UTC".into(),

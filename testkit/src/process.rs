@@ -1,5 +1,6 @@
 //! Running external programs with bounded waits.
 
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -155,4 +156,67 @@ pub(crate) fn run_with_input(
 pub(crate) fn kill_and_reap(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// How [`start_logged`] ended, short of an error.
+pub(crate) enum Started {
+    /// The peer is up.
+    Ready(Child),
+    /// The peer could not listen: its port, found free a moment before, was taken
+    /// meanwhile (its log says so). The child is reaped; the error says what was seen.
+    PortTaken(String),
+}
+
+/// Starts `command`, a peer whose stdout and stderr go to `log_path` (created anew),
+/// as `what`, and waits for it with `ready`.
+///
+/// Peers listen on ports found by binding and releasing them, which another process
+/// may take first: when `ready` fails and the log contains `port_taken`, the caller
+/// gets [`Started::PortTaken`] and may try again on new ports. Any other failure
+/// reaps the child and is an error.
+pub(crate) fn start_logged(
+    what: &str,
+    command: &mut Command,
+    log_path: &Path,
+    port_taken: &str,
+    ready: impl FnOnce(&mut Child) -> Result<(), String>,
+) -> Result<Started, String> {
+    let log = File::create(log_path).map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
+    let log2 = log.try_clone().map_err(|e| format!("cannot clone log file handle: {e}"))?;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log2))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .map_err(|e| format!("cannot start {what}: {e}"))?;
+    match ready(&mut child) {
+        Ok(()) => Ok(Started::Ready(child)),
+        Err(e) => {
+            kill_and_reap(&mut child);
+            if read_log_tail(log_path).contains(port_taken) {
+                Ok(Started::PortTaken(e))
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Lines [`read_log_tail`] keeps.
+const LOG_TAIL_LINES: usize = 30;
+
+/// The last lines of a log file.
+pub(crate) fn read_log_tail(path: &Path) -> String {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let lines: Vec<&str> = text.lines().collect();
+            let from = lines.len().saturating_sub(LOG_TAIL_LINES);
+            if lines.is_empty() {
+                return "(log is empty)".to_owned();
+            }
+            lines.get(from..).unwrap_or_default().join("\n")
+        }
+        Err(e) => format!("(cannot read {}: {e})", path.display()),
+    }
 }

@@ -1,17 +1,18 @@
 //! A real Prometheus server (Debian's 2.42 in CI) scraping test targets.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::http::{http_get, http_get_timeout, url_encode};
-use crate::process::{exit_code, find_binary, kill_and_reap, run_with_input, RunError};
+use crate::process::{
+    exit_code, find_binary, kill_and_reap, read_log_tail, run_with_input, start_logged, RunError, Started,
+};
 use crate::promtool::{promtool_path, PROMTOOL_MISSING, PROMTOOL_TIMEOUT};
 use crate::python::parse_float;
 
@@ -19,8 +20,6 @@ use crate::python::parse_float;
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// Poll interval of [`Prometheus::wait_until`].
 const WAIT_POLL: Duration = Duration::from_millis(250);
-/// Lines of the Prometheus log included in errors.
-const LOG_TAIL_LINES: usize = 30;
 
 /// One scrape job: Prometheus scrapes `http://<target><metrics_path>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,30 +119,19 @@ impl Prometheus {
         // process may grab it first: retry a few times on "address in use".
         for _attempt in 0..3 {
             let addr = free_loopback_port()?;
-            let log =
-                File::create(&log_path).map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
-            let log2 = log.try_clone().map_err(|e| format!("cannot clone log file handle: {e}"))?;
-            let mut child = Command::new(&binary)
+            let mut command = Command::new(&binary);
+            command
                 .arg(format!("--config.file={}", config_path.display()))
                 .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
                 .arg(format!("--web.listen-address={addr}"))
                 .arg("--log.level=warn")
                 .args(extra_args)
-                .current_dir(dir.path())
-                .stdin(Stdio::null())
-                .stdout(Stdio::from(log2))
-                .stderr(Stdio::from(log))
-                .spawn()
-                .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-            match wait_ready(&mut child, addr, &log_path) {
-                Ok(()) => return Ok(Prometheus { child, addr, log_path, config_path, dir }),
-                Err(e) => {
-                    kill_and_reap(&mut child);
-                    if !read_log_tail(&log_path).contains("address already in use") {
-                        return Err(e);
-                    }
-                    last_err = e;
-                }
+                .current_dir(dir.path());
+            let what = binary.display().to_string();
+            let ready = |child: &mut Child| wait_ready(child, addr, &log_path);
+            match start_logged(&what, &mut command, &log_path, "address already in use", ready)? {
+                Started::Ready(child) => return Ok(Prometheus { child, addr, log_path, config_path, dir }),
+                Started::PortTaken(e) => last_err = e,
             }
         }
         Err(last_err)
@@ -302,22 +290,6 @@ impl Drop for Prometheus {
     fn drop(&mut self) {
         // SIGKILL: the TSDB is throw-away. Then the temp dir is removed.
         kill_and_reap(&mut self.child);
-    }
-}
-
-/// The last lines of a log file.
-pub(crate) fn read_log_tail(path: &Path) -> String {
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            let text = String::from_utf8_lossy(&bytes);
-            let lines: Vec<&str> = text.lines().collect();
-            let from = lines.len().saturating_sub(LOG_TAIL_LINES);
-            if lines.is_empty() {
-                return "(log is empty)".to_owned();
-            }
-            lines.get(from..).unwrap_or_default().join("\n")
-        }
-        Err(e) => format!("(cannot read {}: {e})", path.display()),
     }
 }
 

@@ -2,17 +2,15 @@
 //! keeps running totals of every flush.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::process::{exit_code, find_binary, kill_and_reap};
-use crate::prometheus::read_log_tail;
+use crate::process::{exit_code, find_binary, kill_and_reap, read_log_tail, start_logged, Started};
 
 /// The backend script shipped with this crate.
 pub const STATSD_BACKEND_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/statsd-backend.js");
@@ -159,28 +157,14 @@ impl StatsdServer {
             });
             std::fs::write(&config_path, config.to_string())
                 .map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
-            let log =
-                File::create(&log_path).map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
-            let log2 = log.try_clone().map_err(|e| format!("cannot clone log file handle: {e}"))?;
-            let mut child = Command::new(&node)
-                .arg(&stats_js)
-                .arg(&config_path)
-                .current_dir(dir.path())
-                .stdin(Stdio::null())
-                .stdout(Stdio::from(log2))
-                .stderr(Stdio::from(log))
-                .spawn()
-                .map_err(|e| format!("cannot start {} {}: {e}", node.display(), stats_js.display()))?;
+            let mut command = Command::new(&node);
+            command.arg(&stats_js).arg(&config_path).current_dir(dir.path());
+            let what = format!("{} {}", node.display(), stats_js.display());
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            match wait_ready(&mut child, addr, &output, &log_path) {
-                Ok(()) => return Ok(StatsdServer { child, addr, output, log_path, dir }),
-                Err(e) => {
-                    kill_and_reap(&mut child);
-                    if !read_log_tail(&log_path).contains("EADDRINUSE") {
-                        return Err(e);
-                    }
-                    last_err = e;
-                }
+            let ready = |child: &mut Child| wait_ready(child, addr, &output, &log_path);
+            match start_logged(&what, &mut command, &log_path, "EADDRINUSE", ready)? {
+                Started::Ready(child) => return Ok(StatsdServer { child, addr, output, log_path, dir }),
+                Started::PortTaken(e) => last_err = e,
             }
         }
         Err(last_err)
