@@ -98,7 +98,7 @@ fn a_directory_writable_by_group_or_others_is_refused() -> TestResult {
 #[test]
 fn a_directory_owned_by_another_user_is_refused() -> TestResult {
     if euid() != 0 {
-        println!("skipped: needs root to chown a directory to another user (uid {NOBODY})");
+        herd_testkit::cannot_run(&format!("needs root to chown a directory to another user (uid {NOBODY})"));
         return Ok(());
     }
     let tmp = tempfile::tempdir()?;
@@ -132,7 +132,7 @@ fn foreign_file(n: u64) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
 #[test]
 fn a_file_planted_by_another_user_is_skipped_not_served() -> TestResult {
     if euid() != 0 {
-        println!("skipped: needs root to plant a file owned by another user (uid {NOBODY})");
+        herd_testkit::cannot_run(&format!("needs root to plant a file owned by another user (uid {NOBODY})"));
         return Ok(());
     }
     let tmp = tempfile::tempdir()?;

@@ -58,7 +58,7 @@ fn a_full_disk_degrades_to_counted_drops_never_a_crash() -> TestResult {
     let _tmpfs = match Tmpfs::mount(&mount, "512k") {
         Ok(t) => t,
         Err(why) => {
-            println!("full_disk: skipped: {why}");
+            herd_testkit::cannot_run(&format!("full_disk needs to mount a tmpfs: {why}"));
             return Ok(());
         }
     };

@@ -22,6 +22,10 @@
 //! `$HERD_PROMETHEUS`, `$HERD_NODE` and `$HERD_STATSD` override the executables
 //! used.
 //!
+//! A test that cannot run here (a peer, `strace` or root is missing) calls
+//! [`cannot_run`]: with `HERD_REQUIRE_PEERS=1` (set by `.ci/run`) that fails the test,
+//! otherwise it says why it skips.
+//!
 //! Errors are `String`s with enough context (exit codes, peer output, log
 //! tails) to diagnose a failing test from its message alone.
 
@@ -47,6 +51,26 @@ pub use crate::statsd::{
     StatsdServer, StatsdTotals, STATSD_BACKEND_SCRIPT, STATSD_FLUSH_INTERVAL, STATSD_PROBE_KEY,
 };
 pub use crate::strace::{strace_marker, strace_path, syscalls_between_markers};
+
+/// The environment variable that turns every [`cannot_run`] into a failure.
+pub const REQUIRE_PEERS_ENV: &str = "HERD_REQUIRE_PEERS";
+
+/// Reports that the calling test cannot run here, and why (`reason`: what is missing
+/// and how to get it). When `HERD_REQUIRE_PEERS` is set to anything but `0` (CI sets it),
+/// this panics, so a missing peer, `strace` or root fails the run instead of passing it
+/// quietly; otherwise it prints the reason and the caller returns early.
+///
+/// # Panics
+///
+/// When `HERD_REQUIRE_PEERS` is set: that is its purpose.
+#[allow(clippy::panic)]
+pub fn cannot_run(reason: &str) {
+    let required = std::env::var_os(REQUIRE_PEERS_ENV).is_some_and(|v| v != "0" && !v.is_empty());
+    if required {
+        panic!("this test cannot run here, and {REQUIRE_PEERS_ENV} is set: {reason}");
+    }
+    eprintln!("skipped: {reason} (set {REQUIRE_PEERS_ENV}=1 to make this a failure)");
+}
 
 /// Content-Type of the text format 0.0.4.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
