@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use herd_core::clock::{Clock, CoarseClock};
-use herd_core::snapshot::{FamilySnapshot, SeriesSnapshot, SeriesValue, Snapshot};
+use herd_core::snapshot::{CounterValue, FamilySnapshot, SeriesSnapshot, SeriesValue, Snapshot};
 use herd_core::{Collector, LabelSet, MetricKind};
 use parking_lot::Mutex;
 
@@ -57,7 +57,15 @@ struct State {
     live_pids: Vec<u32>,
     /// The dead files and archive (identity, length) the index's base was folded from.
     base_of: Option<Vec<(u64, u64, u64)>>,
+    /// Files found shrunk under this aggregator (truncated by another process).
+    shrunk_files: u64,
 }
+
+/// How many times one scrape reads the directory again after finding a file that shrank
+/// while it was read. Each retry leaves out one more file, so a retry is rare and two
+/// are rarer; the bound only stops a directory truncated in a loop from holding a
+/// scrape forever (it then fails, rather than answer with a file's zeroes).
+const SHRINK_RETRIES: usize = 8;
 
 /// A file, the index slot of each of its series (`None`: left out), and whether its
 /// writer is known to be dead (then it never changes again).
@@ -90,6 +98,9 @@ pub struct ScrapeReport {
     pub bytes: u64,
     /// Files that were skipped.
     pub skipped: Vec<SkippedFile>,
+    /// Files found shrunk (truncated by another process) since the aggregator started;
+    /// they are skipped.
+    pub shrunk_files: u64,
     /// Distinct series reported.
     pub series: usize,
 }
@@ -180,11 +191,32 @@ impl Aggregator {
 }
 
 impl State {
+    /// One scrape: the directory read until no file shrinks while it is read.
     fn scrape(
         &mut self,
         dir: &Path,
         now: std::time::Duration,
     ) -> Result<(Snapshot, ScrapeReport), MmapError> {
+        for _ in 0..SHRINK_RETRIES {
+            if let Some(scraped) = self.read_round(dir, now)? {
+                return Ok(scraped);
+            }
+        }
+        Err(MmapError::io(
+            dir,
+            "cannot read",
+            std::io::Error::other(format!("files shrank under every one of {SHRINK_RETRIES} reads in a row")),
+        ))
+    }
+
+    /// Reads every file into a round of the index. `None` if a file turned out to have
+    /// shrunk while its cells were read: the round holds zeroes for it, so it must be
+    /// read again, and the file (now marked) is skipped then.
+    fn read_round(
+        &mut self,
+        dir: &Path,
+        now: std::time::Duration,
+    ) -> Result<Option<(Snapshot, ScrapeReport)>, MmapError> {
         let mut report = ScrapeReport::default();
         let paths = list(dir)?;
         self.files.retain(|p, _| paths.contains(p));
@@ -228,7 +260,7 @@ impl State {
         }
         let archive_path = dir.join(ARCHIVE);
         let cached = self.archive.take();
-        let archive = match self.refresh(cached, &archive_path) {
+        let mut archive = match self.refresh(cached, &archive_path) {
             Ok(archive) => archive,
             Err(reason) => {
                 report.skipped.push(SkippedFile { path: archive_path, reason });
@@ -277,8 +309,13 @@ impl State {
         for (_, cached) in files.iter().filter(|(_, c)| !c.dead) {
             add(&mut self.index, cached, true);
         }
+        let shrank = self.mark_shrunk(&mut files, archive.as_mut());
         self.files.extend(files);
         self.archive = archive;
+        if shrank {
+            return Ok(None);
+        }
+        report.shrunk_files = self.shrunk_files;
         self.log_skipped(&report.skipped);
 
         let snapshot = self.index.snapshot(now);
@@ -292,7 +329,26 @@ impl State {
             self.archive = None;
             self.base_of = None;
         }
-        Ok((snapshot, report))
+        Ok(Some((snapshot, report)))
+    }
+
+    /// Marks the files whose mapping faulted past their end while this round read them
+    /// (`FileReader::check_shrank`); returns whether any did. A dead one or the archive
+    /// was part of the base, which is then folded again without it.
+    fn mark_shrunk(&mut self, files: &mut [(PathBuf, Cached)], archive: Option<&mut Cached>) -> bool {
+        let mut shrank = false;
+        for cached in files.iter_mut().map(|(_, c)| c).chain(archive) {
+            if cached.reader.error.is_none() && cached.reader.check_shrank() {
+                self.shrunk_files += 1;
+                shrank = true;
+                if cached.dead || cached.reader.is_archive() {
+                    self.base_of = None;
+                }
+                // Through `refresh` from now on, which reports its error.
+                cached.dead = false;
+            }
+        }
+        shrank
     }
 
     /// Reads what `path` published since the last scrape and maps its new series to
@@ -393,6 +449,22 @@ impl Collector for Aggregator {
             "Files skipped in the last scrape because they could not be read.",
             report.skipped.len() as f64,
         ));
+        out.push(FamilySnapshot {
+            name: "herd_mmap_shrunk_files_total".into(),
+            help: "Metrics files found truncated by another process while being read; they are skipped."
+                .into(),
+            unit: None,
+            kind: MetricKind::Counter,
+            series: vec![SeriesSnapshot {
+                labels: Arc::new(LabelSet::empty()),
+                value: SeriesValue::Counter(CounterValue {
+                    integer: report.shrunk_files,
+                    fraction: 0.0,
+                    exemplar: None,
+                }),
+                created: None,
+            }],
+        });
         out.push(gauge(
             "herd_mmap_scrape_duration_seconds",
             "Time the last aggregation took.",

@@ -241,6 +241,9 @@ impl FileReader {
             if let Err(e) = reader.read_new() {
                 reader.error = Some(e);
             }
+            // Checked after the error above: a record that read as zeroes past the
+            // file's new end is reported as what it was.
+            reader.check_shrank();
         }
         Ok(Refreshed::Read(Box::new(reader)))
     }
@@ -284,6 +287,9 @@ impl FileReader {
         let map = Mapping::read_only(&file, len).map_err(|e| MmapError::io(path, "cannot map", e))?;
         let header =
             Header::decode(&protocol::read_bytes(map.words(), 0, HEADER_LEN), len).map_err(format)?;
+        if map.faults() != 0 {
+            return Err(format(FormatError::Shrank));
+        }
         Ok(Self {
             identity: (opened.dev(), opened.ino()),
             file,
@@ -292,6 +298,17 @@ impl FileReader {
             parsed: Parsed::new(),
             error: None,
         })
+    }
+
+    /// Marks the file as shrunk if any page of its mapping was found past the file's
+    /// end since it was mapped (`sys.rs`, "Files that shrink under a mapping"); returns
+    /// whether it did. Call after reading cells: what was read then is not to be used.
+    pub(crate) fn check_shrank(&mut self) -> bool {
+        if self.map.faults() == 0 {
+            return false;
+        }
+        self.error = Some(FormatError::Shrank);
+        true
     }
 
     /// Whether this is a compaction archive.

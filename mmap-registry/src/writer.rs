@@ -184,6 +184,32 @@ impl Writer {
         })
     }
 
+    /// Whether the file is still whole. Another process of this user can truncate it;
+    /// the handles' writes into the lost pages then land in private zero pages (`sys.rs`),
+    /// and this is where the writer notices: at its next registration or growth, before
+    /// it would extend the file again over the hole. From then on it is `broken`: every
+    /// new series gets private cells, counted in `herd_storage_errors_total`, and readers
+    /// skip the file. What was counted in it is lost with it.
+    fn check_whole(&mut self) -> Result<(), String> {
+        if let Some(why) = &self.broken {
+            return Err(why.clone());
+        }
+        let len = self.file.metadata().map(|m| m.len()).unwrap_or(0);
+        let faulted = self.segments.iter().any(|s| s.0.faults() != 0);
+        if len < self.end || faulted {
+            let why = format!(
+                "{} was truncated to {len} bytes (of {}) by another process; \
+                 this process's metrics no longer reach it",
+                self.path.display(),
+                self.end
+            );
+            log::error!("herd-mmap: {why}");
+            self.broken = Some(why.clone());
+            return Err(why);
+        }
+        Ok(())
+    }
+
     /// Appends a whole record and publishes it; returns its file offset.
     fn append(&mut self, record: &[u8]) -> std::io::Result<u64> {
         let len = record.len() as u64;
@@ -359,9 +385,7 @@ pub(crate) fn random_id() -> u128 {
 impl Storage for MmapStorage {
     fn add_family(&self, family: &FamilyDesc) -> Result<(), StorageError> {
         let mut w = self.inner.lock();
-        if let Some(why) = &w.broken {
-            return Err(StorageError::new(why.clone()));
-        }
+        w.check_whole().map_err(StorageError::new)?;
         w.family_id(family).map(|_| ()).map_err(|e| StorageError::new(format!("{}: {e}", w.path.display())))
     }
 
@@ -373,9 +397,7 @@ impl Storage for MmapStorage {
     ) -> Result<CellBlock, StorageError> {
         let mut w = self.inner.lock();
         let fail = |w: &Writer, e: &dyn fmt::Display| StorageError::new(format!("{}: {e}", w.path.display()));
-        if let Some(why) = &w.broken {
-            return Err(fail(&w, why));
-        }
+        w.check_whole().map_err(StorageError::new)?;
         let id = w.family_id(family).map_err(|e| fail(&w, &e))?;
         let const_count = labels.len().saturating_sub(family.label_names.len());
         let interned =
