@@ -22,6 +22,7 @@ use parking_lot::Mutex;
 use crate::compact::{compact_if_needed, DEFAULT_COMPACT_THRESHOLD};
 use crate::dir::{check_dir, is_worker_file, ARCHIVE};
 use crate::error::MmapError;
+use crate::format::FormatError;
 use crate::index::{Index, SlotId};
 use crate::reader::{FileReader, Refreshed};
 
@@ -224,43 +225,54 @@ impl State {
         // that vanishes in between was folded into the archive we then open.
         let mut files = Vec::with_capacity(paths.len());
         for path in paths {
-            let cached = self.files.remove(&path);
-            let cached = match cached {
+            let cached = match self.files.remove(&path) {
                 // A dead file never changes again: no need to look at it, only to know
                 // that it is still there (the listing says so).
-                Some(dead) if dead.dead => {
-                    files.push((path, dead));
-                    continue;
-                }
-                other => other,
-            };
-            let mut cached = match self.refresh(cached, &path) {
-                Ok(Some(cached)) => cached,
-                Ok(None) => continue,
-                Err(reason) => {
-                    report.skipped.push(SkippedFile { path, reason });
-                    continue;
-                }
-            };
-            if !cached.reader.is_live() {
-                // Dead now, so complete now: read what it published between our read
-                // and its death. Before the archive is opened, so that if it vanishes
-                // meanwhile the archive we open holds it.
-                cached = match self.refresh(Some(cached), &path) {
+                Some(dead) if dead.dead => dead,
+                cached => match self.refresh(cached, &path) {
                     Ok(Some(cached)) => cached,
                     Ok(None) => continue,
                     Err(reason) => {
                         report.skipped.push(SkippedFile { path, reason });
                         continue;
                     }
-                };
-                cached.dead = true;
+                },
+            };
+            let cached = if cached.dead || cached.reader.is_live() {
+                cached
+            } else {
+                // Dead now, so complete now: read what it published between our read
+                // and its death. Before the archive is opened, so that if it vanishes
+                // meanwhile the archive we open holds it.
+                match self.refresh(Some(cached), &path) {
+                    Ok(Some(cached)) => Cached { dead: true, ..cached },
+                    Ok(None) => continue,
+                    Err(reason) => {
+                        report.skipped.push(SkippedFile { path, reason });
+                        continue;
+                    }
+                }
+            };
+            if let Some(reason) = skipped_reason(&cached.reader) {
+                report.skipped.push(SkippedFile { path: path.clone(), reason });
+                if !cached.reader.prefix_counts {
+                    // Kept, so that it is neither opened nor logged afresh every scrape.
+                    self.files.insert(path, cached);
+                    continue;
+                }
             }
             files.push((path, cached));
         }
         let archive_path = dir.join(ARCHIVE);
         let cached = self.archive.take();
         let mut archive = match self.refresh(cached, &archive_path) {
+            Ok(Some(archive)) if archive.reader.error.is_some() => {
+                // An archive read only in part would undercount every folded file; it
+                // counts whole or not at all.
+                let reason = skipped_reason(&archive.reader).unwrap_or_default();
+                report.skipped.push(SkippedFile { path: archive_path, reason });
+                None
+            }
             Ok(archive) => archive,
             Err(reason) => {
                 report.skipped.push(SkippedFile { path: archive_path, reason });
@@ -338,14 +350,12 @@ impl State {
     fn mark_shrunk(&mut self, files: &mut [(PathBuf, Cached)], archive: Option<&mut Cached>) -> bool {
         let mut shrank = false;
         for cached in files.iter_mut().map(|(_, c)| c).chain(archive) {
-            if cached.reader.error.is_none() && cached.reader.check_shrank() {
+            if cached.reader.prefix_counts && cached.reader.check_shrank() {
                 self.shrunk_files += 1;
                 shrank = true;
                 if cached.dead || cached.reader.is_archive() {
                     self.base_of = None;
                 }
-                // Through `refresh` from now on, which reports its error.
-                cached.dead = false;
             }
         }
         shrank
@@ -359,13 +369,14 @@ impl State {
             None => (None, Vec::new(), false),
         };
         let identity = reader.as_ref().map(|r| r.identity);
+        let had_error = reader.as_ref().is_some_and(|r| r.error.is_some());
         let reader = match FileReader::refresh(reader, path) {
             Ok(Refreshed::Read(reader)) => *reader,
             Ok(Refreshed::Vanished) => return Ok(None),
             Err(e) => return Err(e.reason()),
         };
-        if let Some(e) = &reader.error {
-            return Err(e.to_string());
+        if !had_error && identity == Some(reader.identity) && reader.error == Some(FormatError::Shrank) {
+            self.shrunk_files += 1;
         }
         if identity != Some(reader.identity) {
             // A different file now has this path (a new archive): its series are laid
@@ -385,6 +396,16 @@ impl State {
             }
         }
     }
+}
+
+/// Why a file is skipped, in whole or in part; `None` if it is read whole.
+fn skipped_reason(reader: &FileReader) -> Option<String> {
+    let error = reader.error.as_ref()?;
+    Some(if reader.prefix_counts {
+        format!("partly read: {error}; the {} series before it count", reader.series().len())
+    } else {
+        error.to_string()
+    })
 }
 
 /// Folds one file's series into the index; a dead file's series of `live` gauge modes
@@ -450,7 +471,7 @@ impl Collector for Aggregator {
             report.skipped.len() as f64,
         ));
         out.push(FamilySnapshot {
-            name: "herd_mmap_shrunk_files_total".into(),
+            name: "herd_mmap_shrunk_files".into(),
             help: "Metrics files found truncated by another process while being read; they are skipped."
                 .into(),
             unit: None,

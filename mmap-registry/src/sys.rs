@@ -363,9 +363,7 @@ impl Guard {
             GUARDS_USED.fetch_max(i + 1, Ordering::AcqRel);
             return Ok(Self { slot: i });
         }
-        Err(io::Error::other(format!(
-            "more than {GUARD_SLOTS} metrics file mappings open in this process"
-        )))
+        Err(io::Error::other(format!("more than {GUARD_SLOTS} metrics file mappings open in this process")))
     }
 
     fn faults(&self) -> u64 {
