@@ -464,18 +464,21 @@ impl Registry {
         out
     }
 
-    /// The family name a registration of `name` gets: the registry's prefix added, a
-    /// counter's `_total` removed (its samples add it back), and checked.
-    fn family_name(&self, name: &str, kind: MetricKind) -> Result<String, RegistryError> {
-        let mut full = match &self.inner.prefix {
+    /// The family name a registration of `name` gets (the registry's prefix added, a
+    /// counter's `_total` removed: its samples add it back), checked; and the name as
+    /// registered (prefix added, nothing removed), which is what errors echo.
+    fn family_name(&self, name: &str, kind: MetricKind) -> Result<(String, String), RegistryError> {
+        let shown = match &self.inner.prefix {
             Some(p) => format!("{p}_{name}"),
             None => name.to_owned(),
         };
+        validate_metric_name(&shown)?;
+        let mut full = shown.clone();
         if kind == MetricKind::Counter && full.ends_with("_total") {
             full.truncate(full.len() - "_total".len());
         }
         validate_metric_name(&full)?;
-        Ok(full)
+        Ok((full, shown))
     }
 
     fn register_callback(
@@ -485,9 +488,9 @@ impl Registry {
         kind: MetricKind,
         read: impl Fn() -> SeriesValue + Send + Sync + 'static,
     ) -> Result<(), RegistryError> {
-        let full = self.family_name(&name, kind)?;
+        let (full, shown) = self.family_name(&name, kind)?;
         let mut state = self.inner.state.write();
-        reserve(&mut state, &full, kind)?;
+        reserve(&mut state, &full, &shown, kind)?;
         let labels = Arc::new(LabelSet::from_validated(self.inner.const_labels.to_vec()));
         let name: Arc<str> = full.into();
         let help: Arc<str> = help.into();
@@ -504,22 +507,22 @@ impl Registry {
         config: M::Config,
         limit: Option<usize>,
     ) -> Result<Arc<FamilyCore<M>>, RegistryError> {
-        let full = self.family_name(&name, M::KIND)?;
-        self.check_labels::<M>(&full, &label_names, M::gauge_mode(&config))?;
+        let (full, shown) = self.family_name(&name, M::KIND)?;
+        self.check_labels::<M>(&shown, &label_names, M::gauge_mode(&config))?;
         if let Some(unit) = &unit {
             let valid = !unit.is_empty()
                 && unit.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
             if !valid || !full.ends_with(&format!("_{unit}")) {
-                return Err(RegistryError::Unit { name: full, unit: unit.clone() });
+                return Err(RegistryError::Unit { name: shown, unit: unit.clone() });
             }
         }
         let limit = limit.unwrap_or(self.inner.cardinality_limit);
         if limit == 0 {
-            return Err(RegistryError::ZeroCardinalityLimit { name: full });
+            return Err(RegistryError::ZeroCardinalityLimit { name: shown });
         }
         let desc = describe::<M>(&full, help, unit, label_names, &config);
         let mut state = self.inner.state.write();
-        reserve(&mut state, &full, M::KIND)?;
+        reserve(&mut state, &full, &shown, M::KIND)?;
         if let Err(e) = self.inner.storage.add_family(&desc) {
             unreserve(&mut state, &full, M::KIND);
             return Err(RegistryError::Storage(e));
@@ -650,20 +653,22 @@ fn owned_names(name: &str, kind: MetricKind) -> BTreeSet<String> {
 }
 
 /// Claims the names a family of `kind` called `name` owns, or says who owns one already.
-fn reserve(state: &mut State, name: &str, kind: MetricKind) -> Result<(), RegistryError> {
+/// Takes every name the family `name` writes; `shown` is the name as registered, which
+/// messages echo, then and when a later registration collides with this one.
+fn reserve(state: &mut State, name: &str, shown: &str, kind: MetricKind) -> Result<(), RegistryError> {
     let names = owned_names(name, kind);
     if let Some((sample, (existing, existing_kind))) =
         names.iter().find_map(|n| state.names.get(n).map(|owner| (n, owner)))
     {
         return Err(RegistryError::AlreadyRegistered {
-            name: name.into(),
+            name: shown.into(),
             sample: sample.clone(),
             existing: existing.clone(),
             existing_kind: *existing_kind,
         });
     }
     for n in names {
-        state.names.insert(n, (name.to_owned(), kind));
+        state.names.insert(n, (shown.to_owned(), kind));
     }
     Ok(())
 }

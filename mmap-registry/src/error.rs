@@ -66,11 +66,13 @@ impl fmt::Display for MmapError {
 }
 
 impl std::error::Error for MmapError {
+    /// The cause is part of the message (`Display`); the chain goes on with the cause's
+    /// own source, so no message is printed twice. The `io::Error` itself, with its
+    /// kind, is the `source` field of [`MmapError::Io`].
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Io { source, .. } => Some(source),
-            Self::Format { error, .. } => Some(error),
-            Self::Directory { .. } => None,
+            Self::Io { source, .. } => source.source(),
+            Self::Format { .. } | Self::Directory { .. } => None,
         }
     }
 }

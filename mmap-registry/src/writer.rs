@@ -81,7 +81,8 @@ struct Writer {
     cursor: u64,
     /// The end of the last segment, which is also the file's length.
     end: u64,
-    families: HashMap<Arc<str>, u32>,
+    /// Each family's id in the file, and the description it was first written with.
+    families: HashMap<Arc<str>, (u32, FamilyDesc)>,
     /// The label values and constant labels already in the file, each written once.
     strings: StringTable,
     /// File offset and count of every series' cells, so a forked child can copy the
@@ -266,9 +267,24 @@ impl Writer {
         Some((seg, ((at - seg.0.offset()) / 8) as usize))
     }
 
+    /// The file's id of `family`, whose record is written the first time. Every
+    /// registry on this storage writes into one file, which can describe a name only
+    /// once: a second description of another shape is refused here, at registration,
+    /// rather than written for readers to reject the whole file.
     fn family_id(&mut self, family: &FamilyDesc) -> std::io::Result<u32> {
-        if let Some(&id) = self.families.get(&family.name) {
-            return Ok(id);
+        if let Some((id, first)) = self.families.get(&family.name) {
+            if same_shape(first, family) {
+                return Ok(*id);
+            }
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!(
+                    "family {:?} is already in this storage as {}; registering it as {} would contradict it",
+                    family.name,
+                    shape(first),
+                    shape(family)
+                ),
+            ));
         }
         let id = self.families.len() as u32;
         let record = FamilyRecord {
@@ -285,7 +301,7 @@ impl Writer {
             summary: family.summary.clone(),
         };
         self.append(&encode_family(&record))?;
-        self.families.insert(family.name.clone(), id);
+        self.families.insert(family.name.clone(), (id, family.clone()));
         Ok(id)
     }
 }
@@ -355,6 +371,30 @@ impl Writer {
         bytes[..HEADER_LEN].copy_from_slice(&header.encode());
         file.write_all_at(&bytes, 0)
     }
+}
+
+/// Whether two descriptions of one name lay out and combine their series alike (what
+/// the reader's `FamilyInfo::compatible` asks of two files); help text may differ.
+fn same_shape(a: &FamilyDesc, b: &FamilyDesc) -> bool {
+    a.kind == b.kind
+        && a.gauge_mode == b.gauge_mode
+        && a.cells_per_series == b.cells_per_series
+        && a.label_names == b.label_names
+        && a.buckets.as_ref().map(|b| b.bounds()) == b.buckets.as_ref().map(|b| b.bounds())
+        && a.summary == b.summary
+}
+
+/// A family's shape in words, for the conflict error.
+fn shape(f: &FamilyDesc) -> String {
+    let labels: Vec<&str> = f.label_names.iter().map(|l| &**l).collect();
+    let mut out = format!("a {} with labels {labels:?}", f.kind);
+    if let Some(b) = &f.buckets {
+        out.push_str(&format!(" and buckets {:?}", b.bounds()));
+    }
+    if f.kind == herd_core::MetricKind::Gauge {
+        out.push_str(&format!(" in mode {:?}", f.gauge_mode));
+    }
+    out
 }
 
 /// Wall-clock nanoseconds since the Unix epoch (0 before it).
