@@ -625,6 +625,16 @@ impl Registry {
     }
 }
 
+impl FamilyDesc {
+    /// A counter family without labels, for a storage that keeps counts of its own in
+    /// its cells (herd-mmap's `herd_mmap_fork_file_failures`). `name` is the family name,
+    /// without `_total`; it is not checked here.
+    pub fn counter(name: &str, help: &str) -> Self {
+        let desc = describe::<Counter>(name, help.into(), None, Vec::new(), &CounterConfig::default());
+        Arc::unwrap_or_clone(desc)
+    }
+}
+
 /// The description of a family of `M` named `name` (already full and checked).
 fn describe<M: Metric>(
     name: &str,

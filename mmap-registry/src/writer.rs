@@ -91,6 +91,18 @@ struct Writer {
     /// Set in a forked child that could not get a file of its own; its segments are
     /// detached from any file and it allocates nothing more.
     broken: Option<String>,
+    /// The cells of `herd_mmap_fork_file_failures_total`, written at open so that every
+    /// file holds it (a forked child copies it): a child that cannot create a file of
+    /// its own counts itself here, in its parent's file, before it lets go of it.
+    fork_failures: Option<CellBlock>,
+}
+
+/// The family of [`Writer::fork_failures`].
+fn fork_failures_family() -> FamilyDesc {
+    FamilyDesc::counter(
+        "herd_mmap_fork_file_failures",
+        "Forked processes that could not create a metrics file of their own; what they record reaches no aggregate.",
+    )
 }
 
 impl MmapStorage {
@@ -117,7 +129,12 @@ impl MmapStorage {
             file.write_all_at(&header.encode(), 0)
         })
         .map_err(|(path, e)| MmapError::io(path, "cannot create", e))?;
-        let writer = Writer::start(path, file)?;
+        let mut writer = Writer::start(path, file)?;
+        let family = fork_failures_family();
+        writer.fork_failures =
+            Some(writer.allocate(&family, &LabelSet::empty(), family.cells_per_series).map_err(|e| {
+                MmapError::io(&writer.path, "cannot write", std::io::Error::other(e.to_string()))
+            })?);
         let inner = Arc::new(Mutex::new(writer));
         let tracked: Arc<Mutex<dyn ForkAware>> = inner.clone();
         sys::follow_forks(&tracked)
@@ -182,6 +199,7 @@ impl Writer {
             strings: StringTable::default(),
             cell_ranges: Vec::new(),
             broken: None,
+            fork_failures: None,
         })
     }
 
@@ -209,6 +227,32 @@ impl Writer {
             return Err(why);
         }
         Ok(())
+    }
+
+    /// Writes the series `labels` of `family` (and the family, the first time) and
+    /// returns its cells.
+    fn allocate(
+        &mut self,
+        family: &FamilyDesc,
+        labels: &LabelSet,
+        len: usize,
+    ) -> Result<CellBlock, StorageError> {
+        let fail = |w: &Writer, e: &dyn fmt::Display| StorageError::new(format!("{}: {e}", w.path.display()));
+        self.check_whole().map_err(StorageError::new)?;
+        let id = self.family_id(family).map_err(|e| fail(self, &e))?;
+        let const_count = labels.len().saturating_sub(family.label_names.len());
+        let interned =
+            self.strings.intern(label_strings(labels.pairs(), const_count)).map_err(|e| fail(self, &e))?;
+        if let Some(record) = &interned.record {
+            self.append(record).map_err(|e| fail(self, &e))?;
+        }
+        let ids = self.strings.commit(interned);
+        let (record, cells_at) = encode_series(id, &ids, const_count, len).map_err(|e| fail(self, &e))?;
+        let at = self.append(&record).map_err(|e| fail(self, &e))?;
+        let cells_at = at + cells_at as u64;
+        self.cell_ranges.push((cells_at, len));
+        let (segment, first) = self.locate(cells_at).ok_or_else(|| fail(self, &"record outside the file"))?;
+        CellBlock::new(segment.clone(), first..first + len).map_err(|e| fail(self, &e))
     }
 
     /// Appends a whole record and publishes it; returns its file offset.
@@ -317,11 +361,25 @@ impl ForkAware for Writer {
 
     fn in_child(&mut self) {
         if let Err(e) = self.move_to_own_file() {
+            // Still mapped over the parent's file: count this process there, the one
+            // place an aggregate will see it (one atomic add on a cell that exists for
+            // this), then never touch that file again.
+            if let Some(cell) = self.fork_failures.as_ref().and_then(|c| c.cells().first()) {
+                cell.fetch_add(1, Ordering::Relaxed);
+            }
             // The child must never write into its parent's file: cut its segments loose
             // from every file. Its values are lost (and its allocations fail, counted by
             // herd-core), but the parent's stay exact.
             for segment in &self.segments {
-                let _ = segment.0.detach();
+                if segment.0.detach().is_err() {
+                    // Its handles would write into the parent's cells: stop here rather
+                    // than corrupt the parent's totals.
+                    let _ = std::io::Write::write_all(
+                        &mut std::io::stderr(),
+                        b"herd-mmap: a forked child could neither get a metrics file nor detach from its parent's; aborting\n",
+                    );
+                    std::process::abort();
+                }
             }
             self.broken = Some(format!("after fork, could not create this process's own file: {e}"));
         }
@@ -435,23 +493,7 @@ impl Storage for MmapStorage {
         labels: &LabelSet,
         len: usize,
     ) -> Result<CellBlock, StorageError> {
-        let mut w = self.inner.lock();
-        let fail = |w: &Writer, e: &dyn fmt::Display| StorageError::new(format!("{}: {e}", w.path.display()));
-        w.check_whole().map_err(StorageError::new)?;
-        let id = w.family_id(family).map_err(|e| fail(&w, &e))?;
-        let const_count = labels.len().saturating_sub(family.label_names.len());
-        let interned =
-            w.strings.intern(label_strings(labels.pairs(), const_count)).map_err(|e| fail(&w, &e))?;
-        if let Some(record) = &interned.record {
-            w.append(record).map_err(|e| fail(&w, &e))?;
-        }
-        let ids = w.strings.commit(interned);
-        let (record, cells_at) = encode_series(id, &ids, const_count, len).map_err(|e| fail(&w, &e))?;
-        let at = w.append(&record).map_err(|e| fail(&w, &e))?;
-        let cells_at = at + cells_at as u64;
-        w.cell_ranges.push((cells_at, len));
-        let (segment, first) = w.locate(cells_at).ok_or_else(|| fail(&w, &"record outside the file"))?;
-        CellBlock::new(segment.clone(), first..first + len).map_err(|e| fail(&w, &e))
+        self.inner.lock().allocate(family, labels, len)
     }
 }
 
