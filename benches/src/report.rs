@@ -491,7 +491,7 @@ pub fn measure_summary_bytes() -> Result<SummaryBytes, Box<dyn Error>> {
     let in_memory = heap.1.load(Ordering::Relaxed) - before;
 
     let tmp = tempfile::tempdir()?;
-    let dir = herd_mmap::claim_dir(&tmp.path().join("metrics"))?;
+    let dir = herd_mmap::claim_dir(tmp.path().join("metrics"))?;
     let registry = Registry::builder().storage(Arc::new(herd_mmap::MmapStorage::open(&dir)?)).build()?;
     let family = registry.summary("s_seconds", "S.").labels(["route"]).register()?;
     let aggregator = herd_mmap::Aggregator::new(&dir)?;

@@ -246,7 +246,7 @@ fn truncate_victims(dir: &Path, stop: &AtomicBool, seed: u64) -> AnyResult<(Vec<
 #[test]
 fn shrunk_files_never_crash_a_reader() -> TestResult {
     let tmp = tempfile::tempdir()?;
-    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
     let _steady: Vec<Process> =
         (0..STEADY).map(|i| Process::start(&dir, &format!("steady={i}"))).collect::<AnyResult<_>>()?;
     let mut worker = Process::start(&dir, "aggregator")?;

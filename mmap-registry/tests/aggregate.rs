@@ -19,7 +19,7 @@ fn registry(dir: &std::path::Path) -> Result<Registry, Box<dyn std::error::Error
 #[test]
 fn three_writers_sum_exactly() -> TestResult {
     let tmp = tempfile::tempdir()?;
-    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
     let mut keep = Vec::new();
     for w in 1..=3u64 {
         let r = registry(&dir)?;
@@ -77,7 +77,7 @@ fn three_writers_sum_exactly() -> TestResult {
 #[test]
 fn a_repeated_scrape_reads_new_series_and_values() -> TestResult {
     let tmp = tempfile::tempdir()?;
-    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
     let r = registry(&dir)?;
     let c = r.counter("c_total", "C.").labels(["k"]).cardinality_limit(10_000).register()?;
     let agg = Aggregator::new(&dir)?;
@@ -115,7 +115,7 @@ fn gauge_value(snapshot: &herd_core::Snapshot, name: &str) -> Option<f64> {
 fn every_gauge_mode_combines_live_and_dead_processes_as_documented() -> TestResult {
     use herd_core::GaugeMode;
     let tmp = tempfile::tempdir()?;
-    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
     let live = registry(&dir)?;
     let dead = registry(&dir)?;
     for mode in GaugeMode::ALL {
@@ -166,7 +166,7 @@ fn worker_files(dir: &std::path::Path) -> std::io::Result<usize> {
 fn compaction_folds_dead_files_into_the_archive_and_changes_no_value() -> TestResult {
     use herd_core::GaugeMode;
     let tmp = tempfile::tempdir()?;
-    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
     let write = |w: u64| -> Result<Registry, Box<dyn std::error::Error>> {
         let r = registry(&dir)?;
         r.counter("jobs_total", "Jobs.").labels(["queue"]).register()?.with_labels(["q"]).inc_by(w);
@@ -213,7 +213,7 @@ fn compaction_folds_dead_files_into_the_archive_and_changes_no_value() -> TestRe
 fn scrapes_during_compactions_never_count_a_file_twice_or_lose_it() -> TestResult {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     let tmp = tempfile::tempdir()?;
-    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     // Writers: short-lived "processes" that each add 3 and die; a compactor folding
@@ -272,7 +272,7 @@ fn scrapes_during_compactions_never_count_a_file_twice_or_lose_it() -> TestResul
 #[test]
 fn a_corrupt_archive_is_reported_and_never_overwritten() -> TestResult {
     let tmp = tempfile::tempdir()?;
-    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
     let r = registry(&dir)?;
     r.counter("c_total", "C.").register()?.inc();
     die(r);
@@ -290,7 +290,7 @@ fn a_corrupt_archive_is_reported_and_never_overwritten() -> TestResult {
 #[test]
 fn process_metrics_cover_the_service_and_keep_an_exited_childs_cpu() -> TestResult {
     let tmp = tempfile::tempdir()?;
-    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
     let _live = registry(&dir)?;
     let agg = Aggregator::new(&dir)?.process_metrics(true);
     let read = |name: &str| -> Result<f64, Box<dyn std::error::Error>> {
@@ -335,7 +335,7 @@ fn committed_length(path: &std::path::Path) -> Result<u64, Box<dyn std::error::E
 #[test]
 fn label_values_are_written_once_per_file_and_series_take_40_bytes() -> TestResult {
     let tmp = tempfile::tempdir()?;
-    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
     let storage = MmapStorage::open(&dir)?;
     let path = storage.path();
     let r = Registry::builder().storage(Arc::new(storage)).build()?;

@@ -127,7 +127,7 @@ fn string_ids_must_name_strings_written_before() -> TestResult {
 #[test]
 fn a_directory_with_corrupt_files_still_scrapes_the_good_ones() -> TestResult {
     let tmp = tempfile::tempdir()?;
-    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
     for (i, (name, _)) in corrupt().iter().enumerate() {
         let path = dir.join(format!("w-{}-{i:016x}.herd", 100 + i));
         std::fs::copy(fixtures().join(name), &path)?;
@@ -159,7 +159,7 @@ fn regenerate_fixtures() -> TestResult {
         return Ok(());
     }
     let tmp = tempfile::tempdir()?;
-    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
     let storage = MmapStorage::open(&dir)?;
     let path = storage.path();
     let registry =

@@ -62,7 +62,7 @@ fn a_full_disk_degrades_to_counted_drops_never_a_crash() -> TestResult {
             return Ok(());
         }
     };
-    let dir = claim_dir(&mount.join("metrics"))?;
+    let dir = claim_dir(mount.join("metrics"))?;
     let registry = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
     let requests = registry
         .counter("requests_total", "Requests.")

@@ -33,7 +33,7 @@ fn writer(
 #[test]
 fn a_dead_file_truncated_under_the_aggregator_is_left_out_not_a_crash() -> TestResult {
     let tmp = tempfile::tempdir()?;
-    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
     // Big enough that its cells reach past half of its first segment.
     let (a, a_path) = writer(&dir, "a_total", 2_000)?;
     let (b, _) = writer(&dir, "b_total", 10)?;
@@ -63,7 +63,7 @@ fn a_dead_file_truncated_under_the_aggregator_is_left_out_not_a_crash() -> TestR
 #[test]
 fn a_live_writer_survives_its_file_being_truncated_and_notices_at_its_next_series() -> TestResult {
     let tmp = tempfile::tempdir()?;
-    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
     let storage = MmapStorage::open(&dir)?;
     let path = storage.path();
     let registry = Registry::builder().storage(Arc::new(storage)).build()?;
