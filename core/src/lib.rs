@@ -104,7 +104,7 @@ pub use observe::{Observer, SeriesObserver};
 #[cfg(target_os = "linux")]
 pub use process::{ProcStat, ProcessCollector};
 pub use registry::{
-    Collector, LabelNames, MetricBuilder, NoLabels, Registry, RegistryBuilder, OVERFLOW_METRIC,
+    CollectError, Collector, LabelNames, MetricBuilder, NoLabels, Registry, RegistryBuilder, OVERFLOW_METRIC,
     STORAGE_ERRORS_METRIC,
 };
 pub use snapshot::Snapshot;

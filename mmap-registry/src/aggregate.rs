@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use herd_core::clock::{Clock, CoarseClock};
 use herd_core::snapshot::{CounterValue, FamilySnapshot, SeriesSnapshot, SeriesValue, Snapshot};
-use herd_core::{Collector, LabelSet, MetricKind};
+use herd_core::{CollectError, Collector, LabelSet, MetricKind};
 use parking_lot::Mutex;
 
 use crate::compact::{compact_if_needed, DEFAULT_COMPACT_THRESHOLD};
@@ -433,15 +433,18 @@ pub(crate) fn list(dir: &Path) -> Result<Vec<PathBuf>, MmapError> {
 }
 
 impl Collector for Aggregator {
+    /// Every file's families and herd-mmap's own; a directory that cannot be read is
+    /// logged and reported as empty (use [`try_collect`](Collector::try_collect) to
+    /// fail a scrape instead, as herd's `/metrics` handlers do).
     fn collect(&self, out: &mut Vec<FamilySnapshot>) {
+        if let Err(e) = self.try_collect(out) {
+            log::warn!("herd-mmap: {e}");
+        }
+    }
+
+    fn try_collect(&self, out: &mut Vec<FamilySnapshot>) -> Result<(), CollectError> {
         let started = Instant::now();
-        let (snapshot, report) = match self.scrape() {
-            Ok(scraped) => scraped,
-            Err(e) => {
-                log::warn!("herd-mmap: cannot scrape: {e}");
-                (Snapshot::default(), ScrapeReport::default())
-            }
-        };
+        let (snapshot, report) = self.scrape().map_err(|e| CollectError::new(e.to_string()))?;
         out.extend(snapshot.families);
         let gauge = |name: &str, help: &str, v: f64| FamilySnapshot {
             name: name.into(),
@@ -491,5 +494,6 @@ impl Collector for Aggregator {
             "Time the last aggregation took.",
             started.elapsed().as_secs_f64(),
         ));
+        Ok(())
     }
 }
