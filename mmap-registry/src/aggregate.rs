@@ -113,7 +113,8 @@ impl Aggregator {
     ///
     /// [`MmapError`] if the directory is missing or unsafe (see
     /// [`check_dir`](crate::check_dir)).
-    pub fn new(dir: &Path) -> Result<Self, MmapError> {
+    pub fn new(dir: impl AsRef<Path>) -> Result<Self, MmapError> {
+        let dir = dir.as_ref();
         check_dir(dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),

@@ -59,7 +59,8 @@ pub struct CompactReport {
 /// [`MmapError`] if the directory is unsafe, the current archive cannot be read (it is
 /// never overwritten then, so no total is lost), or the new archive cannot be written
 /// (the dead files then stay, and are still counted).
-pub fn compact(dir: &Path) -> Result<CompactReport, MmapError> {
+pub fn compact(dir: impl AsRef<Path>) -> Result<CompactReport, MmapError> {
+    let dir = dir.as_ref();
     check_dir(dir)?;
     let Some(_lock) = lock(dir)? else { return Ok(CompactReport { busy: true, ..CompactReport::default() }) };
     run(dir, 0)

@@ -21,7 +21,8 @@ pub(crate) const COMPACT_LOCK: &str = "compact.lock";
 /// # Errors
 ///
 /// [`MmapError::Directory`] saying which, or [`MmapError::Io`] if it cannot be read.
-pub fn check_dir(path: &Path) -> Result<(), MmapError> {
+pub fn check_dir(path: impl AsRef<Path>) -> Result<(), MmapError> {
+    let path = path.as_ref();
     let meta = fs::symlink_metadata(path).map_err(|e| MmapError::io(path, "cannot inspect", e))?;
     if meta.file_type().is_symlink() {
         return Err(MmapError::dir(path, "is a symlink; give the real path"));
@@ -175,7 +176,7 @@ mod tests {
         let file = tmp.path().join("f");
         fs::write(&file, b"x")?;
         assert!(check_dir(&file).is_err());
-        assert!(check_dir(&tmp.path().join("missing")).is_err());
+        assert!(check_dir(tmp.path().join("missing")).is_err());
         Ok(())
     }
 

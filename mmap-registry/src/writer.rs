@@ -113,7 +113,8 @@ impl MmapStorage {
     ///
     /// [`MmapError`] if the directory is unsafe or the file cannot be created, sized,
     /// locked or mapped.
-    pub fn open(dir: &Path) -> Result<Self, MmapError> {
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, MmapError> {
+        let dir = dir.as_ref();
         check_dir(dir)?;
         // A new process is a good moment to fold the files of those that have gone: a
         // directory with worker churn stays at O(live processes) files without a

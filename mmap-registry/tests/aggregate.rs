@@ -372,3 +372,28 @@ fn label_values_are_written_once_per_file_and_series_take_40_bytes() -> TestResu
     assert_eq!(snapshot.family("http_requests").map(|f| f.series.len()), Some(series as usize));
     Ok(())
 }
+
+#[test]
+fn two_registries_on_one_storage_cannot_give_a_name_two_shapes() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
+    let storage = Arc::new(MmapStorage::open(&dir)?);
+    let first = Registry::builder().storage(storage.clone()).build()?;
+    let second = Registry::builder().storage(storage).build()?;
+    let jobs = first.counter("jobs_total", "Jobs.").labels(["queue"]).register()?;
+    jobs.with_labels(["mail"]).inc_by(7);
+    // Another type, and the same type with other labels: refused at registration.
+    let err = second.gauge("jobs", "Jobs.").register().err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        err.contains("family \"jobs\" is already in this storage as a counter with labels [\"queue\"]"),
+        "{err}"
+    );
+    assert!(second.counter("jobs_total", "Jobs.").labels(["queue", "kind"]).register().is_err());
+    // The same shape is the same family: both registries write into it.
+    let again = second.counter("jobs_total", "Jobs, again.").labels(["queue"]).register()?;
+    again.with_labels(["mail"]).inc();
+    let (snapshot, report) = Aggregator::new(&dir)?.scrape()?;
+    assert!(report.skipped.is_empty(), "{report:?}");
+    assert_eq!(counter_total(&snapshot, "jobs"), 8.0);
+    Ok(())
+}
