@@ -113,3 +113,36 @@ fn claim_dir_beside_a_live_writer_names_it_and_removes_nothing() -> TestResult {
     drop(storage);
     Ok(())
 }
+
+#[test]
+fn herd_serve_logs_a_skipped_file_once_not_at_every_scrape() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
+    let bad = dir.join("w-1-00000000000000aa.herd");
+    std::fs::write(&bad, b"not a herd file at all, and far too short")?;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_herd"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--dir"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
+    let addr: std::net::SocketAddr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.strip_suffix("/metrics\n"))
+        .ok_or(line.clone())?
+        .parse()?;
+    for _ in 0..3 {
+        let (status, _, body) = http_get(addr, "/metrics", &[])?;
+        assert_eq!(status, 200);
+        assert!(String::from_utf8_lossy(&body).contains("herd_mmap_skipped_files 1\n"));
+    }
+    child.kill()?;
+    let out = child.wait_with_output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let name = bad.display().to_string();
+    assert_eq!(stderr.matches(name.as_str()).count(), 1, "logged once, at the first read: {stderr}");
+    Ok(())
+}
