@@ -10,8 +10,9 @@
 //! same families) in a herd-mmap registry, and forks the workers, which all accept on
 //! that socket. Each worker serves `GET /hello`,
 //! `GET /users/{id}`, `POST /echo`, `GET /stream` and `GET /metrics`, the aggregate of
-//! every worker's file, live and dead (`/metrics` itself is not counted). The master
-//! restarts a worker that dies, and on SIGTERM or SIGINT stops them all gracefully.
+//! every worker's file, live and dead (`/metrics` itself is not counted). The master is
+//! herd-prefork's `Supervisor`: it restarts a worker that dies, and on SIGTERM or SIGINT
+//! stops them all gracefully.
 //!
 //! `--self-test N` sends N requests spread over the four routes from inside the demo,
 //! scrapes `/metrics` several times (each scrape may reach a different worker), checks
@@ -29,9 +30,10 @@ use std::time::{Duration, Instant};
 use herd_axum::{MetricsHandler, MetricsLayer};
 use herd_core::http::{MetricsSource, RedMetrics};
 use herd_core::Registry;
-use herd_examples::prefork::{request, requests_by_route, Workers};
+use herd_examples::prefork::{log_lines, request, requests_by_route};
 use herd_examples::{actix_app, axum_app};
 use herd_mmap::{claim_dir, Aggregator, MmapStorage};
+use herd_prefork::{Listener, Supervisor, Worker};
 
 const USAGE: &str = "\
 usage: prefork-demo --workers N --listen ADDR [--dir DIR] [--framework axum|actix] [--self-test N]
@@ -159,8 +161,10 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     );
     io::stdout().flush()?;
 
-    let mut work = |_slot: usize| -> io::Result<()> {
-        let listener = listener.try_clone()?;
+    // herd-prefork's events (worker started, exited, restarted) as `prefork-demo:` lines.
+    log_lines("prefork-demo")?;
+    let work = |worker: Worker| -> io::Result<()> {
+        let listener = worker.into_listener().into_tcp().map_err(io::Error::other)?;
         match args.framework {
             Framework::Axum => serve_axum(listener, axum.clone()),
             // Two actix worker threads per process, like the axum workers' runtime.
@@ -172,37 +176,29 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
             ),
         }
     };
-    let mut workers = Workers::start(args.workers, &mut work)?;
-    io::stdout().flush()?;
+    let mut workers =
+        Supervisor::builder().workers(args.workers).listener(Listener::Tcp(listener)).start(work)?;
 
-    let code = match args.self_test {
-        None => {
-            workers.supervise(&mut work, &mut |_| false)?;
-            ExitCode::SUCCESS
-        }
+    let (code, stopped) = match args.self_test {
+        None => (ExitCode::SUCCESS, workers.wait()?),
         Some(n) => {
-            let passed = self_test(addr, n, &mut || workers.reap_and_restart(&mut work).map(drop));
-            if passed? {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
+            let passed = self_test(addr, n, &mut || workers.tend().map(drop).map_err(io::Error::other));
+            let stopped = workers.stop();
+            (if passed? { ExitCode::SUCCESS } else { ExitCode::FAILURE }, stopped)
         }
     };
-    let killed = workers.stop();
     println!(
         "prefork-demo: workers stopped{}",
-        if killed > 0 { format!(" ({killed} killed)") } else { String::new() }
+        if stopped.killed > 0 { format!(" ({} killed)", stopped.killed) } else { String::new() }
     );
     Ok(code)
 }
 
-/// A worker: a small tokio runtime serving `app` on the inherited socket until
-/// SIGTERM or SIGINT, then finishing the requests in flight.
+/// A worker: a small tokio runtime serving `app` on the inherited (non-blocking)
+/// socket until SIGTERM or SIGINT, then finishing the requests in flight.
 fn serve_axum(listener: TcpListener, app: axum::Router) -> io::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async move {
-        listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         axum::serve(listener, app).with_graceful_shutdown(stop_signal()).await
     })
