@@ -100,24 +100,38 @@ impl Listener {
         fds.into_iter().map(|fd| Self::from_passed(fd).map_err(|(reason, e)| bad(reason, e))).collect()
     }
 
+    /// A passed descriptor that is no listening socket is left open, not closed: with
+    /// wrong variables it may be a file something else of this process owns.
     fn from_passed(fd: OwnedFd) -> Result<Self, (String, Option<io::Error>)> {
-        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+        match Self::check_passed(&fd) {
+            Ok(true) => Ok(Self::Unix(UnixListener::from(fd))),
+            Ok(false) => Ok(Self::Tcp(TcpListener::from(fd))),
+            Err(e) => {
+                let _ = std::os::fd::IntoRawFd::into_raw_fd(fd);
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether the passed descriptor is a Unix (true) or TCP (false) listening socket.
+    fn check_passed(fd: &OwnedFd) -> Result<bool, (String, Option<io::Error>)> {
+        let raw = std::os::fd::AsRawFd::as_raw_fd(fd);
         let os =
             |what: &str, e: rustix::io::Errno| (format!("descriptor {raw}: cannot {what}"), Some(e.into()));
-        rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC).map_err(|e| os("set close-on-exec", e))?;
-        if rustix::net::sockopt::socket_type(&fd).map_err(|e| os("read its socket type", e))?
+        rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC).map_err(|e| os("set close-on-exec", e))?;
+        if rustix::net::sockopt::socket_type(fd).map_err(|e| os("read its socket type", e))?
             != SocketType::STREAM
         {
             return Err((format!("descriptor {raw} is not a stream socket"), None));
         }
-        if !rustix::net::sockopt::socket_acceptconn(&fd).map_err(|e| os("read its state", e))? {
+        if !rustix::net::sockopt::socket_acceptconn(fd).map_err(|e| os("read its state", e))? {
             return Err((format!("descriptor {raw} is not listening"), None));
         }
-        let family = rustix::net::getsockname(&fd).map_err(|e| os("read its address", e))?.address_family();
+        let family = rustix::net::getsockname(fd).map_err(|e| os("read its address", e))?.address_family();
         if family == AddressFamily::UNIX {
-            Ok(Self::Unix(UnixListener::from(fd)))
+            Ok(true)
         } else if family == AddressFamily::INET || family == AddressFamily::INET6 {
-            Ok(Self::Tcp(TcpListener::from(fd)))
+            Ok(false)
         } else {
             Err((format!("descriptor {raw} is neither a TCP nor a Unix socket"), None))
         }
