@@ -345,3 +345,36 @@ fn independent_reuseport_processes_share_a_port_and_one_exact_metrics() -> TestR
     assert_total(addr, 90.0)?;
     Ok(())
 }
+
+#[test]
+fn the_systemd_units_verify() -> TestResult {
+    let Ok(analyze) = which("systemd-analyze") else {
+        herd_testkit::cannot_run("systemd-analyze is not installed (scripts/install-test-deps.sh)");
+        return Ok(());
+    };
+    let units = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd");
+    let tmp = tempfile::tempdir()?;
+    let service = std::fs::read_to_string(units.join("myapp.service"))?;
+    for needle in ["RuntimeDirectory=myapp", "KillMode=mixed", "Requires=myapp.socket"] {
+        assert!(service.contains(needle), "myapp.service has {needle}");
+    }
+    // The unit names the installed binary; verify it against the one built here.
+    let service =
+        service.replace("/usr/local/bin/readme-service", env!("CARGO_BIN_EXE_readme-service"));
+    std::fs::write(tmp.path().join("myapp.service"), service)?;
+    std::fs::copy(units.join("myapp.socket"), tmp.path().join("myapp.socket"))?;
+    let out = Command::new(analyze)
+        .arg("verify")
+        .arg(tmp.path().join("myapp.socket"))
+        .arg(tmp.path().join("myapp.service"))
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "systemd-analyze verify: {stderr}");
+    assert!(!stderr.contains("myapp"), "systemd-analyze complained: {stderr}");
+    Ok(())
+}
+
+fn which(program: &str) -> AnyResult<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").ok_or("no PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| p.is_file()).ok_or_else(|| format!("{program} not found").into())
+}
