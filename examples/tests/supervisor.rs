@@ -162,8 +162,8 @@ fn assert_total(addr: SocketAddr, expected: f64) -> AnyResult<()> {
 
 fn readme_service(addr: &str, workers: usize, dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_readme-service"));
-    command.env("LISTEN", addr).env("WORKERS", workers.to_string()).env("METRICS_DIR", dir);
-    command.env_remove("LISTEN_FDS").env_remove("LISTEN_PID").env_remove("RUNTIME_DIRECTORY");
+    command.env("LISTEN", addr).env("WORKERS", workers.to_string()).env("RUNTIME_DIRECTORY", dir);
+    command.env_remove("LISTEN_FDS").env_remove("LISTEN_PID");
     command
 }
 
@@ -171,7 +171,7 @@ fn readme_service(addr: &str, workers: usize, dir: &Path) -> Command {
 fn a_sigkilled_worker_is_restarted_and_its_counts_stay_in_the_total() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let addr = free_port()?;
-    let mut service = Proc::spawn(&mut readme_service(&addr.to_string(), 2, &tmp.path().join("m")))?;
+    let mut service = Proc::spawn(&mut readme_service(&addr.to_string(), 2, tmp.path()))?;
     let before = service.workers(2)?;
     wait_serving(addr)?;
     drive(addr, 50)?;
@@ -195,7 +195,7 @@ fn a_sigkilled_worker_is_restarted_and_its_counts_stay_in_the_total() -> TestRes
 fn sigterm_stops_every_worker_within_the_timeout_and_the_master_exits_0() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let addr = free_port()?;
-    let mut service = Proc::spawn(&mut readme_service(&addr.to_string(), 3, &tmp.path().join("m")))?;
+    let mut service = Proc::spawn(&mut readme_service(&addr.to_string(), 3, tmp.path()))?;
     let workers = service.workers(3)?;
     wait_serving(addr)?;
     drive(addr, 12)?;
@@ -238,7 +238,7 @@ fn workers_that_ignore_sigterm_are_killed_after_the_timeout_and_the_master_exits
 fn a_sigkilled_master_takes_its_workers_with_it() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let addr = free_port()?;
-    let mut service = Proc::spawn(&mut readme_service(&addr.to_string(), 2, &tmp.path().join("m")))?;
+    let mut service = Proc::spawn(&mut readme_service(&addr.to_string(), 2, tmp.path()))?;
     let workers = service.workers(2)?;
     wait_serving(addr)?;
     service.signal(Signal::KILL)?;
@@ -304,8 +304,7 @@ fn a_listener_passed_through_listen_fds_is_served() -> TestResult {
         // An address that cannot be bound: serving at all proves the passed socket is used.
         .env("LISTEN", "not-an-address")
         .env("WORKERS", "2")
-        .env("RUNTIME_DIRECTORY", tmp.path())
-        .env_remove("METRICS_DIR");
+        .env("RUNTIME_DIRECTORY", tmp.path());
     let mut service = Proc::spawn(&mut command)?;
     drop(listener);
     service.workers(2)?;
@@ -377,4 +376,17 @@ fn the_systemd_units_verify() -> TestResult {
 fn which(program: &str) -> AnyResult<std::path::PathBuf> {
     let path = std::env::var_os("PATH").ok_or("no PATH")?;
     std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| p.is_file()).ok_or_else(|| format!("{program} not found").into())
+}
+
+#[test]
+fn the_readme_program_is_readme_service() -> TestResult {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md"))?;
+    let section = readme.split("## Adding herd to a service").nth(1).ok_or("no section")?;
+    let block = section.split("```rust\n").nth(1).and_then(|b| b.split("```").next()).ok_or("no rust block")?;
+    let source = std::fs::read_to_string(root.join("examples/src/bin/readme-service.rs"))?;
+    assert!(source.ends_with(block), "README's program differs from readme-service.rs");
+    let setup = block.lines().skip_while(|l| !l.starts_with("fn main")).filter(|l| !l.trim().is_empty()).count();
+    assert!(setup <= 25, "the program stays short: {setup} lines");
+    Ok(())
 }

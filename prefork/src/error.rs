@@ -84,3 +84,18 @@ impl std::error::Error for Error {
         }
     }
 }
+
+/// For workers' closures that return `io::Result`: `?` on a listener's
+/// [`Error::WrongKind`] and the like.
+impl From<Error> for io::Error {
+    fn from(error: Error) -> Self {
+        let kind = match &error {
+            Error::Bind { source, .. } | Error::Setup { source, .. } | Error::Fork(source) | Error::Wait(source) => {
+                source.kind()
+            }
+            Error::BadAddress { .. } | Error::WrongKind { .. } | Error::NoWorkers => io::ErrorKind::InvalidInput,
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, error)
+    }
+}

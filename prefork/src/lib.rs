@@ -26,7 +26,7 @@
 //!     .listen("127.0.0.1:8080")
 //!     .run(|worker| -> std::io::Result<()> {
 //!         // In the worker: start its runtime here, never before `run`.
-//!         let listener = worker.into_listener().into_tcp().map_err(std::io::Error::other)?;
+//!         let listener = worker.into_listener().into_tcp()?;
 //!         listener.set_nonblocking(false)?;
 //!         for stream in listener.incoming() {
 //!             stream?.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")?;

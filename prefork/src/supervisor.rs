@@ -35,7 +35,7 @@ const STOP_POLL: Duration = Duration::from_millis(100);
 ///     .workers(2)
 ///     .listen("127.0.0.1:8080")
 ///     .run(|worker| -> std::io::Result<()> {
-///         let listener = worker.into_listener().into_tcp().map_err(std::io::Error::other)?;
+///         let listener = worker.into_listener().into_tcp()?;
 ///         listener.set_nonblocking(false)?;
 ///         for stream in listener.incoming() {
 ///             stream?.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")?;

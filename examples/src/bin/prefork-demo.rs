@@ -164,7 +164,7 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     // herd-prefork's events (worker started, exited, restarted) as `prefork-demo:` lines.
     log_lines("prefork-demo")?;
     let work = |worker: Worker| -> io::Result<()> {
-        let listener = worker.into_listener().into_tcp().map_err(io::Error::other)?;
+        let listener = worker.into_listener().into_tcp()?;
         match args.framework {
             Framework::Axum => serve_axum(listener, axum.clone()),
             // Two actix worker threads per process, like the axum workers' runtime.

@@ -2,11 +2,11 @@
 //! workers all answer one exact `/metrics`. `examples/tests/supervisor.rs` runs it.
 //!
 //! ```text
-//! LISTEN=127.0.0.1:8080 METRICS_DIR=/dev/shm/myapp-metrics WORKERS=4 readme-service
+//! LISTEN=127.0.0.1:8080 RUNTIME_DIRECTORY=/dev/shm WORKERS=4 readme-service
 //! ```
 //!
 //! With `systemd`'s socket activation (`LISTEN_FDS`), it serves the passed socket and
-//! keeps its metrics under `$RUNTIME_DIRECTORY`: `examples/systemd/` holds the units.
+//! keeps its metrics in `$RUNTIME_DIRECTORY/myapp-metrics` (`/dev/shm/myapp-metrics` by default): `examples/systemd/` holds the units.
 
 use std::sync::Arc;
 
@@ -19,8 +19,7 @@ use herd_prefork::Supervisor;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
     // Under systemd, `RuntimeDirectory=myapp` is a private tmpfs made for this service.
-    let base = env("RUNTIME_DIRECTORY", "/dev/shm");
-    let dir = claim_dir(env("METRICS_DIR", &format!("{base}/myapp-metrics")).as_ref())?;
+    let dir = claim_dir(format!("{}/myapp-metrics", env("RUNTIME_DIRECTORY", "/dev/shm")).as_ref())?;
     let registry = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
     let layer = MetricsLayer::builder().exclude_route("/metrics").build(&registry)?;
     let metrics = MetricsHandler::from_collector(Arc::new(Aggregator::new(&dir)?));
@@ -34,7 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .listen(env("LISTEN", "127.0.0.1:8080"))
         .systemd(true)
         .run(|worker| -> std::io::Result<()> {
-            let listener = worker.into_listener().into_tcp().map_err(std::io::Error::other)?;
+            let listener = worker.into_listener().into_tcp()?;
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let app = app.clone();
             runtime.block_on(async { axum::serve(tokio::net::TcpListener::from_std(listener)?, app).await })
