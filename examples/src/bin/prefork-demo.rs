@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p herd-examples --bin prefork-demo -- --workers 4 --listen 127.0.0.1:8080
-//!     [--dir DIR] [--framework axum|actix] [--self-test N]
+//!     [--dir DIR] [--framework axum|actix] [--self-test N] [--single-process true]
 //! ```
 //!
 //! The master claims (wipes) the metrics directory, binds one listening socket,
@@ -18,6 +18,10 @@
 //! scrapes `/metrics` several times (each scrape may reach a different worker), checks
 //! that `http_requests_total` sums to exactly N, per route too, prints a summary and
 //! exits 0 or 1.
+//!
+//! `--single-process true` serves the very same app (storage, middleware, routes) from
+//! the master alone, with the 2 threads of one worker: the baseline of
+//! `benches/prefork-rps.sh`.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write as _};
@@ -44,7 +48,10 @@ usage: prefork-demo --workers N --listen ADDR [--dir DIR] [--framework axum|acti
   --dir DIR        metrics directory, wiped at start (default: /dev/shm/herd-prefork-demo-UID,
                    or the temp dir when /dev/shm is missing)
   --framework F    web framework of the workers: axum (default) or actix
-  --self-test N    send N requests, check /metrics sums to N, stop, exit 0 or 1";
+  --self-test N    send N requests, check /metrics sums to N, stop, exit 0 or 1
+  --single-process true
+                   serve the same app in this one process with 2 threads, no workers
+                   (the baseline of benches/prefork-rps.sh)";
 
 /// Scrapes the self-test compares (each may reach another worker).
 const SELF_TEST_SCRAPES: usize = 8;
@@ -70,6 +77,7 @@ struct Args {
     dir: PathBuf,
     framework: Framework,
     self_test: Option<u64>,
+    single_process: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -79,6 +87,7 @@ fn parse() -> Result<Args, String> {
         dir: default_dir(),
         framework: Framework::Axum,
         self_test: None,
+        single_process: false,
     };
     if std::env::args().any(|a| a == "--help" || a == "-h") {
         return Err(String::new());
@@ -101,6 +110,7 @@ fn parse() -> Result<Args, String> {
                 }
             }
             "--self-test" => args.self_test = Some(herd_examples::parse_flag(&flag, &value)?),
+            "--single-process" => args.single_process = herd_examples::parse_flag(&flag, &value)?,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -154,6 +164,17 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let addr = listener.local_addr()?;
 
     println!("prefork-demo: metrics directory {}", dir.display());
+    if args.single_process {
+        println!("prefork-demo: listening on http://{addr} in one {} process", args.framework.name());
+        io::stdout().flush()?;
+        match args.framework {
+            Framework::Axum => serve_axum(listener, axum)?,
+            Framework::Actix => {
+                actix_app::serve_std_listener(listener, actix, MetricsSource::from(aggregator), 2)?;
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "prefork-demo: listening on http://{addr} with {} {} workers",
         args.workers,
@@ -199,6 +220,8 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
 fn serve_axum(listener: TcpListener, app: axum::Router) -> io::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async move {
+        // Already so under the supervisor; not in --single-process.
+        listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         axum::serve(listener, app).with_graceful_shutdown(stop_signal()).await
     })
