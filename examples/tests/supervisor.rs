@@ -126,7 +126,9 @@ fn free_port() -> AnyResult<SocketAddr> {
 }
 
 fn wait_serving(addr: SocketAddr) -> AnyResult<()> {
-    wait_until(Duration::from_secs(20), &format!("{addr} to accept"), || Ok(TcpStream::connect(addr).is_ok().then_some(())))
+    wait_until(Duration::from_secs(20), &format!("{addr} to accept"), || {
+        Ok(TcpStream::connect(addr).is_ok().then_some(()))
+    })
 }
 
 /// Sends `n` requests to `/users/{i}`, each answered 200.
@@ -288,6 +290,76 @@ fn a_worker_that_exits_at_once_is_restarted_with_growing_delays() -> TestResult 
 }
 
 #[test]
+fn workers_are_recycled_after_their_maximum_age() -> TestResult {
+    let mut probe = Proc::spawn(Command::new(env!("CARGO_BIN_EXE_prefork-probe")).args([
+        "--mode",
+        "idle",
+        "--workers",
+        "2",
+        "--max-age-ms",
+        "300",
+    ]))?;
+    let first = probe.workers(2)?;
+    // Each worker is told to stop (SIGTERM) at its age and replaced at once, in a new
+    // process, in the same slot.
+    probe.wait_line("reached its maximum age; recycling it", Duration::from_secs(10))?;
+    probe.wait_line("restarted, pid", Duration::from_secs(10))?;
+    let pid = probe.pid();
+    let later = wait_until(Duration::from_secs(10), "two new workers", || {
+        let kids = children(pid);
+        Ok((kids.len() == 2 && kids.iter().all(|k| !first.contains(k))).then_some(kids))
+    })?;
+    probe.seen_workers.extend(&later);
+    probe.signal(Signal::TERM)?;
+    let status = probe.wait_exit(Duration::from_secs(15))?;
+    assert!(status.success(), "{status}");
+    Ok(())
+}
+
+#[test]
+fn in_reuse_port_mode_each_worker_has_its_own_socket_and_a_restarted_one_serves() -> TestResult {
+    let mut probe = Proc::spawn(Command::new(env!("CARGO_BIN_EXE_prefork-probe")).args([
+        "--mode",
+        "serve",
+        "--workers",
+        "2",
+        "--reuse-port",
+        "true",
+    ]))?;
+    let line = probe.wait_line("listening on ", Duration::from_secs(20))?;
+    let addr: SocketAddr =
+        line.split("listening on ").nth(1).and_then(|r| r.split(';').next()).ok_or("no address")?.parse()?;
+    let workers = probe.workers(2)?;
+    let served = |n: usize| -> AnyResult<BTreeSet<i32>> {
+        let mut pids = BTreeSet::new();
+        for _ in 0..n {
+            let reply = request(addr, "GET", "/", b"")?;
+            assert_eq!(reply.status, 200);
+            pids.insert(String::from_utf8(reply.body)?.parse()?);
+        }
+        Ok(pids)
+    };
+    let pids = served(40)?;
+    assert_eq!(pids, workers.iter().copied().collect(), "both workers' own sockets take connections");
+
+    kill_process(Pid::from_raw(workers[0]).ok_or("bad pid")?, Signal::KILL)?;
+    let pid = probe.pid();
+    let after = wait_until(Duration::from_secs(20), "a replacement worker", || {
+        let kids = children(pid);
+        Ok((kids.len() == 2 && !kids.contains(&workers[0])).then_some(kids))
+    })?;
+    probe.seen_workers.extend(&after);
+    // The replacement binds its socket right after it starts: wait until it answers.
+    wait_until(Duration::from_secs(20), "the replacement to serve", || {
+        Ok(served(10)?.iter().any(|p| !workers.contains(p)).then_some(()))
+    })?;
+    probe.signal(Signal::TERM)?;
+    let status = probe.wait_exit(Duration::from_secs(15))?;
+    assert!(status.success(), "{status}");
+    Ok(())
+}
+
+#[test]
 fn a_listener_passed_through_listen_fds_is_served() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let listener = TcpListener::bind("127.0.0.1:0")?;
@@ -358,8 +430,7 @@ fn the_systemd_units_verify() -> TestResult {
         assert!(service.contains(needle), "myapp.service has {needle}");
     }
     // The unit names the installed binary; verify it against the one built here.
-    let service =
-        service.replace("/usr/local/bin/readme-service", env!("CARGO_BIN_EXE_readme-service"));
+    let service = service.replace("/usr/local/bin/readme-service", env!("CARGO_BIN_EXE_readme-service"));
     std::fs::write(tmp.path().join("myapp.service"), service)?;
     std::fs::copy(units.join("myapp.socket"), tmp.path().join("myapp.socket"))?;
     let out = Command::new(analyze)
@@ -375,7 +446,10 @@ fn the_systemd_units_verify() -> TestResult {
 
 fn which(program: &str) -> AnyResult<std::path::PathBuf> {
     let path = std::env::var_os("PATH").ok_or("no PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| p.is_file()).ok_or_else(|| format!("{program} not found").into())
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+        .ok_or_else(|| format!("{program} not found").into())
 }
 
 #[test]
@@ -383,10 +457,12 @@ fn the_readme_program_is_readme_service() -> TestResult {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let readme = std::fs::read_to_string(root.join("README.md"))?;
     let section = readme.split("## Adding herd to a service").nth(1).ok_or("no section")?;
-    let block = section.split("```rust\n").nth(1).and_then(|b| b.split("```").next()).ok_or("no rust block")?;
+    let block =
+        section.split("```rust\n").nth(1).and_then(|b| b.split("```").next()).ok_or("no rust block")?;
     let source = std::fs::read_to_string(root.join("examples/src/bin/readme-service.rs"))?;
     assert!(source.ends_with(block), "README's program differs from readme-service.rs");
-    let setup = block.lines().skip_while(|l| !l.starts_with("fn main")).filter(|l| !l.trim().is_empty()).count();
+    let setup =
+        block.lines().skip_while(|l| !l.starts_with("fn main")).filter(|l| !l.trim().is_empty()).count();
     assert!(setup <= 25, "the program stays short: {setup} lines");
     Ok(())
 }

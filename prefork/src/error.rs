@@ -41,6 +41,11 @@ pub enum Error {
         /// The kind that was wanted.
         wanted: &'static str,
     },
+    /// The settings do not go together.
+    Unsupported {
+        /// What is not supported.
+        what: &'static str,
+    },
     /// Preparing the listener or the master (non-blocking mode, signal mask) failed.
     Setup {
         /// What was being done.
@@ -65,6 +70,7 @@ impl fmt::Display for Error {
             Self::Bind { address, .. } => write!(f, "cannot listen on {address}"),
             Self::Systemd { reason, .. } => write!(f, "socket activation: {reason}"),
             Self::WrongKind { wanted } => write!(f, "the listener is not a {wanted} socket"),
+            Self::Unsupported { what } => write!(f, "not supported: {what}"),
             Self::Setup { what, .. } => write!(f, "cannot {what}"),
             Self::Fork(_) => f.write_str("cannot fork a worker"),
             Self::Wait(_) => f.write_str("cannot wait for workers"),
@@ -90,10 +96,14 @@ impl std::error::Error for Error {
 impl From<Error> for io::Error {
     fn from(error: Error) -> Self {
         let kind = match &error {
-            Error::Bind { source, .. } | Error::Setup { source, .. } | Error::Fork(source) | Error::Wait(source) => {
-                source.kind()
-            }
-            Error::BadAddress { .. } | Error::WrongKind { .. } | Error::NoWorkers => io::ErrorKind::InvalidInput,
+            Error::Bind { source, .. }
+            | Error::Setup { source, .. }
+            | Error::Fork(source)
+            | Error::Wait(source) => source.kind(),
+            Error::BadAddress { .. }
+            | Error::WrongKind { .. }
+            | Error::NoWorkers
+            | Error::Unsupported { .. } => io::ErrorKind::InvalidInput,
             _ => io::ErrorKind::Other,
         };
         io::Error::new(kind, error)

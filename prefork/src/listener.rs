@@ -57,13 +57,21 @@ impl Listener {
     /// [`Error::Bind`] if a step fails (creating, setting the option, binding,
     /// listening).
     pub fn bind_reuse_port(address: SocketAddr) -> Result<Self, Error> {
+        Self::reuse_port_socket(address, true)
+    }
+
+    /// A socket bound with `SO_REUSEPORT`, listening or only holding the port (a
+    /// socket that does not listen takes no connection from the others).
+    pub(crate) fn reuse_port_socket(address: SocketAddr, listen: bool) -> Result<Self, Error> {
         let bind = || -> io::Result<TcpListener> {
             let family = if address.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
             let fd = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
             rustix::net::sockopt::set_socket_reuseaddr(&fd, true)?;
             rustix::net::sockopt::set_socket_reuseport(&fd, true)?;
             rustix::net::bind(&fd, &address)?;
-            rustix::net::listen(&fd, BACKLOG)?;
+            if listen {
+                rustix::net::listen(&fd, BACKLOG)?;
+            }
             Ok(TcpListener::from(fd))
         };
         bind().map(Self::Tcp).map_err(|source| Error::Bind { address: address.to_string(), source })

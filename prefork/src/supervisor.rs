@@ -7,6 +7,8 @@
 //! with `sigtimedwait`, which also wakes it the moment a worker exits.
 
 use std::fmt::Display;
+use std::io;
+use std::net::ToSocketAddrs;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
@@ -69,6 +71,7 @@ pub struct Builder {
     max_delay: Duration,
     min_uptime: Duration,
     max_age: Option<Duration>,
+    reuse_port: bool,
 }
 
 impl Default for Builder {
@@ -83,6 +86,7 @@ impl Default for Builder {
             max_delay: Duration::from_secs(30),
             min_uptime: Duration::from_secs(1),
             max_age: None,
+            reuse_port: false,
         }
     }
 }
@@ -138,6 +142,17 @@ impl Builder {
     /// restart at once.
     pub fn max_age(mut self, age: Duration) -> Self {
         self.max_age = Some(age);
+        self
+    }
+
+    /// `SO_REUSEPORT` mode: each worker binds a socket of its own at the
+    /// [`listen`](Self::listen) address (a TCP one), so each has its own accept queue
+    /// and the kernel spreads new connections evenly over them, rather than handing
+    /// each to whichever worker asks first. The master holds the port with a socket
+    /// that does not listen, so no connection waits on it. A worker that dies drops
+    /// the connections waiting in its queue.
+    pub fn reuse_port(mut self, on: bool) -> Self {
+        self.reuse_port = on;
         self
     }
 
@@ -212,6 +227,25 @@ impl Builder {
     }
 
     fn take_listener(&mut self) -> Result<Listener, Error> {
+        if self.reuse_port {
+            let unsupported = Error::Unsupported {
+                what: "reuse_port needs a TCP address to bind (listen), not a listener",
+            };
+            if self.systemd || self.listener.is_some() {
+                return Err(unsupported);
+            }
+            let address = self.address.as_deref().ok_or(Error::NoListener)?;
+            if address.starts_with("unix:") || address.starts_with('/') {
+                return Err(unsupported);
+            }
+            let addr = address
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut addrs| addrs.next())
+                .ok_or_else(|| Error::BadAddress { address: address.to_owned() })?;
+            // Port 0 gets its number here, and every worker binds that one.
+            return Listener::reuse_port_socket(addr, false);
+        }
         if self.systemd {
             let mut passed = Listener::from_systemd()?.into_iter();
             if let Some(listener) = passed.next() {
@@ -556,7 +590,17 @@ where
             log::error!("worker {}: cannot restore the signal mask: {e}", slot + 1);
             std::process::exit(1);
         }
-        let code = match self.listener.try_clone() {
+        let listener = match (self.config.reuse_port, self.listener.tcp_addr()) {
+            (true, Some(addr)) => Listener::bind_reuse_port(addr)
+                .and_then(|l| {
+                    l.set_nonblocking(true)
+                        .map(|()| l)
+                        .map_err(|source| Error::Setup { what: "make the listener non-blocking", source })
+                })
+                .map_err(io::Error::from),
+            _ => self.listener.try_clone(),
+        };
+        let code = match listener {
             Err(e) => {
                 log::error!("worker {}: cannot take the listener: {e}", slot + 1);
                 1

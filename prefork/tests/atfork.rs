@@ -7,7 +7,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use herd_prefork::{fork, fork_generation, follow_forks, watch_forks, ForkAware, Forked, Mutex};
+use herd_prefork::{follow_forks, fork, fork_generation, watch_forks, ForkAware, Forked, Mutex};
 use rustix::process::{waitpid, Pid, WaitOptions};
 
 #[derive(Default)]
@@ -76,7 +76,12 @@ fn check() -> Result<(), String> {
             }
             let s = sides.lock();
             if (s.parent, s.child, fork_generation()) != (1, 0, 0) {
-                return Err(format!("parent: in_parent {} in_child {} generation {}", s.parent, s.child, fork_generation()));
+                return Err(format!(
+                    "parent: in_parent {} in_child {} generation {}",
+                    s.parent,
+                    s.child,
+                    fork_generation()
+                ));
             }
         }
     }
