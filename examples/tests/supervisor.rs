@@ -360,6 +360,38 @@ fn in_reuse_port_mode_each_worker_has_its_own_socket_and_a_restarted_one_serves(
 }
 
 #[test]
+fn workers_serve_a_unix_socket() -> TestResult {
+    use std::io::{Read, Write};
+    let tmp = tempfile::tempdir()?;
+    let path = tmp.path().join("probe.sock");
+    let listen = format!("unix:{}", path.display());
+    let mut probe = Proc::spawn(Command::new(env!("CARGO_BIN_EXE_prefork-probe")).args([
+        "--mode",
+        "serve",
+        "--workers",
+        "2",
+        "--listen",
+        &listen,
+    ]))?;
+    probe.wait_line(&format!("listening on {listen}"), Duration::from_secs(20))?;
+    let workers = probe.workers(2)?;
+    for _ in 0..10 {
+        let mut stream = std::os::unix::net::UnixStream::connect(&path)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")?;
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply)?;
+        let pid: i32 = reply.rsplit("\r\n\r\n").next().ok_or("no body")?.parse()?;
+        assert!(workers.contains(&pid), "answered by a worker: {reply:?}");
+    }
+    probe.signal(Signal::TERM)?;
+    let status = probe.wait_exit(Duration::from_secs(15))?;
+    assert!(status.success(), "{status}");
+    assert!(!path.exists(), "the master removed the socket it bound");
+    Ok(())
+}
+
+#[test]
 fn a_listener_passed_through_listen_fds_is_served() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let listener = TcpListener::bind("127.0.0.1:0")?;

@@ -190,7 +190,15 @@ impl Builder {
         if self.workers == 0 {
             return Err(Error::NoWorkers);
         }
-        let listener = self.take_listener()?;
+        // A Unix socket bound here (not given, not inherited) is removed at the stop, or
+        // the next start would find its path taken.
+        let (listener, binds_here) = self.take_listener()?;
+        let unlink_at_stop = match &listener {
+            Listener::Unix(l) if binds_here => {
+                l.local_addr().ok().and_then(|a| a.as_pathname().map(std::path::Path::to_owned))
+            }
+            _ => None,
+        };
         listener
             .set_nonblocking(true)
             .map_err(|source| Error::Setup { what: "make the listener non-blocking", source })?;
@@ -214,6 +222,7 @@ impl Builder {
             signals,
             slots,
             master: rustix::process::getpid(),
+            unlink_at_stop,
             stopping: None,
             config: self,
         };
@@ -226,7 +235,8 @@ impl Builder {
         Ok(running)
     }
 
-    fn take_listener(&mut self) -> Result<Listener, Error> {
+    /// The listener, and whether it was bound here from the address.
+    fn take_listener(&mut self) -> Result<(Listener, bool), Error> {
         if self.reuse_port {
             let unsupported = Error::Unsupported {
                 what: "reuse_port needs a TCP address to bind (listen), not a listener",
@@ -244,7 +254,7 @@ impl Builder {
                 .and_then(|mut addrs| addrs.next())
                 .ok_or_else(|| Error::BadAddress { address: address.to_owned() })?;
             // Port 0 gets its number here, and every worker binds that one.
-            return Listener::reuse_port_socket(addr, false);
+            return Listener::reuse_port_socket(addr, false).map(|l| (l, true));
         }
         if self.systemd {
             let mut passed = Listener::from_systemd()?.into_iter();
@@ -252,14 +262,14 @@ impl Builder {
                 for extra in passed {
                     log::warn!("socket activation passed more than one socket; {extra} is left unused");
                 }
-                return Ok(listener);
+                return Ok((listener, false));
             }
         }
         if let Some(listener) = self.listener.take() {
-            return Ok(listener);
+            return Ok((listener, false));
         }
         match &self.address {
-            Some(address) => Listener::bind(address),
+            Some(address) => Listener::bind(address).map(|l| (l, true)),
             None => Err(Error::NoListener),
         }
     }
@@ -326,6 +336,7 @@ pub struct Running<F> {
     signals: BlockedSignals,
     slots: Vec<Slot>,
     master: Pid,
+    unlink_at_stop: Option<std::path::PathBuf>,
     stopping: Option<i32>,
     config: Builder,
 }
@@ -417,7 +428,7 @@ where
 
     /// Stops every worker: forwards the stop signal (SIGTERM if none came), waits up
     /// to the graceful timeout for them to exit, then kills the rest with SIGKILL, and
-    /// reaps them all.
+    /// reaps them all. A Unix socket the supervisor bound itself is removed.
     pub fn stop(mut self) -> Stopped {
         let signal = self.stopping.unwrap_or(libc::SIGTERM);
         let forward = Signal::from_named_raw(signal).unwrap_or(Signal::TERM);
@@ -455,6 +466,11 @@ where
         }
         // Any other child of the master, too, so that none is left a zombie.
         while let Ok(Some(_)) = waitpid(None, WaitOptions::NOHANG) {}
+        if let Some(path) = self.unlink_at_stop.take() {
+            if let Err(e) = std::fs::remove_file(&path) {
+                log::warn!("cannot remove the socket {}: {e}", path.display());
+            }
+        }
         log::info!(
             "all workers stopped{}",
             if killed > 0 { format!(" ({killed} killed)") } else { String::new() }
