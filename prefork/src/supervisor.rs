@@ -388,8 +388,25 @@ where
         }
         let now = Instant::now();
         for slot in 0..self.slots.len() {
-            if self.slots[slot].restart_at.is_some_and(|at| at <= now) {
-                self.spawn(slot)?;
+            if self.slots[slot].restart_at.is_none_or(|at| at > now) {
+                continue;
+            }
+            match self.spawn(slot) {
+                Ok(()) => {}
+                // Threads in the master will not go away: retrying cannot help.
+                Err(Error::Fork(e)) if e.kind() == io::ErrorKind::InvalidInput => return Err(Error::Fork(e)),
+                // Out of processes or memory, perhaps for a moment: retry later, with
+                // the same growing delay as a worker that dies at once.
+                Err(e) => {
+                    let delay = self.quick_death(slot);
+                    log::error!(
+                        "cannot start worker {}: {e} ({}); retrying in {} ms",
+                        slot + 1,
+                        io_cause(&e),
+                        delay.as_millis()
+                    );
+                    self.slots[slot].restart_at = Some(now + delay);
+                }
             }
         }
         self.recycle(now);
@@ -551,10 +568,9 @@ where
                 slot.quick_deaths = 0;
                 Duration::ZERO
             } else {
-                slot.quick_deaths = slot.quick_deaths.saturating_add(1);
-                let doublings = slot.quick_deaths.saturating_sub(1).min(30);
-                self.config.first_delay.saturating_mul(1 << doublings).min(self.config.max_delay)
+                self.quick_death(n)
             };
+            let slot = &mut self.slots[n];
             if slot.recycling {
                 log::info!("{message}");
             } else if delay.is_zero() {
@@ -569,6 +585,15 @@ where
             slot.recycling = false;
             slot.restart_at = Some(now + delay);
         }
+    }
+
+    /// Counts a quick death (or a failed start) of `slot`'s worker; returns how long to
+    /// wait before the next start: the first delay, doubled for each one in a row.
+    fn quick_death(&mut self, slot: usize) -> Duration {
+        let state = &mut self.slots[slot];
+        state.quick_deaths = state.quick_deaths.saturating_add(1);
+        let doublings = state.quick_deaths.saturating_sub(1).min(30);
+        self.config.first_delay.saturating_mul(1 << doublings).min(self.config.max_delay)
     }
 
     /// Forks the worker of `slot`. Returns only in the master.
