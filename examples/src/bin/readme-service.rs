@@ -19,7 +19,7 @@ use herd_prefork::Supervisor;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
     // Under systemd, `RuntimeDirectory=myapp` is a private tmpfs made for this service.
-    let dir = claim_dir(format!("{}/myapp-metrics", env("RUNTIME_DIRECTORY", "/dev/shm")).as_ref())?;
+    let dir = claim_dir(format!("{}/myapp-metrics", env("RUNTIME_DIRECTORY", "/dev/shm")))?;
     let registry = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
     let layer = MetricsLayer::builder().exclude_route("/metrics").build(&registry)?;
     let metrics = MetricsHandler::from_collector(Arc::new(Aggregator::new(&dir)?));

@@ -19,15 +19,15 @@ use std::sync::Arc;
 use axum::{routing::get, Router};
 use herd_axum::{MetricsHandler, MetricsLayer};
 use herd_core::Registry;
-use herd_mmap::{Aggregator, MmapStorage};
+use herd_mmap::{claim_dir_with, Aggregator, LiveWriters, MmapStorage};
 use herd_prefork::Listener;
 
 fn main() -> Result<(), Box<dyn Error>> {
     let listen: SocketAddr = std::env::var("LISTEN").unwrap_or_else(|_| "127.0.0.1:8080".into()).parse()?;
     let dir = PathBuf::from(std::env::var("METRICS_DIR").unwrap_or_else(|_| "/dev/shm/myapp-metrics".into()));
-    // No master claims (wipes) the directory: any process creates it if missing, and
-    // none wipes what the others write. Clear it before starting the first.
-    std::fs::create_dir_all(&dir)?;
+    // No master claims the directory: the first process wipes what an earlier run left,
+    // and the others, finding it live, join it.
+    let dir = claim_dir_with(&dir, LiveWriters::Join)?;
     let registry = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
     let layer = MetricsLayer::builder().exclude_route("/metrics").build(&registry)?;
     let metrics = MetricsHandler::from_collector(Arc::new(Aggregator::new(&dir)?));
