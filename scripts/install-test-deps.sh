@@ -4,6 +4,7 @@
 #   - Python `prometheus-client==0.26.0` (client_python's parsers), via pip
 #   - npm `statsd@0.9.0` (Etsy statsd) into .test-deps/node (repo-local)
 #   - Debian `strace` (herd-core's and herd-statsd's no-syscall tests)
+#   - Debian `systemd` (systemd-analyze, for the systemd example's units)
 #   - cargo-nextest, the test runner, via cargo install
 # Idempotent and quiet: prints one line per thing installed, and the
 # installer's output only when it fails.
@@ -36,6 +37,10 @@ fi
 # herd-statsd's test that the caller's thread makes no system call runs under strace.
 if ! command -v strace >/dev/null 2>&1; then
     apt_missing+=(strace)
+fi
+# herd-prefork's systemd example is checked with systemd-analyze verify.
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+    apt_missing+=(systemd)
 fi
 
 apt_install

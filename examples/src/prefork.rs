@@ -1,165 +1,15 @@
-//! The pieces of a pre-fork master that are not about metrics: keeping N workers
-//! alive, stopping them on a signal, and a small blocking HTTP client for the demo's
-//! self-test.
-//!
-//! The master stays single-threaded for its whole life, because it forks again each
-//! time a worker dies (see [`herd_mmap::fork`]); so it waits with `waitpid(WNOHANG)`
-//! and a short sleep instead of a signal thread.
+//! The pieces of the examples' masters that are not about metrics: waiting for forked
+//! workers, printing herd-prefork's events, and a small blocking HTTP client for the
+//! demo's self-test. Keeping workers alive is herd-prefork's `Supervisor`.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use herd_mmap::{fork, Forked};
-use rustix::process::{kill_process, waitpid, Pid, Signal, WaitOptions, WaitStatus};
+use rustix::process::{waitpid, Pid, WaitOptions};
 
-/// How often the master looks for dead workers and stop signals.
-const POLL: Duration = Duration::from_millis(50);
-/// How long stopping workers waits for them before it kills them.
-const GRACE: Duration = Duration::from_secs(10);
-
-/// The worker processes of a pre-fork master, by slot (1-based in messages).
-pub struct Workers {
-    pids: Vec<Option<Pid>>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Workers {
-    /// Starts `n` workers, each running `work(slot)` and exiting with its result (0 on
-    /// `Ok`). Installs SIGTERM and SIGINT handlers that ask [`supervise`] to stop.
-    ///
-    /// `work` runs in the child only, so it may start threads and runtimes.
-    ///
-    /// # Errors
-    ///
-    /// The error of installing a signal handler or of `fork`.
-    ///
-    /// [`supervise`]: Workers::supervise
-    pub fn start(n: usize, work: &mut dyn FnMut(usize) -> io::Result<()>) -> io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-            signal_hook::flag::register(signal, Arc::clone(&stop))?;
-        }
-        let mut workers = Self { pids: vec![None; n], stop };
-        for slot in 0..n {
-            workers.spawn(slot, work)?;
-            println!("prefork-demo: worker {} started, pid {}", slot + 1, workers.pid(slot).unwrap_or(0));
-        }
-        Ok(workers)
-    }
-
-    /// The pid of the worker in `slot`, if it runs.
-    pub fn pid(&self, slot: usize) -> Option<u32> {
-        self.pids.get(slot).copied().flatten().map(|p| p.as_raw_nonzero().get() as u32)
-    }
-
-    /// Whether a stop signal arrived.
-    pub fn stopping(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
-    }
-
-    fn spawn(&mut self, slot: usize, work: &mut dyn FnMut(usize) -> io::Result<()>) -> io::Result<()> {
-        let master = rustix::process::getpid();
-        match fork()? {
-            Forked::Child => {
-                // A worker outliving a SIGKILLed master would keep serving, unsupervised,
-                // on the old socket: have the kernel send it SIGTERM instead, and check
-                // that the master did not die before that was set.
-                let _ = rustix::process::set_parent_process_death_signal(Some(Signal::TERM));
-                if rustix::process::getppid() != Some(master) {
-                    std::process::exit(0);
-                }
-                let code = match work(slot) {
-                    Ok(()) => 0,
-                    Err(e) => {
-                        eprintln!("prefork-demo: worker {}: {e}", slot + 1);
-                        1
-                    }
-                };
-                std::process::exit(code);
-            }
-            Forked::Parent { child } => {
-                self.pids[slot] = Pid::from_raw(child as i32);
-                Ok(())
-            }
-        }
-    }
-
-    /// Restarts every worker that has exited, until a stop signal arrives or `until`
-    /// returns true (checked every 50 ms); returns how many were restarted.
-    ///
-    /// # Errors
-    ///
-    /// The error of `waitpid` or of `fork`.
-    pub fn supervise(
-        &mut self,
-        work: &mut dyn FnMut(usize) -> io::Result<()>,
-        until: &mut dyn FnMut(&Self) -> bool,
-    ) -> io::Result<usize> {
-        let mut restarted = 0;
-        while !self.stopping() && !until(self) {
-            restarted += self.reap_and_restart(work)?;
-            std::thread::sleep(POLL);
-        }
-        Ok(restarted)
-    }
-
-    /// Restarts the workers that have exited since the last call.
-    ///
-    /// # Errors
-    ///
-    /// The error of `waitpid` or of `fork`.
-    pub fn reap_and_restart(&mut self, work: &mut dyn FnMut(usize) -> io::Result<()>) -> io::Result<usize> {
-        let mut restarted = 0;
-        while let Some((pid, status)) = waitpid(None, WaitOptions::NOHANG)? {
-            let Some(slot) = self.pids.iter().position(|p| *p == Some(pid)) else { continue };
-            self.pids[slot] = None;
-            if self.stopping() {
-                break;
-            }
-            self.spawn(slot, work)?;
-            restarted += 1;
-            println!(
-                "prefork-demo: worker {} (pid {}) {}; restarted as pid {}",
-                slot + 1,
-                pid.as_raw_nonzero(),
-                describe(status),
-                self.pid(slot).unwrap_or(0)
-            );
-        }
-        Ok(restarted)
-    }
-
-    /// Sends SIGTERM to every worker and waits for them to finish their requests; kills
-    /// those still running after 10 s. Returns how many had to be killed.
-    pub fn stop(&mut self) -> usize {
-        self.stop.store(true, Ordering::Relaxed);
-        for pid in self.pids.iter().flatten() {
-            let _ = kill_process(*pid, Signal::TERM);
-        }
-        let deadline = Instant::now() + GRACE;
-        while self.pids.iter().any(Option::is_some) && Instant::now() < deadline {
-            while let Ok(Some((pid, _))) = waitpid(None, WaitOptions::NOHANG) {
-                if let Some(slot) = self.pids.iter().position(|p| *p == Some(pid)) {
-                    self.pids[slot] = None;
-                }
-            }
-            std::thread::sleep(POLL);
-        }
-        let mut killed = 0;
-        for pid in self.pids.iter_mut().filter_map(Option::take) {
-            let _ = kill_process(pid, Signal::KILL);
-            let _ = waitpid(Some(pid), WaitOptions::empty());
-            killed += 1;
-        }
-        killed
-    }
-}
-
-/// Waits for every process of `children` (pids from [`fork`]) and returns how many did
+/// Waits for every process of `children` (pids from [`herd_prefork::fork`]) and returns how many did
 /// not exit with status 0: the end of a master that forked workers for a fixed job.
 ///
 /// # Errors
@@ -178,12 +28,46 @@ pub fn wait_all(children: &[u32]) -> io::Result<usize> {
     Ok(failed)
 }
 
-fn describe(status: WaitStatus) -> String {
-    match (status.exit_status(), status.terminating_signal()) {
-        (Some(code), _) => format!("exited with status {code}"),
-        (None, Some(signal)) => format!("was killed by signal {signal}"),
-        _ => "stopped".to_owned(),
+/// A `log` logger for the examples' masters: `NAME: message` on stdout (errors on
+/// stderr), info and above, so herd-prefork's events read like the program's own lines.
+struct LineLogger {
+    name: &'static str,
+}
+
+impl log::Log for LineLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Info
     }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        // One write per line, so that lines of the master and its workers, which share
+        // the descriptor, never interleave within a line.
+        let line = format!("{}: {}\n", self.name, record.args());
+        let _ = if record.level() == log::Level::Error {
+            io::stderr().write_all(line.as_bytes())
+        } else {
+            io::stdout().write_all(line.as_bytes())
+        };
+    }
+
+    fn flush(&self) {
+        let _ = io::stdout().flush();
+    }
+}
+
+/// Sends `log` records (herd-prefork's supervisor events among them) to stdout as
+/// `name: message` lines.
+///
+/// # Errors
+///
+/// A logger was set already.
+pub fn log_lines(name: &'static str) -> io::Result<()> {
+    log::set_logger(Box::leak(Box::new(LineLogger { name }))).map_err(|e| io::Error::other(e.to_string()))?;
+    log::set_max_level(log::LevelFilter::Info);
+    Ok(())
 }
 
 /// A response read by [`request`].

@@ -14,8 +14,8 @@
 //! - [`claim_dir`] prepares a directory at a master's start-up; [`check_dir`] refuses
 //!   one that another user could tamper with.
 //!
-//! The file format is specified in `FORMAT.md`. All `unsafe` code of herd lives in
-//! this crate's `sys` module.
+//! The file format is specified in `FORMAT.md`. All `unsafe` code of this crate lives
+//! in its `sys` module; forks are followed through herd-prefork.
 #![deny(unsafe_code)]
 
 mod aggregate;
@@ -39,5 +39,6 @@ pub use dir::{check_dir, claim_dir, claim_dir_with, LiveWriters};
 pub use error::MmapError;
 pub use format::FormatError;
 pub use inspect::{inspect, FamilySummary, FileOwner, FileSummary, Inspection};
-pub use sys::{fork, fork_generation, watch_forks, Forked};
+// Fork tracking moved to herd-prefork; these names stay for code written against herd-mmap.
+pub use herd_prefork::{fork, fork_generation, watch_forks, Forked};
 pub use writer::MmapStorage;

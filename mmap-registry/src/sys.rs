@@ -1,6 +1,7 @@
-//! The one module of herd with `unsafe`: viewing mapped file memory as atomics,
+//! The one module of herd-mmap with `unsafe`: viewing mapped file memory as atomics,
 //! replacing a forked child's mappings in place, and surviving a file that shrinks
-//! under a mapping.
+//! under a mapping. Fork tracking itself (atfork handlers, generations, `fork()`)
+//! lives in herd-prefork.
 //!
 //! Everything else in herd-mmap reaches shared memory only through the safe
 //! [`Mapping::words`] view, and only with atomic loads and stores.
@@ -24,10 +25,9 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Once, Weak};
+use std::sync::Once;
 
 use memmap2::{MmapOptions, MmapRaw};
-use parking_lot::Mutex;
 
 /// A `MAP_SHARED` mapping of part of a file, viewed as 8-byte atomic words, guarded
 /// against the file shrinking under it (see the module's docs).
@@ -128,158 +128,6 @@ fn check_page_aligned(offset: u64) -> io::Result<()> {
     } else {
         Err(io::Error::new(io::ErrorKind::InvalidInput, "mapping offset is not page-aligned"))
     }
-}
-
-/// Which side of a [`fork`] the caller is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Forked {
-    /// The original process; `child` is the new process's pid.
-    Parent {
-        /// The child's pid.
-        child: u32,
-    },
-    /// The new process.
-    Child,
-}
-
-/// Forks this process, for a pre-fork master starting its workers.
-///
-/// Refused unless the process has exactly one thread: a thread that does not exist in
-/// the child could hold a lock (in the allocator, in a logger) that the child would then
-/// wait on forever. Fork before starting threads or async runtimes. Metrics handles
-/// created before the fork keep working in the child, writing to the child's own file.
-///
-/// # Errors
-///
-/// [`io::ErrorKind::InvalidInput`] if the process has more than one thread, or the
-/// error of `fork(2)`.
-pub fn fork() -> io::Result<Forked> {
-    let threads = std::fs::read_dir("/proc/self/task")?.count();
-    if threads != 1 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("refusing to fork a process with {threads} threads; fork before starting threads"),
-        ));
-    }
-    // SAFETY: the process has a single thread (checked above; no other thread can be
-    // started concurrently, since this is the only thread), so the child is a consistent
-    // copy with no lock held by a thread that is not there. herd's own atfork handlers
-    // run around the call.
-    match unsafe { libc::fork() } {
-        -1 => Err(io::Error::last_os_error()),
-        0 => Ok(Forked::Child),
-        pid => Ok(Forked::Parent { child: pid.unsigned_abs() }),
-    }
-}
-
-/// Something that must act in a forked child before `fork()` returns there.
-pub(crate) trait ForkAware: Send {
-    /// Runs in the parent after the fork, with the object's lock held since before it.
-    fn in_parent(&mut self) {}
-
-    /// Runs in the child, with the object's lock held since before the fork.
-    fn in_child(&mut self);
-}
-
-type Tracked = Weak<Mutex<dyn ForkAware>>;
-
-/// Every object of this process that follows forks.
-static TRACKED: Mutex<Vec<Tracked>> = Mutex::new(Vec::new());
-static REGISTER: Once = Once::new();
-static REGISTERED: AtomicBool = AtomicBool::new(false);
-
-/// Makes `object` follow every later `fork()` of this process: in the child,
-/// [`ForkAware::in_child`] runs before `fork()` returns. Before a fork, the lock of
-/// every tracked object is taken, so none is caught half-way through an update.
-///
-/// # Errors
-///
-/// The error of `pthread_atfork` (only `ENOMEM`) if the handlers could not be
-/// registered; the object is not tracked then.
-pub(crate) fn follow_forks(object: &Arc<Mutex<dyn ForkAware>>) -> io::Result<()> {
-    register_handlers()?;
-    let mut tracked = TRACKED.lock();
-    tracked.retain(|w| w.strong_count() > 0);
-    tracked.push(Arc::downgrade(object));
-    Ok(())
-}
-
-fn register_handlers() -> io::Result<()> {
-    REGISTER.call_once(|| {
-        // SAFETY: the handlers are plain `extern "C" fn()` living for the whole program;
-        // pthread_atfork only stores the pointers.
-        let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
-        REGISTERED.store(rc == 0, Ordering::Release);
-    });
-    if REGISTERED.load(Ordering::Acquire) {
-        Ok(())
-    } else {
-        Err(io::Error::other("pthread_atfork failed"))
-    }
-}
-
-/// How many `fork()`s separate this process from the one that first called
-/// [`watch_forks`]: 0 there, 1 in its children, 2 in their children.
-static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
-
-/// Starts counting forks, and returns this process's fork generation.
-///
-/// For code that holds what does not survive `fork()` (a sender thread, a socket
-/// shared with the parent): remember the generation when building it, and rebuild it
-/// when [`fork_generation`] returns something else. Counting is done by an atfork
-/// handler, so it sees every fork made after this call, through [`fork`] or not.
-///
-/// # Errors
-///
-/// The error of `pthread_atfork` (only `ENOMEM`) if the handler could not be registered.
-pub fn watch_forks() -> io::Result<u64> {
-    register_handlers()?;
-    Ok(fork_generation())
-}
-
-/// This process's fork generation (see [`watch_forks`]); one relaxed atomic load, no
-/// system call, so it can be checked on a hot path.
-#[inline]
-pub fn fork_generation() -> u64 {
-    // Relaxed: the counter only changes in the child handler, on the thread that then
-    // returns from fork(); every thread of the child starts after it.
-    FORK_GENERATION.load(Ordering::Relaxed)
-}
-
-extern "C" fn prepare() {
-    let tracked = TRACKED.lock();
-    for object in tracked.iter().filter_map(Weak::upgrade) {
-        // Leaked on purpose: released by `parent` or `child` on this same thread.
-        std::mem::forget(object.lock());
-    }
-    std::mem::forget(tracked);
-}
-
-extern "C" fn parent() {
-    release_leaked(|object| object.in_parent());
-}
-
-extern "C" fn child() {
-    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
-    release_leaked(|object| object.in_child());
-}
-
-/// Runs `f` on every tracked object, then releases the locks `prepare` leaked.
-fn release_leaked(f: impl Fn(&mut dyn ForkAware)) {
-    // SAFETY: `prepare` ran on this thread just before the fork (the handlers run on
-    // the forking thread, in both processes), locked TRACKED and leaked the guard, so
-    // this thread holds the lock and nothing else can touch the list.
-    let tracked = unsafe { &*TRACKED.data_ptr() };
-    for object in tracked.iter().filter_map(Weak::upgrade) {
-        // SAFETY: `prepare` locked every object the list held and leaked the guards;
-        // the list has not changed since, so this thread holds `object`'s lock and has
-        // exclusive access to its data until the release below.
-        f(unsafe { &mut *object.data_ptr() });
-        // SAFETY: releasing the lock this thread holds through the leaked guard.
-        unsafe { object.force_unlock() };
-    }
-    // SAFETY: releasing the lock on TRACKED that `prepare` leaked on this thread.
-    unsafe { TRACKED.force_unlock() };
 }
 
 impl Mapping {
@@ -477,6 +325,8 @@ extern "C" fn on_sigbus(signal: libc::c_int, info: *mut libc::siginfo_t, context
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
     use super::*;
 
     #[test]

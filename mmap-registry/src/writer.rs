@@ -14,6 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use herd_core::cell::{CellBlock, CellSource};
 use herd_core::storage::{Storage, StorageError};
 use herd_core::{FamilyDesc, LabelSet};
+use herd_prefork::ForkAware;
 use parking_lot::Mutex;
 
 use crate::compact::{compact_if_needed, DEFAULT_COMPACT_THRESHOLD};
@@ -24,7 +25,7 @@ use crate::format::{
     StringTable, HEADER_LEN,
 };
 use crate::protocol;
-use crate::sys::{self, ForkAware, Mapping};
+use crate::sys::Mapping;
 
 /// The first segment's size: small, since most processes hold few series.
 const FIRST_SEGMENT: u64 = 64 * 1024;
@@ -138,7 +139,7 @@ impl MmapStorage {
             })?);
         let inner = Arc::new(Mutex::new(writer));
         let tracked: Arc<Mutex<dyn ForkAware>> = inner.clone();
-        sys::follow_forks(&tracked)
+        herd_prefork::follow_forks(&tracked)
             .map_err(|e| MmapError::io(dir, "cannot register fork handlers for", e))?;
         Ok(Self { inner })
     }

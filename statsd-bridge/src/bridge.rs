@@ -61,7 +61,7 @@ impl Shared {
     /// load to find its pipe, and only in a fresh child an allocation to make it.
     #[inline]
     pub(crate) fn pipe(&self) -> Option<&Arc<Pipe>> {
-        let generation = herd_mmap::fork_generation();
+        let generation = herd_prefork::fork_generation();
         let slot = self.slots.get(generation.wrapping_sub(self.base_generation) as usize)?;
         Some(slot.get_or_init(|| Box::new(Arc::new(Pipe::new(generation, self.config.queue_capacity)))))
     }
@@ -81,7 +81,7 @@ impl Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        let generation = herd_mmap::fork_generation();
+        let generation = herd_prefork::fork_generation();
         for slot in &mut self.slots {
             let Some(pipe) = slot.get() else { continue };
             if pipe.generation == generation {
@@ -212,7 +212,7 @@ impl StatsdBridge {
     /// Sends what is queued, then stops this process's sender thread until
     /// [`StatsdBridge::resume`]. Meanwhile updates wait in the queue (and are dropped,
     /// counted, once it is full). For a pre-fork master that forks with
-    /// `herd_mmap::fork`, which refuses a process with threads: pause, fork, resume.
+    /// `herd_prefork::fork`, which refuses a process with threads: pause, fork, resume.
     /// Forked children start their own sender regardless.
     ///
     /// # Errors

@@ -380,7 +380,7 @@ impl StatsdBuilder {
             flush_timeout: self.flush_timeout,
             mirror: self.mirror,
         };
-        let generation = herd_mmap::watch_forks().map_err(Error::WatchForks)?;
+        let generation = herd_prefork::watch_forks().map_err(Error::WatchForks)?;
         Ok(StatsdBridge::from_config(config, generation))
     }
 }

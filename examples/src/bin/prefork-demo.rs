@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p herd-examples --bin prefork-demo -- --workers 4 --listen 127.0.0.1:8080
-//!     [--dir DIR] [--framework axum|actix] [--self-test N]
+//!     [--dir DIR] [--framework axum|actix] [--self-test N] [--single-process true]
 //! ```
 //!
 //! The master claims (wipes) the metrics directory, binds one listening socket,
@@ -10,13 +10,18 @@
 //! same families) in a herd-mmap registry, and forks the workers, which all accept on
 //! that socket. Each worker serves `GET /hello`,
 //! `GET /users/{id}`, `POST /echo`, `GET /stream` and `GET /metrics`, the aggregate of
-//! every worker's file, live and dead (`/metrics` itself is not counted). The master
-//! restarts a worker that dies, and on SIGTERM or SIGINT stops them all gracefully.
+//! every worker's file, live and dead (`/metrics` itself is not counted). The master is
+//! herd-prefork's `Supervisor`: it restarts a worker that dies, and on SIGTERM or SIGINT
+//! stops them all gracefully.
 //!
 //! `--self-test N` sends N requests spread over the four routes from inside the demo,
 //! scrapes `/metrics` several times (each scrape may reach a different worker), checks
 //! that `http_requests_total` sums to exactly N, per route too, prints a summary and
 //! exits 0 or 1.
+//!
+//! `--single-process true` serves the very same app (storage, middleware, routes) from
+//! the master alone, with the 2 threads of one worker: the baseline of
+//! `benches/prefork-rps.sh`.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write as _};
@@ -29,9 +34,10 @@ use std::time::{Duration, Instant};
 use herd_axum::{MetricsHandler, MetricsLayer};
 use herd_core::http::{MetricsSource, RedMetrics};
 use herd_core::Registry;
-use herd_examples::prefork::{request, requests_by_route, Workers};
+use herd_examples::prefork::{log_lines, request, requests_by_route};
 use herd_examples::{actix_app, axum_app};
 use herd_mmap::{claim_dir, Aggregator, MmapStorage};
+use herd_prefork::{Listener, Supervisor, Worker};
 
 const USAGE: &str = "\
 usage: prefork-demo --workers N --listen ADDR [--dir DIR] [--framework axum|actix] [--self-test N]
@@ -42,7 +48,10 @@ usage: prefork-demo --workers N --listen ADDR [--dir DIR] [--framework axum|acti
   --dir DIR        metrics directory, wiped at start (default: /dev/shm/herd-prefork-demo-UID,
                    or the temp dir when /dev/shm is missing)
   --framework F    web framework of the workers: axum (default) or actix
-  --self-test N    send N requests, check /metrics sums to N, stop, exit 0 or 1";
+  --self-test N    send N requests, check /metrics sums to N, stop, exit 0 or 1
+  --single-process true
+                   serve the same app in this one process with 2 threads, no workers
+                   (the baseline of benches/prefork-rps.sh)";
 
 /// Scrapes the self-test compares (each may reach another worker).
 const SELF_TEST_SCRAPES: usize = 8;
@@ -68,6 +77,7 @@ struct Args {
     dir: PathBuf,
     framework: Framework,
     self_test: Option<u64>,
+    single_process: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -77,6 +87,7 @@ fn parse() -> Result<Args, String> {
         dir: default_dir(),
         framework: Framework::Axum,
         self_test: None,
+        single_process: false,
     };
     if std::env::args().any(|a| a == "--help" || a == "-h") {
         return Err(String::new());
@@ -99,6 +110,7 @@ fn parse() -> Result<Args, String> {
                 }
             }
             "--self-test" => args.self_test = Some(herd_examples::parse_flag(&flag, &value)?),
+            "--single-process" => args.single_process = herd_examples::parse_flag(&flag, &value)?,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -152,6 +164,17 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let addr = listener.local_addr()?;
 
     println!("prefork-demo: metrics directory {}", dir.display());
+    if args.single_process {
+        println!("prefork-demo: listening on http://{addr} in one {} process", args.framework.name());
+        io::stdout().flush()?;
+        match args.framework {
+            Framework::Axum => serve_axum(listener, axum)?,
+            Framework::Actix => {
+                actix_app::serve_std_listener(listener, actix, MetricsSource::from(aggregator), 2)?;
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "prefork-demo: listening on http://{addr} with {} {} workers",
         args.workers,
@@ -159,8 +182,10 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     );
     io::stdout().flush()?;
 
-    let mut work = |_slot: usize| -> io::Result<()> {
-        let listener = listener.try_clone()?;
+    // herd-prefork's events (worker started, exited, restarted) as `prefork-demo:` lines.
+    log_lines("prefork-demo")?;
+    let work = |worker: Worker| -> io::Result<()> {
+        let listener = worker.into_listener().into_tcp()?;
         match args.framework {
             Framework::Axum => serve_axum(listener, axum.clone()),
             // Two actix worker threads per process, like the axum workers' runtime.
@@ -172,36 +197,30 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
             ),
         }
     };
-    let mut workers = Workers::start(args.workers, &mut work)?;
-    io::stdout().flush()?;
+    let mut workers =
+        Supervisor::builder().workers(args.workers).listener(Listener::Tcp(listener)).start(work)?;
 
-    let code = match args.self_test {
-        None => {
-            workers.supervise(&mut work, &mut |_| false)?;
-            ExitCode::SUCCESS
-        }
+    let (code, stopped) = match args.self_test {
+        None => (ExitCode::SUCCESS, workers.wait()?),
         Some(n) => {
-            let passed = self_test(addr, n, &mut || workers.reap_and_restart(&mut work).map(drop));
-            if passed? {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
+            let passed = self_test(addr, n, &mut || workers.tend().map(drop).map_err(io::Error::other));
+            let stopped = workers.stop();
+            (if passed? { ExitCode::SUCCESS } else { ExitCode::FAILURE }, stopped)
         }
     };
-    let killed = workers.stop();
     println!(
         "prefork-demo: workers stopped{}",
-        if killed > 0 { format!(" ({killed} killed)") } else { String::new() }
+        if stopped.killed > 0 { format!(" ({} killed)", stopped.killed) } else { String::new() }
     );
     Ok(code)
 }
 
-/// A worker: a small tokio runtime serving `app` on the inherited socket until
-/// SIGTERM or SIGINT, then finishing the requests in flight.
+/// A worker: a small tokio runtime serving `app` on the inherited (non-blocking)
+/// socket until SIGTERM or SIGINT, then finishing the requests in flight.
 fn serve_axum(listener: TcpListener, app: axum::Router) -> io::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async move {
+        // Already so under the supervisor; not in --single-process.
         listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         axum::serve(listener, app).with_graceful_shutdown(stop_signal()).await
