@@ -123,6 +123,7 @@ struct Description {
 /// The registration path's state; only touched when a key is not cached.
 #[derive(Default)]
 struct Resolver {
+    /// Families and descriptions by facade kind and family name (before the prefix).
     names: HashMap<(Kind, String), Vec<Variant>>,
     described: HashMap<(Kind, String), Description>,
 }
@@ -304,7 +305,7 @@ impl HerdRecorder {
         }
         let description = Description { kind, help: Arc::from(help.as_ref()), unit: unit.and_then(unit_name) };
         // The first description of a name wins, as with metrics-exporter-prometheus.
-        self.inner.resolver.lock().described.entry((kind, name.as_str().to_owned())).or_insert(description.clone());
+        self.inner.resolver.lock().described.entry((kind, base.clone())).or_insert(description.clone());
         self.inner.help.write().entry(format!("{}{base}", self.inner.prefix)).or_insert(description);
     }
 
@@ -363,12 +364,15 @@ impl Inner {
         if labels.windows(2).any(|w| w[0].0 == w[1].0) {
             return Err(Reason::DuplicateLabel);
         }
-        if kind.base_name(key.name()).is_empty() {
+        let base = kind.base_name(key.name());
+        if base.is_empty() {
             return Err(Reason::InvalidName);
         }
         let mut resolver = self.resolver.lock();
         let resolver = &mut *resolver;
-        let id = (kind, key.name().to_owned());
+        // Keyed by the Prometheus name: facade names that map to one (`jobs` and
+        // `jobs_total`, `a.b` and `a_b`) share its families.
+        let id = (kind, base);
         let description = resolver.described.get(&id).cloned();
         let variants = resolver.names.entry(id).or_default();
         let i = match find_variant(variants, &labels) {
