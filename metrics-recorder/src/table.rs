@@ -60,7 +60,7 @@ impl<H: Clone> KeyTable<H> {
         let mut i = hash as usize & self.mask;
         loop {
             match self.slots[i].get() {
-                Some(e) if e.hash == hash && e.key == *key => return Some(&e.handle),
+                Some(e) if e.hash == hash && same_key(&e.key, key) => return Some(&e.handle),
                 Some(_) => i = (i + 1) & self.mask,
                 None => return None,
             }
@@ -75,7 +75,7 @@ impl<H: Clone> KeyTable<H> {
         let _guard = self.insert.lock();
         let mut i = hash as usize & self.mask;
         while let Some(e) = self.slots[i].get() {
-            if e.hash == hash && e.key == *key {
+            if e.hash == hash && same_key(&e.key, key) {
                 return e.handle.clone();
             }
             i = (i + 1) & self.mask;
@@ -94,6 +94,39 @@ impl<H: Clone> KeyTable<H> {
     pub(crate) fn len(&self) -> usize {
         self.len.load(Ordering::Relaxed)
     }
+}
+
+/// Key equality, quick for the usual case of the same call site (labels in the same
+/// order): `Key`'s own `==` sorts both label lists first, since a key is a label set.
+#[inline]
+fn same_key(stored: &Key, key: &Key) -> bool {
+    if stored.get_hash() != key.get_hash() || !same_str(stored.name(), key.name()) {
+        return false;
+    }
+    let in_order = stored.labels().len() == key.labels().len()
+        && stored.labels().zip(key.labels()).all(|(a, b)| same_str(a.key(), b.key()) && same_str(a.value(), b.value()));
+    in_order || stored == key
+}
+
+/// String equality without a `memcmp` call: label keys and names are usually the same
+/// `&'static str` on both sides (one pointer comparison), and values are short.
+#[inline]
+fn same_str(a: &str, b: &str) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if std::ptr::eq(a.as_ptr(), b.as_ptr()) {
+        return true;
+    }
+    let (a8, b8) = (a.as_bytes().chunks_exact(8), b.as_bytes().chunks_exact(8));
+    let tails_equal = a8.remainder().iter().zip(b8.remainder()).all(|(x, y)| x == y);
+    tails_equal && a8.zip(b8).all(|(x, y)| word(x) == word(y))
+}
+
+/// An eight-byte chunk as one integer, so equal chunks compare in one instruction.
+#[inline(always)]
+fn word(chunk: &[u8]) -> u64 {
+    chunk.try_into().map_or(0, u64::from_ne_bytes)
 }
 
 #[cfg(test)]
@@ -116,6 +149,9 @@ mod tests {
             assert_eq!(table.get(&key(i)), None);
         }
         // A second insert of a cached key returns the first handle.
+        assert!(same_str("0123456789abcdefXY", &String::from("0123456789abcdefXY")));
+        assert!(!same_str("0123456789abcdefXY", "0123456789abcdefXZ"));
+        assert!(!same_str("0123456789abcdefXY", "1123456789abcdefXY"));
         assert_eq!(table.insert(&key(1), 99), 1);
         // metrics' keys are label sets: the order of the labels is not part of them.
         let ab = Key::from_parts("k", vec![Label::new("a", "1"), Label::new("b", "2")]);
