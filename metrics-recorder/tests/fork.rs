@@ -5,10 +5,13 @@
 //! Forking needs a single-threaded process, which a test harness is not, so the master
 //! is the `facade_workers` example (built with the tests; `examples/facade_workers/`).
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use herd_core::snapshot::SeriesValue;
+use herd_mmap::Aggregator;
 use herd_testkit::{promtool_check, python_parse, PyFormat};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -82,6 +85,27 @@ fn four_forked_workers_recording_through_the_facade_sum_exactly() -> TestResult 
         assert!(body.contains(line.as_str()), "{line:?} missing from\n{body}");
     }
     assert!(!body.contains("no description given"), "{body}");
+
+    // Each process wrote its own file: the master's holds only its one request, the
+    // workers' writes through the key they inherited went to their files.
+    let master = body.lines().find_map(|l| l.strip_prefix("# master file: ")).ok_or("no master file line")?;
+    let alone = tmp.path().join("master-only");
+    std::fs::create_dir(&alone)?;
+    std::fs::set_permissions(&alone, std::fs::Permissions::from_mode(0o700))?;
+    std::fs::copy(master, alone.join("w-1-0.herd"))?;
+    let snapshot = Aggregator::new(&alone)?.snapshot()?;
+    let requests = snapshot.family("app_requests").ok_or("no app_requests in the master's file")?;
+    let totals: Vec<(String, f64)> = requests
+        .series
+        .iter()
+        .map(|s| match &s.value {
+            SeriesValue::Counter(c) => (s.labels.rendered().to_owned(), c.total()),
+            other => (format!("{other:?}"), f64::NAN),
+        })
+        .collect();
+    assert_eq!(totals, [("route=\"/a\",status=\"200\"".to_owned(), 1.0)]);
+    let files = std::fs::read_dir(&dir)?.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().ends_with(".herd")).count();
+    assert_eq!(files as u64, WORKERS + 1, "one file per process");
 
     promtool_check(body.as_bytes())?;
     let families = python_parse(body.as_bytes(), PyFormat::Text)?;

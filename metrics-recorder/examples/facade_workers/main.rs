@@ -12,7 +12,8 @@
 //! status 500, and takes 0.25 s (`/a`) or 0.5 s (`/b`). It mirrors a byte total that
 //! ends at `COUNT`, and sets the highest-id gauge (mode `max`) to `w`. The master
 //! handles one `/a` request before forking (so the workers inherit a cached key) and
-//! describes the library's metrics only after the workers are done.
+//! describes the library's metrics only after the workers are done. The last line
+//! names the master's own file.
 
 mod instrumented;
 
@@ -45,7 +46,9 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let count: u64 = arg(&args, 3, 1000)?;
 
     let dir = claim_dir(dir.as_ref())?;
-    let registry = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
+    let storage = MmapStorage::open(&dir)?;
+    let master_file = storage.path();
+    let registry = Registry::builder().storage(Arc::new(storage)).build()?;
     let recorder = HerdRecorder::builder(registry)
         .buckets(Matcher::Suffix("_seconds".into()), Buckets::new([0.3, 1.0])?)
         .gauge_mode(Matcher::Full("app.worker.highest_id".into()), GaugeMode::Max)
@@ -98,5 +101,6 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let mut out = Vec::new();
     herd_core::encode(&snapshot, Format::Text, &mut out);
     print!("{}", String::from_utf8_lossy(&out));
+    println!("# master file: {}", master_file.display());
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
