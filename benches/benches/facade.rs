@@ -34,7 +34,8 @@ fn recorders() -> Result<(HerdRecorder, PrometheusRecorder), Box<dyn Error>> {
 /// `counter!` with three label values known only at run time, as a library writes it.
 fn labelled(set: [&'static str; 3]) {
     let [method, route, status] = set;
-    metrics::counter!("http_requests_total", "method" => method, "route" => route, "status" => status).increment(1);
+    metrics::counter!("http_requests_total", "method" => method, "route" => route, "status" => status)
+        .increment(1);
 }
 
 /// Runs `labelled` each iteration on the next label set of the lookup cycle.
@@ -57,7 +58,9 @@ fn facade_labelled_inc(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
     g.bench_function(HERD_METRICS, |b| with_local_recorder(&herd, || lookup_each(b, &cycle)));
     g.bench_function(EXPORTER, |b| with_local_recorder(&exporter, || lookup_each(b, &cycle)));
     // The macro's own cost (key built, hashed and dropped), with nothing recorded.
-    g.bench_function("metrics-noop", |b| with_local_recorder(&metrics::NoopRecorder, || lookup_each(b, &cycle)));
+    g.bench_function("metrics-noop", |b| {
+        with_local_recorder(&metrics::NoopRecorder, || lookup_each(b, &cycle))
+    });
     g.finish();
     Ok(())
 }

@@ -324,7 +324,8 @@ pub const GROUPS: &[Group] = &[
                 `Mirrored<Histogram>::observe(seconds)` (sent as fractional milliseconds), cadence \
                 `time_with_tags(name, whole_ms).with_tag(..).send()`.",
         reference: "herd",
-    },    Group {
+    },
+    Group {
         name: "facade_labelled_inc",
         title: "`metrics::counter!` with three run-time labels, through each recorder",
         about: "`counter!(\"http_requests_total\", \"method\" => m, \"route\" => r, \"status\" => s)\

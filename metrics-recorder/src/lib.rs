@@ -96,6 +96,4 @@ mod table;
 
 pub use config::{Builder, Matcher};
 pub use family::MAX_LABELS;
-pub use recorder::{
-    Described, HerdRecorder, InstallError, RegistryCollector, REJECTED_METRIC, UNDESCRIBED,
-};
+pub use recorder::{Described, HerdRecorder, InstallError, RegistryCollector, REJECTED_METRIC, UNDESCRIBED};

@@ -5,9 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use herd_core::snapshot::FamilySnapshot;
-use herd_core::{
-    Collector, Family, Format, GaugeMode, MetricKind, Registry, RegistryError, Snapshot,
-};
+use herd_core::{Collector, Family, Format, GaugeMode, MetricKind, Registry, RegistryError, Snapshot};
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 use parking_lot::{Mutex, RwLock};
 
@@ -45,7 +43,8 @@ enum Reason {
 }
 
 impl Reason {
-    const ALL: [Reason; 4] = [Self::InvalidName, Self::NameConflict, Self::DuplicateLabel, Self::TooManyLabels];
+    const ALL: [Reason; 4] =
+        [Self::InvalidName, Self::NameConflict, Self::DuplicateLabel, Self::TooManyLabels];
 
     fn label(self) -> &'static str {
         match self {
@@ -303,7 +302,8 @@ impl HerdRecorder {
         if base.is_empty() {
             return;
         }
-        let description = Description { kind, help: Arc::from(help.as_ref()), unit: unit.and_then(unit_name) };
+        let description =
+            Description { kind, help: Arc::from(help.as_ref()), unit: unit.and_then(unit_name) };
         // The first description of a name wins, as with metrics-exporter-prometheus.
         self.inner.resolver.lock().described.entry((kind, base.clone())).or_insert(description.clone());
         self.inner.help.write().entry(format!("{}{base}", self.inner.prefix)).or_insert(description);
@@ -356,7 +356,8 @@ impl Inner {
     }
 
     fn resolve_locked(&self, kind: Kind, key: &Key) -> Result<Resolved, Reason> {
-        let mut labels: Vec<(String, &str)> = key.labels().map(|l| (label_name(l.key()), l.value())).collect();
+        let mut labels: Vec<(String, &str)> =
+            key.labels().map(|l| (label_name(l.key()), l.value())).collect();
         if labels.len() > MAX_LABELS {
             return Err(Reason::TooManyLabels);
         }

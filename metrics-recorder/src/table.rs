@@ -49,7 +49,8 @@ impl<H: Clone> KeyTable<H> {
     /// bits of the product (which pick the slot) depend on every bit of both.
     #[inline]
     fn hash(&self, key: &Key) -> u64 {
-        let h = (u128::from(key.get_hash() ^ self.seed)).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
+        let h =
+            (u128::from(key.get_hash() ^ self.seed)).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
         (h >> 64) as u64 ^ h as u64
     }
 
@@ -104,7 +105,10 @@ fn same_key(stored: &Key, key: &Key) -> bool {
         return false;
     }
     let in_order = stored.labels().len() == key.labels().len()
-        && stored.labels().zip(key.labels()).all(|(a, b)| same_str(a.key(), b.key()) && same_str(a.value(), b.value()));
+        && stored
+            .labels()
+            .zip(key.labels())
+            .all(|(a, b)| same_str(a.key(), b.key()) && same_str(a.value(), b.value()));
     in_order || stored == key
 }
 

@@ -18,9 +18,14 @@ fn allocations_during(f: impl FnOnce()) -> u64 {
 fn cached_lookups_and_updates_do_not_allocate() -> Result<(), Box<dyn std::error::Error>> {
     let recorder = HerdRecorder::new(Registry::new())?;
     let labels = |status: &str| {
-        vec![Label::new("method", "GET"), Label::new("route", "/users/{id}"), Label::new("status", status.to_owned())]
+        vec![
+            Label::new("method", "GET"),
+            Label::new("route", "/users/{id}"),
+            Label::new("status", status.to_owned()),
+        ]
     };
-    let keys: Vec<Key> = ["200", "404", "500"].iter().map(|s| Key::from_parts("http.requests", labels(s))).collect();
+    let keys: Vec<Key> =
+        ["200", "404", "500"].iter().map(|s| Key::from_parts("http.requests", labels(s))).collect();
     let gauge_key = Key::from_parts("in.flight", labels("200"));
     let histogram_key = Key::from_parts("latency_seconds", labels("200"));
     // First sight: registration (which allocates) happens here, outside the count.

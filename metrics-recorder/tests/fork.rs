@@ -68,7 +68,7 @@ fn four_forked_workers_recording_through_the_facade_sum_exactly() -> TestResult 
         format!("app_requests_total{{route=\"/a\",status=\"200\"}} {a}\n"),
         format!("app_requests_total{{route=\"/b\",status=\"500\"}} {per_route}\n"),
         format!("app_request_duration_seconds_bucket{{route=\"/a\",le=\"0.3\"}} {a}\n"),
-        format!("app_request_duration_seconds_bucket{{route=\"/b\",le=\"0.3\"}} 0\n"),
+        "app_request_duration_seconds_bucket{route=\"/b\",le=\"0.3\"} 0\n".to_owned(),
         format!("app_request_duration_seconds_bucket{{route=\"/b\",le=\"1.0\"}} {per_route}\n"),
         format!("app_request_duration_seconds_sum{{route=\"/a\"}} {}\n", a as f64 * 0.25),
         format!("app_request_duration_seconds_sum{{route=\"/b\"}} {}\n", per_route as f64 * 0.5),
@@ -104,7 +104,10 @@ fn four_forked_workers_recording_through_the_facade_sum_exactly() -> TestResult 
         })
         .collect();
     assert_eq!(totals, [("route=\"/a\",status=\"200\"".to_owned(), 1.0)]);
-    let files = std::fs::read_dir(&dir)?.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().ends_with(".herd")).count();
+    let files = std::fs::read_dir(&dir)?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".herd"))
+        .count();
     assert_eq!(files as u64, WORKERS + 1, "one file per process");
 
     promtool_check(body.as_bytes())?;

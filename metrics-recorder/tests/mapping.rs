@@ -78,7 +78,10 @@ fn one_name_with_different_label_sets_loses_none() -> TestResult {
     assert_eq!(counter_total(&recorder, "requests", "method=\"GET\",status=\"200\""), Some(2.0));
     assert_eq!(counter_total(&recorder, "requests", "method=\"POST\",status=\"\""), Some(2.0));
     assert_eq!(counter_total(&recorder, "requests", "method=\"\",status=\"\""), Some(3.0));
-    assert_eq!(counter_total(&recorder, "requests_by_method_route", "method=\"GET\",route=\"/a\""), Some(4.0));
+    assert_eq!(
+        counter_total(&recorder, "requests_by_method_route", "method=\"GET\",route=\"/a\""),
+        Some(4.0)
+    );
     let body = text(&recorder)?;
     assert_eq!(body.matches("# TYPE requests_total counter\n").count(), 1, "{body}");
     // client_python merges empty labels away as Prometheus does; the totals survive.
@@ -126,7 +129,10 @@ fn descriptions_apply_before_and_after_first_use() -> TestResult {
     });
     // Described before registration: the registry itself has it.
     let plain = String::from_utf8(recorder.registry().encode(Format::OpenMetrics))?;
-    assert!(plain.contains("# UNIT early_seconds seconds\n# HELP early_seconds Described first.\n"), "{plain}");
+    assert!(
+        plain.contains("# UNIT early_seconds seconds\n# HELP early_seconds Described first.\n"),
+        "{plain}"
+    );
     assert!(plain.contains("# HELP late_seconds late_seconds (no description given)\n"), "{plain}");
     // Through the recorder, the late ones too.
     let om = openmetrics(&recorder)?;
@@ -289,11 +295,11 @@ fn input_that_cannot_be_recorded_is_counted_not_panicked_on() -> TestResult {
         metrics::histogram!("h").record(1.0);
         metrics::gauge!("h_count").set(1.0);
         metrics::counter!("dup", "a.b" => "1", "a_b" => "2").increment(1);
-        let many: Vec<metrics::Label> =
-            (0..17).map(|i| metrics::Label::new(format!("l{i}"), "v")).collect();
+        let many: Vec<metrics::Label> = (0..17).map(|i| metrics::Label::new(format!("l{i}"), "v")).collect();
         metrics::counter!("wide", many).increment(1);
     });
-    let rejected = |reason: &str| counter_total(&recorder, "herd_metrics_rejected", &format!("reason=\"{reason}\""));
+    let rejected =
+        |reason: &str| counter_total(&recorder, "herd_metrics_rejected", &format!("reason=\"{reason}\""));
     assert_eq!(rejected("invalid_name"), Some(1.0));
     assert_eq!(rejected("name_conflict"), Some(2.0));
     assert_eq!(rejected("duplicate_label"), Some(1.0));
