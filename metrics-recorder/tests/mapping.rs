@@ -347,3 +347,36 @@ fn install_sets_the_global_recorder_once_and_never_panics() -> TestResult {
     assert_eq!(counter_total(&second, "global_calls", ""), None);
     Ok(())
 }
+
+#[test]
+fn threads_racing_on_new_keys_count_exactly() -> TestResult {
+    let recorder = HerdRecorder::new(Registry::new())?;
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                with_local_recorder(&recorder, || {
+                    for i in 0..10_000u32 {
+                        let shard = (i % 8).to_string();
+                        metrics::counter!("raced", "shard" => shard.clone()).increment(1);
+                        metrics::histogram!("raced_seconds", "shard" => shard).record(0.5);
+                    }
+                })
+            });
+        }
+    });
+    for shard in 0..8 {
+        assert_eq!(counter_total(&recorder, "raced", &format!("shard=\"{shard}\"")), Some(5000.0));
+    }
+    let snapshot = recorder.snapshot();
+    let family = snapshot.family("raced_seconds").ok_or("no histogram")?;
+    let count: u64 = family
+        .series
+        .iter()
+        .map(|s| match &s.value {
+            SeriesValue::Histogram(h) => h.count(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(count, 40_000);
+    Ok(())
+}
