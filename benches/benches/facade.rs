@@ -1,6 +1,7 @@
 //! The `metrics` facade through herd-metrics beside metrics-exporter-prometheus, in one
 //! run: both recorders are used as local recorders, so the facade's own dispatch (a
-//! thread-local check, then the recorder) costs the same on both sides.
+//! thread-local check, then the recorder) costs the same on both sides. The labelled
+//! lookups are measured paired (alternating blocks through each recorder).
 //!
 //! Benchmark ids are `<group>/<library>`; `bench-report` reads them by those names.
 //! Inputs cycle through the same fixed lists (`herd_benches::fixtures`) as
@@ -8,11 +9,12 @@
 
 use std::error::Error;
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use criterion::{Bencher, Criterion};
 use herd_benches::fixtures::{self, CYCLE_MASK, DEFAULT_BUCKETS, OBSERVATIONS};
 use herd_metrics::HerdRecorder;
-use metrics::with_local_recorder;
+use metrics::{with_local_recorder, Recorder};
 use metrics_exporter_prometheus::PrometheusRecorder;
 
 // Only `config` is used here; the other items serve the other suites.
@@ -47,6 +49,36 @@ fn lookup_each(b: &mut Bencher<'_>, cycle: &[[&'static str; 3]]) {
     })
 }
 
+/// Iterations per block of a paired measurement.
+const BLOCK: u64 = 256;
+
+/// Times `labelled` through `timed` in blocks that alternate with untimed blocks
+/// through `other`, so that both recorders are measured under the same load: on a
+/// shared 2-vCPU machine, two medians taken seconds apart drift more than the
+/// difference between them.
+fn paired(b: &mut Bencher<'_>, timed: &dyn Recorder, other: &dyn Recorder, cycle: &[[&'static str; 3]]) {
+    b.iter_custom(|iters| {
+        let (mut total, mut done, mut i) = (Duration::ZERO, 0u64, 0usize);
+        let mut run = |recorder: &dyn Recorder, n: u64| {
+            with_local_recorder(recorder, || {
+                for _ in 0..n {
+                    labelled(black_box(cycle[i & CYCLE_MASK]));
+                    i = i.wrapping_add(1);
+                }
+            })
+        };
+        while done < iters {
+            let n = (iters - done).min(BLOCK);
+            let start = Instant::now();
+            run(timed, n);
+            total += start.elapsed();
+            run(other, n);
+            done += n;
+        }
+        total
+    })
+}
+
 fn facade_labelled_inc(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
     let (herd, exporter) = recorders()?;
     let cycle = fixtures::lookup_cycle();
@@ -55,8 +87,8 @@ fn facade_labelled_inc(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
         with_local_recorder(&exporter, || labelled(set));
     }
     let mut g = c.benchmark_group("facade_labelled_inc");
-    g.bench_function(HERD_METRICS, |b| with_local_recorder(&herd, || lookup_each(b, &cycle)));
-    g.bench_function(EXPORTER, |b| with_local_recorder(&exporter, || lookup_each(b, &cycle)));
+    g.bench_function(HERD_METRICS, |b| paired(b, &herd, &exporter, &cycle));
+    g.bench_function(EXPORTER, |b| paired(b, &exporter, &herd, &cycle));
     // The macro's own cost (key built, hashed and dropped), with nothing recorded.
     g.bench_function("metrics-noop", |b| {
         with_local_recorder(&metrics::NoopRecorder, || lookup_each(b, &cycle))

@@ -330,7 +330,9 @@ pub const GROUPS: &[Group] = &[
         title: "`metrics::counter!` with three run-time labels, through each recorder",
         about: "`counter!(\"http_requests_total\", \"method\" => m, \"route\" => r, \"status\" => s)\
                 .increment(1)` with label values cycling through the `labelled_inc` sets, the \
-                recorder set with `with_local_recorder` for the whole loop. The macro builds, \
+                recorder set with `with_local_recorder`. Measured paired: blocks of 256 calls \
+                through one recorder alternate with untimed blocks through the other, so both \
+                ids are timed under the same machine load. The macro builds, \
                 hashes and drops a key with a `Vec` of labels on every call whatever the \
                 recorder: `metrics-noop` (the facade's `NoopRecorder`) is that cost alone.",
         reference: "herd-metrics",
