@@ -144,6 +144,11 @@ fn descriptions_apply_before_and_after_first_use() -> TestResult {
     ] {
         assert!(om.contains(line), "{line:?} missing from\n{om}");
     }
+    // The collector served on /metrics (herd-axum's `from_collector`) says the same.
+    let mut families = Vec::new();
+    herd_core::Collector::collect(&recorder.collector(), &mut families);
+    let late = families.iter().find(|f| &*f.name == "late_seconds").ok_or("no late_seconds")?;
+    assert_eq!((&*late.help, late.unit.as_deref()), ("Described after use.", Some("seconds")));
     // A unit the name does not end with is not written (OpenMetrics forbids it).
     let recorder2 = HerdRecorder::new(Registry::new())?;
     with_local_recorder(&recorder2, || {
