@@ -48,7 +48,7 @@ fn static_labels([method, route, status]: [&'static str; 3]) -> StaticLabels {
 /// the returned guard): the multiprocess storage, same handles.
 fn mmap_registry() -> Result<(tempfile::TempDir, herd_core::Registry), Box<dyn Error>> {
     let tmp = tempfile::tempdir()?;
-    let dir = herd_mmap::claim_dir(&tmp.path().join("metrics"))?;
+    let dir = herd_mmap::claim_dir(tmp.path().join("metrics"))?;
     let storage = std::sync::Arc::new(herd_mmap::MmapStorage::open(&dir)?);
     Ok((tmp, herd_core::Registry::builder().storage(storage).build()?))
 }
@@ -337,7 +337,7 @@ fn histogram_observe(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
 fn summary_observe(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
     let heap = herd_core::Registry::new();
     let tmp = tempfile::tempdir()?;
-    let dir = herd_mmap::claim_dir(&tmp.path().join("metrics"))?;
+    let dir = herd_mmap::claim_dir(tmp.path().join("metrics"))?;
     let mmap = herd_core::Registry::builder()
         .storage(std::sync::Arc::new(herd_mmap::MmapStorage::open(&dir)?))
         .build()?;

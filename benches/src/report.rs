@@ -541,11 +541,14 @@ pub fn measure_summary_bytes() -> Result<SummaryBytes, Box<dyn Error>> {
     }
     let heap = Arc::new(Measuring::default());
     let registry = Registry::builder().storage(heap.clone()).build()?;
-    registry.summary("s_seconds", "S.").register()?.observe(1.0);
-    let in_memory = heap.1.load(Ordering::Relaxed);
+    let family = registry.summary("s_seconds", "S.").labels(["route"]).register()?;
+    // Registration already allocated the family's self-metric series: count from here.
+    let before = heap.1.load(Ordering::Relaxed);
+    family.with_labels(["/api/items"]).observe(1.0);
+    let in_memory = heap.1.load(Ordering::Relaxed) - before;
 
     let tmp = tempfile::tempdir()?;
-    let dir = herd_mmap::claim_dir(&tmp.path().join("metrics"))?;
+    let dir = herd_mmap::claim_dir(tmp.path().join("metrics"))?;
     let registry = Registry::builder().storage(Arc::new(herd_mmap::MmapStorage::open(&dir)?)).build()?;
     let family = registry.summary("s_seconds", "S.").labels(["route"]).register()?;
     let aggregator = herd_mmap::Aggregator::new(&dir)?;

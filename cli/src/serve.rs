@@ -18,8 +18,9 @@ Usage: herd serve --dir DIR --listen ADDR [--process-metrics] [--compact-thresho
 Every scrape of http://ADDR/metrics sums the files of every process that wrote
 into DIR, live or dead, in the format the scraper asks for (Prometheus text
 0.0.4 or OpenMetrics; gzip when accepted), with herd_mmap_* self-metrics.
-Unreadable files are skipped, logged to stderr and counted in
-herd_mmap_skipped_files.
+Unreadable files are skipped, logged to stderr once and counted in
+herd_mmap_skipped_files. If DIR itself cannot be read, a scrape answers 500
+with the reason, so the scraper records it as down.
 
 Options:
   --dir DIR                The metrics directory (also the first free argument)
@@ -61,11 +62,9 @@ pub(crate) fn run(args: &Args) -> Result<Exit, Failed> {
         aggregator = aggregator.compact_threshold(Some(threshold));
     }
     // Read once before listening: a directory that cannot be listed fails now, with
-    // exit code 3, rather than on the first scrape.
-    let (_, report) = aggregator.scrape()?;
-    for skipped in &report.skipped {
-        eprintln!("herd: skipping {}: {}", skipped.path.display(), skipped.reason);
-    }
+    // exit code 3, rather than on the first scrape. Skipped files are logged by the
+    // aggregator, once each (not again at every scrape).
+    aggregator.scrape()?;
 
     let app = Router::new()
         .route_service("/metrics", MetricsHandler::from_collector(Arc::new(aggregator)))

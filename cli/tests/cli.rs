@@ -25,7 +25,7 @@ fn text(bytes: &[u8]) -> String {
 
 /// A private metrics directory in a temp dir.
 fn metrics_dir(tmp: &Path) -> AnyResult<PathBuf> {
-    Ok(claim_dir(&tmp.join("metrics"))?)
+    Ok(claim_dir(tmp.join("metrics"))?)
 }
 
 /// A registry writing into `dir`, with one family of each type.

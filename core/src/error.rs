@@ -102,11 +102,13 @@ impl fmt::Display for RegistryError {
 }
 
 impl std::error::Error for RegistryError {
+    /// The wrapping variants display their inner error as their own message, so the
+    /// chain continues with *its* source: each message is printed once.
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Name(e) => Some(e),
-            Self::Buckets(e) => Some(e),
-            Self::Storage(e) => Some(e),
+            Self::Name(e) => e.source(),
+            Self::Buckets(e) => e.source(),
+            Self::Storage(e) => e.source(),
             _ => None,
         }
     }

@@ -10,7 +10,7 @@
 
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -20,7 +20,8 @@ use parking_lot::Mutex;
 use crate::desc::FamilyDesc;
 use crate::error::ArityError;
 use crate::labels::LabelSet;
-use crate::metrics::Metric;
+use crate::metrics::counter::CounterConfig;
+use crate::metrics::{Counter, Metric};
 use crate::snapshot::{FamilySnapshot, SeriesSnapshot};
 use crate::storage::Storage;
 use crate::Collector;
@@ -115,7 +116,7 @@ impl<M: Metric, const N: usize> Family<M, N> {
 
     /// How many lookups were folded into the overflow series.
     pub fn overflowed(&self) -> u64 {
-        self.core.overflowed.load(Ordering::Relaxed)
+        self.core.health.overflowed.get() as u64
     }
 }
 
@@ -152,9 +153,27 @@ pub(crate) struct FamilyCore<M: Metric> {
     // insert lock: taken only when a label set is seen for the first time, and by scrapes.
     order: Mutex<Vec<usize>>,
     overflow: OnceBox<Entry<M>>,
-    pub(crate) overflowed: AtomicU64,
-    pub(crate) storage_errors: AtomicU64,
+    health: Health,
     created_timestamps: bool,
+}
+
+/// A family's own counts of what went wrong: series of the registry's self-metric
+/// families (`herd_cardinality_overflow`, `herd_storage_errors`, labelled with this
+/// family's name), made when the family is registered, so they are in storage, at 0,
+/// before the first thing can go wrong (FamilyParams).
+#[derive(Clone, Debug)]
+pub(crate) struct Health {
+    pub(crate) overflowed: Counter,
+    pub(crate) storage_errors: Counter,
+}
+
+impl Health {
+    /// Counts kept in this process's memory only: for the self-metric families
+    /// themselves, and for when those could not be registered.
+    pub(crate) fn private() -> Self {
+        let config = CounterConfig::default();
+        Self { overflowed: Counter::detached(&config), storage_errors: Counter::detached(&config) }
+    }
 }
 
 pub(crate) struct FamilyParams<M: Metric> {
@@ -164,6 +183,7 @@ pub(crate) struct FamilyParams<M: Metric> {
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) limit: usize,
     pub(crate) created_timestamps: bool,
+    pub(crate) health: Health,
 }
 
 impl<M: Metric> FamilyCore<M> {
@@ -182,8 +202,7 @@ impl<M: Metric> FamilyCore<M> {
             len: AtomicUsize::new(0),
             order: Mutex::new(Vec::new()),
             overflow: OnceBox::new(),
-            overflowed: AtomicU64::new(0),
-            storage_errors: AtomicU64::new(0),
+            health: p.health,
             created_timestamps: p.created_timestamps,
         }
     }
@@ -245,7 +264,7 @@ impl<M: Metric> FamilyCore<M> {
 
     #[cold]
     fn overflow(&self) -> &M {
-        self.overflowed.fetch_add(1, Ordering::Relaxed);
+        self.health.overflowed.inc();
         if let Some(e) = self.overflow.get() {
             return &e.metric;
         }
@@ -269,7 +288,7 @@ impl<M: Metric> FamilyCore<M> {
         // The storage failed (a full disk, say) or misbehaved: keep the process running on
         // private cells and count it; these writes will not reach other processes.
         let metric = metric.unwrap_or_else(|| {
-            self.storage_errors.fetch_add(1, Ordering::Relaxed);
+            self.health.storage_errors.inc();
             M::detached(&self.config)
         });
         let created = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());

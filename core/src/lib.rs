@@ -36,7 +36,17 @@
 //!
 //! let format = negotiate(Some("application/openmetrics-text;version=1.0.0"));
 //! let body = String::from_utf8(registry.encode(format))?;
+//! // herd's own counts come first: per family, lookups folded past its cardinality
+//! // limit and series its storage could not hold, created at 0.
 //! assert_eq!(body, "\
+//! ## TYPE herd_cardinality_overflow counter
+//! ## HELP herd_cardinality_overflow Label-set lookups folded into the overflow series because a family reached its cardinality limit.
+//! herd_cardinality_overflow_total{family=\"http_requests\"} 0
+//! herd_cardinality_overflow_total{family=\"http_request_duration_seconds\"} 0
+//! ## TYPE herd_storage_errors counter
+//! ## HELP herd_storage_errors Series whose storage failed to provide cells; their values stay in this process only.
+//! herd_storage_errors_total{family=\"http_requests\"} 0
+//! herd_storage_errors_total{family=\"http_request_duration_seconds\"} 0
 //! ## TYPE http_request_duration_seconds histogram
 //! ## UNIT http_request_duration_seconds seconds
 //! ## HELP http_request_duration_seconds Time to serve a request.
@@ -94,7 +104,7 @@ pub use observe::{Observer, SeriesObserver};
 #[cfg(target_os = "linux")]
 pub use process::{ProcStat, ProcessCollector};
 pub use registry::{
-    Collector, LabelNames, MetricBuilder, NoLabels, Registry, RegistryBuilder, OVERFLOW_METRIC,
+    CollectError, Collector, LabelNames, MetricBuilder, NoLabels, Registry, RegistryBuilder, OVERFLOW_METRIC,
     STORAGE_ERRORS_METRIC,
 };
 pub use snapshot::Snapshot;

@@ -3,7 +3,6 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -12,7 +11,7 @@ use crate::clock::Clock;
 use crate::desc::{FamilyDesc, GaugeMode, MetricKind};
 use crate::encode::{encode, Format};
 use crate::error::RegistryError;
-use crate::family::{Family, FamilyCore, FamilyParams, DEFAULT_CARDINALITY_LIMIT};
+use crate::family::{Family, FamilyCore, FamilyParams, Health, DEFAULT_CARDINALITY_LIMIT};
 use crate::labels::{validate_label_name, validate_metric_name, LabelSet, NameError};
 use crate::metrics::counter::CounterConfig;
 use crate::metrics::gauge::GaugeConfig;
@@ -27,12 +26,51 @@ use crate::storage::{HeapStorage, Storage};
 pub trait Collector: Send + Sync + 'static {
     /// Appends this collector's families to `out`.
     fn collect(&self, out: &mut Vec<FamilySnapshot>);
+
+    /// Like [`collect`](Collector::collect), but says when the collector could not
+    /// read its source at all (a metrics directory that cannot be listed, say), so that
+    /// a `/metrics` endpoint answers with an error rather than a body that silently
+    /// lacks series. A partial read that the collector reports in its own families is
+    /// not an error. By default, `collect` and `Ok`.
+    ///
+    /// # Errors
+    ///
+    /// [`CollectError`] saying, in one line, why nothing could be collected.
+    fn try_collect(&self, out: &mut Vec<FamilySnapshot>) -> Result<(), CollectError> {
+        self.collect(out);
+        Ok(())
+    }
 }
+
+/// Why a [`Collector`] could not collect anything: one line, for a scrape's error
+/// response and a log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectError {
+    message: String,
+}
+
+impl CollectError {
+    /// An error with this one-line message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self { message: message.into().replace(['\n', '\r'], " ") }
+    }
+}
+
+impl fmt::Display for CollectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CollectError {}
 
 /// Self-metric: lookups folded into a family's overflow series.
 pub const OVERFLOW_METRIC: &str = "herd_cardinality_overflow";
 /// Self-metric: series whose storage failed and that fell back to private cells.
 pub const STORAGE_ERRORS_METRIC: &str = "herd_storage_errors";
+
+/// The self-metric families' cap: one series per family of a registry.
+const HEALTH_CARDINALITY_LIMIT: usize = 4096;
 
 /// A set of metric families and collectors, and the settings they share.
 ///
@@ -46,7 +84,10 @@ pub const STORAGE_ERRORS_METRIC: &str = "herd_storage_errors";
 /// let jobs = registry.counter("jobs_total", "Jobs processed.").register()?;
 /// jobs.inc();
 /// let text = String::from_utf8(registry.encode(Format::Text))?;
-/// assert_eq!(text, "# HELP app_jobs_total Jobs processed.\n# TYPE app_jobs_total counter\napp_jobs_total 1\n");
+/// assert!(text.starts_with("# HELP app_jobs_total Jobs processed.\n# TYPE app_jobs_total counter\napp_jobs_total 1\n"));
+/// // And herd's own counts for the family, at 0 until something goes wrong:
+/// assert!(text.contains("herd_cardinality_overflow_total{family=\"app_jobs\"} 0\n"));
+/// assert!(text.contains("herd_storage_errors_total{family=\"app_jobs\"} 0\n"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
@@ -67,26 +108,17 @@ struct State {
     // Every family name and sample name, mapped to the family that owns it.
     names: HashMap<String, (String, MetricKind)>,
     collectors: Vec<Arc<dyn Collector>>,
-    watched: Vec<Arc<dyn FamilyHealth>>,
+    /// The self-metric families, registered with the first family (`None` until then,
+    /// and if their names were taken).
+    health: Option<HealthFamilies>,
 }
 
-/// What the registry's self-metrics read from each family.
-trait FamilyHealth: Send + Sync {
-    fn name(&self) -> &str;
-    fn overflowed(&self) -> u64;
-    fn storage_errors(&self) -> u64;
-}
-
-impl<M: Metric> FamilyHealth for FamilyCore<M> {
-    fn name(&self) -> &str {
-        &self.desc.name
-    }
-    fn overflowed(&self) -> u64 {
-        self.overflowed.load(Ordering::Relaxed)
-    }
-    fn storage_errors(&self) -> u64 {
-        self.storage_errors.load(Ordering::Relaxed)
-    }
+/// `herd_cardinality_overflow` and `herd_storage_errors`: counter families like any
+/// other, in this registry's storage, with a series per family of the registry. So in
+/// multi-process mode they are in every process's file and the aggregate sums them.
+struct HealthFamilies {
+    overflowed: Arc<FamilyCore<Counter>>,
+    storage_errors: Arc<FamilyCore<Counter>>,
 }
 
 impl Default for Registry {
@@ -190,7 +222,7 @@ impl State {
                 names.insert(n, (name.to_owned(), MetricKind::Counter));
             }
         }
-        Self { names, collectors: Vec::new(), watched: Vec::new() }
+        Self { names, collectors: Vec::new(), health: None }
     }
 }
 
@@ -455,7 +487,6 @@ impl Registry {
         for c in &state.collectors {
             c.collect(&mut families);
         }
-        self.self_metrics(&state, &mut families);
         drop(state);
         let mut snapshot = Snapshot { families };
         snapshot.sort();
@@ -469,53 +500,21 @@ impl Registry {
         out
     }
 
-    fn self_metrics(&self, state: &State, out: &mut Vec<FamilySnapshot>) {
-        let metric = |name: &str, help: &str, read: &dyn Fn(&dyn FamilyHealth) -> u64| {
-            let series: Vec<SeriesSnapshot> = state
-                .watched
-                .iter()
-                .filter_map(|f| {
-                    let v = read(&**f);
-                    let labels = LabelSet::from_validated(vec![(Arc::from("family"), Box::from(f.name()))]);
-                    (v > 0).then(|| SeriesSnapshot {
-                        labels: Arc::new(labels),
-                        value: SeriesValue::Counter(CounterValue { integer: v, ..CounterValue::default() }),
-                        created: None,
-                    })
-                })
-                .collect();
-            (!series.is_empty()).then(|| FamilySnapshot {
-                name: name.into(),
-                help: help.into(),
-                unit: None,
-                kind: MetricKind::Counter,
-                series,
-            })
-        };
-        out.extend(metric(
-            OVERFLOW_METRIC,
-            "Label-set lookups folded into the overflow series because a family reached its cardinality limit.",
-            &|f| f.overflowed(),
-        ));
-        out.extend(metric(
-            STORAGE_ERRORS_METRIC,
-            "Series whose storage failed to provide cells; their values stay in this process only.",
-            &|f| f.storage_errors(),
-        ));
-    }
-
-    /// The family name a registration of `name` gets: the registry's prefix added, a
-    /// counter's `_total` removed (its samples add it back), and checked.
-    fn family_name(&self, name: &str, kind: MetricKind) -> Result<String, RegistryError> {
-        let mut full = match &self.inner.prefix {
+    /// The family name a registration of `name` gets (the registry's prefix added, a
+    /// counter's `_total` removed: its samples add it back), checked; and the name as
+    /// registered (prefix added, nothing removed), which is what errors echo.
+    fn family_name(&self, name: &str, kind: MetricKind) -> Result<(String, String), RegistryError> {
+        let shown = match &self.inner.prefix {
             Some(p) => format!("{p}_{name}"),
             None => name.to_owned(),
         };
+        validate_metric_name(&shown)?;
+        let mut full = shown.clone();
         if kind == MetricKind::Counter && full.ends_with("_total") {
             full.truncate(full.len() - "_total".len());
         }
         validate_metric_name(&full)?;
-        Ok(full)
+        Ok((full, shown))
     }
 
     fn register_callback(
@@ -525,9 +524,9 @@ impl Registry {
         kind: MetricKind,
         read: impl Fn() -> SeriesValue + Send + Sync + 'static,
     ) -> Result<(), RegistryError> {
-        let full = self.family_name(&name, kind)?;
+        let (full, shown) = self.family_name(&name, kind)?;
         let mut state = self.inner.state.write();
-        reserve(&mut state, &full, kind)?;
+        reserve(&mut state, &full, &shown, kind)?;
         let labels = Arc::new(LabelSet::from_validated(self.inner.const_labels.to_vec()));
         let name: Arc<str> = full.into();
         let help: Arc<str> = help.into();
@@ -544,47 +543,88 @@ impl Registry {
         config: M::Config,
         limit: Option<usize>,
     ) -> Result<Arc<FamilyCore<M>>, RegistryError> {
-        let full = self.family_name(&name, M::KIND)?;
-        self.check_labels::<M>(&full, &label_names, M::gauge_mode(&config))?;
+        let (full, shown) = self.family_name(&name, M::KIND)?;
+        self.check_labels::<M>(&shown, &label_names, M::gauge_mode(&config))?;
         if let Some(unit) = &unit {
             let valid = !unit.is_empty()
                 && unit.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
             if !valid || !full.ends_with(&format!("_{unit}")) {
-                return Err(RegistryError::Unit { name: full, unit: unit.clone() });
+                return Err(RegistryError::Unit { name: shown, unit: unit.clone() });
             }
         }
         let limit = limit.unwrap_or(self.inner.cardinality_limit);
         if limit == 0 {
-            return Err(RegistryError::ZeroCardinalityLimit { name: full });
+            return Err(RegistryError::ZeroCardinalityLimit { name: shown });
         }
-        let desc = Arc::new(FamilyDesc {
-            name: full.as_str().into(),
-            help: help.into(),
-            unit: unit.map(Into::into),
-            kind: M::KIND,
-            label_names: label_names.into(),
-            buckets: M::buckets(&config),
-            gauge_mode: M::gauge_mode(&config),
-            summary: M::summary(&config),
-            cells_per_series: M::cell_count(&config),
-        });
+        let desc = describe::<M>(&full, help, unit, label_names, &config);
         let mut state = self.inner.state.write();
-        reserve(&mut state, &full, M::KIND)?;
+        reserve(&mut state, &full, &shown, M::KIND)?;
         if let Err(e) = self.inner.storage.add_family(&desc) {
             unreserve(&mut state, &full, M::KIND);
             return Err(RegistryError::Storage(e));
         }
-        let core = Arc::new(FamilyCore::new(FamilyParams {
+        let health = self.health_of(&mut state, &full);
+        let core = self.family_core(desc, config, limit, health);
+        state.collectors.push(core.clone());
+        Ok(core)
+    }
+
+    fn family_core<M: Metric>(
+        &self,
+        desc: Arc<FamilyDesc>,
+        config: M::Config,
+        limit: usize,
+        health: Health,
+    ) -> Arc<FamilyCore<M>> {
+        Arc::new(FamilyCore::new(FamilyParams {
             desc,
             config,
             const_labels: self.inner.const_labels.clone(),
             storage: self.inner.storage.clone(),
             limit,
             created_timestamps: self.inner.created_timestamps,
-        }));
-        state.collectors.push(core.clone());
-        state.watched.push(core.clone());
-        Ok(core)
+            health,
+        }))
+    }
+
+    /// The self-metric series of the family `name`, made now, at 0: in storage before
+    /// anything can go wrong (a full disk later can still be counted), and at 0 so that
+    /// `increase()` sees the first overflow.
+    fn health_of(&self, state: &mut State, name: &str) -> Health {
+        if state.health.is_none() {
+            state.health = self.health_families(state);
+        }
+        match &state.health {
+            Some(h) => Health {
+                overflowed: h.overflowed.get(&[name]).clone(),
+                storage_errors: h.storage_errors.get(&[name]).clone(),
+            },
+            None => Health::private(),
+        }
+    }
+
+    /// Registers the two self-metric families (their names are reserved from the
+    /// start); `None` if the storage refuses them, and the counts stay in memory.
+    fn health_families(&self, state: &mut State) -> Option<HealthFamilies> {
+        let mut family = |name: &str, help: &str| {
+            let config = CounterConfig::default();
+            let desc = describe::<Counter>(name, help.into(), None, vec![Arc::from("family")], &config);
+            self.inner.storage.add_family(&desc).ok()?;
+            // One series per family of the registry: a cap no registry reaches.
+            let core = self.family_core(desc, config, HEALTH_CARDINALITY_LIMIT, Health::private());
+            state.collectors.push(core.clone());
+            Some(core)
+        };
+        Some(HealthFamilies {
+            overflowed: family(
+                OVERFLOW_METRIC,
+                "Label-set lookups folded into the overflow series because a family reached its cardinality limit.",
+            )?,
+            storage_errors: family(
+                STORAGE_ERRORS_METRIC,
+                "Series whose storage failed to provide cells; their values stay in this process only.",
+            )?,
+        })
     }
 
     fn check_labels<M: Metric>(
@@ -621,6 +661,37 @@ impl Registry {
     }
 }
 
+impl FamilyDesc {
+    /// A counter family without labels, for a storage that keeps counts of its own in
+    /// its cells (herd-mmap's `herd_mmap_fork_file_failures`). `name` is the family name,
+    /// without `_total`; it is not checked here.
+    pub fn counter(name: &str, help: &str) -> Self {
+        let desc = describe::<Counter>(name, help.into(), None, Vec::new(), &CounterConfig::default());
+        Arc::unwrap_or_clone(desc)
+    }
+}
+
+/// The description of a family of `M` named `name` (already full and checked).
+fn describe<M: Metric>(
+    name: &str,
+    help: String,
+    unit: Option<String>,
+    label_names: Vec<Arc<str>>,
+    config: &M::Config,
+) -> Arc<FamilyDesc> {
+    Arc::new(FamilyDesc {
+        name: name.into(),
+        help: help.into(),
+        unit: unit.map(Into::into),
+        kind: M::KIND,
+        label_names: label_names.into(),
+        buckets: M::buckets(config),
+        gauge_mode: M::gauge_mode(config),
+        summary: M::summary(config),
+        cells_per_series: M::cell_count(config),
+    })
+}
+
 /// The names a family owns: its own name and every sample name it writes. Two families
 /// may share none of them, so that no parser can attribute a sample to the wrong family.
 fn owned_names(name: &str, kind: MetricKind) -> BTreeSet<String> {
@@ -628,20 +699,22 @@ fn owned_names(name: &str, kind: MetricKind) -> BTreeSet<String> {
 }
 
 /// Claims the names a family of `kind` called `name` owns, or says who owns one already.
-fn reserve(state: &mut State, name: &str, kind: MetricKind) -> Result<(), RegistryError> {
+/// Takes every name the family `name` writes; `shown` is the name as registered, which
+/// messages echo, then and when a later registration collides with this one.
+fn reserve(state: &mut State, name: &str, shown: &str, kind: MetricKind) -> Result<(), RegistryError> {
     let names = owned_names(name, kind);
     if let Some((sample, (existing, existing_kind))) =
         names.iter().find_map(|n| state.names.get(n).map(|owner| (n, owner)))
     {
         return Err(RegistryError::AlreadyRegistered {
-            name: name.into(),
+            name: shown.into(),
             sample: sample.clone(),
             existing: existing.clone(),
             existing_kind: *existing_kind,
         });
     }
     for n in names {
-        state.names.insert(n, (name.to_owned(), kind));
+        state.names.insert(n, (shown.to_owned(), kind));
     }
     Ok(())
 }

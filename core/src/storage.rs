@@ -57,13 +57,15 @@ impl StorageError {
 
 impl fmt::Display for StorageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "storage could not provide cells: {}", self.source)
+        write!(f, "storage: {}", self.source)
     }
 }
 
 impl std::error::Error for StorageError {
+    /// The cause is part of this error's message; the chain goes on with the cause's
+    /// own source, so no message is printed twice.
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&*self.source)
+        self.source.source()
     }
 }
 

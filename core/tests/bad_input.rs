@@ -76,9 +76,11 @@ fn duplicate_and_clashing_names_say_what_conflicted() -> TestResult {
     let err = r.counter("requests", "again").register().err();
     match &err {
         Some(RegistryError::AlreadyRegistered { name, existing, existing_kind, .. }) => {
+            // Each name as its caller wrote it: the first was registered as
+            // `requests_total`, not as the family name `requests` herd made of it.
             assert_eq!(
                 (name.as_str(), existing.as_str(), *existing_kind),
-                ("requests", "requests", MetricKind::Counter)
+                ("requests", "requests_total", MetricKind::Counter)
             );
         }
         other => panic!("expected AlreadyRegistered, got {other:?}"),

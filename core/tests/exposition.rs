@@ -7,8 +7,46 @@ use herd_core::{Buckets, Collector, Format, LabelSet, MetricKind, Registry};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
+/// The exposition of the families a test registered: herd's own per-family counts
+/// (`herd_cardinality_overflow`, `herd_storage_errors`) are left out here, and checked
+/// exactly in `self_metrics_are_series_of_every_family_from_registration`.
 fn encode(r: &Registry, f: Format) -> String {
+    encode_all(r, f)
+        .split_inclusive('\n')
+        .filter(|l| {
+            !l.starts_with("herd_") && !l.starts_with("# HELP herd_") && !l.starts_with("# TYPE herd_")
+        })
+        .collect()
+}
+
+fn encode_all(r: &Registry, f: Format) -> String {
     String::from_utf8_lossy(&r.encode(f)).into_owned()
+}
+
+#[test]
+fn self_metrics_are_series_of_every_family_from_registration() -> TestResult {
+    let r = Registry::builder().cardinality_limit(1).build()?;
+    let c = r.counter("c_total", "C.").labels(["k"]).register()?;
+    let _g = r.gauge("g", "G.").register()?;
+    assert_eq!(
+        encode_all(&r, Format::Text),
+        "# HELP g G.\n# TYPE g gauge\ng 0\n\
+         # HELP herd_cardinality_overflow_total Label-set lookups folded into the overflow series because a family reached its cardinality limit.\n\
+         # TYPE herd_cardinality_overflow_total counter\n\
+         herd_cardinality_overflow_total{family=\"c\"} 0\n\
+         herd_cardinality_overflow_total{family=\"g\"} 0\n\
+         # HELP herd_storage_errors_total Series whose storage failed to provide cells; their values stay in this process only.\n\
+         # TYPE herd_storage_errors_total counter\n\
+         herd_storage_errors_total{family=\"c\"} 0\n\
+         herd_storage_errors_total{family=\"g\"} 0\n"
+    );
+    c.with_labels(["a"]).inc();
+    c.with_labels(["b"]).inc();
+    c.with_labels(["c"]).inc();
+    let text = encode_all(&r, Format::Text);
+    assert!(text.contains("herd_cardinality_overflow_total{family=\"c\"} 2\n"), "{text}");
+    assert!(text.contains("c_total{k=\"__overflow__\"} 2\n"), "{text}");
+    Ok(())
 }
 
 #[test]
@@ -131,7 +169,9 @@ fn created_timestamps_are_opt_in_and_openmetrics_only() -> TestResult {
     c.inc();
     g.set(1.0);
     let om = encode(&r, Format::OpenMetrics);
-    let created: Vec<&str> = om.lines().filter(|l| l.contains("_created")).collect();
+    // herd's own counters (per family) have theirs too; the gauge has none.
+    let created: Vec<&str> =
+        om.lines().filter(|l| l.contains("_created") && !l.starts_with("herd_")).collect();
     assert_eq!(created.len(), 1, "{om}");
     assert!(created[0].starts_with("c_created 1."), "{om}");
     assert!(!encode(&r, Format::Text).contains("_created"));
@@ -165,11 +205,21 @@ fn custom_collectors_join_the_snapshot_in_name_order() -> TestResult {
     let z = r.gauge("zzz", "Z.").register()?;
     z.set(1.0);
     r.register_collector(Arc::new(Temperatures));
+    let text = encode_all(&r, Format::Text);
+    let names: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).collect();
     assert_eq!(
-        encode(&r, Format::Text),
+        names,
+        [
+            "herd_cardinality_overflow_total counter",
+            "herd_storage_errors_total counter",
+            "room_temperature untyped",
+            "zzz gauge"
+        ]
+    );
+    assert!(text.ends_with(
         "# HELP room_temperature Temperature.\n# TYPE room_temperature untyped\nroom_temperature{room=\"kitchen\"} 21.5\n\
          # HELP zzz Z.\n# TYPE zzz gauge\nzzz 1\n"
-    );
+    ));
     assert!(encode(&r, Format::OpenMetrics).contains("# TYPE room_temperature unknown\n"));
     Ok(())
 }

@@ -65,7 +65,8 @@ fn herd_registry_beside_a_native_metric() {
     let payload = herd.summary("payload_bytes", "Payload sizes.").unit("bytes").register().unwrap();
     payload.observe(100.0);
     payload.observe(250.0);
-    // Registered but never used: no series, so no descriptor either.
+    // Registered but never used: no series, so no descriptor either (only herd's own
+    // counts for it).
     herd.counter("unused", "Never used.").labels(["x"]).register().unwrap();
 
     let mut registry = PcRegistry::default();
@@ -80,6 +81,21 @@ fn herd_registry_beside_a_native_metric() {
         "# HELP native_requests Native requests.\n",
         "# TYPE native_requests counter\n",
         "native_requests_total 2\n",
+        // herd's own counts, a series per registered family (in registration order).
+        "# HELP herd_cardinality_overflow Label-set lookups folded into the overflow series because a family reached its cardinality limit.\n",
+        "# TYPE herd_cardinality_overflow counter\n",
+        "herd_cardinality_overflow_total{family=\"http_requests\"} 0\n",
+        "herd_cardinality_overflow_total{family=\"queue_depth\"} 0\n",
+        "herd_cardinality_overflow_total{family=\"request_duration_seconds\"} 0\n",
+        "herd_cardinality_overflow_total{family=\"payload_bytes\"} 0\n",
+        "herd_cardinality_overflow_total{family=\"unused\"} 0\n",
+        "# HELP herd_storage_errors Series whose storage failed to provide cells; their values stay in this process only.\n",
+        "# TYPE herd_storage_errors counter\n",
+        "herd_storage_errors_total{family=\"http_requests\"} 0\n",
+        "herd_storage_errors_total{family=\"queue_depth\"} 0\n",
+        "herd_storage_errors_total{family=\"request_duration_seconds\"} 0\n",
+        "herd_storage_errors_total{family=\"payload_bytes\"} 0\n",
+        "herd_storage_errors_total{family=\"unused\"} 0\n",
         "# HELP http_requests Requests served.\n",
         "# TYPE http_requests counter\n",
         "http_requests_total{method=\"GET\",path=\"a\\\"b\\\\c\"} 3\n",
@@ -114,6 +130,16 @@ fn herd_registry_beside_a_native_metric() {
     let parsed = python_parse(&text);
     let expected_samples = concat!(
         "counter native_requests_total [] 2 None\n",
+        "counter herd_cardinality_overflow_total [('family', 'http_requests')] 0 None\n",
+        "counter herd_cardinality_overflow_total [('family', 'queue_depth')] 0 None\n",
+        "counter herd_cardinality_overflow_total [('family', 'request_duration_seconds')] 0 None\n",
+        "counter herd_cardinality_overflow_total [('family', 'payload_bytes')] 0 None\n",
+        "counter herd_cardinality_overflow_total [('family', 'unused')] 0 None\n",
+        "counter herd_storage_errors_total [('family', 'http_requests')] 0 None\n",
+        "counter herd_storage_errors_total [('family', 'queue_depth')] 0 None\n",
+        "counter herd_storage_errors_total [('family', 'request_duration_seconds')] 0 None\n",
+        "counter herd_storage_errors_total [('family', 'payload_bytes')] 0 None\n",
+        "counter herd_storage_errors_total [('family', 'unused')] 0 None\n",
         "counter http_requests_total [('method', 'GET'), ('path', 'a\"b\\\\c')] 3 None\n",
         "counter http_requests_total [('method', 'POST'), ('path', '/')] 1.5 None\n",
         "unknown payload_bytes [('quantile', '0.5')] 100.94922663228078 None\n",

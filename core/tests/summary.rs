@@ -26,7 +26,9 @@ struct Recording {
 
 impl Storage for Recording {
     fn add_family(&self, family: &FamilyDesc) -> Result<(), StorageError> {
-        *self.layout.lock() = family.summary.clone();
+        if family.summary.is_some() {
+            *self.layout.lock() = family.summary.clone();
+        }
         Ok(())
     }
 
@@ -37,7 +39,10 @@ impl Storage for Recording {
         len: usize,
     ) -> Result<CellBlock, StorageError> {
         let block = self.heap.allocate(family, labels, len)?;
-        self.blocks.lock().push(block.clone());
+        // Only the summary's: the registry's self-metric counters are allocated here too.
+        if family.summary.is_some() {
+            self.blocks.lock().push(block.clone());
+        }
         Ok(block)
     }
 }

@@ -74,7 +74,7 @@ impl Server {
     /// aggregate; with this process's file.
     fn example_in_files(workers: usize) -> AnyResult<(Self, PathBuf, TempDir)> {
         let tmp = tempfile::tempdir()?;
-        let dir = claim_dir(&tmp.path().join("metrics"))?;
+        let dir = claim_dir(tmp.path().join("metrics"))?;
         let storage = MmapStorage::open(&dir)?;
         let file = storage.path();
         let registry = Registry::builder().storage(Arc::new(storage)).build()?;

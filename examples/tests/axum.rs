@@ -59,7 +59,7 @@ impl Server {
     /// returned guard), `/metrics` serving their aggregate; with this process's file.
     fn example_in_files() -> AnyResult<(Self, PathBuf, TempDir)> {
         let tmp = tempfile::tempdir()?;
-        let dir = claim_dir(&tmp.path().join("metrics"))?;
+        let dir = claim_dir(tmp.path().join("metrics"))?;
         let storage = MmapStorage::open(&dir)?;
         let file = storage.path();
         let registry = Registry::builder().storage(Arc::new(storage)).build()?;
@@ -145,7 +145,7 @@ fn a_panicking_handler_is_counted_as_documented() -> TestResult {
 #[test]
 fn with_mmap_storage_the_aggregator_serves_what_the_layer_recorded() -> TestResult {
     let tmp = tempfile::tempdir()?;
-    let dir = herd_mmap::claim_dir(&tmp.path().join("metrics"))?;
+    let dir = herd_mmap::claim_dir(tmp.path().join("metrics"))?;
     let storage = herd_mmap::MmapStorage::open(&dir)?;
     let registry = Registry::builder().storage(std::sync::Arc::new(storage)).build()?;
     let aggregator = std::sync::Arc::new(herd_mmap::Aggregator::new(&dir)?);

@@ -6,12 +6,15 @@
 //! request path); herd-core documents that any UTF-8 value is kept as it is and
 //! escaped, so every value must read back exactly. The only replacement herd makes is
 //! the overflow series: past a family's cardinality limit, new label sets fold into one
-//! series whose every value is `__overflow__`, counted in `herd_cardinality_overflow`.
+//! series whose every value is `__overflow__`, counted in `herd_cardinality_overflow`
+//! (whose series, and `herd_storage_errors`', exist for every family from registration).
 //!
 //! Shared with herd-core's regression tests by path: uses only `std`, `herd_core` and
 //! the sibling module `expo`.
 
-use herd_core::{encode, Buckets, Format, Registry, OVERFLOW_LABEL_VALUE, OVERFLOW_METRIC};
+use herd_core::{
+    encode, Buckets, Format, Registry, OVERFLOW_LABEL_VALUE, OVERFLOW_METRIC, STORAGE_ERRORS_METRIC,
+};
 
 use super::expo::{self, Dialect, Labels, Sample};
 
@@ -543,28 +546,30 @@ fn compare(rec: &Recorded, families: &[expo::Family], dialect: Dialect) -> Resul
         }
     }
 
-    // The overflow self-metric: one series per family that folded a lookup.
-    let overflowed: Vec<(String, u64)> = [
-        (format!("{p}{}", COUNTER.0), rec.counters.overflowed),
-        (format!("{p}{}", GAUGE.0), rec.gauges.overflowed),
-        (format!("{p}{}", HISTOGRAM.0), rec.histograms.overflowed),
-        (format!("{p}{}", SUMMARY.0), rec.summaries.overflowed),
-    ]
-    .into_iter()
-    .filter(|(_, n)| *n > 0)
-    .collect();
-    if !overflowed.is_empty() {
+    // The self-metrics: a series per registered family, from registration on, with the
+    // lookups folded into its overflow series; heap storage never fails, so every
+    // storage-error series reads 0.
+    let per_family = |n: [u64; 4]| -> Vec<(String, u64)> {
+        let names = [COUNTER.0, GAUGE.0, HISTOGRAM.0, SUMMARY.0];
+        let mut v: Vec<(String, u64)> =
+            names.iter().zip(n).map(|(name, n)| (format!("{p}{name}"), n)).collect();
+        v.sort();
+        v
+    };
+    let overflowed =
+        [rec.counters.overflowed, rec.gauges.overflowed, rec.histograms.overflowed, rec.summaries.overflowed];
+    for (metric, want) in
+        [(OVERFLOW_METRIC, per_family(overflowed)), (STORAGE_ERRORS_METRIC, per_family([0; 4]))]
+    {
         expected_families += 1;
-        let name = if om { OVERFLOW_METRIC.to_owned() } else { format!("{OVERFLOW_METRIC}_total") };
+        let name = if om { metric.to_owned() } else { format!("{metric}_total") };
         let f = find(name.clone()).ok_or(format!("no family {name}"))?;
         let mut got: Vec<(String, u64)> = Vec::new();
-        for s in &f.samples {
+        for s in f.samples.iter().filter(|s| !s.name.ends_with("_created")) {
             let family = s.label("family").unwrap_or("").to_owned();
             got.push((family, s.raw_value.parse().map_err(|_| format!("{}: {}", f.name, s.raw_value))?));
         }
         got.sort();
-        let mut want = overflowed;
-        want.sort();
         if got != want {
             return Err(format!("{}: {got:?} != {want:?}", f.name));
         }

@@ -9,7 +9,7 @@ mod service;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
-pub use handler::MetricsHandler;
+pub use handler::{MetricsHandler, ScrapeFuture};
 pub use layer::{MetricsLayer, MetricsLayerBuilder};
 pub use service::Metrics;
 

@@ -15,13 +15,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use herd_core::clock::{Clock, CoarseClock};
-use herd_core::snapshot::{FamilySnapshot, SeriesSnapshot, SeriesValue, Snapshot};
-use herd_core::{Collector, LabelSet, MetricKind};
+use herd_core::snapshot::{CounterValue, FamilySnapshot, SeriesSnapshot, SeriesValue, Snapshot};
+use herd_core::{CollectError, Collector, LabelSet, MetricKind};
 use parking_lot::Mutex;
 
 use crate::compact::{compact_if_needed, DEFAULT_COMPACT_THRESHOLD};
 use crate::dir::{check_dir, is_worker_file, ARCHIVE};
 use crate::error::MmapError;
+use crate::format::FormatError;
 use crate::index::{Index, SlotId};
 use crate::reader::{FileReader, Refreshed};
 
@@ -57,7 +58,15 @@ struct State {
     live_pids: Vec<u32>,
     /// The dead files and archive (identity, length) the index's base was folded from.
     base_of: Option<Vec<(u64, u64, u64)>>,
+    /// Files found shrunk under this aggregator (truncated by another process).
+    shrunk_files: u64,
 }
+
+/// How many times one scrape reads the directory again after finding a file that shrank
+/// while it was read. Each retry leaves out one more file, so a retry is rare and two
+/// are rarer; the bound only stops a directory truncated in a loop from holding a
+/// scrape forever (it then fails, rather than answer with a file's zeroes).
+const SHRINK_RETRIES: usize = 8;
 
 /// A file, the index slot of each of its series (`None`: left out), and whether its
 /// writer is known to be dead (then it never changes again).
@@ -90,6 +99,9 @@ pub struct ScrapeReport {
     pub bytes: u64,
     /// Files that were skipped.
     pub skipped: Vec<SkippedFile>,
+    /// Files found shrunk (truncated by another process) since the aggregator started;
+    /// they are skipped.
+    pub shrunk_files: u64,
     /// Distinct series reported.
     pub series: usize,
 }
@@ -101,7 +113,8 @@ impl Aggregator {
     ///
     /// [`MmapError`] if the directory is missing or unsafe (see
     /// [`check_dir`](crate::check_dir)).
-    pub fn new(dir: &Path) -> Result<Self, MmapError> {
+    pub fn new(dir: impl AsRef<Path>) -> Result<Self, MmapError> {
+        let dir = dir.as_ref();
         check_dir(dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -180,11 +193,32 @@ impl Aggregator {
 }
 
 impl State {
+    /// One scrape: the directory read until no file shrinks while it is read.
     fn scrape(
         &mut self,
         dir: &Path,
         now: std::time::Duration,
     ) -> Result<(Snapshot, ScrapeReport), MmapError> {
+        for _ in 0..SHRINK_RETRIES {
+            if let Some(scraped) = self.read_round(dir, now)? {
+                return Ok(scraped);
+            }
+        }
+        Err(MmapError::io(
+            dir,
+            "cannot read",
+            std::io::Error::other(format!("files shrank under every one of {SHRINK_RETRIES} reads in a row")),
+        ))
+    }
+
+    /// Reads every file into a round of the index. `None` if a file turned out to have
+    /// shrunk while its cells were read: the round holds zeroes for it, so it must be
+    /// read again, and the file (now marked) is skipped then.
+    fn read_round(
+        &mut self,
+        dir: &Path,
+        now: std::time::Duration,
+    ) -> Result<Option<(Snapshot, ScrapeReport)>, MmapError> {
         let mut report = ScrapeReport::default();
         let paths = list(dir)?;
         self.files.retain(|p, _| paths.contains(p));
@@ -192,43 +226,54 @@ impl State {
         // that vanishes in between was folded into the archive we then open.
         let mut files = Vec::with_capacity(paths.len());
         for path in paths {
-            let cached = self.files.remove(&path);
-            let cached = match cached {
+            let cached = match self.files.remove(&path) {
                 // A dead file never changes again: no need to look at it, only to know
                 // that it is still there (the listing says so).
-                Some(dead) if dead.dead => {
-                    files.push((path, dead));
-                    continue;
-                }
-                other => other,
-            };
-            let mut cached = match self.refresh(cached, &path) {
-                Ok(Some(cached)) => cached,
-                Ok(None) => continue,
-                Err(reason) => {
-                    report.skipped.push(SkippedFile { path, reason });
-                    continue;
-                }
-            };
-            if !cached.reader.is_live() {
-                // Dead now, so complete now: read what it published between our read
-                // and its death. Before the archive is opened, so that if it vanishes
-                // meanwhile the archive we open holds it.
-                cached = match self.refresh(Some(cached), &path) {
+                Some(dead) if dead.dead => dead,
+                cached => match self.refresh(cached, &path) {
                     Ok(Some(cached)) => cached,
                     Ok(None) => continue,
                     Err(reason) => {
                         report.skipped.push(SkippedFile { path, reason });
                         continue;
                     }
-                };
-                cached.dead = true;
+                },
+            };
+            let cached = if cached.dead || cached.reader.is_live() {
+                cached
+            } else {
+                // Dead now, so complete now: read what it published between our read
+                // and its death. Before the archive is opened, so that if it vanishes
+                // meanwhile the archive we open holds it.
+                match self.refresh(Some(cached), &path) {
+                    Ok(Some(cached)) => Cached { dead: true, ..cached },
+                    Ok(None) => continue,
+                    Err(reason) => {
+                        report.skipped.push(SkippedFile { path, reason });
+                        continue;
+                    }
+                }
+            };
+            if let Some(reason) = skipped_reason(&cached.reader) {
+                report.skipped.push(SkippedFile { path: path.clone(), reason });
+                if !cached.reader.prefix_counts {
+                    // Kept, so that it is neither opened nor logged afresh every scrape.
+                    self.files.insert(path, cached);
+                    continue;
+                }
             }
             files.push((path, cached));
         }
         let archive_path = dir.join(ARCHIVE);
         let cached = self.archive.take();
-        let archive = match self.refresh(cached, &archive_path) {
+        let mut archive = match self.refresh(cached, &archive_path) {
+            Ok(Some(archive)) if archive.reader.error.is_some() => {
+                // An archive read only in part would undercount every folded file; it
+                // counts whole or not at all.
+                let reason = skipped_reason(&archive.reader).unwrap_or_default();
+                report.skipped.push(SkippedFile { path: archive_path, reason });
+                None
+            }
             Ok(archive) => archive,
             Err(reason) => {
                 report.skipped.push(SkippedFile { path: archive_path, reason });
@@ -277,8 +322,13 @@ impl State {
         for (_, cached) in files.iter().filter(|(_, c)| !c.dead) {
             add(&mut self.index, cached, true);
         }
+        let shrank = self.mark_shrunk(&mut files, archive.as_mut());
         self.files.extend(files);
         self.archive = archive;
+        if shrank {
+            return Ok(None);
+        }
+        report.shrunk_files = self.shrunk_files;
         self.log_skipped(&report.skipped);
 
         let snapshot = self.index.snapshot(now);
@@ -292,7 +342,24 @@ impl State {
             self.archive = None;
             self.base_of = None;
         }
-        Ok((snapshot, report))
+        Ok(Some((snapshot, report)))
+    }
+
+    /// Marks the files whose mapping faulted past their end while this round read them
+    /// (`FileReader::check_shrank`); returns whether any did. A dead one or the archive
+    /// was part of the base, which is then folded again without it.
+    fn mark_shrunk(&mut self, files: &mut [(PathBuf, Cached)], archive: Option<&mut Cached>) -> bool {
+        let mut shrank = false;
+        for cached in files.iter_mut().map(|(_, c)| c).chain(archive) {
+            if cached.reader.prefix_counts && cached.reader.check_shrank() {
+                self.shrunk_files += 1;
+                shrank = true;
+                if cached.dead || cached.reader.is_archive() {
+                    self.base_of = None;
+                }
+            }
+        }
+        shrank
     }
 
     /// Reads what `path` published since the last scrape and maps its new series to
@@ -303,13 +370,14 @@ impl State {
             None => (None, Vec::new(), false),
         };
         let identity = reader.as_ref().map(|r| r.identity);
+        let had_error = reader.as_ref().is_some_and(|r| r.error.is_some());
         let reader = match FileReader::refresh(reader, path) {
             Ok(Refreshed::Read(reader)) => *reader,
             Ok(Refreshed::Vanished) => return Ok(None),
             Err(e) => return Err(e.reason()),
         };
-        if let Some(e) = &reader.error {
-            return Err(e.to_string());
+        if !had_error && identity == Some(reader.identity) && reader.error == Some(FormatError::Shrank) {
+            self.shrunk_files += 1;
         }
         if identity != Some(reader.identity) {
             // A different file now has this path (a new archive): its series are laid
@@ -329,6 +397,16 @@ impl State {
             }
         }
     }
+}
+
+/// Why a file is skipped, in whole or in part; `None` if it is read whole.
+fn skipped_reason(reader: &FileReader) -> Option<String> {
+    let error = reader.error.as_ref()?;
+    Some(if reader.prefix_counts {
+        format!("partly read: {error}; the {} series before it count", reader.series().len())
+    } else {
+        error.to_string()
+    })
 }
 
 /// Folds one file's series into the index; a dead file's series of `live` gauge modes
@@ -356,15 +434,18 @@ pub(crate) fn list(dir: &Path) -> Result<Vec<PathBuf>, MmapError> {
 }
 
 impl Collector for Aggregator {
+    /// Every file's families and herd-mmap's own; a directory that cannot be read is
+    /// logged and reported as empty (use [`try_collect`](Collector::try_collect) to
+    /// fail a scrape instead, as herd's `/metrics` handlers do).
     fn collect(&self, out: &mut Vec<FamilySnapshot>) {
+        if let Err(e) = self.try_collect(out) {
+            log::warn!("herd-mmap: {e}");
+        }
+    }
+
+    fn try_collect(&self, out: &mut Vec<FamilySnapshot>) -> Result<(), CollectError> {
         let started = Instant::now();
-        let (snapshot, report) = match self.scrape() {
-            Ok(scraped) => scraped,
-            Err(e) => {
-                log::warn!("herd-mmap: cannot scrape: {e}");
-                (Snapshot::default(), ScrapeReport::default())
-            }
-        };
+        let (snapshot, report) = self.scrape().map_err(|e| CollectError::new(e.to_string()))?;
         out.extend(snapshot.families);
         let gauge = |name: &str, help: &str, v: f64| FamilySnapshot {
             name: name.into(),
@@ -393,10 +474,27 @@ impl Collector for Aggregator {
             "Files skipped in the last scrape because they could not be read.",
             report.skipped.len() as f64,
         ));
+        out.push(FamilySnapshot {
+            name: "herd_mmap_shrunk_files".into(),
+            help: "Metrics files found truncated by another process while being read; they are skipped."
+                .into(),
+            unit: None,
+            kind: MetricKind::Counter,
+            series: vec![SeriesSnapshot {
+                labels: Arc::new(LabelSet::empty()),
+                value: SeriesValue::Counter(CounterValue {
+                    integer: report.shrunk_files,
+                    fraction: 0.0,
+                    exemplar: None,
+                }),
+                created: None,
+            }],
+        });
         out.push(gauge(
             "herd_mmap_scrape_duration_seconds",
             "Time the last aggregation took.",
             started.elapsed().as_secs_f64(),
         ));
+        Ok(())
     }
 }

@@ -15,7 +15,7 @@ use crate::dir::{check_dir, is_worker_file, ARCHIVE, COMPACT_LOCK, WORKER_PREFIX
 use crate::error::MmapError;
 use crate::format::{
     encode_family, encode_folded, encode_series, gauge_mode_code, label_strings, FamilyRecord, Folded,
-    Header, StringTable, FLAG_ARCHIVE, HEADER_LEN,
+    FormatError, Header, StringTable, FLAG_ARCHIVE, HEADER_LEN,
 };
 use crate::index::Index;
 use crate::reader::{is_locked, FileReader, Merge, Refreshed};
@@ -59,7 +59,8 @@ pub struct CompactReport {
 /// [`MmapError`] if the directory is unsafe, the current archive cannot be read (it is
 /// never overwritten then, so no total is lost), or the new archive cannot be written
 /// (the dead files then stay, and are still counted).
-pub fn compact(dir: &Path) -> Result<CompactReport, MmapError> {
+pub fn compact(dir: impl AsRef<Path>) -> Result<CompactReport, MmapError> {
+    let dir = dir.as_ref();
     check_dir(dir)?;
     let Some(_lock) = lock(dir)? else { return Ok(CompactReport { busy: true, ..CompactReport::default() }) };
     run(dir, 0)
@@ -96,7 +97,7 @@ fn run(dir: &Path, threshold: usize) -> Result<CompactReport, MmapError> {
     }
 
     let archive_path = dir.join(ARCHIVE);
-    let archive = match FileReader::refresh(None, &archive_path)? {
+    let mut archive = match FileReader::refresh(None, &archive_path)? {
         Refreshed::Vanished => None,
         Refreshed::Read(r) => match &r.error {
             Some(error) => return Err(MmapError::Format { path: archive_path, error: error.clone() }),
@@ -135,19 +136,31 @@ fn run(dir: &Path, threshold: usize) -> Result<CompactReport, MmapError> {
         return Ok(report);
     }
 
-    let mut index = Index::default();
-    index.begin();
-    for reader in archive.iter().chain(dead.iter().map(|(_, r)| r)) {
-        for series in reader.series() {
-            // A dead process has no live value, and one series per dead pid would grow
-            // without bound: those gauge modes are not archived.
-            if series.family.merge == Merge::PerProcess || series.family.mode.live_only() {
-                continue;
-            }
-            if let Some(slot) = index.resolve(series) {
-                index.add(slot, reader.cells(series));
+    // A file that shrinks while it is folded reads as zeroes where it lost pages: a
+    // dead file that did is left out (and left in place, skipped), and an archive that
+    // did is never replaced, so no total is lost to a stray truncate.
+    let mut index = fold(archive.as_ref(), &dead);
+    loop {
+        if let Some(archive) = archive.as_mut() {
+            if archive.check_shrank() {
+                return Err(MmapError::Format { path: archive_path, error: FormatError::Shrank });
             }
         }
+        let before = dead.len();
+        dead.retain_mut(|(path, reader)| {
+            let shrank = reader.check_shrank();
+            if shrank {
+                report.skipped_files.push(path.clone());
+            }
+            !shrank
+        });
+        if dead.len() == before {
+            break;
+        }
+        if dead.is_empty() {
+            return Ok(report);
+        }
+        index = fold(archive.as_ref(), &dead);
     }
     let now = now_ns();
     let keep_after = now.saturating_sub(KEEP_FOLDED_IDS.as_nanos() as u64);
@@ -170,6 +183,25 @@ fn run(dir: &Path, threshold: usize) -> Result<CompactReport, MmapError> {
         }
     }
     Ok(report)
+}
+
+/// The archive's and the dead files' series, folded into one round of an index.
+fn fold(archive: Option<&FileReader>, dead: &[(PathBuf, FileReader)]) -> Index {
+    let mut index = Index::default();
+    index.begin();
+    for reader in archive.into_iter().chain(dead.iter().map(|(_, r)| r)) {
+        for series in reader.series() {
+            // A dead process has no live value, and one series per dead pid would grow
+            // without bound: those gauge modes are not archived.
+            if series.family.merge == Merge::PerProcess || series.family.mode.live_only() {
+                continue;
+            }
+            if let Some(slot) = index.resolve(series) {
+                index.add(slot, reader.cells(series));
+            }
+        }
+    }
+    index
 }
 
 /// The bytes of a new archive: header, families, strings, series with their folded

@@ -27,6 +27,14 @@ pub enum MmapError {
         /// The system's error.
         source: io::Error,
     },
+    /// [`claim_dir`](crate::claim_dir) found writers still running in the directory
+    /// and removed nothing.
+    LiveWriters {
+        /// The directory.
+        path: PathBuf,
+        /// The live writers' pids, as their file names give them.
+        pids: Vec<u32>,
+    },
     /// A file is not a valid herd-mmap file.
     Format {
         /// The file.
@@ -49,16 +57,29 @@ impl MmapError {
     pub(crate) fn reason(&self) -> String {
         match self {
             Self::Directory { reason, .. } => reason.clone(),
+            Self::LiveWriters { pids, .. } => live_writers(pids),
             Self::Io { op, source, .. } => format!("{op}: {source}"),
             Self::Format { error, .. } => error.to_string(),
         }
     }
 }
 
+fn live_writers(pids: &[u32]) -> String {
+    let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+    format!(
+        "still in use by live writers (pid {}); claiming it would remove their files. Stop them \
+         first, or join them with claim_dir_with(dir, LiveWriters::Join)",
+        pids.join(", ")
+    )
+}
+
 impl fmt::Display for MmapError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Directory { path, reason } => write!(f, "metrics directory {}: {reason}", path.display()),
+            Self::LiveWriters { path, pids } => {
+                write!(f, "metrics directory {}: {}", path.display(), live_writers(pids))
+            }
             Self::Io { path, op, source } => write!(f, "{op} {}: {source}", path.display()),
             Self::Format { path, error } => write!(f, "{}: {error}", path.display()),
         }
@@ -66,11 +87,13 @@ impl fmt::Display for MmapError {
 }
 
 impl std::error::Error for MmapError {
+    /// The cause is part of the message (`Display`); the chain goes on with the cause's
+    /// own source, so no message is printed twice. The `io::Error` itself, with its
+    /// kind, is the `source` field of [`MmapError::Io`].
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Io { source, .. } => Some(source),
-            Self::Format { error, .. } => Some(error),
-            Self::Directory { .. } => None,
+            Self::Io { source, .. } => source.source(),
+            Self::Format { .. } | Self::Directory { .. } | Self::LiveWriters { .. } => None,
         }
     }
 }

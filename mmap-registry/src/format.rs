@@ -52,6 +52,9 @@ pub enum FormatError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// The file shrank while it was being read: another process truncated it. What was
+    /// read of it may be zeroes that were never written, so none of it counts.
+    Shrank,
 }
 
 impl fmt::Display for FormatError {
@@ -66,6 +69,7 @@ impl fmt::Display for FormatError {
             Self::UnsupportedVersion(v) => write!(f, "unknown format version {v}"),
             Self::BadHeader(why) => write!(f, "bad header: {why}"),
             Self::BadRecord { offset, reason } => write!(f, "bad record at byte {offset}: {reason}"),
+            Self::Shrank => f.write_str("the file shrank while it was read (truncated by another process)"),
         }
     }
 }

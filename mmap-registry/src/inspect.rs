@@ -81,7 +81,8 @@ pub struct Inspection {
 ///
 /// [`MmapError`] if the directory is unsafe (see [`check_dir`](crate::check_dir)) or
 /// cannot be listed; unreadable files are reported in [`Inspection::skipped`].
-pub fn inspect(dir: &Path) -> Result<Inspection, MmapError> {
+pub fn inspect(dir: impl AsRef<Path>) -> Result<Inspection, MmapError> {
+    let dir = dir.as_ref();
     check_dir(dir)?;
     let mut paths = list(dir)?;
     paths.push(dir.join(ARCHIVE));

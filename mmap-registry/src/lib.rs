@@ -35,7 +35,7 @@ mod writer;
 pub use aggregate::{Aggregator, ScrapeReport, SkippedFile};
 pub use compact::{compact, CompactReport};
 pub use decode::decode_file;
-pub use dir::{check_dir, claim_dir};
+pub use dir::{check_dir, claim_dir, claim_dir_with, LiveWriters};
 pub use error::MmapError;
 pub use format::FormatError;
 pub use inspect::{inspect, FamilySummary, FileOwner, FileSummary, Inspection};

@@ -90,8 +90,13 @@ pub(crate) struct FileReader {
     map: Mapping,
     pub(crate) header: Header,
     pub(crate) parsed: Parsed,
-    /// Set once the file fails a check; it is then skipped until it changes identity.
+    /// Set once the file fails a check; it is then read no further until it changes
+    /// identity.
     pub(crate) error: Option<FormatError>,
+    /// Whether the series parsed before `error` still count: a bad record costs only
+    /// itself and what follows it. False when the file as a whole cannot be trusted (it
+    /// shrank, or its header contradicts its length).
+    pub(crate) prefix_counts: bool,
 }
 
 /// What has been parsed of a file's records so far.
@@ -238,9 +243,10 @@ impl FileReader {
             },
         };
         if reader.error.is_none() {
-            if let Err(e) = reader.read_new() {
-                reader.error = Some(e);
-            }
+            reader.read_new();
+            // Checked after the error above: a record that read as zeroes past the
+            // file's new end is reported as what it was.
+            reader.check_shrank();
         }
         Ok(Refreshed::Read(Box::new(reader)))
     }
@@ -284,6 +290,9 @@ impl FileReader {
         let map = Mapping::read_only(&file, len).map_err(|e| MmapError::io(path, "cannot map", e))?;
         let header =
             Header::decode(&protocol::read_bytes(map.words(), 0, HEADER_LEN), len).map_err(format)?;
+        if map.faults() != 0 {
+            return Err(format(FormatError::Shrank));
+        }
         Ok(Self {
             identity: (opened.dev(), opened.ino()),
             file,
@@ -291,7 +300,25 @@ impl FileReader {
             header,
             parsed: Parsed::new(),
             error: None,
+            prefix_counts: true,
         })
+    }
+
+    /// Marks the file as shrunk if any page of its mapping was found past the file's
+    /// end since it was mapped (`sys.rs`, "Files that shrink under a mapping"); returns
+    /// whether it did. Call after reading cells: what was read then is not to be used.
+    pub(crate) fn check_shrank(&mut self) -> bool {
+        if self.map.faults() == 0 {
+            return false;
+        }
+        self.fail(FormatError::Shrank);
+        true
+    }
+
+    /// Marks the whole file as untrustworthy.
+    fn fail(&mut self, error: FormatError) {
+        self.error = Some(error);
+        self.prefix_counts = false;
     }
 
     /// Whether this is a compaction archive.
@@ -306,25 +333,40 @@ impl FileReader {
         is_locked(&self.file)
     }
 
-    /// Parses the records published since the last call.
-    fn read_new(&mut self) -> Result<(), FormatError> {
+    /// Parses the records published since the last call. A record that cannot be read
+    /// stops the parse there (`error`), keeping what came before; a file that shrank or
+    /// whose committed length lies outside it is untrustworthy as a whole.
+    fn read_new(&mut self) {
+        // One fstat per file and scrape: a file shorter than our mapping was truncated,
+        // and is known for what it is before a single mapped page past its end is
+        // touched. (A truncation after this check is caught by the fault guard.)
+        let len = self.file.metadata().map(|m| m.len()).unwrap_or(0);
+        if len < self.map.words().len() as u64 * 8 {
+            return self.fail(FormatError::Shrank);
+        }
         let committed = self.committed();
+        if committed > len {
+            // A writer publishes only what its file holds: this file lost its end.
+            return self.fail(FormatError::Shrank);
+        }
         if committed as usize > self.map.words().len() * 8 {
             // The writer grew the file: map it again, whole.
-            let len = self.file.metadata().map(|m| m.len()).unwrap_or(0);
-            if len < committed {
-                return Err(FormatError::BadHeader("committed length outside the file"));
+            let Ok(len) = usize::try_from(len) else {
+                return self.fail(FormatError::BadHeader("file too large"));
+            };
+            match Mapping::read_only(&self.file, len) {
+                Ok(map) => self.map = map,
+                Err(_) => return self.fail(FormatError::BadHeader("cannot map the grown file")),
             }
-            let len = usize::try_from(len).map_err(|_| FormatError::BadHeader("file too large"))?;
-            self.map = Mapping::read_only(&self.file, len)
-                .map_err(|_| FormatError::BadHeader("cannot map the grown file"))?;
         }
         let committed = self.committed();
         if committed < self.parsed.to || committed % 8 != 0 || committed as usize > self.map.words().len() * 8
         {
-            return Err(FormatError::BadHeader("committed length outside the file"));
+            return self.fail(FormatError::BadHeader("committed length outside the file"));
         }
-        self.parsed.parse(self.map.words(), &self.header, committed)
+        if let Err(e) = self.parsed.parse(self.map.words(), &self.header, committed) {
+            self.error = Some(e);
+        }
     }
 
     fn committed(&self) -> u64 {

@@ -81,7 +81,8 @@ struct Writer {
     cursor: u64,
     /// The end of the last segment, which is also the file's length.
     end: u64,
-    families: HashMap<Arc<str>, u32>,
+    /// Each family's id in the file, and the description it was first written with.
+    families: HashMap<Arc<str>, (u32, FamilyDesc)>,
     /// The label values and constant labels already in the file, each written once.
     strings: StringTable,
     /// File offset and count of every series' cells, so a forked child can copy the
@@ -90,6 +91,18 @@ struct Writer {
     /// Set in a forked child that could not get a file of its own; its segments are
     /// detached from any file and it allocates nothing more.
     broken: Option<String>,
+    /// The cells of `herd_mmap_fork_file_failures_total`, written at open so that every
+    /// file holds it (a forked child copies it): a child that cannot create a file of
+    /// its own counts itself here, in its parent's file, before it lets go of it.
+    fork_failures: Option<CellBlock>,
+}
+
+/// The family of [`Writer::fork_failures`].
+fn fork_failures_family() -> FamilyDesc {
+    FamilyDesc::counter(
+        "herd_mmap_fork_file_failures",
+        "Forked processes that could not create a metrics file of their own; what they record reaches no aggregate.",
+    )
 }
 
 impl MmapStorage {
@@ -100,7 +113,8 @@ impl MmapStorage {
     ///
     /// [`MmapError`] if the directory is unsafe or the file cannot be created, sized,
     /// locked or mapped.
-    pub fn open(dir: &Path) -> Result<Self, MmapError> {
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, MmapError> {
+        let dir = dir.as_ref();
         check_dir(dir)?;
         // A new process is a good moment to fold the files of those that have gone: a
         // directory with worker churn stays at O(live processes) files without a
@@ -116,7 +130,12 @@ impl MmapStorage {
             file.write_all_at(&header.encode(), 0)
         })
         .map_err(|(path, e)| MmapError::io(path, "cannot create", e))?;
-        let writer = Writer::start(path, file)?;
+        let mut writer = Writer::start(path, file)?;
+        let family = fork_failures_family();
+        writer.fork_failures =
+            Some(writer.allocate(&family, &LabelSet::empty(), family.cells_per_series).map_err(|e| {
+                MmapError::io(&writer.path, "cannot write", std::io::Error::other(e.to_string()))
+            })?);
         let inner = Arc::new(Mutex::new(writer));
         let tracked: Arc<Mutex<dyn ForkAware>> = inner.clone();
         sys::follow_forks(&tracked)
@@ -181,7 +200,60 @@ impl Writer {
             strings: StringTable::default(),
             cell_ranges: Vec::new(),
             broken: None,
+            fork_failures: None,
         })
+    }
+
+    /// Whether the file is still whole. Another process of this user can truncate it;
+    /// the handles' writes into the lost pages then land in private zero pages (`sys.rs`),
+    /// and this is where the writer notices: at its next registration or growth, before
+    /// it would extend the file again over the hole. From then on it is `broken`: every
+    /// new series gets private cells, counted in `herd_storage_errors_total`, and readers
+    /// skip the file. What was counted in it is lost with it.
+    fn check_whole(&mut self) -> Result<(), String> {
+        if let Some(why) = &self.broken {
+            return Err(why.clone());
+        }
+        let len = self.file.metadata().map(|m| m.len()).unwrap_or(0);
+        let faulted = self.segments.iter().any(|s| s.0.faults() != 0);
+        if len < self.end || faulted {
+            let why = format!(
+                "{} was truncated to {len} bytes (of {}) by another process; \
+                 this process's metrics no longer reach it",
+                self.path.display(),
+                self.end
+            );
+            log::error!("herd-mmap: {why}");
+            self.broken = Some(why.clone());
+            return Err(why);
+        }
+        Ok(())
+    }
+
+    /// Writes the series `labels` of `family` (and the family, the first time) and
+    /// returns its cells.
+    fn allocate(
+        &mut self,
+        family: &FamilyDesc,
+        labels: &LabelSet,
+        len: usize,
+    ) -> Result<CellBlock, StorageError> {
+        let fail = |w: &Writer, e: &dyn fmt::Display| StorageError::new(format!("{}: {e}", w.path.display()));
+        self.check_whole().map_err(StorageError::new)?;
+        let id = self.family_id(family).map_err(|e| fail(self, &e))?;
+        let const_count = labels.len().saturating_sub(family.label_names.len());
+        let interned =
+            self.strings.intern(label_strings(labels.pairs(), const_count)).map_err(|e| fail(self, &e))?;
+        if let Some(record) = &interned.record {
+            self.append(record).map_err(|e| fail(self, &e))?;
+        }
+        let ids = self.strings.commit(interned);
+        let (record, cells_at) = encode_series(id, &ids, const_count, len).map_err(|e| fail(self, &e))?;
+        let at = self.append(&record).map_err(|e| fail(self, &e))?;
+        let cells_at = at + cells_at as u64;
+        self.cell_ranges.push((cells_at, len));
+        let (segment, first) = self.locate(cells_at).ok_or_else(|| fail(self, &"record outside the file"))?;
+        CellBlock::new(segment.clone(), first..first + len).map_err(|e| fail(self, &e))
     }
 
     /// Appends a whole record and publishes it; returns its file offset.
@@ -240,9 +312,24 @@ impl Writer {
         Some((seg, ((at - seg.0.offset()) / 8) as usize))
     }
 
+    /// The file's id of `family`, whose record is written the first time. Every
+    /// registry on this storage writes into one file, which can describe a name only
+    /// once: a second description of another shape is refused here, at registration,
+    /// rather than written for readers to reject the whole file.
     fn family_id(&mut self, family: &FamilyDesc) -> std::io::Result<u32> {
-        if let Some(&id) = self.families.get(&family.name) {
-            return Ok(id);
+        if let Some((id, first)) = self.families.get(&family.name) {
+            if same_shape(first, family) {
+                return Ok(*id);
+            }
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!(
+                    "family {:?} is already in this storage as {}; registering it as {} would contradict it",
+                    family.name,
+                    shape(first),
+                    shape(family)
+                ),
+            ));
         }
         let id = self.families.len() as u32;
         let record = FamilyRecord {
@@ -259,7 +346,7 @@ impl Writer {
             summary: family.summary.clone(),
         };
         self.append(&encode_family(&record))?;
-        self.families.insert(family.name.clone(), id);
+        self.families.insert(family.name.clone(), (id, family.clone()));
         Ok(id)
     }
 }
@@ -275,11 +362,25 @@ impl ForkAware for Writer {
 
     fn in_child(&mut self) {
         if let Err(e) = self.move_to_own_file() {
+            // Still mapped over the parent's file: count this process there, the one
+            // place an aggregate will see it (one atomic add on a cell that exists for
+            // this), then never touch that file again.
+            if let Some(cell) = self.fork_failures.as_ref().and_then(|c| c.cells().first()) {
+                cell.fetch_add(1, Ordering::Relaxed);
+            }
             // The child must never write into its parent's file: cut its segments loose
             // from every file. Its values are lost (and its allocations fail, counted by
             // herd-core), but the parent's stay exact.
             for segment in &self.segments {
-                let _ = segment.0.detach();
+                if segment.0.detach().is_err() {
+                    // Its handles would write into the parent's cells: stop here rather
+                    // than corrupt the parent's totals.
+                    let _ = std::io::Write::write_all(
+                        &mut std::io::stderr(),
+                        b"herd-mmap: a forked child could neither get a metrics file nor detach from its parent's; aborting\n",
+                    );
+                    std::process::abort();
+                }
             }
             self.broken = Some(format!("after fork, could not create this process's own file: {e}"));
         }
@@ -331,6 +432,30 @@ impl Writer {
     }
 }
 
+/// Whether two descriptions of one name lay out and combine their series alike (what
+/// the reader's `FamilyInfo::compatible` asks of two files); help text may differ.
+fn same_shape(a: &FamilyDesc, b: &FamilyDesc) -> bool {
+    a.kind == b.kind
+        && a.gauge_mode == b.gauge_mode
+        && a.cells_per_series == b.cells_per_series
+        && a.label_names == b.label_names
+        && a.buckets.as_ref().map(|b| b.bounds()) == b.buckets.as_ref().map(|b| b.bounds())
+        && a.summary == b.summary
+}
+
+/// A family's shape in words, for the conflict error.
+fn shape(f: &FamilyDesc) -> String {
+    let labels: Vec<&str> = f.label_names.iter().map(|l| &**l).collect();
+    let mut out = format!("a {} with labels {labels:?}", f.kind);
+    if let Some(b) = &f.buckets {
+        out.push_str(&format!(" and buckets {:?}", b.bounds()));
+    }
+    if f.kind == herd_core::MetricKind::Gauge {
+        out.push_str(&format!(" in mode {:?}", f.gauge_mode));
+    }
+    out
+}
+
 /// Wall-clock nanoseconds since the Unix epoch (0 before it).
 pub(crate) fn now_ns() -> u64 {
     SystemTime::now()
@@ -359,9 +484,7 @@ pub(crate) fn random_id() -> u128 {
 impl Storage for MmapStorage {
     fn add_family(&self, family: &FamilyDesc) -> Result<(), StorageError> {
         let mut w = self.inner.lock();
-        if let Some(why) = &w.broken {
-            return Err(StorageError::new(why.clone()));
-        }
+        w.check_whole().map_err(StorageError::new)?;
         w.family_id(family).map(|_| ()).map_err(|e| StorageError::new(format!("{}: {e}", w.path.display())))
     }
 
@@ -371,25 +494,7 @@ impl Storage for MmapStorage {
         labels: &LabelSet,
         len: usize,
     ) -> Result<CellBlock, StorageError> {
-        let mut w = self.inner.lock();
-        let fail = |w: &Writer, e: &dyn fmt::Display| StorageError::new(format!("{}: {e}", w.path.display()));
-        if let Some(why) = &w.broken {
-            return Err(fail(&w, why));
-        }
-        let id = w.family_id(family).map_err(|e| fail(&w, &e))?;
-        let const_count = labels.len().saturating_sub(family.label_names.len());
-        let interned =
-            w.strings.intern(label_strings(labels.pairs(), const_count)).map_err(|e| fail(&w, &e))?;
-        if let Some(record) = &interned.record {
-            w.append(record).map_err(|e| fail(&w, &e))?;
-        }
-        let ids = w.strings.commit(interned);
-        let (record, cells_at) = encode_series(id, &ids, const_count, len).map_err(|e| fail(&w, &e))?;
-        let at = w.append(&record).map_err(|e| fail(&w, &e))?;
-        let cells_at = at + cells_at as u64;
-        w.cell_ranges.push((cells_at, len));
-        let (segment, first) = w.locate(cells_at).ok_or_else(|| fail(&w, &"record outside the file"))?;
-        CellBlock::new(segment.clone(), first..first + len).map_err(|e| fail(&w, &e))
+        self.inner.lock().allocate(family, labels, len)
     }
 }
 

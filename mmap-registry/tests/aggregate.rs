@@ -19,7 +19,7 @@ fn registry(dir: &std::path::Path) -> Result<Registry, Box<dyn std::error::Error
 #[test]
 fn three_writers_sum_exactly() -> TestResult {
     let tmp = tempfile::tempdir()?;
-    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
     let mut keep = Vec::new();
     for w in 1..=3u64 {
         let r = registry(&dir)?;
@@ -77,7 +77,7 @@ fn three_writers_sum_exactly() -> TestResult {
 #[test]
 fn a_repeated_scrape_reads_new_series_and_values() -> TestResult {
     let tmp = tempfile::tempdir()?;
-    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
     let r = registry(&dir)?;
     let c = r.counter("c_total", "C.").labels(["k"]).cardinality_limit(10_000).register()?;
     let agg = Aggregator::new(&dir)?;
@@ -115,7 +115,7 @@ fn gauge_value(snapshot: &herd_core::Snapshot, name: &str) -> Option<f64> {
 fn every_gauge_mode_combines_live_and_dead_processes_as_documented() -> TestResult {
     use herd_core::GaugeMode;
     let tmp = tempfile::tempdir()?;
-    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
     let live = registry(&dir)?;
     let dead = registry(&dir)?;
     for mode in GaugeMode::ALL {
@@ -166,7 +166,7 @@ fn worker_files(dir: &std::path::Path) -> std::io::Result<usize> {
 fn compaction_folds_dead_files_into_the_archive_and_changes_no_value() -> TestResult {
     use herd_core::GaugeMode;
     let tmp = tempfile::tempdir()?;
-    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
     let write = |w: u64| -> Result<Registry, Box<dyn std::error::Error>> {
         let r = registry(&dir)?;
         r.counter("jobs_total", "Jobs.").labels(["queue"]).register()?.with_labels(["q"]).inc_by(w);
@@ -213,7 +213,7 @@ fn compaction_folds_dead_files_into_the_archive_and_changes_no_value() -> TestRe
 fn scrapes_during_compactions_never_count_a_file_twice_or_lose_it() -> TestResult {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     let tmp = tempfile::tempdir()?;
-    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     // Writers: short-lived "processes" that each add 3 and die; a compactor folding
@@ -272,7 +272,7 @@ fn scrapes_during_compactions_never_count_a_file_twice_or_lose_it() -> TestResul
 #[test]
 fn a_corrupt_archive_is_reported_and_never_overwritten() -> TestResult {
     let tmp = tempfile::tempdir()?;
-    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
     let r = registry(&dir)?;
     r.counter("c_total", "C.").register()?.inc();
     die(r);
@@ -290,7 +290,7 @@ fn a_corrupt_archive_is_reported_and_never_overwritten() -> TestResult {
 #[test]
 fn process_metrics_cover_the_service_and_keep_an_exited_childs_cpu() -> TestResult {
     let tmp = tempfile::tempdir()?;
-    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
     let _live = registry(&dir)?;
     let agg = Aggregator::new(&dir)?.process_metrics(true);
     let read = |name: &str| -> Result<f64, Box<dyn std::error::Error>> {
@@ -326,15 +326,24 @@ fn process_metrics_cover_the_service_and_keep_an_exited_childs_cpu() -> TestResu
     Ok(())
 }
 
+/// The committed length in a file's header (FORMAT.md, "Header").
+fn committed_length(path: &std::path::Path) -> Result<u64, Box<dyn std::error::Error>> {
+    let bytes = std::fs::read(path)?;
+    Ok(u64::from_le_bytes(bytes.get(40..48).ok_or("no header")?.try_into()?))
+}
+
 #[test]
 fn label_values_are_written_once_per_file_and_series_take_40_bytes() -> TestResult {
     let tmp = tempfile::tempdir()?;
-    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
     let storage = MmapStorage::open(&dir)?;
     let path = storage.path();
     let r = Registry::builder().storage(Arc::new(storage)).build()?;
     let requests =
         r.counter("http_requests_total", "Requests.").labels(["method", "route", "status"]).register()?;
+    // What registration wrote: the header, the family, herd's self-metric families and
+    // their series for this family.
+    let registered = committed_length(&path)?;
     let (methods, statuses) = (["GET", "POST", "PUT"], ["200", "404", "500"]);
     let routes: Vec<String> = (0..10).map(|i| format!("/api/v1/resource_{i:03}/{{id}}")).collect();
     let mut series = 0u64;
@@ -347,19 +356,44 @@ fn label_values_are_written_once_per_file_and_series_take_40_bytes() -> TestResu
         }
     }
     let bytes = std::fs::read(&path)?;
-    let committed = u64::from_le_bytes(bytes[40..48].try_into()?);
-    let file = &bytes[..committed as usize];
+    let committed = committed_length(&path)?;
+    let file = &bytes[registered as usize..committed as usize];
     for value in routes.iter().map(String::as_str).chain(methods).chain(statuses) {
         let count = file.windows(value.len()).filter(|w| *w == value.as_bytes()).count();
         assert_eq!(count, 1, "{value:?} is in the file {count} times");
     }
-    // Header, one family record, the strings (16 short ones and 10 routes, a few
-    // records), then 40 bytes per series: 8 of record header, 4 of family id, 12 of
-    // string ids, 16 of cells (FORMAT.md, "Series record").
-    let overhead = committed - series * 40;
-    assert!(overhead < 128 + 128 + 16 * 16 + 10 * 40 + 10 * 16, "{committed} bytes for {series} series");
+    // After registration: the strings (16 short ones and 10 routes, a few records), then
+    // 40 bytes per series: 8 of record header, 4 of family id, 12 of string ids, 16 of
+    // cells (FORMAT.md, "Series record").
+    let overhead = committed - registered - series * 40;
+    assert!(overhead < 16 * 16 + 10 * 40 + 10 * 16, "{committed} bytes for {series} series");
     let snapshot = Aggregator::new(&dir)?.snapshot()?;
     assert_eq!(counter_total(&snapshot, "http_requests"), series as f64);
     assert_eq!(snapshot.family("http_requests").map(|f| f.series.len()), Some(series as usize));
+    Ok(())
+}
+
+#[test]
+fn two_registries_on_one_storage_cannot_give_a_name_two_shapes() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
+    let storage = Arc::new(MmapStorage::open(&dir)?);
+    let first = Registry::builder().storage(storage.clone()).build()?;
+    let second = Registry::builder().storage(storage).build()?;
+    let jobs = first.counter("jobs_total", "Jobs.").labels(["queue"]).register()?;
+    jobs.with_labels(["mail"]).inc_by(7);
+    // Another type, and the same type with other labels: refused at registration.
+    let err = second.gauge("jobs", "Jobs.").register().err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        err.contains("family \"jobs\" is already in this storage as a counter with labels [\"queue\"]"),
+        "{err}"
+    );
+    assert!(second.counter("jobs_total", "Jobs.").labels(["queue", "kind"]).register().is_err());
+    // The same shape is the same family: both registries write into it.
+    let again = second.counter("jobs_total", "Jobs, again.").labels(["queue"]).register()?;
+    again.with_labels(["mail"]).inc();
+    let (snapshot, report) = Aggregator::new(&dir)?.scrape()?;
+    assert!(report.skipped.is_empty(), "{report:?}");
+    assert_eq!(counter_total(&snapshot, "jobs"), 8.0);
     Ok(())
 }

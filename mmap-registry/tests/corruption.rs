@@ -14,6 +14,9 @@ use herd_core::snapshot::SeriesValue;
 use herd_core::{Buckets, GaugeMode, Registry};
 use herd_mmap::{claim_dir, decode_file, Aggregator, FormatError, MmapStorage};
 
+mod common;
+use common::counter_total;
+
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 fn fixtures() -> PathBuf {
@@ -127,7 +130,7 @@ fn string_ids_must_name_strings_written_before() -> TestResult {
 #[test]
 fn a_directory_with_corrupt_files_still_scrapes_the_good_ones() -> TestResult {
     let tmp = tempfile::tempdir()?;
-    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
     for (i, (name, _)) in corrupt().iter().enumerate() {
         let path = dir.join(format!("w-{}-{i:016x}.herd", 100 + i));
         std::fs::copy(fixtures().join(name), &path)?;
@@ -143,7 +146,11 @@ fn a_directory_with_corrupt_files_still_scrapes_the_good_ones() -> TestResult {
         };
         assert!(skipped.reason.contains(&text), "{name}: {} lacks {text:?}", skipped.reason);
     }
-    assert_eq!(report.dead_files, 1);
+    // The valid file, and the cut-record one: a bad record costs only itself and what
+    // follows it, so the records before it are read (and it is reported as partly read).
+    assert_eq!(report.dead_files, 2);
+    let partly = report.skipped.iter().filter(|s| s.reason.starts_with("partly read:")).count();
+    assert_eq!(partly, 1, "{report:?}");
     assert!(snapshot.family("jobs").is_some(), "the valid file is still read");
     Ok(())
 }
@@ -155,7 +162,7 @@ fn regenerate_fixtures() -> TestResult {
         return Ok(());
     }
     let tmp = tempfile::tempdir()?;
-    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
     let storage = MmapStorage::open(&dir)?;
     let path = storage.path();
     let registry =
@@ -206,5 +213,45 @@ fn regenerate_fixtures() -> TestResult {
         out.join("foreign.herd"),
         "# HELP jobs_total Jobs done.\n# TYPE jobs_total counter\njobs_total 42\n".repeat(4),
     )?;
+    Ok(())
+}
+
+#[test]
+fn a_bad_record_in_the_middle_costs_only_itself_and_what_follows() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
+    // A: 1,000 series of 1; its label values are written one strings record each,
+    // just before the series that first uses them.
+    let a = MmapStorage::open(&dir)?;
+    let a_path = a.path();
+    let a = Registry::builder().storage(Arc::new(a)).build()?;
+    let jobs = a.counter("jobs_total", "Jobs.").labels(["id"]).cardinality_limit(5_000).register()?;
+    for i in 0..1_000 {
+        jobs.with_labels([format!("s{i:04}").as_str()]).inc();
+    }
+    drop((jobs, a));
+    // B: another worker, alive, with 100.
+    let b = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
+    let b_jobs = b.counter("jobs_total", "Jobs.").labels(["id"]).register()?;
+    b_jobs.with_labels(["b"]).inc_by(100);
+
+    let aggregator = Aggregator::new(&dir)?;
+    assert_eq!(counter_total(&aggregator.snapshot()?, "jobs"), 1_100.0);
+    // A's file goes bad in its middle: the string of its 501st series is no longer
+    // UTF-8, so that strings record and every record after it cannot be read.
+    let mut bytes = std::fs::read(&a_path)?;
+    let at = bytes.windows(5).position(|w| w == b"s0500").ok_or("no s0500 in the file")?;
+    bytes[at] = 0xff;
+    std::fs::write(&a_path, &bytes)?;
+    // A fresh aggregator (as after a restart) reads the file anew.
+    let (snapshot, report) = Aggregator::new(&dir)?.scrape()?;
+    assert_eq!(counter_total(&snapshot, "jobs"), 500.0 + 100.0, "A's first 500 and B's 100");
+    let skipped: Vec<_> = report.skipped.iter().map(|s| (&s.path, s.reason.as_str())).collect();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0].0, &a_path);
+    assert!(skipped[0].1.starts_with("partly read: bad record at byte "), "{skipped:?}");
+    // The aggregator that had read it whole keeps what it read: a file that goes bad
+    // later never takes back what was counted.
+    assert_eq!(counter_total(&aggregator.snapshot()?, "jobs"), 1_100.0);
     Ok(())
 }

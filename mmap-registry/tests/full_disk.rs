@@ -3,8 +3,6 @@
 //! of the directory still succeed. Needs root to mount the tmpfs; skipped, with the
 //! reason printed, otherwise.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use herd_core::Registry;
@@ -15,54 +13,19 @@ use common::counter_total;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-/// A mounted tmpfs, unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Result<Self, String> {
-        if rustix_euid() != 0 {
-            return Err("not running as root".into());
-        }
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
-            .arg(at)
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if !out.status.success() {
-            return Err(format!("mount failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
-        }
-        Ok(Self(at.to_path_buf()))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-fn rustix_euid() -> u32 {
-    // The test crate has no rustix; /proc tells the effective uid just as well.
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:").map(str::to_owned)))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        .unwrap_or(u32::MAX)
-}
-
 #[test]
 fn a_full_disk_degrades_to_counted_drops_never_a_crash() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let mount = tmp.path().join("tiny");
     std::fs::create_dir(&mount)?;
-    let _tmpfs = match Tmpfs::mount(&mount, "512k") {
+    let _tmpfs = match herd_testkit::Tmpfs::mount(&mount, "512k") {
         Ok(t) => t,
         Err(why) => {
             herd_testkit::cannot_run(&format!("full_disk needs to mount a tmpfs: {why}"));
             return Ok(());
         }
     };
-    let dir = claim_dir(&mount.join("metrics"))?;
+    let dir = claim_dir(mount.join("metrics"))?;
     let registry = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
     let requests = registry
         .counter("requests_total", "Requests.")

@@ -43,7 +43,7 @@ fn near(got: f64, want: f64) -> bool {
 #[test]
 fn windows_expire_in_every_process_at_once_live_dead_and_archived() -> TestResult {
     let tmp = tempfile::tempdir()?;
-    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
     let clock = Arc::new(ManualClock::new(START));
     let agg = Aggregator::new(&dir)?.compact_threshold(None).clock(clock.clone() as Arc<dyn Clock>);
 
@@ -102,7 +102,7 @@ fn windows_expire_in_every_process_at_once_live_dead_and_archived() -> TestResul
 #[test]
 fn a_sidecar_reads_the_sketch_from_the_file_alone() -> TestResult {
     let tmp = tempfile::tempdir()?;
-    let dir = claim_dir(&tmp.path().join("metrics"))?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
     let clock = Arc::new(ManualClock::new(herd_core::clock::CoarseClock.now()));
     let (r, s) = summary(&dir, &clock)?;
     for v in 1..=1000 {

@@ -118,9 +118,11 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {
+    /// The `io::Error` is part of the message (`Display`); the chain goes on with its
+    /// own source, so no message is printed twice.
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Address { source, .. } | Self::WatchForks(source) | Self::Spawn(source) => Some(source),
+            Self::Address { source, .. } | Self::WatchForks(source) | Self::Spawn(source) => source.source(),
             _ => None,
         }
     }

@@ -15,6 +15,7 @@
 //!   into [`StatsdTotals`].
 //! - [`syscalls_between_markers`]: the system calls a test's thread makes between two
 //!   markers, counted by `strace`.
+//! - [`Tmpfs`]: a small tmpfs of the test's own (root only), to fill up.
 //!
 //! Everything listens on 127.0.0.1 only, every wait is bounded, and child
 //! processes and temp dirs are cleaned up on `Drop`. The peers are installed
@@ -38,6 +39,7 @@ mod promtool;
 mod python;
 mod statsd;
 mod strace;
+mod tmpfs;
 
 pub use crate::fuzz::fuzz_inputs;
 pub use crate::hostile::{
@@ -51,6 +53,7 @@ pub use crate::statsd::{
     StatsdServer, StatsdTotals, STATSD_BACKEND_SCRIPT, STATSD_FLUSH_INTERVAL, STATSD_PROBE_KEY,
 };
 pub use crate::strace::{strace_marker, strace_path, syscalls_between_markers};
+pub use crate::tmpfs::Tmpfs;
 
 /// The environment variable that turns every [`cannot_run`] into a failure.
 pub const REQUIRE_PEERS_ENV: &str = "HERD_REQUIRE_PEERS";

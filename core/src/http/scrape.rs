@@ -6,14 +6,17 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::encode::{encode, negotiate, Format};
-use crate::registry::{Collector, Registry};
+use crate::registry::{CollectError, Collector, Registry};
 use crate::snapshot::Snapshot;
 
 /// The `Vary` header of every scrape response: the body depends on both headers
 /// [`MetricsSource::respond`] reads, so a cache must key on them.
 pub const SCRAPE_VARY: &str = "Accept, Accept-Encoding";
 
-type SnapshotFn = dyn Fn() -> Snapshot + Send + Sync;
+type SnapshotFn = dyn Fn() -> Result<Snapshot, CollectError> + Send + Sync;
+
+/// The content type of a failed scrape's one-line reason.
+const ERROR_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
 
 /// What a `/metrics` endpoint serves: a registry's snapshot, or what a [`Collector`]
 /// collects (in multiprocess mode, herd-mmap's `Aggregator`, which sums every worker's
@@ -64,23 +67,33 @@ impl MetricsSource {
     }
 
     /// Serves what `collector` collects, sorted by family name as a registry's
-    /// snapshot is.
+    /// snapshot is. When it cannot collect at all ([`Collector::try_collect`]), the
+    /// scrape fails with a 500 and the reason.
     pub fn collector(collector: Arc<dyn Collector>) -> Self {
-        Self::from_fn(move || {
+        Self::try_from_fn(move || {
             let mut snapshot = Snapshot::default();
-            collector.collect(&mut snapshot.families);
+            collector.try_collect(&mut snapshot.families)?;
             snapshot.sort();
-            snapshot
+            Ok(snapshot)
         })
     }
 
     /// Serves whatever snapshot `source` takes.
     pub fn from_fn(source: impl Fn() -> Snapshot + Send + Sync + 'static) -> Self {
+        Self::try_from_fn(move || Ok(source()))
+    }
+
+    /// Serves whatever snapshot `source` takes, or fails the scrape with its error.
+    pub fn try_from_fn(source: impl Fn() -> Result<Snapshot, CollectError> + Send + Sync + 'static) -> Self {
         Self { snapshot: Arc::new(source) }
     }
 
     /// Takes a snapshot now.
-    pub fn snapshot(&self) -> Snapshot {
+    ///
+    /// # Errors
+    ///
+    /// The source's [`CollectError`] when it could not collect at all.
+    pub fn snapshot(&self) -> Result<Snapshot, CollectError> {
         (self.snapshot)()
     }
 
@@ -91,21 +104,31 @@ impl MetricsSource {
     /// 0.0.4 otherwise); the body is gzipped when [`accepts_gzip`] says so and the
     /// crate's `gzip` feature is on (herd's web adapters turn it on). Header values that
     /// are not text are the adapter's to skip.
+    ///
+    /// A source that cannot collect at all gets status 500 and its reason as one line
+    /// of plain text, so that Prometheus records the scrape as failed (`up` 0) rather
+    /// than store a body with series missing.
+    ///
+    /// This reads files and compresses: blocking work. An async adapter calls it off
+    /// its runtime's worker threads (herd's do).
     pub fn respond<'a>(
         &self,
         accept: Option<&str>,
         accept_encoding: impl IntoIterator<Item = &'a str>,
     ) -> ScrapeResponse {
         let format = negotiate(accept);
+        let snapshot = match self.snapshot() {
+            Ok(snapshot) => snapshot,
+            Err(e) => return ScrapeResponse::failed(&e),
+        };
         let mut body = Vec::new();
-        encode(&self.snapshot(), format, &mut body);
+        encode(&snapshot, format, &mut body);
         let compressed = if accepts_gzip(accept_encoding) { gzip(&body) } else { None };
-        match compressed {
-            Some(body) => {
-                ScrapeResponse { content_type: format.content_type(), content_encoding: Some("gzip"), body }
-            }
-            None => ScrapeResponse { content_type: format.content_type(), content_encoding: None, body },
-        }
+        let (content_encoding, body) = match compressed {
+            Some(body) => (Some("gzip"), body),
+            None => (None, body),
+        };
+        ScrapeResponse { status: 200, content_type: format.content_type(), content_encoding, body }
     }
 }
 
@@ -115,7 +138,10 @@ impl MetricsSource {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ScrapeResponse {
-    /// The negotiated format's content type ([`Format::content_type`]).
+    /// The HTTP status: 200, or 500 when the source could not collect at all.
+    pub status: u16,
+    /// The negotiated format's content type ([`Format::content_type`]), or plain text
+    /// for a failure's reason.
     pub content_type: &'static str,
     /// `Some("gzip")` when the body is compressed.
     pub content_encoding: Option<&'static str>,
@@ -124,6 +150,18 @@ pub struct ScrapeResponse {
 }
 
 impl ScrapeResponse {
+    /// A 500 whose body is `error`'s one line. What a scrape that fails this way cannot
+    /// serve is never half-served.
+    pub fn failed(error: &dyn fmt::Display) -> Self {
+        let reason = error.to_string().replace(['\n', '\r'], " ");
+        Self {
+            status: 500,
+            content_type: ERROR_CONTENT_TYPE,
+            content_encoding: None,
+            body: format!("cannot collect metrics: {reason}\n").into_bytes(),
+        }
+    }
+
     /// The format the body is in.
     pub fn format(&self) -> Format {
         if self.content_type == Format::OpenMetrics.content_type() {
@@ -230,6 +268,25 @@ mod tests {
         fn collect(&self, out: &mut Vec<crate::snapshot::FamilySnapshot>) {
             out.extend(self.0.snapshot().families);
         }
+    }
+
+    struct Broken;
+
+    impl Collector for Broken {
+        fn collect(&self, _: &mut Vec<crate::snapshot::FamilySnapshot>) {}
+        fn try_collect(&self, _: &mut Vec<crate::snapshot::FamilySnapshot>) -> Result<(), CollectError> {
+            Err(CollectError::new("cannot list /nowhere:\nNo such file"))
+        }
+    }
+
+    #[test]
+    fn a_collector_that_cannot_collect_fails_the_scrape_in_one_line() {
+        let scrape = MetricsSource::from(Arc::new(Broken)).respond(None, ["gzip"]);
+        assert_eq!(
+            (scrape.status, scrape.content_type, scrape.content_encoding),
+            (500, ERROR_CONTENT_TYPE, None)
+        );
+        assert_eq!(scrape.body, b"cannot collect metrics: cannot list /nowhere: No such file\n");
     }
 
     #[test]
