@@ -45,7 +45,7 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let workers: u32 = arg(&args, 2, 4)?;
     let count: u64 = arg(&args, 3, 1000)?;
 
-    let dir = claim_dir(dir.as_ref())?;
+    let dir = claim_dir(dir)?;
     let storage = MmapStorage::open(&dir)?;
     let master_file = storage.path();
     let registry = Registry::builder().storage(Arc::new(storage)).build()?;
