@@ -5,8 +5,10 @@
 //! registers `Family<M, N>` for the `N` it meets and reaches it through this trait,
 //! only on the registration path (never on a cached key's path).
 
+use std::sync::Arc;
+
 use herd_core::metrics::Metric;
-use herd_core::{Family, MetricBuilder, RegistryError};
+use herd_core::{Family, MetricBuilder, RegistryError, OVERFLOW_LABEL_VALUE};
 
 /// The most label names one facade metric may have.
 pub const MAX_LABELS: usize = 16;
@@ -17,6 +19,28 @@ pub(crate) trait AnyFamily<M>: Send + Sync {
     fn get(&self, values: &[&str]) -> Option<&M>;
     /// Lookups folded into the overflow series so far.
     fn overflowed(&self) -> u64;
+}
+
+/// Counts one lookup folded into a family's overflow series, as herd counts its own:
+/// what a cached key that herd folded does at every later use.
+pub(crate) trait Fold: Send + Sync {
+    fn fold(&self);
+}
+
+impl<M: Metric, const N: usize> Fold for Family<M, N> {
+    #[inline]
+    fn fold(&self) {
+        // A label set every value of which is the overflow value *is* the overflow
+        // series: herd finds it without a lock and counts the lookup.
+        let _ = self.try_with_labels(&[OVERFLOW_LABEL_VALUE; MAX_LABELS][..N.min(MAX_LABELS)]);
+    }
+}
+
+/// A family registered for the recorder: reached by the registration path through
+/// `family`, by cached keys folded into its overflow series through `fold`.
+pub(crate) struct Registered<M> {
+    pub(crate) family: Box<dyn AnyFamily<M>>,
+    pub(crate) fold: Arc<dyn Fold>,
 }
 
 impl<M: Metric, const N: usize> AnyFamily<M> for Family<M, N> {
@@ -31,9 +55,14 @@ impl<M: Metric, const N: usize> AnyFamily<M> for Family<M, N> {
 fn with_arity<M: Metric, const N: usize>(
     builder: MetricBuilder<'_, M>,
     names: &[&str],
-) -> Option<Result<Box<dyn AnyFamily<M>>, RegistryError>> {
+) -> Option<Result<Registered<M>, RegistryError>> {
     let names: [&str; N] = names.try_into().ok()?;
-    Some(builder.labels(names).register().map(|f| Box::new(f) as Box<dyn AnyFamily<M>>))
+    Some(
+        builder
+            .labels(names)
+            .register()
+            .map(|f| Registered { fold: Arc::new(f.clone()), family: Box::new(f) }),
+    )
 }
 
 /// Registers `builder` with label `names`; `None` if there are more than
@@ -41,7 +70,7 @@ fn with_arity<M: Metric, const N: usize>(
 pub(crate) fn register<M: Metric>(
     builder: MetricBuilder<'_, M>,
     names: &[&str],
-) -> Option<Result<Box<dyn AnyFamily<M>>, RegistryError>> {
+) -> Option<Result<Registered<M>, RegistryError>> {
     macro_rules! arities {
         ($($n:literal)*) => {
             match names.len() {

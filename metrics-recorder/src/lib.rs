@@ -76,9 +76,10 @@
 //!
 //! # Limitations
 //!
-//! - A key past the cache's size ([`Builder::max_cached_keys`]) or folded into a
-//!   family's overflow series is resolved on the registration path at every call,
-//!   which takes the recorder's lock.
+//! - Keys are cached up to [`Builder::max_cached_keys`], keys that herd folded into a
+//!   family's overflow series included (each use still counts in
+//!   `herd_cardinality_overflow_total`); a key past it is resolved on the registration
+//!   path at every call, which takes the recorder's lock.
 //! - A description that arrives after first use reaches `/metrics` only through the
 //!   recorder's [`Described`] wrappers, and, in multi-process mode, only if the
 //!   process serving `/metrics` has seen it.

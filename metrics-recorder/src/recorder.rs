@@ -10,7 +10,7 @@ use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, Share
 use parking_lot::{Mutex, RwLock};
 
 use crate::config::{Builder, HistogramShape, Rules};
-use crate::family::{self, AnyFamily, MAX_LABELS};
+use crate::family::{self, AnyFamily, Fold, MAX_LABELS};
 use crate::handles::{CounterHandle, GaugeHandle, HistogramHandle};
 use crate::names::{label_name, metric_name, name_carries_unit, unit_name};
 use crate::table::KeyTable;
@@ -99,9 +99,9 @@ struct Inner {
     registry: Registry,
     /// The registry's prefix with its `_`, learnt from the self-metric's family name.
     prefix: String,
-    counters: KeyTable<Arc<CounterHandle>>,
-    gauges: KeyTable<Arc<GaugeHandle>>,
-    histograms: KeyTable<Arc<HistogramHandle>>,
+    counters: KeyTable<Cached<Arc<CounterHandle>>>,
+    gauges: KeyTable<Cached<Arc<GaugeHandle>>>,
+    histograms: KeyTable<Cached<Arc<HistogramHandle>>>,
     resolver: Mutex<Resolver>,
     /// Descriptions by family name (prefix included), read at scrape time.
     help: RwLock<HashMap<String, Description>>,
@@ -127,11 +127,30 @@ struct Resolver {
     described: HashMap<(Kind, String), Description>,
 }
 
+/// What the key cache holds for a key: its handle, and for a key that herd folded
+/// into a family's overflow series, the family's overflow count to bump at each use
+/// (herd counts every lookup it folds; a cached key is still one).
+#[derive(Clone)]
+struct Cached<H> {
+    handle: H,
+    fold: Option<Arc<dyn Fold>>,
+}
+
+impl<H> Cached<H> {
+    #[inline]
+    fn get(&self) -> &H {
+        if let Some(fold) = &self.fold {
+            fold.fold();
+        }
+        &self.handle
+    }
+}
+
 /// One family of a facade name: for one label-name set, or a declared superset.
 struct Variant {
     /// Facade label names (mapped), in the family's order.
     names: Vec<String>,
-    family: Result<Fam, Reason>,
+    family: Result<(Fam, Arc<dyn Fold>), Reason>,
     /// Handles by label values, so that every key reaching a series shares one handle
     /// (and one `absolute` baseline).
     series: HashMap<Vec<String>, Handle>,
@@ -178,9 +197,8 @@ enum Handle {
 /// What the registration path found for a key.
 struct Resolved {
     handle: Handle,
-    /// Whether the key may be cached: not for keys folded into the overflow series,
-    /// which would fill the cache with label sets herd has refused.
-    cache: bool,
+    /// For a key folded into the overflow series: the family's overflow count.
+    fold: Option<Arc<dyn Fold>>,
 }
 
 impl fmt::Debug for HerdRecorder {
@@ -312,8 +330,8 @@ impl HerdRecorder {
     #[cold]
     fn resolve_counter(&self, key: &Key) -> Counter {
         match self.inner.resolve(Kind::Counter, key) {
-            Some(Resolved { handle: Handle::Counter(h), cache }) => {
-                Counter::from_arc(if cache { self.inner.counters.insert(key, h) } else { h })
+            Some(Resolved { handle: Handle::Counter(handle), fold }) => {
+                Counter::from_arc(self.inner.counters.insert(key, Cached { handle, fold }).handle)
             }
             _ => Counter::noop(),
         }
@@ -322,8 +340,8 @@ impl HerdRecorder {
     #[cold]
     fn resolve_gauge(&self, key: &Key) -> Gauge {
         match self.inner.resolve(Kind::Gauge, key) {
-            Some(Resolved { handle: Handle::Gauge(h), cache }) => {
-                Gauge::from_arc(if cache { self.inner.gauges.insert(key, h) } else { h })
+            Some(Resolved { handle: Handle::Gauge(handle), fold }) => {
+                Gauge::from_arc(self.inner.gauges.insert(key, Cached { handle, fold }).handle)
             }
             _ => Gauge::noop(),
         }
@@ -332,8 +350,8 @@ impl HerdRecorder {
     #[cold]
     fn resolve_histogram(&self, key: &Key) -> Histogram {
         match self.inner.resolve(Kind::Histogram, key) {
-            Some(Resolved { handle: Handle::Histogram(h), cache }) => {
-                Histogram::from_arc(if cache { self.inner.histograms.insert(key, h) } else { h })
+            Some(Resolved { handle: Handle::Histogram(handle), fold }) => {
+                Histogram::from_arc(self.inner.histograms.insert(key, Cached { handle, fold }).handle)
             }
             _ => Histogram::noop(),
         }
@@ -385,7 +403,7 @@ impl Inner {
             }
         };
         let variant = &mut variants[i];
-        let family = variant.family.as_ref().map_err(|r| *r)?;
+        let (family, fold) = variant.family.as_ref().map_err(|r| *r)?;
         let values: Vec<&str> = variant
             .names
             .iter()
@@ -397,11 +415,11 @@ impl Inner {
         let handle = family.handle(&values).ok_or(Reason::TooManyLabels)?;
         if family.overflowed() != before {
             let handle = variant.overflow.get_or_insert(handle).clone();
-            return Ok(Resolved { handle, cache: false });
+            return Ok(Resolved { handle, fold: Some(fold.clone()) });
         }
         let owned = values.iter().map(|v| (*v).to_owned()).collect();
         let handle = variant.series.entry(owned).or_insert(handle).clone();
-        Ok(Resolved { handle, cache: true })
+        Ok(Resolved { handle, fold: None })
     }
 
     fn new_variant(
@@ -440,7 +458,7 @@ impl Inner {
         name: &str,
         names: &[String],
         description: Option<Description>,
-    ) -> Result<Fam, Reason> {
+    ) -> Result<(Fam, Arc<dyn Fold>), Reason> {
         let help = match &description {
             Some(d) => d.help.to_string(),
             None => format!("{facade}{UNDESCRIBED}"),
@@ -476,7 +494,7 @@ impl Inner {
         help: &str,
         unit: Option<&str>,
         names: &[&str],
-    ) -> Option<Result<Fam, RegistryError>> {
+    ) -> Option<Result<(Fam, Arc<dyn Fold>), RegistryError>> {
         let r = &self.registry;
         macro_rules! with_unit {
             ($b:expr) => {
@@ -487,18 +505,17 @@ impl Inner {
             };
         }
         match kind {
-            Kind::Counter => {
-                family::register(with_unit!(r.counter(name, help)), names).map(|f| f.map(Fam::Counter))
-            }
+            Kind::Counter => family::register(with_unit!(r.counter(name, help)), names)
+                .map(|f| f.map(|r| (Fam::Counter(r.family), r.fold))),
             Kind::Gauge => {
                 let mode = self.gauge_modes.find(facade).copied().unwrap_or_default();
                 family::register(with_unit!(r.gauge(name, help).multiprocess_mode(mode)), names)
-                    .map(|f| f.map(Fam::Gauge))
+                    .map(|f| f.map(|r| (Fam::Gauge(r.family), r.fold)))
             }
             Kind::Histogram => match self.histogram_rules.find(facade) {
                 Some(HistogramShape::Summary(objectives)) => {
                     family::register(with_unit!(r.summary(name, help).objectives(objectives.clone())), names)
-                        .map(|f| f.map(Fam::Summary))
+                        .map(|f| f.map(|r| (Fam::Summary(r.family), r.fold)))
                 }
                 shape => {
                     let buckets = match shape {
@@ -506,7 +523,7 @@ impl Inner {
                         _ => self.default_buckets.clone(),
                     };
                     family::register(with_unit!(r.histogram(name, help).buckets(buckets)), names)
-                        .map(|f| f.map(Fam::Histogram))
+                        .map(|f| f.map(|r| (Fam::Histogram(r.family), r.fold)))
                 }
             },
         }
@@ -557,7 +574,7 @@ impl Recorder for HerdRecorder {
     #[inline]
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
         match self.inner.counters.get(key) {
-            Some(h) => Counter::from_arc(h.clone()),
+            Some(cached) => Counter::from_arc(cached.get().clone()),
             None => self.resolve_counter(key),
         }
     }
@@ -565,7 +582,7 @@ impl Recorder for HerdRecorder {
     #[inline]
     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
         match self.inner.gauges.get(key) {
-            Some(h) => Gauge::from_arc(h.clone()),
+            Some(cached) => Gauge::from_arc(cached.get().clone()),
             None => self.resolve_gauge(key),
         }
     }
@@ -573,7 +590,7 @@ impl Recorder for HerdRecorder {
     #[inline]
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
         match self.inner.histograms.get(key) {
-            Some(h) => Histogram::from_arc(h.clone()),
+            Some(cached) => Histogram::from_arc(cached.get().clone()),
             None => self.resolve_histogram(key),
         }
     }
