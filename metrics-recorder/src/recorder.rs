@@ -150,13 +150,16 @@ impl<H> Cached<H> {
 struct Variant {
     /// Facade label names (mapped), in the family's order.
     names: Vec<String>,
-    family: Result<(Fam, Arc<dyn Fold>), Reason>,
+    family: Result<Bound, Reason>,
     /// Handles by label values, so that every key reaching a series shares one handle
     /// (and one `absolute` baseline).
     series: HashMap<Vec<String>, Handle>,
     /// The handle of the family's overflow series, once reached.
     overflow: Option<Handle>,
 }
+
+/// A registered family and its overflow count.
+type Bound = (Fam, Arc<dyn Fold>);
 
 enum Fam {
     Counter(Box<dyn AnyFamily<herd_core::Counter>>),
@@ -458,7 +461,7 @@ impl Inner {
         name: &str,
         names: &[String],
         description: Option<Description>,
-    ) -> Result<(Fam, Arc<dyn Fold>), Reason> {
+    ) -> Result<Bound, Reason> {
         let help = match &description {
             Some(d) => d.help.to_string(),
             None => format!("{facade}{UNDESCRIBED}"),
@@ -494,7 +497,7 @@ impl Inner {
         help: &str,
         unit: Option<&str>,
         names: &[&str],
-    ) -> Option<Result<(Fam, Arc<dyn Fold>), RegistryError>> {
+    ) -> Option<Result<Bound, RegistryError>> {
         let r = &self.registry;
         macro_rules! with_unit {
             ($b:expr) => {
