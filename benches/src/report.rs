@@ -163,7 +163,7 @@ pub fn evaluate(target: &Target, results: &Results) -> Result<Evaluation, String
     })
 }
 
-/// The groups of the hot-path, encode and statsd suites, in report order. Later suites append
+/// The groups of the hot-path, encode, statsd and facade suites, in report order. Later suites append
 /// theirs.
 pub const GROUPS: &[Group] = &[
     Group {
@@ -325,12 +325,42 @@ pub const GROUPS: &[Group] = &[
                 `time_with_tags(name, whole_ms).with_tag(..).send()`.",
         reference: "herd",
     },
+    Group {
+        name: "facade_labelled_inc",
+        title: "`metrics::counter!` with three run-time labels, through each recorder",
+        about: "`counter!(\"http_requests_total\", \"method\" => m, \"route\" => r, \"status\" => s)\
+                .increment(1)` with label values cycling through the `labelled_inc` sets, the \
+                recorder set with `with_local_recorder`. Measured paired: blocks of 256 calls \
+                through one recorder alternate with untimed blocks through the other, so both \
+                ids are timed under the same machine load. The macro builds, \
+                hashes and drops a key with a `Vec` of labels on every call whatever the \
+                recorder: `metrics-noop` (the facade's `NoopRecorder`) is that cost alone.",
+        reference: "herd-metrics",
+    },
+    Group {
+        name: "facade_counter_inc",
+        title: "Kept `metrics::Counter` increment",
+        about: "`increment(1)` on a `metrics::Counter` from `counter!`, kept before the loop: \
+                through herd-metrics and metrics-exporter-prometheus; `herd` is herd's own \
+                cached `Counter::inc` on the same kind of cell.",
+        reference: "herd",
+    },
+    Group {
+        name: "facade_histogram_record",
+        title: "Kept `metrics::Histogram` record",
+        about: "`record(v)` on a `metrics::Histogram` kept before the loop, values cycling \
+                through the 64 observations, Prometheus' default buckets on every side: \
+                herd-metrics (a herd histogram: one bucket increment and the sum), \
+                metrics-exporter-prometheus (appends to a sample list bucketed at scrape); \
+                `herd` is herd's own `Histogram::observe`.",
+        reference: "herd",
+    },
 ];
 
 const PROMETHEUS_CLIENT_LOOKUPS: &[&str] =
     &["prometheus-client", "prometheus-client-static", "prometheus-client-prebuilt"];
 
-/// The targets of the hot-path, encode and statsd suites.
+/// The targets of the hot-path, encode, statsd and facade suites.
 pub const TARGETS: &[Target] = &[
     Target {
         group: "counter_inc",
@@ -428,6 +458,33 @@ pub const TARGETS: &[Target] = &[
         subject: "herd-openmetrics",
         baselines: &["prometheus-client"],
         max_ratio: 1.0,
+        strict: false,
+    },
+    Target {
+        group: "facade_labelled_inc",
+        claim: "`counter!` with three run-time labels through herd-metrics at least 2x faster than \
+                through metrics-exporter-prometheus",
+        subject: "herd-metrics",
+        baselines: &["metrics-exporter-prometheus"],
+        max_ratio: 0.5,
+        strict: false,
+    },
+    Target {
+        group: "facade_counter_inc",
+        claim: "a kept `metrics::Counter`'s `increment` through herd-metrics within 1.5x of herd's \
+                cached `inc`",
+        subject: "herd-metrics",
+        baselines: &["herd"],
+        max_ratio: 1.5,
+        strict: false,
+    },
+    Target {
+        group: "facade_histogram_record",
+        claim: "a kept `metrics::Histogram`'s `record` through herd-metrics at least 2x faster than \
+                through metrics-exporter-prometheus",
+        subject: "herd-metrics",
+        baselines: &["metrics-exporter-prometheus"],
+        max_ratio: 0.5,
         strict: false,
     },
     Target {
