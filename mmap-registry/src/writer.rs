@@ -57,7 +57,11 @@ const MAX_SEGMENT: u64 = 64 * 1024 * 1024;
 /// let snapshot = Aggregator::new(dir.path())?.snapshot()?;
 /// let mut text = Vec::new();
 /// herd_core::encode(&snapshot, herd_core::Format::Text, &mut text);
-/// assert_eq!(String::from_utf8(text)?, "# HELP jobs_total Jobs done.\n# TYPE jobs_total counter\njobs_total 3\n");
+/// let text = String::from_utf8(text)?;
+/// assert!(text.ends_with("# HELP jobs_total Jobs done.\n# TYPE jobs_total counter\njobs_total 3\n"));
+/// // Before it, herd's own counts, summed over every file like any other counter:
+/// assert!(text.contains("herd_cardinality_overflow_total{family=\"jobs\"} 0\n"));
+/// assert!(text.contains("herd_mmap_fork_file_failures_total 0\n"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
