@@ -2,18 +2,19 @@
 //! HTTP, `inspect` and `compact` on live, dead and corrupt files, and the documented
 //! exit codes.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
 use herd_core::{Buckets, Format, GaugeMode, Registry};
 use herd_mmap::{claim_dir, MmapStorage};
 use herd_testkit::{http_get, python_parse, PyFormat, PySample};
 
+mod common;
+use common::{AnyResult, Serve};
+
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
-type AnyResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 fn herd(args: &[&str]) -> AnyResult<Output> {
     Ok(Command::new(env!("CARGO_BIN_EXE_herd")).args(args).output()?)
@@ -75,34 +76,6 @@ fn writer_process() -> TestResult {
     let registry = Registry::builder().storage(Arc::new(MmapStorage::open(Path::new(&dir))?)).build()?;
     registry.counter("jobs_total", "Jobs done.").register()?.inc_by(n);
     Ok(())
-}
-
-/// `herd serve` on a free port; its address is read from its first line.
-struct Serve {
-    child: Child,
-    addr: std::net::SocketAddr,
-}
-
-impl Serve {
-    fn start(dir: &Path) -> AnyResult<Self> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_herd"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--dir"])
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
-        let addr =
-            line.split("http://").nth(1).and_then(|s| s.strip_suffix("/metrics\n")).ok_or(line.clone())?;
-        Ok(Self { addr: addr.parse()?, child })
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The samples of the writer's own families (not herd-mmap's self-metrics), as

@@ -1,17 +1,18 @@
 //! The multi-process core under misuse, seen from outside through `herd serve` (issue
 //! 16): what cannot be recorded is counted where `/metrics` shows it.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use herd_core::Registry;
 use herd_mmap::{claim_dir, MmapStorage};
 use herd_testkit::http_get;
 
+mod common;
+use common::Serve;
+
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
-type AnyResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 const ROLE_ENV: &str = "HERD_MISUSE_TEST_DIR";
 /// Each writer's family cap, and the distinct label values it looks up.
@@ -39,35 +40,6 @@ fn overflowing_writer() -> TestResult {
     Ok(())
 }
 
-/// `herd serve` on a free port.
-struct Serve {
-    child: Child,
-    addr: std::net::SocketAddr,
-}
-
-impl Serve {
-    fn start(dir: &Path) -> AnyResult<Self> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_herd"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--dir"])
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
-        let addr =
-            line.split("http://").nth(1).and_then(|s| s.strip_suffix("/metrics\n")).ok_or(line.clone())?;
-        Ok(Self { addr: addr.parse()?, child })
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The value of the sample line that starts with `series ` in `body`.
 fn sample(body: &str, series: &str) -> Option<f64> {
     body.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
@@ -85,7 +57,7 @@ fn six_independent_processes_report_their_overflow_at_herd_serve() -> TestResult
             .status()?;
         assert!(status.success(), "writer: {status}");
     }
-    let serve = Serve::start(&dir)?;
+    let serve = Serve::start_with(&dir, &[], Stdio::null())?;
     let (status, _, body) = http_get(serve.addr, "/metrics", &[])?;
     let body = String::from_utf8(body)?;
     assert_eq!(status, 200, "{body}");
@@ -120,28 +92,13 @@ fn herd_serve_logs_a_skipped_file_once_not_at_every_scrape() -> TestResult {
     let dir = claim_dir(tmp.path().join("metrics"))?;
     let bad = dir.join("w-1-00000000000000aa.herd");
     std::fs::write(&bad, b"not a herd file at all, and far too short")?;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_herd"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--dir"])
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
-    let addr: std::net::SocketAddr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.strip_suffix("/metrics\n"))
-        .ok_or(line.clone())?
-        .parse()?;
+    let serve = Serve::start_with(&dir, &[], Stdio::piped())?;
     for _ in 0..3 {
-        let (status, _, body) = http_get(addr, "/metrics", &[])?;
+        let (status, _, body) = http_get(serve.addr, "/metrics", &[])?;
         assert_eq!(status, 200);
         assert!(String::from_utf8_lossy(&body).contains("herd_mmap_skipped_files 1\n"));
     }
-    child.kill()?;
-    let out = child.wait_with_output()?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = serve.stop()?;
     let name = bad.display().to_string();
     assert_eq!(stderr.matches(name.as_str()).count(), 1, "logged once, at the first read: {stderr}");
     Ok(())

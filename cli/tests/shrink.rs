@@ -16,8 +16,10 @@ use herd_core::Registry;
 use herd_mmap::{claim_dir, Aggregator, MmapStorage};
 use herd_testkit::http_get;
 
+mod common;
+use common::{AnyResult, Serve};
+
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
-type AnyResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// Steady writers, each holding `jobs_total{writer="i"} = BASE + i`.
 const STEADY: u64 = 3;
@@ -170,36 +172,6 @@ impl Drop for Process {
     }
 }
 
-/// `herd serve` on a free port.
-struct Serve {
-    child: Child,
-    addr: std::net::SocketAddr,
-}
-
-impl Serve {
-    fn start(dir: &Path) -> AnyResult<Self> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_herd"))
-            // Compact on every scrape: compaction meets the truncated dead files too.
-            .args(["serve", "--listen", "127.0.0.1:0", "--compact-threshold", "0", "--dir"])
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
-        let addr =
-            line.split("http://").nth(1).and_then(|s| s.strip_suffix("/metrics\n")).ok_or(line.clone())?;
-        Ok(Self { addr: addr.parse()?, child })
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// xorshift64*: random moments and sizes without a dependency; the seed is printed.
 struct Rng(u64);
 
@@ -250,7 +222,8 @@ fn shrunk_files_never_crash_a_reader() -> TestResult {
     let _steady: Vec<Process> =
         (0..STEADY).map(|i| Process::start(&dir, &format!("steady={i}"))).collect::<AnyResult<_>>()?;
     let mut worker = Process::start(&dir, "aggregator")?;
-    let serve = Serve::start(&dir)?;
+    // Compact on every scrape: compaction meets the truncated dead files too.
+    let serve = Serve::start_with(&dir, &["--compact-threshold", "0"], Stdio::null())?;
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as u64 | 1;
     println!("shrink: seed {seed}");
 
