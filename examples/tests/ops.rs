@@ -186,7 +186,11 @@ fn the_scrape_configurations_pass_promtool_check_config() -> TestResult {
     let Some(out) = run(&promtool(), &["check".as_ref(), "config".as_ref(), as_is.as_os_str()])? else {
         return Ok(());
     };
-    assert!(!out.status.success() && text(&out).contains("field scrape_protocols not found"), "{}", text(&out));
+    assert!(
+        !out.status.success() && text(&out).contains("field scrape_protocols not found"),
+        "{}",
+        text(&out)
+    );
     Ok(())
 }
 
@@ -209,7 +213,10 @@ fn systemd_analyze_verify_accepts_the_unit() -> TestResult {
     // The same check on a broken copy says so (it warns without failing: any output
     // counts as a finding above).
     let bad = dir.path().join("herd-bad.service");
-    std::fs::write(&bad, unit.replace(installed, env!("CARGO_BIN_EXE_prefork-demo")).replace("=mixed", "=sideways"))?;
+    std::fs::write(
+        &bad,
+        unit.replace(installed, env!("CARGO_BIN_EXE_prefork-demo")).replace("=mixed", "=sideways"),
+    )?;
     let Some(out) = run("systemd-analyze", &["verify".as_ref(), bad.as_os_str()])? else { return Ok(()) };
     assert!(text(&out).contains("sideways"), "a bad KillMode= went unnoticed: {}", text(&out));
     Ok(())
@@ -224,7 +231,9 @@ fn yaml_documents(path: &Path) -> AnyResult<Option<Vec<Value>>> {
     const SCRIPT: &str = "import json, sys\n\
         try:\n    import yaml\nexcept ImportError:\n    sys.exit(42)\n\
         json.dump(list(yaml.safe_load_all(open(sys.argv[1]))), sys.stdout)\n";
-    let Some(out) = run(&python(), &["-c".as_ref(), SCRIPT.as_ref(), path.as_os_str()])? else { return Ok(None) };
+    let Some(out) = run(&python(), &["-c".as_ref(), SCRIPT.as_ref(), path.as_os_str()])? else {
+        return Ok(None);
+    };
     if out.status.code() == Some(42) {
         cannot_run("PyYAML is not installed: run scripts/install-test-deps.sh");
         return Ok(None);
@@ -264,9 +273,12 @@ fn the_kubernetes_manifest_holds_a_pod_with_a_memory_volume_and_a_herd_serve_sid
 
     let containers = pod["spec"]["containers"].as_array().ok_or("no containers")?;
     let mount_of = |c: &Value| -> Option<String> {
-        c["volumeMounts"].as_array()?.iter().find(|m| m["name"] == volume)?["mountPath"].as_str().map(str::to_owned)
+        c["volumeMounts"].as_array()?.iter().find(|m| m["name"] == volume)?["mountPath"]
+            .as_str()
+            .map(str::to_owned)
     };
-    let sidecar = containers.iter().find(|c| strings(&c["args"]).first() == Some(&"serve")).ok_or("no herd serve")?;
+    let sidecar =
+        containers.iter().find(|c| strings(&c["args"]).first() == Some(&"serve")).ok_or("no herd serve")?;
     let app = containers.iter().find(|c| c["name"] != sidecar["name"]).ok_or("no application container")?;
     let sidecar_args = strings(&sidecar["args"]);
     let dir = flag(&sidecar_args, "--dir").ok_or("herd serve without --dir")?;
@@ -279,7 +291,9 @@ fn the_kubernetes_manifest_holds_a_pod_with_a_memory_volume_and_a_herd_serve_sid
     let port = listen.rsplit(':').next().ok_or("no port")?;
     let port_entry = sidecar["ports"]
         .as_array()
-        .and_then(|p| p.iter().find(|p| p["containerPort"].as_u64().map(|n| n.to_string()).as_deref() == Some(port)))
+        .and_then(|p| {
+            p.iter().find(|p| p["containerPort"].as_u64().map(|n| n.to_string()).as_deref() == Some(port))
+        })
         .ok_or("the sidecar does not declare its port")?;
     assert_eq!(pod["metadata"]["annotations"]["prometheus.io/port"].as_str(), Some(port));
 
@@ -355,7 +369,7 @@ fn the_dashboard_is_json_with_unique_ids_and_the_datasource_variable_on_every_ta
         for target in targets {
             assert_eq!(target["datasource"]["uid"], "${datasource}", "{}: {target}", panel["title"]);
             assert_eq!(target["datasource"]["type"], "prometheus", "{}: {target}", panel["title"]);
-            assert!(ref_ids.insert(target["refId"].clone()), "{}: refId twice", panel["title"]);
+            assert!(ref_ids.insert(target["refId"].to_string()), "{}: refId twice", panel["title"]);
             assert!(!target["expr"].as_str().unwrap_or_default().trim().is_empty(), "{}", panel["title"]);
         }
     }
@@ -387,6 +401,9 @@ fn the_dashboard_is_json_with_unique_ids_and_the_datasource_variable_on_every_ta
 struct Demo {
     child: Child,
     addr: SocketAddr,
+    // Kept: the thread reading the demo's stdout stops when this is dropped, and the
+    // demo would then die of EPIPE at its next line.
+    _lines: mpsc::Receiver<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -400,9 +417,11 @@ impl Demo {
             .stderr(Stdio::inherit())
             .spawn()?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut demo = Self { child, addr: ([127, 0, 0, 1], 0).into(), _dir: dir };
-        let line = wait_line(&read_lines(stdout), "listening on http://", Duration::from_secs(20))?;
-        let addr = line.split("http://").nth(1).and_then(|s| s.split(' ').next()).ok_or("no address")?;
+        let lines = read_lines(stdout);
+        let line = wait_line(&lines, "listening on http://", Duration::from_secs(20));
+        let mut demo = Self { child, addr: ([127, 0, 0, 1], 0).into(), _lines: lines, _dir: dir };
+        let addr =
+            line?.split("http://").nth(1).and_then(|s| s.split(' ').next()).ok_or("no address")?.to_owned();
         demo.addr = addr.parse()?;
         Ok(demo)
     }
@@ -432,9 +451,8 @@ fn read_lines(stdout: ChildStdout) -> mpsc::Receiver<String> {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             println!("demo: {line}");
-            if tx.send(line).is_err() {
-                break;
-            }
+            // Reading on after the receiver is gone: a closed pipe would kill the demo.
+            let _ = tx.send(line);
         }
     });
     rx
@@ -519,7 +537,12 @@ fn substitute(expr: &str, job: &str, instance: &str) -> String {
 }
 
 /// The queries that return nothing, with the variables set.
-fn empty_queries(prometheus: &Prometheus, queries: &[(String, String, String)], job: &str, instance: &str) -> AnyResult<Vec<String>> {
+fn empty_queries(
+    prometheus: &Prometheus,
+    queries: &[(String, String, String)],
+    job: &str,
+    instance: &str,
+) -> Result<Vec<String>, String> {
     let mut empty = Vec::new();
     for (panel, ref_id, expr) in queries {
         let promql = substitute(expr, job, instance);
@@ -547,12 +570,13 @@ fn every_dashboard_query_returns_data_from_prometheus_scraping_the_prefork_demo_
         for (name, prometheus) in [("default", &classic), ("native-histograms", &native)] {
             prometheus.wait_for_targets_up(Duration::from_secs(30))?;
             let mut last = Vec::new();
-            let waited = prometheus.wait_until(Duration::from_secs(60), "every dashboard query to return data", |p| {
-                // As a user picks one job and instance, and as "All" (`.+`) sends them.
-                last = empty_queries(p, &queries, JOB, &instance)?;
-                last.extend(empty_queries(p, &queries, ".+", ".+")?);
-                Ok(last.is_empty().then_some(()))
-            });
+            let waited =
+                prometheus.wait_until(Duration::from_secs(60), "every dashboard query to return data", |p| {
+                    // As a user picks one job and instance, and as "All" (`.+`) sends them.
+                    last = empty_queries(p, &queries, JOB, &instance)?;
+                    last.extend(empty_queries(p, &queries, ".+", ".+")?);
+                    Ok(last.is_empty().then_some(()))
+                });
             if let Err(e) = waited {
                 return Err(format!("{name}: queries without data:\n  {}\n{e}", last.join("\n  ")).into());
             }
@@ -560,7 +584,8 @@ fn every_dashboard_query_returns_data_from_prometheus_scraping_the_prefork_demo_
             // The variables' own queries (Grafana's label_values) find the demo.
             let jobs = prometheus.query("group by (job) (http_requests_total)")?;
             assert!(jobs.iter().any(|r| r.metric.get("job").map(String::as_str) == Some(JOB)), "{jobs:?}");
-            let instances = prometheus.query(&format!("group by (instance) (http_requests_total{{job=~\"{JOB}\"}})"))?;
+            let instances =
+                prometheus.query(&format!("group by (instance) (http_requests_total{{job=~\"{JOB}\"}})"))?;
             assert!(instances.iter().any(|r| r.metric.get("instance") == Some(&instance)), "{instances:?}");
 
             // The load did what it says: 404s, 405s, aborts and slow requests were recorded.
