@@ -404,7 +404,7 @@ struct Demo {
     // Kept: the thread reading the demo's stdout stops when this is dropped, and the
     // demo would then die of EPIPE at its next line.
     _lines: mpsc::Receiver<String>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Demo {
@@ -419,7 +419,7 @@ impl Demo {
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let lines = read_lines(stdout);
         let line = wait_line(&lines, "listening on http://", Duration::from_secs(20));
-        let mut demo = Self { child, addr: ([127, 0, 0, 1], 0).into(), _lines: lines, _dir: dir };
+        let mut demo = Self { child, addr: ([127, 0, 0, 1], 0).into(), _lines: lines, dir };
         let addr =
             line?.split("http://").nth(1).and_then(|s| s.split(' ').next()).ok_or("no address")?.to_owned();
         demo.addr = addr.parse()?;
@@ -600,6 +600,11 @@ fn every_dashboard_query_returns_data_from_prometheus_scraping_the_prefork_demo_
             }
         }
 
+        // On this healthy target no alert on herd's health or on errors is even pending.
+        let health = r#"ALERTS{alertname=~"HerdHighErrorRatio|HerdCardinalityOverflow|HerdStorageErrors|HerdMetricsFiles.*|HerdForkWithoutMetricsFile|HerdSlowScrape|HerdMetricsDown"}"#;
+        let pending = classic.query(health)?;
+        assert!(pending.is_empty(), "{pending:?}");
+
         // The text format 0.0.4, as a Prometheus pinned to it by scrape-text.yml asks.
         let accept = "text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
         let (status, headers, body) = http_get(demo.addr, "/metrics", &[("Accept", accept)])?;
@@ -607,6 +612,16 @@ fn every_dashboard_query_returns_data_from_prometheus_scraping_the_prefork_demo_
         let content_type = headers.iter().find(|(k, _)| k == "content-type").map(|(_, v)| v.as_str());
         assert_eq!(content_type, Some("text/plain; version=0.0.4; charset=utf-8"));
         assert!(!String::from_utf8_lossy(&body).contains("# EOF"));
+
+        // A metrics directory that cannot be read: /metrics answers 500, `up` drops to 0
+        // and HerdMetricsDown goes pending (it fires after its 5 minutes).
+        std::fs::rename(demo.dir.path().join("metrics"), demo.dir.path().join("gone"))?;
+        let (status, _, _) = http_get(demo.addr, "/metrics", &[])?;
+        assert_eq!(status, 500);
+        classic.wait_until(Duration::from_secs(30), "HerdMetricsDown pending", |p| {
+            let alerts = p.query(r#"ALERTS{alertname="HerdMetricsDown",alertstate="pending",job="herd"}"#)?;
+            Ok((!alerts.is_empty()).then_some(()))
+        })?;
         Ok(())
     })();
     stop.store(true, Ordering::Relaxed);
