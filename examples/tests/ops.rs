@@ -38,16 +38,53 @@ fn read(relative: &str) -> AnyResult<String> {
     std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()).into())
 }
 
-/// Runs `program args`; `None` (after [`cannot_run`]) when the program is missing.
+/// How long one run of a checking tool may take.
+const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `program args` (killed after [`TOOL_TIMEOUT`]); `None`, after [`cannot_run`],
+/// when the program is missing.
 fn run(program: &str, args: &[&std::ffi::OsStr]) -> AnyResult<Option<Output>> {
-    match Command::new(program).args(args).stdin(Stdio::null()).output() {
-        Ok(out) => Ok(Some(out)),
+    let spawned = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             cannot_run(&format!("{program} is not installed: run scripts/install-test-deps.sh"));
-            Ok(None)
+            return Ok(None);
         }
-        Err(e) => Err(format!("cannot run {program}: {e}").into()),
-    }
+        Err(e) => return Err(format!("cannot run {program}: {e}").into()),
+    };
+    // Drained on threads, so that a chatty tool never blocks on a full pipe.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = Instant::now() + TOOL_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("{program} did not finish within {TOOL_TIMEOUT:?}").into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = stdout.join().map_err(|_| "stdout reader panicked")?;
+    let stderr = stderr.join().map_err(|_| "stderr reader panicked")?;
+    Ok(Some(Output { status, stdout, stderr }))
 }
 
 fn promtool() -> String {
