@@ -234,7 +234,7 @@ fn the_scrape_configurations_pass_promtool_check_config() -> TestResult {
 #[test]
 fn systemd_analyze_verify_accepts_the_unit() -> TestResult {
     let unit = read("deploy/systemd/herd-app.service")?;
-    for line in ["RuntimeDirectory=herd-app", "KillMode=mixed", "--dir ${RUNTIME_DIRECTORY}/metrics"] {
+    for line in ["RuntimeDirectory=herd-app", "KillMode=mixed", "--dir /run/herd-app/metrics"] {
         assert!(unit.contains(line), "the unit lacks {line:?}");
     }
     // verify checks that ExecStart= names an executable: point it at the demo built
