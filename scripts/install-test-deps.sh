@@ -4,7 +4,8 @@
 #   - Python `prometheus-client==0.26.0` (client_python's parsers), via pip
 #   - npm `statsd@0.9.0` (Etsy statsd) into .test-deps/node (repo-local)
 #   - Debian `strace` (herd-core's and herd-statsd's no-syscall tests)
-#   - Debian `systemd` (systemd-analyze, for the systemd example's units)
+#   - Debian `systemd` (`systemd-analyze verify` of the systemd example's units and
+#     ops/'s unit) and Python `PyYAML` (ops/'s Kubernetes manifest)
 #   - cargo-nextest, the test runner, via cargo install
 # Idempotent and quiet: prints one line per thing installed, and the
 # installer's output only when it fails.
@@ -16,6 +17,7 @@ cd "$repo_root"
 
 PY_CLIENT_VERSION="0.26.0"
 STATSD_VERSION="0.9.0"
+PYYAML_VERSION="6.0.3"
 NODE_PREFIX=".test-deps/node"
 PYTHON="${HERD_PYTHON:-python3}"
 
@@ -38,7 +40,8 @@ fi
 if ! command -v strace >/dev/null 2>&1; then
     apt_missing+=(strace)
 fi
-# herd-prefork's systemd example is checked with systemd-analyze verify.
+# systemd-analyze verify checks herd-prefork's systemd example (examples/systemd/)
+# and ops/deploy/systemd/herd-app.service.
 if ! command -v systemd-analyze >/dev/null 2>&1; then
     apt_missing+=(systemd)
 fi
@@ -50,29 +53,43 @@ py_client_version() {
     "$PYTHON" -c 'import importlib.metadata as m, prometheus_client; print(m.version("prometheus_client"))' 2>/dev/null || true
 }
 
-if [ "$(py_client_version)" != "$PY_CLIENT_VERSION" ]; then
-    pip_args=(-m pip install --quiet --disable-pip-version-check "prometheus-client==$PY_CLIENT_VERSION")
+# pip_install SPEC: installs SPEC for $PYTHON, per user when site-packages is not
+# writable, past Debian's PEP 668 guard (this machine is a test box).
+pip_install() {
+    local pip_args=(-m pip install --quiet --disable-pip-version-check "$1")
     if ! "$PYTHON" -c 'import os, sys, sysconfig; sys.exit(not os.access(sysconfig.get_paths()["purelib"], os.W_OK))' 2>/dev/null; then
-        # site-packages is not writable (a non-root user): install per user.
         pip_args+=(--user)
     fi
     if ! "$PYTHON" "${pip_args[@]}" >"$log_file" 2>&1; then
         if grep -q "externally-managed-environment" "$log_file"; then
-            # Debian's system Python (PEP 668): this machine is a test box.
-            run_quiet "pip install prometheus-client==$PY_CLIENT_VERSION" \
-                "$PYTHON" "${pip_args[@]}" --break-system-packages
+            run_quiet "pip install $1" "$PYTHON" "${pip_args[@]}" --break-system-packages
         else
-            echo "install-test-deps: FAILED: pip install prometheus-client==$PY_CLIENT_VERSION" >&2
+            echo "install-test-deps: FAILED: pip install $1" >&2
             cat "$log_file" >&2
             exit 1
         fi
     fi
+}
+
+if [ "$(py_client_version)" != "$PY_CLIENT_VERSION" ]; then
+    pip_install "prometheus-client==$PY_CLIENT_VERSION"
     got="$(py_client_version)"
     if [ "$got" != "$PY_CLIENT_VERSION" ]; then
         echo "install-test-deps: prometheus-client is '${got:-absent}' after pip install, expected $PY_CLIENT_VERSION (python: $(command -v "$PYTHON"))" >&2
         exit 1
     fi
     echo "install-test-deps: installed Python prometheus-client==$PY_CLIENT_VERSION"
+fi
+
+# --- Python PyYAML ------------------------------------------------------------
+# examples/tests/ops.rs parses ops/deploy/kubernetes/pod.yaml with it.
+if ! "$PYTHON" -c 'import yaml' >/dev/null 2>&1; then
+    pip_install "pyyaml==$PYYAML_VERSION"
+    if ! "$PYTHON" -c 'import yaml' >/dev/null 2>&1; then
+        echo "install-test-deps: PyYAML cannot be imported after pip install (python: $(command -v "$PYTHON"))" >&2
+        exit 1
+    fi
+    echo "install-test-deps: installed Python pyyaml==$PYYAML_VERSION"
 fi
 
 # --- npm statsd ---------------------------------------------------------------

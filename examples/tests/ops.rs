@@ -1,0 +1,668 @@
+//! The operations kit in `ops/` against the real tools that will read it:
+//!
+//! - the rules pass `promtool check rules`, and `promtool test rules` runs unit tests in
+//!   which every alert both fires and stays silent;
+//! - the scrape configurations pass `promtool check config`;
+//! - the systemd unit passes `systemd-analyze verify`, the Kubernetes manifest parses
+//!   (PyYAML) into the objects it promises;
+//! - the dashboard is valid JSON with unique panel ids and the datasource variable on
+//!   every target, and every one of its queries, variables substituted, returns data
+//!   from a real Prometheus 2.42 (loading the rules) that scrapes the pre-fork demo
+//!   under load: plain requests, 404s, 405s, slow and aborted requests.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use herd_examples::prefork::request;
+use herd_testkit::{cannot_run, http_get, Prometheus, ScrapeJob};
+use serde_json::Value;
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+type AnyResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// The job name the kit's configurations and the HerdMetricsDown rule (`herd.*`) use.
+const JOB: &str = "herd";
+
+fn ops() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../ops")
+}
+
+fn read(relative: &str) -> AnyResult<String> {
+    let path = ops().join(relative);
+    std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()).into())
+}
+
+/// How long one run of a checking tool may take.
+const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `program args` (killed after [`TOOL_TIMEOUT`]); `None`, after [`cannot_run`],
+/// when the program is missing.
+fn run(program: &str, args: &[&std::ffi::OsStr]) -> AnyResult<Option<Output>> {
+    let spawned = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            cannot_run(&format!("{program} is not installed: run scripts/install-test-deps.sh"));
+            return Ok(None);
+        }
+        Err(e) => return Err(format!("cannot run {program}: {e}").into()),
+    };
+    // Drained on threads, so that a chatty tool never blocks on a full pipe.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = Instant::now() + TOOL_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("{program} did not finish within {TOOL_TIMEOUT:?}").into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = stdout.join().map_err(|_| "stdout reader panicked")?;
+    let stderr = stderr.join().map_err(|_| "stderr reader panicked")?;
+    Ok(Some(Output { status, stdout, stderr }))
+}
+
+fn promtool() -> String {
+    std::env::var("HERD_PROMTOOL").unwrap_or_else(|_| "promtool".to_owned())
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+// ---------------------------------------------------------------------------
+// Rules.
+
+#[test]
+fn promtool_check_rules_finds_nothing() -> TestResult {
+    let rules = ops().join("rules/herd.rules.yml");
+    let args = ["check", "rules", "--lint=all", "--lint-fatal"].map(std::ffi::OsStr::new);
+    let Some(out) = run(&promtool(), &[&args[..], &[rules.as_os_str()]].concat())? else { return Ok(()) };
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("SUCCESS: 19 rules found"), "{said}");
+    assert!(!said.contains("WARNING"), "{said}");
+    Ok(())
+}
+
+/// The alert names of the rules file, in order.
+fn alert_names(rules: &str) -> Vec<String> {
+    rules.lines().filter_map(|l| l.trim().strip_prefix("- alert: ")).map(|n| n.trim().to_owned()).collect()
+}
+
+/// For each alert of the unit tests: (cases where it fires, cases where it is silent).
+/// Each `alertname:` line is followed by its `exp_alerts:`, `[]` when silent.
+fn alert_cases(tests: &str) -> BTreeMap<String, (usize, usize)> {
+    let mut cases: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in tests.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix("alertname: ") {
+            current = Some(name.trim().to_owned());
+        } else if let Some(exp) = line.strip_prefix("exp_alerts:") {
+            if let Some(name) = current.take() {
+                let entry = cases.entry(name).or_default();
+                if exp.trim() == "[]" {
+                    entry.1 += 1;
+                } else {
+                    entry.0 += 1;
+                }
+            }
+        }
+    }
+    cases
+}
+
+#[test]
+fn promtool_unit_tests_show_every_alert_firing_and_silent() -> TestResult {
+    let tests = ops().join("tests/herd.rules.test.yml");
+    let Some(out) = run(&promtool(), &[std::ffi::OsStr::new("test"), "rules".as_ref(), tests.as_os_str()])?
+    else {
+        return Ok(());
+    };
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("SUCCESS"), "{said}");
+
+    let alerts = alert_names(&read("rules/herd.rules.yml")?);
+    let expected = [
+        "HerdHighErrorRatio",
+        "HerdLatencyBudgetBurnFast",
+        "HerdLatencyBudgetBurnSlow",
+        "HerdCardinalityOverflow",
+        "HerdStorageErrors",
+        "HerdMetricsFilesSkipped",
+        "HerdMetricsFilesShrunk",
+        "HerdForkWithoutMetricsFile",
+        "HerdSlowScrape",
+        "HerdMetricsDown",
+    ];
+    assert_eq!(alerts, expected);
+    let cases = alert_cases(&read("tests/herd.rules.test.yml")?);
+    for alert in &alerts {
+        let (fires, silent) = cases.get(alert).copied().unwrap_or_default();
+        assert!(fires > 0, "no unit test where {alert} fires");
+        assert!(silent > 0, "no unit test where {alert} stays silent");
+    }
+    // The README documents every alert and every parameter the rules mark.
+    let readme = read("README.md")?;
+    for alert in &alerts {
+        assert!(readme.contains(&format!("`{alert}`")), "ops/README.md does not document {alert}");
+    }
+    for param in params(&read("rules/herd.rules.yml")?) {
+        assert!(readme.contains(&format!("`{param}`")), "ops/README.md does not document PARAM {param}");
+    }
+    Ok(())
+}
+
+/// The names after `# PARAM` in the rules file.
+fn params(rules: &str) -> BTreeSet<String> {
+    rules
+        .lines()
+        .filter_map(|l| l.split("# PARAM ").nth(1))
+        .filter_map(|p| p.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Deployment files.
+
+#[test]
+fn the_scrape_configurations_pass_promtool_check_config() -> TestResult {
+    for file in ["scrape-openmetrics.yml", "scrape-native-histograms.yml"] {
+        let path = ops().join("prometheus").join(file);
+        let Some(out) = run(&promtool(), &["check".as_ref(), "config".as_ref(), path.as_os_str()])? else {
+            return Ok(());
+        };
+        let said = text(&out);
+        assert!(out.status.success(), "{file}: {said}");
+        assert!(said.contains("SUCCESS: 1 rule files found"), "{file} loads the rules: {said}");
+    }
+
+    // `scrape_protocols` came with Prometheus 2.49: 2.42 checks the rest, and must
+    // refuse that one key (so the file holds no other key 2.42 does not know).
+    let config = read("prometheus/scrape-text.yml")?;
+    assert!(config.contains("    scrape_protocols: [PrometheusText0.0.4]\n"), "{config}");
+    let dir = tempfile::tempdir()?;
+    std::fs::create_dir(dir.path().join("prometheus"))?;
+    std::fs::create_dir(dir.path().join("rules"))?;
+    std::fs::copy(ops().join("rules/herd.rules.yml"), dir.path().join("rules/herd.rules.yml"))?;
+    let as_is = dir.path().join("prometheus/as-is.yml");
+    std::fs::write(&as_is, &config)?;
+    let without = dir.path().join("prometheus/without-protocols.yml");
+    std::fs::write(&without, config.replace("    scrape_protocols: [PrometheusText0.0.4]\n", ""))?;
+    let Some(out) = run(&promtool(), &["check".as_ref(), "config".as_ref(), without.as_os_str()])? else {
+        return Ok(());
+    };
+    assert!(out.status.success(), "{}", text(&out));
+    let Some(out) = run(&promtool(), &["check".as_ref(), "config".as_ref(), as_is.as_os_str()])? else {
+        return Ok(());
+    };
+    assert!(
+        !out.status.success() && text(&out).contains("field scrape_protocols not found"),
+        "{}",
+        text(&out)
+    );
+    Ok(())
+}
+
+#[test]
+fn systemd_analyze_verify_accepts_the_unit() -> TestResult {
+    let unit = read("deploy/systemd/herd-app.service")?;
+    for line in ["RuntimeDirectory=herd-app", "KillMode=mixed", "--dir /run/herd-app/metrics"] {
+        assert!(unit.contains(line), "the unit lacks {line:?}");
+    }
+    // verify checks that ExecStart= names an executable: point it at the demo built
+    // for this test, the program the unit runs.
+    let installed = "/usr/local/bin/prefork-demo";
+    assert!(unit.contains(&format!("ExecStart={installed} ")), "{unit}");
+    let dir = tempfile::tempdir()?;
+    let good = dir.path().join("herd-app.service");
+    std::fs::write(&good, unit.replace(installed, env!("CARGO_BIN_EXE_prefork-demo")))?;
+    let Some(out) = run("systemd-analyze", &["verify".as_ref(), good.as_os_str()])? else { return Ok(()) };
+    assert!(out.status.success() && text(&out).trim().is_empty(), "systemd-analyze verify: {}", text(&out));
+
+    // The same check on a broken copy says so (it warns without failing: any output
+    // counts as a finding above).
+    let bad = dir.path().join("herd-bad.service");
+    std::fs::write(
+        &bad,
+        unit.replace(installed, env!("CARGO_BIN_EXE_prefork-demo")).replace("=mixed", "=sideways"),
+    )?;
+    let Some(out) = run("systemd-analyze", &["verify".as_ref(), bad.as_os_str()])? else { return Ok(()) };
+    assert!(text(&out).contains("sideways"), "a bad KillMode= went unnoticed: {}", text(&out));
+    Ok(())
+}
+
+fn python() -> String {
+    std::env::var("HERD_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
+
+/// The documents of a YAML file as JSON, through PyYAML's `safe_load_all`.
+fn yaml_documents(path: &Path) -> AnyResult<Option<Vec<Value>>> {
+    const SCRIPT: &str = "import json, sys\n\
+        try:\n    import yaml\nexcept ImportError:\n    sys.exit(42)\n\
+        json.dump(list(yaml.safe_load_all(open(sys.argv[1]))), sys.stdout)\n";
+    let Some(out) = run(&python(), &["-c".as_ref(), SCRIPT.as_ref(), path.as_os_str()])? else {
+        return Ok(None);
+    };
+    if out.status.code() == Some(42) {
+        cannot_run("PyYAML is not installed: run scripts/install-test-deps.sh");
+        return Ok(None);
+    }
+    if !out.status.success() {
+        return Err(format!("{} does not parse as YAML: {}", path.display(), text(&out)).into());
+    }
+    Ok(Some(serde_json::from_slice(&out.stdout)?))
+}
+
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
+}
+
+/// The value after `flag` in `args`.
+fn flag<'a>(args: &[&'a str], flag: &str) -> Option<&'a str> {
+    args.iter().position(|a| *a == flag).and_then(|i| args.get(i + 1)).copied()
+}
+
+#[test]
+fn the_kubernetes_manifest_holds_a_pod_with_a_memory_volume_and_a_herd_serve_sidecar() -> TestResult {
+    let Some(docs) = yaml_documents(&ops().join("deploy/kubernetes/pod.yaml"))? else { return Ok(()) };
+    let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+    assert_eq!(kinds, ["Pod", "PodMonitor"]);
+    let (pod, monitor) = (&docs[0], &docs[1]);
+    assert_eq!(pod["apiVersion"], "v1");
+    assert_eq!(monitor["apiVersion"], "monitoring.coreos.com/v1");
+
+    let volumes = pod["spec"]["volumes"].as_array().ok_or("no volumes")?;
+    let memory: Vec<&str> = volumes
+        .iter()
+        .filter(|v| v["emptyDir"]["medium"] == "Memory")
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    assert_eq!(memory.len(), 1, "one emptyDir of medium Memory: {volumes:?}");
+    let volume = memory[0];
+
+    let containers = pod["spec"]["containers"].as_array().ok_or("no containers")?;
+    let mount_of = |c: &Value| -> Option<String> {
+        c["volumeMounts"].as_array()?.iter().find(|m| m["name"] == volume)?["mountPath"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    let sidecar =
+        containers.iter().find(|c| strings(&c["args"]).first() == Some(&"serve")).ok_or("no herd serve")?;
+    let app = containers.iter().find(|c| c["name"] != sidecar["name"]).ok_or("no application container")?;
+    let sidecar_args = strings(&sidecar["args"]);
+    let dir = flag(&sidecar_args, "--dir").ok_or("herd serve without --dir")?;
+    assert_eq!(flag(&strings(&app["args"]), "--dir"), Some(dir), "the app writes where the sidecar reads");
+    for c in [app, sidecar] {
+        let mount = mount_of(c).ok_or_else(|| format!("{} does not mount {volume}", c["name"]))?;
+        assert!(dir.starts_with(&format!("{mount}/")), "{dir} is not inside {mount}");
+    }
+    let listen = flag(&sidecar_args, "--listen").ok_or("herd serve without --listen")?;
+    let port = listen.rsplit(':').next().ok_or("no port")?;
+    let port_entry = sidecar["ports"]
+        .as_array()
+        .and_then(|p| {
+            p.iter().find(|p| p["containerPort"].as_u64().map(|n| n.to_string()).as_deref() == Some(port))
+        })
+        .ok_or("the sidecar does not declare its port")?;
+    assert_eq!(pod["metadata"]["annotations"]["prometheus.io/port"].as_str(), Some(port));
+
+    // The init container makes the directory herd wants (private) inside the volume.
+    let init = &pod["spec"]["initContainers"][0];
+    assert!(strings(&init["command"]).contains(&dir), "{init}");
+    assert!(mount_of(init).is_some(), "{init}");
+
+    // The PodMonitor selects this pod and scrapes the sidecar's port by name.
+    let labels = pod["metadata"]["labels"].as_object().ok_or("no labels")?;
+    let selector = monitor["spec"]["selector"]["matchLabels"].as_object().ok_or("no selector")?;
+    assert!(selector.iter().all(|(k, v)| labels.get(k) == Some(v)), "{selector:?} vs {labels:?}");
+    assert_eq!(monitor["spec"]["podMetricsEndpoints"][0]["port"], port_entry["name"]);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Dashboard.
+
+/// Every panel, those inside collapsed rows included.
+fn all_panels(dashboard: &Value) -> Vec<&Value> {
+    let mut out = Vec::new();
+    for panel in dashboard["panels"].as_array().into_iter().flatten() {
+        out.push(panel);
+        out.extend(panel["panels"].as_array().into_iter().flatten());
+    }
+    out
+}
+
+/// (panel title, refId, expr) of every target.
+fn dashboard_queries(dashboard: &Value) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for panel in all_panels(dashboard) {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            out.push((
+                panel["title"].as_str().unwrap_or_default().to_owned(),
+                target["refId"].as_str().unwrap_or_default().to_owned(),
+                target["expr"].as_str().unwrap_or_default().to_owned(),
+            ));
+        }
+    }
+    out
+}
+
+fn load_dashboard() -> AnyResult<Value> {
+    Ok(serde_json::from_str(&read("dashboards/herd.json")?)?)
+}
+
+#[test]
+fn the_dashboard_is_json_with_unique_ids_and_the_datasource_variable_on_every_target() -> TestResult {
+    let dashboard = load_dashboard()?;
+    let variables = dashboard["templating"]["list"].as_array().ok_or("no variables")?;
+    let var = |name: &str| variables.iter().find(|v| v["name"] == name);
+    assert_eq!(var("datasource").map(|v| &v["type"]), Some(&Value::from("datasource")));
+    assert_eq!(var("datasource").map(|v| &v["query"]), Some(&Value::from("prometheus")));
+    for name in ["job", "instance"] {
+        let v = var(name).ok_or_else(|| format!("no {name} variable"))?;
+        assert_eq!(v["datasource"]["uid"], "${datasource}", "{name}");
+    }
+
+    let panels = all_panels(&dashboard);
+    let mut ids = BTreeSet::new();
+    for panel in &panels {
+        let id = panel["id"].as_u64().ok_or_else(|| format!("panel without id: {}", panel["title"]))?;
+        assert!(ids.insert(id), "panel id {id} used twice");
+        let targets = panel["targets"].as_array().into_iter().flatten().collect::<Vec<_>>();
+        if panel["type"] == "row" {
+            continue;
+        }
+        assert!(!targets.is_empty(), "{} has no query", panel["title"]);
+        assert_eq!(panel["datasource"]["uid"], "${datasource}", "{}", panel["title"]);
+        let mut ref_ids = BTreeSet::new();
+        for target in targets {
+            assert_eq!(target["datasource"]["uid"], "${datasource}", "{}: {target}", panel["title"]);
+            assert_eq!(target["datasource"]["type"], "prometheus", "{}: {target}", panel["title"]);
+            assert!(ref_ids.insert(target["refId"].to_string()), "{}: refId twice", panel["title"]);
+            assert!(!target["expr"].as_str().unwrap_or_default().trim().is_empty(), "{}", panel["title"]);
+        }
+    }
+    // What the issue asks the dashboard to show: each family appears in some query.
+    let exprs: String = dashboard_queries(&dashboard).into_iter().map(|(_, _, e)| e).collect();
+    for family in [
+        "http_requests_total",
+        "http_request_duration_seconds",
+        "http_requests_in_flight",
+        "http_requests_aborted_total",
+        "http_request_size_bytes",
+        "http_response_size_bytes",
+        "herd_mmap_live_processes",
+        "herd_mmap_files",
+        "herd_mmap_skipped_files",
+        "herd_cardinality_overflow_total",
+        "herd_storage_errors_total",
+        "herd_mmap_scrape_duration_seconds",
+    ] {
+        assert!(exprs.contains(family), "no panel shows {family}");
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Every dashboard query against Prometheus scraping the pre-fork demo under load.
+
+/// The demo as a child process; dropping it stops the master and its workers.
+struct Demo {
+    child: Child,
+    addr: SocketAddr,
+    // Kept: the thread reading the demo's stdout stops when this is dropped, and the
+    // demo would then die of EPIPE at its next line.
+    _lines: mpsc::Receiver<String>,
+    dir: tempfile::TempDir,
+}
+
+impl Demo {
+    fn start() -> AnyResult<Self> {
+        let dir = tempfile::tempdir()?;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_prefork-demo"))
+            .args(["--workers", "3", "--listen", "127.0.0.1:0", "--dir"])
+            .arg(dir.path().join("metrics"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let lines = read_lines(stdout);
+        let line = wait_line(&lines, "listening on http://", Duration::from_secs(20));
+        let mut demo = Self { child, addr: ([127, 0, 0, 1], 0).into(), _lines: lines, dir };
+        let addr =
+            line?.split("http://").nth(1).and_then(|s| s.split(' ').next()).ok_or("no address")?.to_owned();
+        demo.addr = addr.parse()?;
+        Ok(demo)
+    }
+}
+
+impl Drop for Demo {
+    /// SIGTERM, so that the master stops its workers, then SIGKILL after 10 s.
+    fn drop(&mut self) {
+        if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_lines(stdout: ChildStdout) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            println!("demo: {line}");
+            // Reading on after the receiver is gone: a closed pipe would kill the demo.
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+fn wait_line(lines: &mpsc::Receiver<String>, needle: &str, timeout: Duration) -> AnyResult<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) if line.contains(needle) => return Ok(line),
+            Ok(_) => {}
+            Err(_) => return Err(format!("prefork-demo printed no line with {needle:?}").into()),
+        }
+    }
+}
+
+/// One round of the load: every route, a 404 (`unmatched`), a 405, a request slower
+/// than the latency objective's 0.5 s, and a response the client abandons midway.
+fn drive_once(addr: SocketAddr, i: u64) -> AnyResult<()> {
+    let expect = |method: &str, path: &str, body: &[u8], status: u16| -> AnyResult<()> {
+        let reply = request(addr, method, path, body)?;
+        assert_eq!(reply.status, status, "{method} {path}");
+        Ok(())
+    };
+    expect("GET", "/hello", b"", 200)?;
+    expect("GET", &format!("/users/{i}"), b"", 200)?;
+    expect("POST", "/echo", format!("ping {i}").repeat(40).as_bytes(), 200)?;
+    expect("GET", "/stream?chunks=3&delay_ms=1", b"", 200)?;
+    expect("GET", &format!("/no/such/page/{i}"), b"", 404)?;
+    expect("POST", "/hello", b"", 405)?;
+    if i % 4 == 0 {
+        // Seven chunks 100 ms apart: 0.6 s, slower than the objective.
+        expect("GET", "/stream?chunks=7&delay_ms=100", b"", 200)?;
+        abandon_stream(addr)?;
+    }
+    Ok(())
+}
+
+/// Reads the start of a long streamed response, then hangs up: an aborted request.
+fn abandon_stream(addr: SocketAddr) -> AnyResult<()> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET /stream?chunks=100&delay_ms=50 HTTP/1.1\r\nHost: {addr}\r\n\r\n")?;
+    let mut first = [0u8; 64];
+    let n = stream.read(&mut first)?;
+    assert!(first[..n].starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&first[..n]));
+    Ok(())
+}
+
+/// Sends load rounds until `stop`, from a thread; its first error ends it.
+fn drive_until(addr: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<AnyResult<u64>> {
+    std::thread::spawn(move || {
+        let mut rounds = 0;
+        while !stop.load(Ordering::Relaxed) {
+            drive_once(addr, rounds)?;
+            rounds += 1;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(rounds)
+    })
+}
+
+/// A Prometheus scraping `target` as job [`JOB`] that also evaluates the kit's rules
+/// every second: the testkit writes the scrape config, this adds the rules and reloads.
+fn prometheus_with_rules(target: SocketAddr, extra_args: &[&str]) -> AnyResult<Prometheus> {
+    let args = [&["--web.enable-lifecycle"], extra_args].concat();
+    let prometheus = Prometheus::start_with_args(&[ScrapeJob::new(JOB, target)], &args)?;
+    let config = std::fs::read_to_string(prometheus.config_path())?;
+    let rules = ops().join("rules/herd.rules.yml").canonicalize()?;
+    let config = config.replacen("global:\n", "global:\n  evaluation_interval: 1s\n", 1)
+        + &format!("rule_files:\n  - {}\n", serde_json::to_string(&rules.display().to_string())?);
+    std::fs::write(prometheus.config_path(), config)?;
+    let reply = request(prometheus.addr(), "POST", "/-/reload", b"")?;
+    assert_eq!(reply.status, 200, "reload: {}", String::from_utf8_lossy(&reply.body));
+    Ok(prometheus)
+}
+
+/// `expr` with the dashboard's variables set: `$job` and `$instance` as a user picks
+/// them, `$__rate_interval` as Grafana computes it for a 1 s scrape interval.
+fn substitute(expr: &str, job: &str, instance: &str) -> String {
+    expr.replace("$__rate_interval", "30s").replace("$job", job).replace("$instance", instance)
+}
+
+/// The queries that return nothing, with the variables set.
+fn empty_queries(
+    prometheus: &Prometheus,
+    queries: &[(String, String, String)],
+    job: &str,
+    instance: &str,
+) -> Result<Vec<String>, String> {
+    let mut empty = Vec::new();
+    for (panel, ref_id, expr) in queries {
+        let promql = substitute(expr, job, instance);
+        if prometheus.query(&promql)?.is_empty() {
+            empty.push(format!("{panel} ({ref_id}): {promql}"));
+        }
+    }
+    Ok(empty)
+}
+
+#[test]
+fn every_dashboard_query_returns_data_from_prometheus_scraping_the_prefork_demo_under_load() -> TestResult {
+    let queries = dashboard_queries(&load_dashboard()?);
+    assert!(queries.len() > 20, "{queries:?}");
+    let demo = Demo::start()?;
+    // One Prometheus as 2.42 runs by default (it negotiates OpenMetrics), one with
+    // native histograms on (it asks for protobuf first; herd answers OpenMetrics).
+    let classic = prometheus_with_rules(demo.addr, &[])?;
+    let native = prometheus_with_rules(demo.addr, &["--enable-feature=native-histograms"])?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = drive_until(demo.addr, stop.clone());
+    let outcome = (|| -> TestResult {
+        let instance = demo.addr.to_string();
+        for (name, prometheus) in [("default", &classic), ("native-histograms", &native)] {
+            prometheus.wait_for_targets_up(Duration::from_secs(30))?;
+            let mut last = Vec::new();
+            let waited =
+                prometheus.wait_until(Duration::from_secs(60), "every dashboard query to return data", |p| {
+                    // As a user picks one job and instance, and as "All" (`.+`) sends them.
+                    last = empty_queries(p, &queries, JOB, &instance)?;
+                    last.extend(empty_queries(p, &queries, ".+", ".+")?);
+                    Ok(last.is_empty().then_some(()))
+                });
+            if let Err(e) = waited {
+                return Err(format!("{name}: queries without data:\n  {}\n{e}", last.join("\n  ")).into());
+            }
+
+            // The variables' own queries (Grafana's label_values) find the demo.
+            let jobs = prometheus.query("group by (job) (http_requests_total)")?;
+            assert!(jobs.iter().any(|r| r.metric.get("job").map(String::as_str) == Some(JOB)), "{jobs:?}");
+            let instances =
+                prometheus.query(&format!("group by (instance) (http_requests_total{{job=~\"{JOB}\"}})"))?;
+            assert!(instances.iter().any(|r| r.metric.get("instance") == Some(&instance)), "{instances:?}");
+
+            // The load did what it says: 404s, 405s, aborts and slow requests were recorded.
+            for (what, promql) in [
+                ("404s", r#"sum(http_requests_total{route="unmatched",status="404"})"#),
+                ("405s", r#"sum(http_requests_total{status="405"})"#),
+                ("aborted requests", "sum(http_requests_aborted_total)"),
+                ("slow requests", "job:http_request_duration_seconds:slow_ratio_rate5m"),
+            ] {
+                let got = prometheus.query(promql)?;
+                assert!(got.first().is_some_and(|r| r.value > 0.0), "{name}: no {what}: {promql} = {got:?}");
+            }
+        }
+
+        // On this healthy target no alert on herd's health or on errors is even pending.
+        let health = r#"ALERTS{alertname=~"HerdHighErrorRatio|HerdCardinalityOverflow|HerdStorageErrors|HerdMetricsFiles.*|HerdForkWithoutMetricsFile|HerdSlowScrape|HerdMetricsDown"}"#;
+        let pending = classic.query(health)?;
+        assert!(pending.is_empty(), "{pending:?}");
+
+        // The text format 0.0.4, as a Prometheus pinned to it by scrape-text.yml asks.
+        let accept = "text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        let (status, headers, body) = http_get(demo.addr, "/metrics", &[("Accept", accept)])?;
+        assert_eq!(status, 200);
+        let content_type = headers.iter().find(|(k, _)| k == "content-type").map(|(_, v)| v.as_str());
+        assert_eq!(content_type, Some("text/plain; version=0.0.4; charset=utf-8"));
+        assert!(!String::from_utf8_lossy(&body).contains("# EOF"));
+
+        // A metrics directory that cannot be read: /metrics answers 500, `up` drops to 0
+        // and HerdMetricsDown goes pending (it fires after its 5 minutes).
+        std::fs::rename(demo.dir.path().join("metrics"), demo.dir.path().join("gone"))?;
+        let (status, _, _) = http_get(demo.addr, "/metrics", &[])?;
+        assert_eq!(status, 500);
+        classic.wait_until(Duration::from_secs(30), "HerdMetricsDown pending", |p| {
+            let alerts = p.query(r#"ALERTS{alertname="HerdMetricsDown",alertstate="pending",job="herd"}"#)?;
+            Ok((!alerts.is_empty()).then_some(()))
+        })?;
+        Ok(())
+    })();
+    stop.store(true, Ordering::Relaxed);
+    let rounds = load.join().map_err(|_| "the load thread panicked")??;
+    println!("load: {rounds} rounds");
+    outcome
+}
