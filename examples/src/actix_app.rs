@@ -9,6 +9,7 @@
 //! | `GET /users/{id}` | `user {id}` |
 //! | `POST /echo` | the request body (up to 2 MiB, axum's default limit) |
 //! | `GET /stream?chunks=N&delay_ms=M` | `N` chunks (5 by default, at most 100,000), `M` ms apart (10 by default, at most 1,000), sent chunked |
+//! | `GET /error` | 500 `internal error`: a server error, for dashboards and alerts to see |
 //! | `GET /metrics` | the metrics, as negotiated by [`MetricsHandler`] |
 //!
 //! As with axum's `get`, every `GET` route answers `HEAD` too; any other method on a
@@ -54,6 +55,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/stream")
                 .route(get().to(|req: HttpRequest| async move { stream(req.query_string()) })),
+        )
+        .service(
+            web::resource("/error")
+                .route(get().to(|| async { HttpResponse::InternalServerError().body("internal error\n") })),
         );
 }
 

@@ -7,6 +7,7 @@
 //! | `GET /users/{id}` | `user {id}` |
 //! | `POST /echo` | the request body |
 //! | `GET /stream?chunks=N&delay_ms=M` | `N` chunks (5 by default, at most 100,000), `M` ms apart (10 by default, at most 1,000), sent chunked |
+//! | `GET /error` | 500 `internal error`: a server error, for dashboards and alerts to see |
 //! | `GET /metrics` | the registry's metrics, as negotiated by [`MetricsHandler`] |
 
 use std::convert::Infallible;
@@ -27,6 +28,10 @@ pub fn routes() -> Router {
         .route("/users/{id}", get(|Path(id): Path<String>| async move { format!("user {id}\n") }))
         .route("/echo", post(|body: Bytes| async move { body }))
         .route("/stream", get(|uri: Uri| async move { stream(uri.query().unwrap_or_default()) }))
+        .route(
+            "/error",
+            get(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal error\n") }),
+        )
 }
 
 /// [`routes`] with `/metrics` served by `metrics`, all recorded by `layer`.
