@@ -179,19 +179,3 @@ fn the_counter_sees_the_first_request_of_a_route() {
     });
     assert!(n > 0);
 }
-
-#[test]
-fn dbg_observer() {
-    let observed = |registry: &Registry| {
-        Metrics::with_options(registry, RedOptions::new().observer(Arc::new(Quiet))).unwrap()
-    };
-    let uris = repeated();
-    for _ in 0..3 {
-        eprintln!(
-            "herd+obs {} herd {} bare {}",
-            with_herd(observed(&Registry::new()), &uris),
-            with_herd(Metrics::new(&Registry::new()).unwrap(), &uris),
-            bare(&uris)
-        );
-    }
-}

@@ -1,7 +1,7 @@
 //! Tests of the testkit against the real peers.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::*;
 
@@ -208,14 +208,14 @@ fn server_round_trip_plain_and_chunked() -> Result<(), String> {
 }
 
 #[test]
-fn http_get_reports_connection_errors_quickly() -> Result<(), String> {
+fn http_get_reports_connection_errors() -> Result<(), String> {
     let addr = {
         let server = TestServer::start(|_| Response::new(204))?;
         server.addr()
     }; // dropped: nothing listens there any more
-    let started = Instant::now();
-    assert!(http_get(addr, "/", &[]).is_err());
-    assert!(started.elapsed() < Duration::from_secs(5));
+    let err = http_get(addr, "/", &[]).err().unwrap_or_default();
+    // Refused at once, not the client's own time-out.
+    assert!(err.contains("refused"), "{err}");
     Ok(())
 }
 
