@@ -72,6 +72,11 @@
 //!   about `3.5e6`; zero and negative observations are reported as 0 (see [`Summary`]).
 #![forbid(unsafe_code)]
 
+/// The crate's README, whose example is compiled and run with the doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub mod cell;
 pub mod clock;
 mod desc;
