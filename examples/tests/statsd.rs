@@ -12,32 +12,54 @@ use herd_testkit::StatsdServer;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-#[test]
-fn statsd_worker_counts_reach_a_real_statsd_exactly() -> TestResult {
+/// Runs `statsd-worker --count count` against a real Etsy statsd and checks that the
+/// server counted every job: counters exactly, timer counts (scaled by the sample
+/// rate the aggregated timers are marked with) within 2%, and no values beyond the
+/// jobs.
+fn worker_counts_reach_a_real_statsd(count: u64) -> TestResult {
     let statsd = StatsdServer::start()?;
-    let count = 1001u64;
     let out = Command::new(env!("CARGO_BIN_EXE_statsd-worker"))
         .args(["--statsd", &statsd.addr().to_string(), "--count", &count.to_string()])
         .output()?;
     let stdout = String::from_utf8(out.stdout)?;
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("1001 jobs, 2002 lines sent"), "{stdout}");
+    assert!(stdout.contains(&format!("{count} jobs, ")), "{stdout}");
+    assert!(stdout.ends_with(", 0 dropped\n"), "{stdout}");
 
     // Even units go to `emails`, odd ones to `reports`.
-    let expected = [("emails", 501u64), ("reports", 500u64)];
+    let expected = [("emails", count.div_ceil(2)), ("reports", count / 2)];
     let counter = |q: &str| format!("statsd_worker.jobs_total;queue={q}");
     let timer = |q: &str| format!("statsd_worker.job_duration_seconds;queue={q}");
+    let scaled = |t: &herd_testkit::StatsdTotals, q: &str| t.timer_sample_counts.get(&timer(q)).copied();
     statsd.wait_until(Duration::from_secs(20), "every job", |t| {
-        expected.iter().all(|(q, n)| t.counter(&counter(q)) >= *n as f64 && t.timer_count(&timer(q)) >= *n)
+        expected.iter().all(|(q, n)| {
+            t.counter(&counter(q)) >= *n as f64 && scaled(t, q).is_some_and(|c| c >= *n as f64 * 0.98)
+        })
     })?;
     let totals = statsd.settle(2)?;
     for (q, n) in expected {
-        assert_eq!(totals.counter(&counter(q)), n as f64, "{totals:?}");
-        assert_eq!(totals.timer_count(&timer(q)), n, "{totals:?}");
-        assert_eq!(totals.timer_sample_counts.get(&timer(q)).copied(), Some(n as f64), "{totals:?}");
+        assert_eq!(totals.counter(&counter(q)), n as f64, "{q}: {totals:?}");
+        let timed = scaled(&totals, q).ok_or("no timer")?;
+        assert!((timed - n as f64).abs() <= n as f64 * 0.02, "{q}: {timed} timed of {n} jobs");
+        assert!(totals.timer_count(&timer(q)) <= n, "{q}: {totals:?}");
     }
     assert_eq!(totals.bad_lines(), 0.0, "{totals:?}");
     Ok(())
+}
+
+#[test]
+fn statsd_worker_counts_1_000_jobs_exactly_on_a_real_statsd() -> TestResult {
+    worker_counts_reach_a_real_statsd(1_000)
+}
+
+#[test]
+fn statsd_worker_counts_50_000_jobs_exactly_on_a_real_statsd() -> TestResult {
+    worker_counts_reach_a_real_statsd(50_000)
+}
+
+#[test]
+fn statsd_worker_counts_1_000_000_jobs_exactly_on_a_real_statsd() -> TestResult {
+    worker_counts_reach_a_real_statsd(1_000_000)
 }
 
 #[test]
@@ -135,7 +157,9 @@ fn requests_through_herd_axum_are_mirrored_to_a_real_statsd_exactly() -> TestRes
         .build(&registry)?;
     let app = herd_examples::axum_app::app(layer, MetricsHandler::new(registry.clone()));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let n = 300u64;
+    // A burst: aggregation sends one counter line and at most 64 durations per series
+    // and interval, however many requests there are.
+    let n = 20_000u64;
     runtime.block_on(async {
         for i in 0..n {
             let uri = if i % 3 == 0 { "/hello".to_owned() } else { format!("/users/{i}") };
@@ -147,6 +171,7 @@ fn requests_through_herd_axum_are_mirrored_to_a_real_statsd_exactly() -> TestRes
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
     bridge.flush()?;
+    assert_eq!(bridge.stats().dropped_total(), 0, "{:?}", bridge.stats());
 
     // The StatsD server rewrites `/` to `-` and drops `{}` in metric keys.
     let key = |route: &str| format!("web.http_requests_total;method=GET;route={route};status=200");
@@ -159,7 +184,9 @@ fn requests_through_herd_axum_are_mirrored_to_a_real_statsd_exactly() -> TestRes
     let totals = statsd.settle(2)?;
     for (route, count) in want {
         assert_eq!(totals.counter(&key(route)), count as f64, "{totals:?}");
-        assert_eq!(totals.timer_count(&timer(route)), count, "{totals:?}");
+        let timed = totals.timer_sample_counts.get(&timer(route)).copied().ok_or("no timer")?;
+        assert!((timed - count as f64).abs() <= count as f64 * 0.02, "{route}: {timed} of {count}");
+        assert!(totals.timer_count(&timer(route)) <= count, "{totals:?}");
     }
     assert_eq!(totals.bad_lines(), 0.0, "{totals:?}");
     Ok(())

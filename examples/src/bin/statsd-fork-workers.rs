@@ -18,7 +18,7 @@ use std::process::ExitCode;
 
 use herd_core::Registry;
 use herd_mmap::{fork, Forked};
-use herd_statsd::StatsdBridge;
+use herd_statsd::{Aggregation, StatsdBridge};
 
 struct Args {
     statsd: String,
@@ -56,7 +56,9 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let args = parse().map_err(|e| {
         format!("{e}; usage: statsd-fork-workers --statsd HOST:PORT [--workers N] [--count N]")
     })?;
-    let bridge = StatsdBridge::udp(&args.statsd).build()?;
+    // Per event, so that the test can tell each line's sender and see that what the
+    // master had queued at the fork is sent once, by the master.
+    let bridge = StatsdBridge::udp(&args.statsd).aggregation(|_| Aggregation::PerEvent).build()?;
     let registry = Registry::new();
     let jobs = registry.counter("jobs_total", "Jobs done.").labels(["role"]).register()?;
     let master = bridge.mirror(&jobs, ["master"]);
