@@ -142,11 +142,56 @@ fn forked_workers_send_through_a_sender_of_their_own() -> TestResult {
     Ok(())
 }
 
+/// Sends `count` keep-alive GET requests on one connection, reading each response to
+/// the end of its body (the layer records a request when its body ends).
+fn get_many(addr: SocketAddr, count: u64, first: u64, step: u64) -> Result<(), String> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let stream = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    // Bounded time: a stuck server fails the test instead of hanging it.
+    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    stream.set_write_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    for k in 0..count {
+        let i = first + k * step;
+        let uri = if i % 3 == 0 { "/hello".to_owned() } else { format!("/users/{i}") };
+        // One write per request: several small ones would wait on Nagle's algorithm.
+        let request = format!("GET {uri} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+        writer.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
+        let mut length = None;
+        let mut status = String::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+                return Err("the server closed the connection".into());
+            }
+            if status.is_empty() {
+                status = line.clone();
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse::<usize>().ok();
+                }
+            }
+        }
+        if !status.starts_with("HTTP/1.1 200") {
+            return Err(format!("{uri}: {status}"));
+        }
+        let mut body = vec![0u8; length.ok_or("a response without Content-Length")?];
+        reader.read_exact(&mut body).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 #[test]
 fn requests_through_herd_axum_are_mirrored_to_a_real_statsd_exactly() -> TestResult {
     use herd_axum::MetricsHandler;
     use herd_core::Registry;
-    use tower::ServiceExt;
 
     let statsd = StatsdServer::start()?;
     let bridge = herd_statsd::StatsdBridge::udp(statsd.addr().to_string()).prefix("web").build()?;
@@ -156,20 +201,20 @@ fn requests_through_herd_axum_are_mirrored_to_a_real_statsd_exactly() -> TestRes
         .observer(bridge.observer())
         .build(&registry)?;
     let app = herd_examples::axum_app::app(layer, MetricsHandler::new(registry.clone()));
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    // A burst: aggregation sends one counter line and at most 64 durations per series
-    // and interval, however many requests there are.
-    let n = 20_000u64;
-    runtime.block_on(async {
-        for i in 0..n {
-            let uri = if i % 3 == 0 { "/hello".to_owned() } else { format!("/users/{i}") };
-            let request = axum::http::Request::get(uri).body(axum::body::Body::empty())?;
-            let response = app.clone().oneshot(request).await?;
-            // The layer records when the body ends: read it to its end.
-            axum::body::to_bytes(response.into_body(), usize::MAX).await?;
-        }
-        Ok::<_, Box<dyn std::error::Error>>(())
-    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let addr = listener.local_addr()?;
+    runtime.spawn(async move { axum::serve(listener, app).await });
+
+    // A burst over loopback TCP: 4 connections at once. Aggregation sends one counter
+    // line and at most 64 durations per series and interval, however many there are.
+    let (n, connections) = (20_000u64, 4u64);
+    let clients: Vec<_> = (0..connections)
+        .map(|c| std::thread::spawn(move || get_many(addr, n / connections, c, connections)))
+        .collect();
+    for client in clients {
+        client.join().map_err(|_| "a client panicked")??;
+    }
     bridge.flush()?;
     assert_eq!(bridge.stats().dropped_total(), 0, "{:?}", bridge.stats());
 
@@ -177,7 +222,8 @@ fn requests_through_herd_axum_are_mirrored_to_a_real_statsd_exactly() -> TestRes
     let key = |route: &str| format!("web.http_requests_total;method=GET;route={route};status=200");
     let timer =
         |route: &str| format!("web.http_request_duration_seconds;method=GET;route={route};status=200");
-    let want = [("-hello", n / 3), ("-users-id", n - n / 3)];
+    let hello = n.div_ceil(3);
+    let want = [("-hello", hello), ("-users-id", n - hello)];
     statsd.wait_until(Duration::from_secs(20), "every request", |t| {
         want.iter().all(|(route, count)| t.counter(&key(route)) >= *count as f64)
     })?;
@@ -189,5 +235,6 @@ fn requests_through_herd_axum_are_mirrored_to_a_real_statsd_exactly() -> TestRes
         assert!(totals.timer_count(&timer(route)) <= count, "{totals:?}");
     }
     assert_eq!(totals.bad_lines(), 0.0, "{totals:?}");
+    runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(())
 }
