@@ -177,6 +177,11 @@ impl AggTable {
         Some(chunk.get(offset)?.get_or_init(|| Box::new(Slot::new(kind, self.samples))))
     }
 
+    /// Whether no slot was ever made.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.chunks.first().is_none_or(|c| c.get().is_none())
+    }
+
     /// Every slot created so far, with its series index.
     pub(crate) fn each(&self, mut f: impl FnMut(u32, &Slot)) {
         let mut index = 0u32;

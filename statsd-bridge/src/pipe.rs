@@ -237,7 +237,9 @@ impl Pipe {
         match self.state.load(Ordering::Acquire) {
             PAUSED => return Err(Error::Paused),
             RUNNING => {}
-            _ if self.queue.is_empty() && self.periodic.lock().is_empty() => return Ok(()),
+            _ if self.queue.is_empty() && self.periodic.lock().is_empty() && self.aggs.is_empty() => {
+                return Ok(())
+            }
             _ => self.start(config)?,
         }
         let deadline = Instant::now() + timeout;

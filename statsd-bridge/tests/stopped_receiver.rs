@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use herd_core::{Counter, Registry};
-use herd_statsd::{Aggregation, DropReason, Mirrored, StatsdBridge};
+use herd_statsd::{Aggregation, Mirrored, StatsdBridge};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
