@@ -367,6 +367,27 @@ mod tests {
     }
 
     #[test]
+    fn a_rate_added_later_goes_after_the_type_in_every_style() {
+        let tags = [("env".to_owned(), "prod".to_owned())];
+        let want = [
+            (TagStyle::DogStatsd, "t:2|ms|@0.052|#q:a,env:prod"),
+            (TagStyle::InfluxDb, "t,q=a,env=prod:2|ms|@0.052"),
+            (TagStyle::Librato, "t#q=a,env=prod:2|ms|@0.052"),
+            (TagStyle::SignalFx, "t[q=a,env=prod]:2|ms|@0.052"),
+            (TagStyle::Folded, "t.q.a.env.prod:2|ms|@0.052"),
+        ];
+        for (style, line) in want {
+            let plain = Renderer::new(style, "", &tags).line("t", [("q", "a")], LineType::Timer, None);
+            assert_eq!(
+                full(&plain.with_rate(64.0 / 1230.0), "2").replace("0.05203252032520325", "0.052"),
+                line
+            );
+        }
+        let untagged = Renderer::new(TagStyle::DogStatsd, "", &[]).line("t", [], LineType::Timer, None);
+        assert_eq!(full(&untagged.with_rate(0.000064), "2"), "t:2|ms|@0.000064");
+    }
+
+    #[test]
     fn numbers_are_integers_when_whole_and_shortest_otherwise() {
         let s = |v: f64, signed: bool| Num::new(v, signed).map(|n| n.as_str().to_owned());
         assert_eq!(s(3.0, false).as_deref(), Some("3"));

@@ -240,12 +240,13 @@ impl Sender {
 /// Offers `packet` to `sink` until it takes it: a receiver that is full (EAGAIN on a
 /// non-blocking socket) is offered it again every [`RETRY_AFTER`] until `timeout`.
 fn emit_until(sink: &dyn MetricSink, packet: &str, timeout: Duration) -> bool {
-    let mut deadline = None;
+    // From the first try: a blocking socket's own timeout (UDP) also ends in
+    // WouldBlock, and must not be waited out twice.
+    let deadline = Instant::now() + timeout;
     loop {
         match sink.emit(packet) {
             Ok(_) => return true,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                let deadline = *deadline.get_or_insert_with(|| Instant::now() + timeout);
                 let now = Instant::now();
                 if now >= deadline {
                     return false;
