@@ -70,8 +70,13 @@ fn statsd_worker_rejects_missing_arguments() -> TestResult {
     Ok(())
 }
 
-#[test]
-fn forked_workers_send_through_a_sender_of_their_own() -> TestResult {
+/// Runs `statsd-fork-workers` with `extra` arguments against a UDP socket read from
+/// the start, and returns every datagram with its source.
+fn fork_workers(
+    workers: u64,
+    count: u64,
+    extra: &[&str],
+) -> Result<Vec<(SocketAddr, String)>, Box<dyn std::error::Error>> {
     let socket = UdpSocket::bind("127.0.0.1:0")?;
     let addr = socket.local_addr()?;
     socket.set_read_timeout(Some(Duration::from_millis(100)))?;
@@ -94,8 +99,6 @@ fn forked_workers_send_through_a_sender_of_their_own() -> TestResult {
             }
         }
     });
-
-    let (workers, count) = (4u64, 500u64);
     let out = Command::new(env!("CARGO_BIN_EXE_statsd-fork-workers"))
         .args([
             "--statsd",
@@ -105,14 +108,22 @@ fn forked_workers_send_through_a_sender_of_their_own() -> TestResult {
             "--count",
             &count.to_string(),
         ])
+        .args(extra)
         .output()?;
     exited.store(true, Ordering::Release);
     let stdout = String::from_utf8(out.stdout)?;
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     reader.join().map_err(|_| "reader panicked")?;
+    Ok(rx.try_iter().collect())
+}
+
+#[test]
+fn forked_workers_send_through_a_sender_of_their_own() -> TestResult {
+    let (workers, count) = (4u64, 500u64);
+    let datagrams = fork_workers(workers, count, &[])?;
 
     let mut lines_by_source: BTreeMap<SocketAddr, BTreeMap<String, u64>> = BTreeMap::new();
-    for (from, packet) in rx.try_iter() {
+    for (from, packet) in datagrams {
         for line in packet.split('\n') {
             *lines_by_source.entry(from).or_default().entry(line.to_owned()).or_default() += 1;
         }
@@ -139,6 +150,32 @@ fn forked_workers_send_through_a_sender_of_their_own() -> TestResult {
         lines_by_source.values().all(|l| l.len() == 1),
         "a socket sent for two roles: {lines_by_source:#?}"
     );
+    Ok(())
+}
+
+#[test]
+fn forked_workers_aggregate_their_own_counts_only() -> TestResult {
+    let (workers, count) = (4u64, 50_000u64);
+    let datagrams = fork_workers(workers, count, &["--aggregation", "per-interval"])?;
+    // Sum of each role's counter values, per source socket.
+    let mut sums: BTreeMap<SocketAddr, BTreeMap<String, f64>> = BTreeMap::new();
+    for (from, packet) in datagrams {
+        for line in packet.split('\n') {
+            let (name, rest) = line.split_once(':').ok_or("a line without a value")?;
+            let (value, tail) = rest.split_once('|').ok_or("a line without a type")?;
+            let role = tail.rsplit_once("role:").map_or("", |(_, r)| r);
+            assert_eq!(name, "jobs_total", "{line}");
+            *sums.entry(from).or_default().entry(role.to_owned()).or_default() += value.parse::<f64>()?;
+        }
+    }
+    // Nothing lost and nothing sent twice: the master's 8 (3 flushed, 5 aggregated
+    // while paused at the fork) come from the master alone, although each worker
+    // inherited a copy of its slot; each worker sends exactly its own increments.
+    let by_role = |role: &str| -> Vec<f64> { sums.values().filter_map(|s| s.get(role).copied()).collect() };
+    let master_sources = by_role("master");
+    assert_eq!(master_sources.iter().sum::<f64>(), 8.0, "{sums:#?}");
+    assert_eq!(by_role("worker"), vec![count as f64; workers as usize], "{sums:#?}");
+    assert!(sums.values().all(|s| s.len() == 1), "a socket sent for two roles: {sums:#?}");
     Ok(())
 }
 
