@@ -78,7 +78,11 @@ fn a_unix_receiver_that_stops_reading_blocks_no_caller_and_every_line_is_account
     let bridge = StatsdBridge::unix(&path)
         .aggregation(|_| Aggregation::PerEvent)
         .queue_capacity(1024)
-        .send_timeout(Duration::from_millis(20))
+        // A few lines a packet: the queue alone holds more packets than the
+        // receiver's socket takes (`max_dgram_qlen`, 10 by default), so the sender
+        // meets EAGAIN, waits the send timeout, and drops.
+        .max_packet_size(64)
+        .send_timeout(Duration::from_millis(5))
         .flush_timeout(Duration::from_secs(60))
         .build()?;
     let registry = Registry::new();
