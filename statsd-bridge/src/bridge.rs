@@ -13,7 +13,10 @@ use herd_core::{
 };
 use once_cell::race::OnceBox;
 
-use crate::config::{resolve_udp, Config, Error, Mirror, ObserveAs, SinkFactory, StatsdBuilder, Target};
+use crate::agg::AggKind;
+use crate::config::{
+    resolve_udp, Aggregation, Config, Error, Mirror, ObserveAs, SinkFactory, StatsdBuilder, Target,
+};
 use crate::mirrored::Mirrored;
 use crate::periodic::Periodic;
 use crate::pipe::{Entry, Pipe};
@@ -63,7 +66,7 @@ impl Shared {
     pub(crate) fn pipe(&self) -> Option<&Arc<Pipe>> {
         let generation = herd_prefork::fork_generation();
         let slot = self.slots.get(generation.wrapping_sub(self.base_generation) as usize)?;
-        Some(slot.get_or_init(|| Box::new(Arc::new(Pipe::new(generation, self.config.queue_capacity)))))
+        Some(slot.get_or_init(|| Box::new(Arc::new(Pipe::new(generation, &self.config)))))
     }
 
     fn pipe_or_err(&self) -> Result<&Arc<Pipe>, Error> {
@@ -255,12 +258,24 @@ impl StatsdBridge {
         unit: Option<&str>,
         labels: impl IntoIterator<Item = (&'a str, &'a str)>,
         mirror: Mirror,
+        aggregation: Aggregation,
     ) -> Option<StatsdSeries> {
         let rate = sample_rate(mirror)?;
+        let aggregated = rate.is_none() && aggregation == Aggregation::PerInterval;
         let config = &self.shared.config;
         let shape = LineShape::of(name, kind, unit, config.durations, config.values, rate);
         let LineShape { ty, name, scale, rate } = shape;
         let line = config.series.insert(config.renderer.line(&name, labels, ty, rate))?;
+        let agg = aggregated.then_some(match kind {
+            MetricKind::Counter => AggKind::Counter,
+            MetricKind::Histogram | MetricKind::Summary => AggKind::Observations,
+            _ => AggKind::Gauge,
+        });
+        if let (Some(kind), Some(pipe)) = (agg, self.shared.pipe()) {
+            // Made now, while resolving, so that an update never allocates in this
+            // process (a forked child makes its own at its first update).
+            let _ = pipe.aggs.slot(line, kind);
+        }
         Some(StatsdSeries {
             shared: Arc::clone(&self.shared),
             line,
@@ -268,6 +283,7 @@ impl StatsdBridge {
             keep_below: rate.map(|r| (r * 4_294_967_296.0) as u32),
             scale,
             timer: ty == LineType::Timer,
+            agg,
         })
     }
 }
@@ -275,8 +291,15 @@ impl StatsdBridge {
 impl Observer for StatsdBridge {
     fn series(&self, family: &FamilyDesc, labels: &LabelSet) -> Option<Arc<dyn SeriesObserver>> {
         let mirror = (self.shared.config.mirror)(family);
-        let series =
-            self.series_for(&family.name, family.kind, family.unit.as_deref(), labels.pairs(), mirror)?;
+        let aggregation = (self.shared.config.aggregation)(family);
+        let series = self.series_for(
+            &family.name,
+            family.kind,
+            family.unit.as_deref(),
+            labels.pairs(),
+            mirror,
+            aggregation,
+        )?;
         Some(Arc::new(series))
     }
 }
@@ -389,6 +412,8 @@ struct StatsdSeries {
     scale: f64,
     /// Timers refuse negative values.
     timer: bool,
+    /// Aggregated per interval, in a slot of this kind; `None`: queued per update.
+    agg: Option<AggKind>,
 }
 
 impl StatsdSeries {
@@ -405,6 +430,14 @@ impl StatsdSeries {
             self.shared.orphaned.fetch_add(lines, Ordering::Relaxed);
             return;
         };
+        if let Some(kind) = self.agg {
+            if !(out.valid && out.value.is_finite()) {
+                pipe.counts.dropped(DropReason::InvalidValue, 1);
+                return;
+            }
+            pipe.aggregate(self.line, kind, update, out.value, &self.shared.config);
+            return;
+        }
         match Num::new(out.value, out.signed) {
             Some(num) if out.valid => {
                 pipe.push(Entry { series: self.line, num, zero_first: out.zero_first }, &self.shared.config)
@@ -450,10 +483,16 @@ thread_local! {
 /// Seeds for new threads' generators, a Weyl sequence so that no two threads share one.
 static SEEDS: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
 
-/// A uniform `u32` for sampling: a thread-local xorshift64*, no lock, no syscall after
-/// the thread's first draw.
+/// A uniform `u32` for sampling.
 #[inline]
 fn random_u32() -> u32 {
+    (random_u64() >> 32) as u32
+}
+
+/// A uniform `u64`: a thread-local xorshift64*, no lock, no syscall after the
+/// thread's first draw.
+#[inline]
+pub(crate) fn random_u64() -> u64 {
     RNG.with(|state| {
         let mut x = state.get();
         if x == 0 {
@@ -466,7 +505,7 @@ fn random_u32() -> u32 {
         x ^= x << 25;
         x ^= x >> 27;
         state.set(x);
-        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     })
 }
 

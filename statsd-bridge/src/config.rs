@@ -76,6 +76,31 @@ pub enum Mirror {
     Sampled(f64),
 }
 
+/// Whether a mirrored family's updates are aggregated in the process before they
+/// are sent (the default), or sent one line per update.
+///
+/// Aggregated, per series and per flush interval: counter increments are summed
+/// into one line; gauges send their last `set` (then the sum of relative changes
+/// made after it); observations are counted exactly and sent as a uniform sample of
+/// at most [`StatsdBuilder::samples_per_interval`] values, each marked
+/// `|@kept/count` when values were left out, so that the server's count (Etsy
+/// statsd's timer count, statsd_exporter's and the Datadog agent's histogram
+/// count) is the number of observations. A million increments in an interval are
+/// one line, and the caller's update is an atomic add on the series' slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Aggregation {
+    /// Aggregated per flush interval (the default).
+    PerInterval,
+    /// One line per update, through the bounded queue: every event reaches the
+    /// socket while the queue has room (a full queue drops, counted as
+    /// `queue_full`). Over UDP, datagrams the receiver has no room for are lost
+    /// where the sender cannot see it; packets are paced
+    /// ([`StatsdBuilder::max_packets_per_second`]) so that a burst does not outrun a
+    /// local receiver, but under sustained load this mode is lossy.
+    PerEvent,
+}
+
 /// Why a bridge could not be built, or an operation did not complete.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -153,8 +178,11 @@ impl Target {
                 Ok(Box::new(sink))
             }
             Self::Unix(path) => {
+                // Non-blocking: a full receiver is seen (EAGAIN) and the sender
+                // retries until the send timeout, rather than sleeping in the kernel.
+                let _ = send_timeout;
                 let socket = UnixDatagram::unbound()?;
-                socket.set_write_timeout(Some(send_timeout))?;
+                socket.set_nonblocking(true)?;
                 Ok(Box::new(UnixMetricSink::from(path, socket)))
             }
             Self::Sink(factory) => factory(),
@@ -173,6 +201,13 @@ impl fmt::Debug for Target {
 }
 
 type MirrorPolicy = Arc<dyn Fn(&FamilyDesc) -> Mirror + Send + Sync>;
+type AggregationPolicy = Arc<dyn Fn(&FamilyDesc) -> Aggregation + Send + Sync>;
+
+/// Default number of observed values sent per series and flush interval, when
+/// aggregated.
+pub const DEFAULT_SAMPLES_PER_INTERVAL: usize = 64;
+/// Default pace over UDP and custom sinks, in datagrams per second.
+pub const DEFAULT_MAX_PACKETS_PER_SECOND: u32 = 5_000;
 
 /// Everything the bridge and its sender threads share: the settings, fixed at build,
 /// and the table of series lines, which only grows.
@@ -188,6 +223,10 @@ pub(crate) struct Config {
     pub(crate) send_timeout: Duration,
     pub(crate) flush_timeout: Duration,
     pub(crate) mirror: MirrorPolicy,
+    pub(crate) aggregation: AggregationPolicy,
+    pub(crate) samples: usize,
+    /// `None`: unpaced.
+    pub(crate) max_pps: Option<u32>,
 }
 
 impl fmt::Debug for Config {
@@ -218,6 +257,9 @@ pub struct StatsdBuilder {
     send_timeout: Duration,
     flush_timeout: Duration,
     mirror: MirrorPolicy,
+    aggregation: AggregationPolicy,
+    samples: usize,
+    max_pps: Option<Option<u32>>,
 }
 
 impl fmt::Debug for StatsdBuilder {
@@ -246,6 +288,9 @@ impl StatsdBuilder {
             send_timeout: DEFAULT_SEND_TIMEOUT,
             flush_timeout: DEFAULT_FLUSH_TIMEOUT,
             mirror: Arc::new(|_| Mirror::Every),
+            aggregation: Arc::new(|_| Aggregation::PerInterval),
+            samples: DEFAULT_SAMPLES_PER_INTERVAL,
+            max_pps: None,
         }
     }
 
@@ -331,6 +376,39 @@ impl StatsdBuilder {
         self
     }
 
+    /// Chooses, per family, whether its updates are aggregated per flush interval
+    /// ([`Aggregation::PerInterval`], the default for every family) or sent one line
+    /// per update ([`Aggregation::PerEvent`]). A family mirrored with
+    /// [`Mirror::Sampled`] is always sent per event (its sample rate is what bounds
+    /// its traffic). Asked once per series, as [`StatsdBuilder::mirror`] is.
+    pub fn aggregation(
+        mut self,
+        policy: impl Fn(&FamilyDesc) -> Aggregation + Send + Sync + 'static,
+    ) -> Self {
+        self.aggregation = Arc::new(policy);
+        self
+    }
+
+    /// How many observed values an aggregated histogram or summary series sends per
+    /// flush interval at most (1 to 4,096; [`DEFAULT_SAMPLES_PER_INTERVAL`] by
+    /// default). Its count is always exact: with more observations than this, the
+    /// values sent are a uniform sample marked with the rate that scales them back.
+    pub fn samples_per_interval(mut self, values: usize) -> Self {
+        self.samples = values;
+        self
+    }
+
+    /// Paces the sender thread to at most `packets` datagrams per second (bursts of
+    /// up to 32 go at once), so that a burst of lines does not overflow a local
+    /// receiver's socket buffer; `0` turns pacing off. By default
+    /// [`DEFAULT_MAX_PACKETS_PER_SECOND`] over UDP and custom sinks, and unpaced over
+    /// a Unix datagram socket, whose full receiver the sender sees and waits for.
+    /// Only the sender thread ever waits.
+    pub fn max_packets_per_second(mut self, packets: u32) -> Self {
+        self.max_pps = Some((packets > 0).then_some(packets));
+        self
+    }
+
     /// Checks the settings and sets up fork detection. Binds no socket and starts no
     /// thread: each process's sender thread starts with its first update, flush or
     /// periodic flush (so a pre-fork master can build the bridge before forking).
@@ -364,6 +442,16 @@ impl StatsdBuilder {
         if self.send_timeout.is_zero() {
             return Err(Error::Config("send_timeout must not be zero".into()));
         }
+        if !(1..=4096).contains(&self.samples) {
+            return Err(Error::Config(format!(
+                "samples_per_interval {} is not within 1..=4096",
+                self.samples
+            )));
+        }
+        let max_pps = self.max_pps.unwrap_or(match target {
+            Target::Unix(_) => None,
+            Target::Udp(_) | Target::Sink(_) => Some(DEFAULT_MAX_PACKETS_PER_SECOND),
+        });
         if let Some((_, value)) = self.tags.iter().find(|(key, _)| key.is_empty()) {
             return Err(Error::Config(format!("the constant tag of value {value:?} has an empty key")));
         }
@@ -379,6 +467,9 @@ impl StatsdBuilder {
             send_timeout: self.send_timeout,
             flush_timeout: self.flush_timeout,
             mirror: self.mirror,
+            aggregation: self.aggregation,
+            samples: self.samples,
+            max_pps,
         };
         let generation = herd_prefork::watch_forks().map_err(Error::WatchForks)?;
         Ok(StatsdBridge::from_config(config, generation))

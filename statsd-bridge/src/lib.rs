@@ -9,8 +9,13 @@
 //! - **Periodic**: [`StatsdBridge::flush_every`] sends a registry's counter deltas,
 //!   gauge values and histogram/summary `_count`/`_sum` deltas on an interval.
 //!
-//! An update on the caller's thread formats one number into a fixed buffer and pushes
-//! it onto a bounded lock-free queue: no lock, no allocation, no system call. A
+//! By default updates are aggregated in the process per series and flush interval
+//! ([`Aggregation::PerInterval`]): counters summed, gauges kept last, observations
+//! counted exactly with a bounded sample of values, so however fast a worker goes
+//! the server gets a few lines per series per interval; the caller's update is an
+//! atomic operation on the series' slot. Per event ([`Aggregation::PerEvent`]), an
+//! update formats one number into a fixed buffer and pushes it onto a bounded
+//! lock-free queue. Either way: no lock, no allocation, no system call. A
 //! sender thread per process drains the queue into packets no larger than the
 //! configured size and sends them through a cadence
 //! [`MetricSink`](cadence::MetricSink) (UDP, Unix datagram, or your own). A full
@@ -40,10 +45,11 @@
 //! let len = server.recv(&mut packet)?;
 //! assert_eq!(
 //!     std::str::from_utf8(&packet[..len])?,
-//!     "app.jobs_total:1|c|#queue:emails,env:prod\napp.jobs_total:2|c|#queue:emails,env:prod"
+//!     // Aggregated in the process: one line per series and flush interval.
+//!     "app.jobs_total:3|c|#queue:emails,env:prod"
 //! );
 //! assert_eq!(emails.handle().get(), 3.0);
-//! assert_eq!(bridge.stats().sent_lines, 2);
+//! assert_eq!(bridge.stats().sent_lines, 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -58,6 +64,7 @@
 //! - StatsD sets (`|s`), events and service checks are not sent.
 #![forbid(unsafe_code)]
 
+mod agg;
 mod bridge;
 mod config;
 #[doc(hidden)]
@@ -72,8 +79,9 @@ mod table;
 
 pub use bridge::StatsdBridge;
 pub use config::{
-    Error, Mirror, ObserveAs, SinkFactory, StatsdBuilder, DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_TIMEOUT,
-    DEFAULT_QUEUE_CAPACITY, DEFAULT_SEND_TIMEOUT, DEFAULT_UDP_PACKET_SIZE, DEFAULT_UNIX_PACKET_SIZE,
+    Aggregation, Error, Mirror, ObserveAs, SinkFactory, StatsdBuilder, DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_FLUSH_TIMEOUT, DEFAULT_MAX_PACKETS_PER_SECOND, DEFAULT_QUEUE_CAPACITY,
+    DEFAULT_SAMPLES_PER_INTERVAL, DEFAULT_SEND_TIMEOUT, DEFAULT_UDP_PACKET_SIZE, DEFAULT_UNIX_PACKET_SIZE,
     MAX_PACKET_SIZE,
 };
 pub use mirrored::Mirrored;

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use crossbeam_queue::ArrayQueue;
 use parking_lot::{Condvar, Mutex};
 
+use crate::agg::{AggKind, AggTable};
+use crate::bridge::Update;
 use crate::config::{Config, Error};
 use crate::periodic::Periodic;
 use crate::render::Num;
@@ -82,10 +84,13 @@ pub(crate) struct Pipe {
     changed: Condvar,
     pub(crate) periodic: Mutex<Vec<Periodic>>,
     pub(crate) counts: Counts,
+    /// This process's aggregated series.
+    pub(crate) aggs: AggTable,
 }
 
 impl Pipe {
-    pub(crate) fn new(generation: u64, capacity: usize) -> Self {
+    pub(crate) fn new(generation: u64, config: &Config) -> Self {
+        let capacity = config.queue_capacity;
         Self {
             generation,
             high_water: (capacity / 2).max(1),
@@ -99,6 +104,33 @@ impl Pipe {
             changed: Condvar::new(),
             periodic: Mutex::new(Vec::new()),
             counts: Counts::default(),
+            aggs: AggTable::new(config.samples),
+        }
+    }
+
+    /// Adds a valid update (already scaled) to its series' slot; never blocks.
+    #[inline]
+    pub(crate) fn aggregate(
+        self: &Arc<Self>,
+        series: u32,
+        kind: AggKind,
+        update: Update,
+        value: f64,
+        config: &Arc<Config>,
+    ) {
+        match self.aggs.slot(series, kind) {
+            Some(slot) => match update {
+                Update::Counter(_) => slot.count(value),
+                Update::GaugeSet(_) => slot.gauge_set(value),
+                Update::GaugeAdd(_) => slot.gauge_add(value),
+                Update::Observe(_) => slot.observe(value, crate::bridge::random_u64),
+            },
+            // Unreachable: the series table refuses indices past the slots'.
+            None => self.counts.dropped(DropReason::NoSender, 1),
+        }
+        // Relaxed: as in `push`.
+        if self.state.load(Ordering::Relaxed) == IDLE {
+            self.try_start(config);
         }
     }
 
@@ -205,7 +237,9 @@ impl Pipe {
         match self.state.load(Ordering::Acquire) {
             PAUSED => return Err(Error::Paused),
             RUNNING => {}
-            _ if self.queue.is_empty() && self.periodic.lock().is_empty() => return Ok(()),
+            _ if self.queue.is_empty() && self.periodic.lock().is_empty() && self.aggs.is_empty() => {
+                return Ok(())
+            }
             _ => self.start(config)?,
         }
         let deadline = Instant::now() + timeout;

@@ -70,6 +70,18 @@ impl SeriesLine {
         self.head.len() + value_len + self.tail.len()
     }
 
+    /// This line marked with sample `rate` (below 1), which goes right after the type
+    /// code, before any DogStatsD tags.
+    pub(crate) fn with_rate(&self, rate: f64) -> SeriesLine {
+        let code_end = self.tail.get(1..).and_then(|t| t.find('|')).map_or(self.tail.len(), |p| p + 1);
+        let (code, rest) = self.tail.split_at(code_end);
+        let mut tail = String::with_capacity(self.tail.len() + 24);
+        tail.push_str(code);
+        push_rate(&mut tail, rate);
+        tail.push_str(rest);
+        SeriesLine { head: self.head.clone(), tail: tail.into_boxed_str() }
+    }
+
     /// Appends the line with `value` to `out`, preceded by the line with value 0 and a
     /// `\n` when `zero_first` (a negative absolute gauge).
     pub(crate) fn push_to(&self, out: &mut String, zero_first: bool, value: &str) {
@@ -159,8 +171,7 @@ impl Renderer {
         tail.push('|');
         tail.push_str(ty.code());
         if let Some(rate) = rate {
-            // Display never uses an exponent: Etsy statsd reads `@1e-5` as `@1`.
-            let _ = write!(tail, "|@{rate}");
+            push_rate(&mut tail, rate);
         }
         if self.style == TagStyle::DogStatsd && !tags.is_empty() {
             tail.push_str("|#");
@@ -175,6 +186,12 @@ impl Renderer {
         }
         SeriesLine { head: head.into_boxed_str(), tail: tail.into_boxed_str() }
     }
+}
+
+/// Appends `|@rate`. Display never uses an exponent (Etsy statsd reads `@1e-5` as
+/// `@1`), and writes the shortest decimal that reads back as the same `f64`.
+fn push_rate(out: &mut String, rate: f64) {
+    let _ = write!(out, "|@{rate}");
 }
 
 /// What replaces a character that could end a name, a tag or a line.
@@ -347,6 +364,27 @@ mod tests {
     fn sample_rates_never_use_an_exponent() {
         let line = Renderer::new(TagStyle::DogStatsd, "", &[]).line("t", [], LineType::Timer, Some(0.00001));
         assert_eq!(full(&line, "2"), "t:2|ms|@0.00001");
+    }
+
+    #[test]
+    fn a_rate_added_later_goes_after_the_type_in_every_style() {
+        let tags = [("env".to_owned(), "prod".to_owned())];
+        let want = [
+            (TagStyle::DogStatsd, "t:2|ms|@0.052|#q:a,env:prod"),
+            (TagStyle::InfluxDb, "t,q=a,env=prod:2|ms|@0.052"),
+            (TagStyle::Librato, "t#q=a,env=prod:2|ms|@0.052"),
+            (TagStyle::SignalFx, "t[q=a,env=prod]:2|ms|@0.052"),
+            (TagStyle::Folded, "t.q.a.env.prod:2|ms|@0.052"),
+        ];
+        for (style, line) in want {
+            let plain = Renderer::new(style, "", &tags).line("t", [("q", "a")], LineType::Timer, None);
+            assert_eq!(
+                full(&plain.with_rate(64.0 / 1230.0), "2").replace("0.05203252032520325", "0.052"),
+                line
+            );
+        }
+        let untagged = Renderer::new(TagStyle::DogStatsd, "", &[]).line("t", [], LineType::Timer, None);
+        assert_eq!(full(&untagged.with_rate(0.000064), "2"), "t:2|ms|@0.000064");
     }
 
     #[test]

@@ -8,23 +8,33 @@ use std::time::{Duration, Instant};
 
 use cadence::MetricSink;
 
+use crate::agg::Taken;
 use crate::config::Config;
 use crate::pipe::Pipe;
-use crate::render::SeriesLine;
+use crate::render::{Num, SeriesLine};
 use crate::stats::DropReason;
 
 /// How long a failed socket is left alone before it is opened again.
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
+/// Datagrams a paced sender may send at once before it waits.
+const BURST: f64 = 32.0;
+/// How long the sender waits before it offers a packet again to a socket whose
+/// receiver was full (EAGAIN).
+const RETRY_AFTER: Duration = Duration::from_micros(500);
 
 /// The thread's body: one cycle per wake-up, until `stop`.
 pub(crate) fn run(pipe: &Arc<Pipe>, config: &Arc<Config>) {
     let mut out = Sender::new(pipe, config);
+    // The first update started the thread: let its interval aggregate before the
+    // first cycle (a flush, pause or stop unparks it at once).
+    thread::park_timeout(config.flush_interval);
     loop {
         let (ticket, flush_asked) = pipe.cycle_start();
         // Acquire: pairs with the Release in `stop_thread`, so this cycle drains
         // everything queued before the stop was asked for.
         let stopping = pipe.stop.load(std::sync::atomic::Ordering::Acquire);
         out.drain();
+        out.drain_aggregates();
         let next_periodic = out.run_periodic(flush_asked || stopping);
         out.send();
         pipe.cycle_done(ticket, stopping);
@@ -49,6 +59,9 @@ pub(crate) struct Sender {
     sink: Option<Box<dyn MetricSink + Send>>,
     /// When to try opening the socket again after a failure.
     reconnect_at: Option<Instant>,
+    /// Pacing: datagrams that may go now, and when that was last topped up.
+    credit: f64,
+    credited_at: Instant,
 }
 
 impl Sender {
@@ -60,7 +73,74 @@ impl Sender {
             lines: 0,
             sink: None,
             reconnect_at: None,
+            credit: BURST,
+            credited_at: Instant::now(),
         }
+    }
+
+    /// Takes every aggregated series' interval and adds its lines.
+    fn drain_aggregates(&mut self) {
+        let pipe = Arc::clone(&self.pipe);
+        let config = Arc::clone(&self.config);
+        pipe.aggs.each(|i, slot| {
+            let taken = slot.take();
+            let Some(line) = config.series.get(i) else { return };
+            match taken {
+                Taken::Counter(sum) => {
+                    if sum > 0.0 {
+                        self.add_value(line, false, sum, false);
+                    }
+                }
+                Taken::Gauge { set, add } => {
+                    if let Some(v) = set {
+                        self.add_value(line, v < 0.0, v, false);
+                    }
+                    if add != 0.0 {
+                        self.add_value(line, false, add, true);
+                    }
+                }
+                Taken::Observations { count, values } => {
+                    let kept = values.len() as u64;
+                    if kept == 0 {
+                        return;
+                    }
+                    if kept == count {
+                        for v in values {
+                            self.add_value(line, false, v, false);
+                        }
+                    } else {
+                        let sampled = line.with_rate(kept as f64 / count as f64);
+                        for v in values {
+                            self.add_value(&sampled, false, v, false);
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// Adds one line of `value` (two with `zero_first`).
+    fn add_value(&mut self, line: &SeriesLine, zero_first: bool, value: f64, signed: bool) {
+        match Num::new(value, signed) {
+            Some(num) => self.add(line, zero_first, num.as_str()),
+            None => self.dropped(DropReason::InvalidValue, 1 + u64::from(zero_first)),
+        }
+    }
+
+    /// Waits, if pacing asks for it, until one more datagram may go.
+    fn pace(&mut self) {
+        let Some(pps) = self.config.max_pps else { return };
+        let rate = f64::from(pps);
+        let now = Instant::now();
+        self.credit = (self.credit + now.duration_since(self.credited_at).as_secs_f64() * rate).min(BURST);
+        self.credited_at = now;
+        if self.credit < 1.0 {
+            thread::sleep(Duration::from_secs_f64((1.0 - self.credit) / rate));
+            let now = Instant::now();
+            self.credit += now.duration_since(self.credited_at).as_secs_f64() * rate;
+            self.credited_at = now;
+        }
+        self.credit -= 1.0;
     }
 
     fn drain(&mut self) {
@@ -129,8 +209,9 @@ impl Sender {
         }
         let lines = std::mem::take(&mut self.lines);
         self.connect();
+        self.pace();
         let sent = match &self.sink {
-            Some(sink) => sink.emit(&self.packet).is_ok(),
+            Some(sink) => emit_until(&**sink, &self.packet, self.config.send_timeout),
             None => false,
         };
         if sent {
@@ -152,6 +233,27 @@ impl Sender {
                 }
                 Err(_) => self.reconnect_at = Some(Instant::now() + RECONNECT_AFTER),
             }
+        }
+    }
+}
+
+/// Offers `packet` to `sink` until it takes it: a receiver that is full (EAGAIN on a
+/// non-blocking socket) is offered it again every [`RETRY_AFTER`] until `timeout`.
+fn emit_until(sink: &dyn MetricSink, packet: &str, timeout: Duration) -> bool {
+    // From the first try: a blocking socket's own timeout (UDP) also ends in
+    // WouldBlock, and must not be waited out twice.
+    let deadline = Instant::now() + timeout;
+    loop {
+        match sink.emit(packet) {
+            Ok(_) => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let now = Instant::now();
+                if now >= deadline {
+                    return false;
+                }
+                thread::sleep(RETRY_AFTER.min(deadline - now));
+            }
+            Err(_) => return false,
         }
     }
 }

@@ -14,9 +14,9 @@ use parking_lot::Mutex;
 use crate::render::SeriesLine;
 
 /// Entries in the first chunk; chunk `k` holds `FIRST << k`.
-const FIRST: usize = 64;
+pub(crate) const FIRST: usize = 64;
 /// Chunks: room for `FIRST * (2^CHUNKS - 1)` series, about 67 million.
-const CHUNKS: usize = 20;
+pub(crate) const CHUNKS: usize = 20;
 
 type Chunk = Box<[OnceBox<SeriesLine>]>;
 
@@ -28,7 +28,7 @@ pub(crate) struct SeriesTable {
 }
 
 /// Chunk and offset of entry `i`.
-fn locate(i: usize) -> (usize, usize) {
+pub(crate) fn locate(i: usize) -> (usize, usize) {
     let chunk = (usize::BITS - 1 - (i / FIRST + 1).leading_zeros()) as usize;
     (chunk, i - FIRST * ((1 << chunk) - 1))
 }

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use herd_core::{Buckets, Registry};
-use herd_statsd::{DropReason, Mirror, ObserveAs, StatsdBridge, StatsdBuilder, TagStyle};
+use herd_statsd::{Aggregation, DropReason, Mirror, ObserveAs, StatsdBridge, StatsdBuilder, TagStyle};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -210,6 +210,8 @@ impl Receiver {
             Target::Udp(addr) => StatsdBridge::udp(addr),
             Target::Unix(path) => StatsdBridge::unix(path),
         }
+        // Every update's line, to check each one.
+        .aggregation(|_| Aggregation::PerEvent)
     }
 
     /// Takes datagrams until `lines` lines have come.

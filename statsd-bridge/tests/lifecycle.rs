@@ -5,7 +5,7 @@ use std::net::UdpSocket;
 use std::time::Duration;
 
 use herd_core::Registry;
-use herd_statsd::{Error, StatsdBridge};
+use herd_statsd::{Aggregation, Error, StatsdBridge};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -41,7 +41,7 @@ fn no_thread_runs_before_the_first_update() -> TestResult {
 #[test]
 fn a_paused_bridge_queues_and_resume_sends() -> TestResult {
     let socket = receiver()?;
-    let bridge = StatsdBridge::udp(socket.local_addr()?).build()?;
+    let bridge = StatsdBridge::udp(socket.local_addr()?).aggregation(|_| Aggregation::PerEvent).build()?;
     let jobs = Registry::new().counter("jobs_total", "j").labels(["phase"]).register()?;
     bridge.mirror(&jobs, ["before"]).inc();
     bridge.pause()?;

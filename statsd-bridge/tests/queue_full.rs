@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use herd_core::Registry;
-use herd_statsd::{DropReason, StatsdBridge};
+use herd_statsd::{Aggregation, DropReason, StatsdBridge};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -22,6 +22,7 @@ fn a_full_queue_drops_and_counts_without_blocking_the_caller() -> TestResult {
     // writes wait (1 s each, far longer than the callers' loop takes).
     let receiver = UnixDatagram::bind(&path)?;
     let bridge = StatsdBridge::unix(&path)
+        .aggregation(|_| Aggregation::PerEvent)
         .queue_capacity(CAPACITY)
         .send_timeout(Duration::from_secs(1))
         .flush_timeout(Duration::from_secs(60))

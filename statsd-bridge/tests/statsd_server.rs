@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use herd_core::{Buckets, Registry};
-use herd_statsd::StatsdBridge;
+use herd_statsd::{Aggregation, StatsdBridge};
 use herd_testkit::StatsdServer;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -16,7 +16,11 @@ const WAIT: Duration = Duration::from_secs(20);
 #[test]
 fn mirror_mode_counts_exactly_on_a_real_statsd() -> TestResult {
     let statsd = StatsdServer::start()?;
-    let bridge = StatsdBridge::udp(statsd.addr()).prefix("app").tag("env", "prod").build()?;
+    let bridge = StatsdBridge::udp(statsd.addr())
+        .prefix("app")
+        .tag("env", "prod")
+        .aggregation(|_| Aggregation::PerEvent)
+        .build()?;
     let registry = Registry::new();
     let jobs = registry.counter("jobs_total", "Jobs.").labels(["queue"]).register()?;
     let duration = registry
