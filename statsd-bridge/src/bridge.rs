@@ -1,7 +1,6 @@
 //! The bridge: a handle on one process's pipe (rebuilt in forked children), the
 //! [`Observer`] that adapters call, and the series observers it hands out.
 
-use std::cell::Cell;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,12 +15,17 @@ use once_cell::race::OnceBox;
 use crate::agg::AggKind;
 use crate::config::{
     resolve_udp, Aggregation, Config, Error, Mirror, ObserveAs, SinkFactory, StatsdBuilder, Target,
+    DEFAULT_MAX_PACKETS_PER_SECOND, DEFAULT_UDP_PACKET_SIZE, DEFAULT_UNIX_PACKET_SIZE, MAX_PACKET_SIZE,
 };
 use crate::mirrored::Mirrored;
 use crate::periodic::Periodic;
 use crate::pipe::{Entry, Pipe};
-use crate::render::{LineType, Num};
-use crate::stats::{Counts, DropReason, SelfMetrics, Stats};
+use crate::render::{LineType, Num, Renderer};
+use crate::rng::random_u32;
+use crate::sender;
+use crate::stats::{Counts, DropReason, SelfMetrics, Stats, StatsSource};
+use crate::table::SeriesTable;
+use crate::update::Update;
 
 /// How many nested forks below the building process get a pipe of their own.
 const GENERATIONS: usize = 8;
@@ -66,14 +70,16 @@ impl Shared {
     pub(crate) fn pipe(&self) -> Option<&Arc<Pipe>> {
         let generation = herd_prefork::fork_generation();
         let slot = self.slots.get(generation.wrapping_sub(self.base_generation) as usize)?;
-        Some(slot.get_or_init(|| Box::new(Arc::new(Pipe::new(generation, &self.config)))))
+        Some(slot.get_or_init(|| Box::new(Arc::new(Pipe::new(generation, &self.config, sender::run)))))
     }
 
     fn pipe_or_err(&self) -> Result<&Arc<Pipe>, Error> {
         self.pipe().ok_or(Error::ForkDepth)
     }
+}
 
-    pub(crate) fn stats(&self) -> Stats {
+impl StatsSource for Shared {
+    fn stats(&self) -> Stats {
         let orphaned = self.orphaned.load(Ordering::Relaxed);
         match self.pipe() {
             Some(pipe) => pipe.counts.read(pipe.queue.len(), orphaned),
@@ -121,7 +127,7 @@ impl StatsdBridge {
         StatsdBuilder::new(Ok(Target::Sink(factory)))
     }
 
-    pub(crate) fn from_config(config: Config, base_generation: u64) -> Self {
+    fn from_config(config: Config, base_generation: u64) -> Self {
         Self {
             shared: Arc::new(Shared {
                 config: Arc::new(config),
@@ -304,6 +310,74 @@ impl Observer for StatsdBridge {
     }
 }
 
+impl StatsdBuilder {
+    /// Checks the settings and sets up fork detection. Binds no socket and starts no
+    /// thread: each process's sender thread starts with its first update, flush or
+    /// periodic flush (so a pre-fork master can build the bridge before forking).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Address`] for a UDP address that does not resolve, [`Error::Config`]
+    /// for a setting out of range, [`Error::WatchForks`] if the fork handler cannot be
+    /// registered.
+    pub fn build(self) -> Result<StatsdBridge, Error> {
+        let target = self.target?;
+        let default_packet = match target {
+            Target::Unix(_) => DEFAULT_UNIX_PACKET_SIZE,
+            Target::Udp(_) | Target::Sink(_) => DEFAULT_UDP_PACKET_SIZE,
+        };
+        let max_packet = self.max_packet.unwrap_or(default_packet);
+        if !(64..=MAX_PACKET_SIZE).contains(&max_packet) {
+            return Err(Error::Config(format!(
+                "max_packet_size {max_packet} is not within 64..={MAX_PACKET_SIZE}"
+            )));
+        }
+        if !(2..=1 << 24).contains(&self.queue_capacity) {
+            return Err(Error::Config(format!(
+                "queue_capacity {} is not within 2..=16777216",
+                self.queue_capacity
+            )));
+        }
+        if self.flush_interval < Duration::from_millis(1) {
+            return Err(Error::Config(format!("flush_interval {:?} is below 1 ms", self.flush_interval)));
+        }
+        if self.send_timeout.is_zero() {
+            return Err(Error::Config("send_timeout must not be zero".into()));
+        }
+        if !(1..=4096).contains(&self.samples) {
+            return Err(Error::Config(format!(
+                "samples_per_interval {} is not within 1..=4096",
+                self.samples
+            )));
+        }
+        let max_pps = self.max_pps.unwrap_or(match target {
+            Target::Unix(_) => None,
+            Target::Udp(_) | Target::Sink(_) => Some(DEFAULT_MAX_PACKETS_PER_SECOND),
+        });
+        if let Some((_, value)) = self.tags.iter().find(|(key, _)| key.is_empty()) {
+            return Err(Error::Config(format!("the constant tag of value {value:?} has an empty key")));
+        }
+        let config = Config {
+            series: SeriesTable::new(),
+            target,
+            renderer: Renderer::new(self.style, &self.prefix, &self.tags),
+            durations: self.durations,
+            values: self.values,
+            max_packet,
+            queue_capacity: self.queue_capacity,
+            flush_interval: self.flush_interval,
+            send_timeout: self.send_timeout,
+            flush_timeout: self.flush_timeout,
+            mirror: self.mirror,
+            aggregation: self.aggregation,
+            samples: self.samples,
+            max_pps,
+        };
+        let generation = herd_prefork::watch_forks().map_err(Error::WatchForks)?;
+        Ok(StatsdBridge::from_config(config, generation))
+    }
+}
+
 /// The sample rate a series is marked with: `None` if it is not mirrored at all,
 /// `Some(None)` if every update is sent.
 pub(crate) fn sample_rate(mirror: Mirror) -> Option<Option<f64>> {
@@ -349,54 +423,6 @@ impl LineShape {
             _ => (LineType::Gauge, name.to_owned(), 1.0, None),
         };
         Self { ty, name, scale, rate }
-    }
-}
-
-/// One update of a series, as an observer receives it. (Public only through the
-/// hidden `fuzzing` module.)
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Update {
-    /// `Counter::inc_by(delta)`.
-    Counter(f64),
-    /// `Gauge::set(value)`.
-    GaugeSet(f64),
-    /// `Gauge::add(delta)`.
-    GaugeAdd(f64),
-    /// `Histogram::observe(value)` or `Summary::observe(value)`.
-    Observe(f64),
-}
-
-/// What an update (not sampled out) sends.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Outgoing {
-    /// The number, already scaled.
-    pub(crate) value: f64,
-    /// Written with a sign even when positive (a relative gauge).
-    pub(crate) signed: bool,
-    /// Preceded by a line of value 0 (a negative absolute gauge, which StatsD would
-    /// otherwise read as a decrement).
-    pub(crate) zero_first: bool,
-    /// Whether StatsD servers accept it; otherwise it is dropped (`invalid_value`).
-    pub(crate) valid: bool,
-}
-
-impl Update {
-    /// `None`: the update changes nothing and sends nothing.
-    #[inline]
-    pub(crate) fn outgoing(self, scale: f64, timer: bool) -> Option<Outgoing> {
-        let plain = |value, valid| Outgoing { value, signed: false, zero_first: false, valid };
-        match self {
-            // `0.0` matches -0 too, as `==` does.
-            Self::Counter(0.0) => None,
-            Self::Counter(delta) => Some(plain(delta, delta > 0.0)),
-            Self::GaugeSet(value) => Some(Outgoing { zero_first: value < 0.0, ..plain(value, true) }),
-            Self::GaugeAdd(0.0) => None,
-            Self::GaugeAdd(delta) => Some(Outgoing { signed: true, ..plain(delta, true) }),
-            Self::Observe(value) => {
-                let v = value * scale;
-                Some(plain(v, !timer || v >= 0.0))
-            }
-        }
     }
 }
 
@@ -472,51 +498,5 @@ impl SeriesObserver for StatsdSeries {
             return;
         }
         self.send(Update::Observe(value));
-    }
-}
-
-thread_local! {
-    /// xorshift64* state; 0 until first use.
-    static RNG: Cell<u64> = const { Cell::new(0) };
-}
-
-/// Seeds for new threads' generators, a Weyl sequence so that no two threads share one.
-static SEEDS: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
-
-/// A uniform `u32` for sampling.
-#[inline]
-fn random_u32() -> u32 {
-    (random_u64() >> 32) as u32
-}
-
-/// A uniform `u64`: a thread-local xorshift64*, no lock, no syscall after the
-/// thread's first draw.
-#[inline]
-pub(crate) fn random_u64() -> u64 {
-    RNG.with(|state| {
-        let mut x = state.get();
-        if x == 0 {
-            // Relaxed: any distinct value will do.
-            x = SEEDS.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
-                ^ (u64::from(std::process::id()) << 32)
-                | 1;
-        }
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        state.set(x);
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::random_u32;
-
-    #[test]
-    fn sampling_draws_are_roughly_uniform() {
-        let n = 100_000;
-        let below_quarter = (0..n).filter(|_| random_u32() < u32::MAX / 4).count();
-        assert!((23_000..27_000).contains(&below_quarter), "{below_quarter}");
     }
 }

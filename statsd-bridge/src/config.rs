@@ -1,4 +1,5 @@
-//! Settings, the builder and errors.
+//! Settings, the builder's setters and errors: a leaf, which knows nothing of the
+//! bridge (`StatsdBuilder::build` lives beside it, in `bridge`).
 
 use std::fmt;
 use std::io;
@@ -11,7 +12,6 @@ use std::time::Duration;
 use cadence::{MetricSink, UdpMetricSink, UnixMetricSink};
 use herd_core::FamilyDesc;
 
-use crate::bridge::StatsdBridge;
 use crate::render::{Renderer, TagStyle};
 use crate::table::SeriesTable;
 
@@ -31,6 +31,9 @@ pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_millis(100);
 /// Default longest time [`StatsdBridge::flush`], [`StatsdBridge::pause`] and dropping
 /// the last handle wait for the sender thread.
+///
+/// [`StatsdBridge::flush`]: crate::StatsdBridge::flush
+/// [`StatsdBridge::pause`]: crate::StatsdBridge::pause
 pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Builds the sink of one process: called on the sender thread when it starts, again
@@ -122,6 +125,8 @@ pub enum Error {
     /// queued.
     Timeout(Duration),
     /// The bridge is paused in this process ([`StatsdBridge::pause`]).
+    ///
+    /// [`StatsdBridge::pause`]: crate::StatsdBridge::pause
     Paused,
     /// This process descends from the one that built the bridge through more nested
     /// forks than the bridge follows (8); its updates are dropped (`no_sender`).
@@ -243,23 +248,28 @@ impl fmt::Debug for Config {
 
 /// Configures a [`StatsdBridge`]; start from [`StatsdBridge::udp`],
 /// [`StatsdBridge::unix`] or [`StatsdBridge::sink`].
+///
+/// [`StatsdBridge`]: crate::StatsdBridge
+/// [`StatsdBridge::udp`]: crate::StatsdBridge::udp
+/// [`StatsdBridge::unix`]: crate::StatsdBridge::unix
+/// [`StatsdBridge::sink`]: crate::StatsdBridge::sink
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct StatsdBuilder {
-    target: Result<Target, Error>,
-    prefix: String,
-    tags: Vec<(String, String)>,
-    style: TagStyle,
-    durations: ObserveAs,
-    values: ObserveAs,
-    max_packet: Option<usize>,
-    queue_capacity: usize,
-    flush_interval: Duration,
-    send_timeout: Duration,
-    flush_timeout: Duration,
-    mirror: MirrorPolicy,
-    aggregation: AggregationPolicy,
-    samples: usize,
-    max_pps: Option<Option<u32>>,
+    pub(crate) target: Result<Target, Error>,
+    pub(crate) prefix: String,
+    pub(crate) tags: Vec<(String, String)>,
+    pub(crate) style: TagStyle,
+    pub(crate) durations: ObserveAs,
+    pub(crate) values: ObserveAs,
+    pub(crate) max_packet: Option<usize>,
+    pub(crate) queue_capacity: usize,
+    pub(crate) flush_interval: Duration,
+    pub(crate) send_timeout: Duration,
+    pub(crate) flush_timeout: Duration,
+    pub(crate) mirror: MirrorPolicy,
+    pub(crate) aggregation: AggregationPolicy,
+    pub(crate) samples: usize,
+    pub(crate) max_pps: Option<Option<u32>>,
 }
 
 impl fmt::Debug for StatsdBuilder {
@@ -363,6 +373,9 @@ impl StatsdBuilder {
 
     /// How long [`StatsdBridge::flush`], [`StatsdBridge::pause`] and dropping the
     /// last handle wait for the sender thread; [`DEFAULT_FLUSH_TIMEOUT`] by default.
+    ///
+    /// [`StatsdBridge::flush`]: crate::StatsdBridge::flush
+    /// [`StatsdBridge::pause`]: crate::StatsdBridge::pause
     pub fn flush_timeout(mut self, timeout: Duration) -> Self {
         self.flush_timeout = timeout;
         self
@@ -371,6 +384,8 @@ impl StatsdBuilder {
     /// Chooses, per family, whether its updates are mirrored and at what sample
     /// rate; every family is mirrored, unsampled, by default. Asked once per series,
     /// when an adapter (or [`StatsdBridge::mirror`]) first sees it.
+    ///
+    /// [`StatsdBridge::mirror`]: crate::StatsdBridge::mirror
     pub fn mirror(mut self, policy: impl Fn(&FamilyDesc) -> Mirror + Send + Sync + 'static) -> Self {
         self.mirror = Arc::new(policy);
         self
@@ -407,72 +422,6 @@ impl StatsdBuilder {
     pub fn max_packets_per_second(mut self, packets: u32) -> Self {
         self.max_pps = Some((packets > 0).then_some(packets));
         self
-    }
-
-    /// Checks the settings and sets up fork detection. Binds no socket and starts no
-    /// thread: each process's sender thread starts with its first update, flush or
-    /// periodic flush (so a pre-fork master can build the bridge before forking).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Address`] for a UDP address that does not resolve, [`Error::Config`]
-    /// for a setting out of range, [`Error::WatchForks`] if the fork handler cannot be
-    /// registered.
-    pub fn build(self) -> Result<StatsdBridge, Error> {
-        let target = self.target?;
-        let default_packet = match target {
-            Target::Unix(_) => DEFAULT_UNIX_PACKET_SIZE,
-            Target::Udp(_) | Target::Sink(_) => DEFAULT_UDP_PACKET_SIZE,
-        };
-        let max_packet = self.max_packet.unwrap_or(default_packet);
-        if !(64..=MAX_PACKET_SIZE).contains(&max_packet) {
-            return Err(Error::Config(format!(
-                "max_packet_size {max_packet} is not within 64..={MAX_PACKET_SIZE}"
-            )));
-        }
-        if !(2..=1 << 24).contains(&self.queue_capacity) {
-            return Err(Error::Config(format!(
-                "queue_capacity {} is not within 2..=16777216",
-                self.queue_capacity
-            )));
-        }
-        if self.flush_interval < Duration::from_millis(1) {
-            return Err(Error::Config(format!("flush_interval {:?} is below 1 ms", self.flush_interval)));
-        }
-        if self.send_timeout.is_zero() {
-            return Err(Error::Config("send_timeout must not be zero".into()));
-        }
-        if !(1..=4096).contains(&self.samples) {
-            return Err(Error::Config(format!(
-                "samples_per_interval {} is not within 1..=4096",
-                self.samples
-            )));
-        }
-        let max_pps = self.max_pps.unwrap_or(match target {
-            Target::Unix(_) => None,
-            Target::Udp(_) | Target::Sink(_) => Some(DEFAULT_MAX_PACKETS_PER_SECOND),
-        });
-        if let Some((_, value)) = self.tags.iter().find(|(key, _)| key.is_empty()) {
-            return Err(Error::Config(format!("the constant tag of value {value:?} has an empty key")));
-        }
-        let config = Config {
-            series: SeriesTable::new(),
-            target,
-            renderer: Renderer::new(self.style, &self.prefix, &self.tags),
-            durations: self.durations,
-            values: self.values,
-            max_packet,
-            queue_capacity: self.queue_capacity,
-            flush_interval: self.flush_interval,
-            send_timeout: self.send_timeout,
-            flush_timeout: self.flush_timeout,
-            mirror: self.mirror,
-            aggregation: self.aggregation,
-            samples: self.samples,
-            max_pps,
-        };
-        let generation = herd_prefork::watch_forks().map_err(Error::WatchForks)?;
-        Ok(StatsdBridge::from_config(config, generation))
     }
 }
 

@@ -10,7 +10,7 @@
 
 use herd_core::MetricKind;
 
-pub use crate::bridge::Update;
+pub use crate::update::Update;
 
 use crate::bridge::{sample_rate, LineShape};
 use crate::config::{Mirror, ObserveAs};

@@ -28,11 +28,19 @@
 //!
 //! ```
 //! use std::net::UdpSocket;
+//! use std::time::Duration;
 //! use herd_core::Registry;
 //! use herd_statsd::StatsdBridge;
 //!
 //! let server = UdpSocket::bind("127.0.0.1:0")?;
-//! let bridge = StatsdBridge::udp(server.local_addr()?).prefix("app").tag("env", "prod").build()?;
+//! # server.set_read_timeout(Some(Duration::from_secs(30)))?;
+//! // Only `flush` sends here: with an hour-long interval the sender thread cannot
+//! // send the first increment alone, however slow the machine.
+//! let bridge = StatsdBridge::udp(server.local_addr()?)
+//!     .prefix("app")
+//!     .tag("env", "prod")
+//!     .flush_interval(Duration::from_secs(3600))
+//!     .build()?;
 //!
 //! let registry = Registry::new();
 //! let jobs = registry.counter("jobs_total", "Jobs done.").labels(["queue"]).register()?;
@@ -73,9 +81,11 @@ mod mirrored;
 mod periodic;
 mod pipe;
 mod render;
+mod rng;
 mod sender;
 mod stats;
 mod table;
+mod update;
 
 pub use bridge::StatsdBridge;
 pub use config::{

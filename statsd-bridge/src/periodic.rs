@@ -2,7 +2,9 @@
 //! produces one) becomes counter deltas and gauge values.
 //!
 //! Runs on the sender thread, which renders straight into packets: a registry of
-//! many series never competes with mirrored updates for room in the queue.
+//! many series never competes with mirrored updates for room in the queue. A leaf:
+//! it hands each line to the caller's `emit`, so it knows nothing of the sender or
+//! of the pipe that stores it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,9 +13,7 @@ use std::time::{Duration, Instant};
 use herd_core::snapshot::SeriesValue;
 use herd_core::{LabelSet, Snapshot};
 
-use crate::render::{LineType, Num, Renderer, SeriesLine};
-use crate::sender::Sender;
-use crate::stats::DropReason;
+use crate::render::{LineType, Renderer, SeriesLine};
 
 /// Produces the snapshot a periodic flush sends.
 pub(crate) type Source = Box<dyn FnMut() -> Snapshot + Send>;
@@ -63,7 +63,7 @@ impl Last {
 
     /// Sends what changed since the last flush: counter and count deltas, sum
     /// deltas, gauge values (every time: a restarted server gets them back).
-    fn send(&mut self, value: &SeriesValue, out: &mut Sender) {
+    fn send(&mut self, value: &SeriesValue, emit: &mut impl FnMut(&SeriesLine, bool, f64)) {
         match (self, value) {
             (Self::Counter { line, integer, fraction }, SeriesValue::Counter(c)) => {
                 // A total below the last one means the counter restarted (a process's
@@ -76,11 +76,11 @@ impl Last {
                 (*integer, *fraction) = (c.integer, c.fraction);
                 let delta = di as f64 + df;
                 if delta > 0.0 {
-                    emit(out, line, false, delta);
+                    emit(line, false, delta);
                 }
             }
             (Self::Gauge { line }, SeriesValue::Gauge(v) | SeriesValue::Unknown(v)) => {
-                emit(out, line, *v < 0.0, *v);
+                emit(line, *v < 0.0, *v);
             }
             (Self::Observations { count_line, sum_line, count, sum }, value) => {
                 let (now_count, now_sum) = match value {
@@ -95,21 +95,14 @@ impl Last {
                 };
                 (*count, *sum) = (now_count, now_sum);
                 if dc > 0 {
-                    emit(out, count_line, false, dc as f64);
+                    emit(count_line, false, dc as f64);
                     if ds != 0.0 {
-                        emit(out, sum_line, false, ds);
+                        emit(sum_line, false, ds);
                     }
                 }
             }
             _ => {}
         }
-    }
-}
-
-fn emit(out: &mut Sender, line: &SeriesLine, zero_first: bool, value: f64) {
-    match Num::new(value, false) {
-        Some(num) => out.add(line, zero_first, num.as_str()),
-        None => out.dropped(DropReason::InvalidValue, 1 + u64::from(zero_first)),
     }
 }
 
@@ -126,20 +119,27 @@ impl Periodic {
         self.next
     }
 
-    /// Takes a snapshot and sends it; the next run is one interval from `now`.
-    pub(crate) fn run(&mut self, out: &mut Sender, now: Instant) {
+    /// Takes a snapshot and hands each line to send to `emit` (its line, whether a `0`
+    /// line goes first, its value); the next run is one interval from `now`.
+    pub(crate) fn run(
+        &mut self,
+        renderer: &Renderer,
+        now: Instant,
+        mut emit: impl FnMut(&SeriesLine, bool, f64),
+    ) {
         self.next = now + self.interval;
         let snapshot = (self.source)();
         for family in &snapshot.families {
             for series in &family.series {
                 let key = (Arc::clone(&family.name), Arc::clone(&series.labels));
-                let last = self.series.entry(key).or_insert_with(|| {
-                    Last::new(&out.config().renderer, &family.name, &series.labels, &series.value)
-                });
+                let last = self
+                    .series
+                    .entry(key)
+                    .or_insert_with(|| Last::new(renderer, &family.name, &series.labels, &series.value));
                 if !last.matches(&series.value) {
-                    *last = Last::new(&out.config().renderer, &family.name, &series.labels, &series.value);
+                    *last = Last::new(renderer, &family.name, &series.labels, &series.value);
                 }
-                last.send(&series.value, out);
+                last.send(&series.value, &mut emit);
             }
         }
     }

@@ -15,11 +15,12 @@ use crossbeam_queue::ArrayQueue;
 use parking_lot::{Condvar, Mutex};
 
 use crate::agg::{AggKind, AggTable};
-use crate::bridge::Update;
 use crate::config::{Config, Error};
 use crate::periodic::Periodic;
 use crate::render::Num;
+use crate::rng::random_u64;
 use crate::stats::{CacheLine, Counts, DropReason};
+use crate::update::Update;
 
 /// One update waiting to be sent: its series (an index into the series table) and
 /// its value, formatted.
@@ -38,6 +39,9 @@ impl Entry {
         1 + u64::from(self.zero_first)
     }
 }
+
+/// The body of a pipe's sender thread.
+pub(crate) type SenderBody = fn(&Arc<Pipe>, &Arc<Config>);
 
 thread_local! {
     /// Pushes made by this thread, for spacing out queue-length checks.
@@ -80,6 +84,9 @@ pub(crate) struct Pipe {
     wake_pending: CacheLine<AtomicBool>,
     thread: Mutex<Option<Thread>>,
     worker: Mutex<Option<JoinHandle<()>>>,
+    /// The sender thread's body (`sender::run`), given by the bridge: the pipe is
+    /// what the sender reads, so it must not name the sender itself.
+    body: SenderBody,
     control: Mutex<Control>,
     changed: Condvar,
     pub(crate) periodic: Mutex<Vec<Periodic>>,
@@ -89,7 +96,7 @@ pub(crate) struct Pipe {
 }
 
 impl Pipe {
-    pub(crate) fn new(generation: u64, config: &Config) -> Self {
+    pub(crate) fn new(generation: u64, config: &Config, body: SenderBody) -> Self {
         let capacity = config.queue_capacity;
         Self {
             generation,
@@ -100,6 +107,7 @@ impl Pipe {
             wake_pending: CacheLine(AtomicBool::new(false)),
             thread: Mutex::new(None),
             worker: Mutex::new(None),
+            body,
             control: Mutex::new(Control::default()),
             changed: Condvar::new(),
             periodic: Mutex::new(Vec::new()),
@@ -123,7 +131,7 @@ impl Pipe {
                 Update::Counter(_) => slot.count(value),
                 Update::GaugeSet(_) => slot.gauge_set(value),
                 Update::GaugeAdd(_) => slot.gauge_add(value),
-                Update::Observe(_) => slot.observe(value, crate::bridge::random_u64),
+                Update::Observe(_) => slot.observe(value, random_u64),
             },
             // Unreachable: the series table refuses indices past the slots'.
             None => self.counts.dropped(DropReason::NoSender, 1),
@@ -209,9 +217,8 @@ impl Pipe {
         }
         self.stop.store(false, Ordering::Relaxed);
         self.control.lock().stopped = false;
-        let (pipe, cfg) = (Arc::clone(self), Arc::clone(config));
-        let spawned =
-            thread::Builder::new().name("herd-statsd".into()).spawn(move || crate::sender::run(&pipe, &cfg));
+        let (pipe, cfg, body) = (Arc::clone(self), Arc::clone(config), self.body);
+        let spawned = thread::Builder::new().name("herd-statsd".into()).spawn(move || body(&pipe, &cfg));
         match spawned {
             Ok(handle) => {
                 *self.thread.lock() = Some(handle.thread().clone());

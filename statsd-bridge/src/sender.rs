@@ -50,7 +50,7 @@ pub(crate) fn run(pipe: &Arc<Pipe>, config: &Arc<Config>) {
 }
 
 /// The packet being built and the socket it goes to.
-pub(crate) struct Sender {
+struct Sender {
     pipe: Arc<Pipe>,
     config: Arc<Config>,
     packet: String,
@@ -156,6 +156,7 @@ impl Sender {
 
     fn run_periodic(&mut self, force: bool) -> Option<Instant> {
         let pipe = Arc::clone(&self.pipe);
+        let config = Arc::clone(&self.config);
         let mut sources = pipe.periodic.lock();
         let now = Instant::now();
         let mut next: Option<Instant> = None;
@@ -163,7 +164,11 @@ impl Sender {
             if force || source.due(now) {
                 // A source is user code: one that panics is dropped, and the thread
                 // goes on serving the queue and the other sources.
-                let ran = panic::catch_unwind(AssertUnwindSafe(|| source.run(self, now)));
+                let ran = panic::catch_unwind(AssertUnwindSafe(|| {
+                    source.run(&config.renderer, now, |line, zero_first, value| {
+                        self.add_value(line, zero_first, value, false);
+                    });
+                }));
                 if ran.is_err() {
                     return false;
                 }
@@ -174,18 +179,14 @@ impl Sender {
         next
     }
 
-    pub(crate) fn config(&self) -> &Config {
-        &self.config
-    }
-
-    pub(crate) fn dropped(&self, reason: DropReason, lines: u64) {
+    fn dropped(&self, reason: DropReason, lines: u64) {
         self.pipe.counts.dropped(reason, lines);
     }
 
     /// Appends one line (two with `zero_first`), sending the packet first if the line
     /// would not fit. The two lines of a negative gauge always share a packet, so
     /// they arrive in order.
-    pub(crate) fn add(&mut self, line: &SeriesLine, zero_first: bool, value: &str) {
+    fn add(&mut self, line: &SeriesLine, zero_first: bool, value: &str) {
         let one = line.len_with(value.len());
         let (len, lines) = if zero_first { (line.len_with(1) + 1 + one, 2) } else { (one, 1) };
         if len > self.config.max_packet {
@@ -203,7 +204,7 @@ impl Sender {
     }
 
     /// Sends the packet, if it holds anything.
-    pub(crate) fn send(&mut self) {
+    fn send(&mut self) {
         if self.lines == 0 {
             return;
         }

@@ -6,8 +6,6 @@ use std::sync::{Arc, Weak};
 use herd_core::snapshot::{CounterValue, FamilySnapshot, SeriesSnapshot, SeriesValue};
 use herd_core::{Collector, LabelSet, MetricKind};
 
-use crate::bridge::Shared;
-
 /// Self-metric: lines dropped, by reason (`herd_statsd_dropped_total{reason}`).
 pub const DROPPED_METRIC: &str = "herd_statsd_dropped";
 /// Self-metric: lines the socket took (`herd_statsd_sent_lines_total`).
@@ -148,8 +146,15 @@ impl Stats {
 ///
 /// It holds the bridge weakly, so a registry that keeps it does not keep the bridge
 /// (and its sender thread) alive; once the bridge is gone it reports nothing.
-pub(crate) struct SelfMetrics {
-    pub(crate) shared: Weak<Shared>,
+pub(crate) struct SelfMetrics<S> {
+    pub(crate) shared: Weak<S>,
+}
+
+/// What [`SelfMetrics`] reads: the bridge's state, which this module does not name
+/// (the bridge depends on it, not the reverse).
+pub(crate) trait StatsSource {
+    /// This process's tallies now.
+    fn stats(&self) -> Stats;
 }
 
 fn counter(value: u64) -> SeriesValue {
@@ -164,7 +169,7 @@ fn series(labels: LabelSet, value: SeriesValue) -> SeriesSnapshot {
     SeriesSnapshot { labels: Arc::new(labels), value, created: None }
 }
 
-impl Collector for SelfMetrics {
+impl<S: StatsSource + Send + Sync + 'static> Collector for SelfMetrics<S> {
     fn collect(&self, out: &mut Vec<FamilySnapshot>) {
         let Some(shared) = self.shared.upgrade() else { return };
         let stats = shared.stats();
