@@ -92,10 +92,12 @@ pin_project! {
     /// closed), it records the call as `CANCELLED`, unless its code was already known
     /// from the headers.
     pub struct ResponseBody<B> {
+        // First, so that a dropped body records its call before the inner body (and
+        // whatever the handler's stream holds) is dropped.
+        timer: Option<CallTimer>,
         #[pin]
         inner: B,
         frames: FrameCounter,
-        timer: Option<CallTimer>,
     }
 }
 
