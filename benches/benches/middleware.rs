@@ -104,7 +104,10 @@ fn added(iters: u64, mut with: impl FnMut() -> usize, mut without: impl FnMut() 
         with_total += start.elapsed();
         left -= n;
     }
-    with_total.saturating_sub(without_total)
+    // Never zero: criterion rejects a sample of zero time, which a busy machine's noise
+    // can produce when a sample has few iterations; 1 ns over a whole sample is far
+    // below what is measured.
+    with_total.saturating_sub(without_total).max(Duration::from_nanos(1))
 }
 
 /// Settings of a paired group: criterion plans its samples from the durations it is

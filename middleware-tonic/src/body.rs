@@ -7,8 +7,12 @@ use std::task::{Context, Poll};
 
 use bytes::Buf;
 use herd_core::grpc::{code, parse_code, CallTimer, FrameCounter, Messages};
+use http::HeaderName;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
+
+/// `grpc-status`, made once: looking a header up by `&str` parses the name each time.
+pub(crate) static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
 /// Messages of one data chunk: gRPC bodies are `Bytes`, one slice; a chunk in more
 /// slices than this is counted from its first ones, and its messages after them are
@@ -150,7 +154,7 @@ impl<B: Body> Body for ResponseBody<B> {
                 if let Some(data) = frame.data_ref() {
                     timer.messages().sent(count(this.frames, data));
                 } else if let Some(trailers) = frame.trailers_ref() {
-                    if let Some(status) = trailers.get("grpc-status") {
+                    if let Some(status) = trailers.get(&GRPC_STATUS) {
                         timer.code(parse_code(status.as_bytes()));
                     }
                 }

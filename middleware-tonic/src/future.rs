@@ -55,7 +55,7 @@ where
                 let timer = timer.map(|mut t| {
                     if response.status() != StatusCode::OK {
                         t.code(http_status_code(response.status().as_u16()));
-                    } else if let Some(status) = response.headers().get("grpc-status") {
+                    } else if let Some(status) = response.headers().get(&crate::body::GRPC_STATUS) {
                         t.code(parse_code(status.as_bytes()));
                     }
                     t
