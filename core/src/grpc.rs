@@ -558,7 +558,11 @@ impl GrpcMetrics {
                 .handled
                 .as_ref()
                 .map(|spec| {
-                    registry.counter(name(spec), spec.help).cardinality_limit(limit).labels(by_code).register()
+                    registry
+                        .counter(name(spec), spec.help)
+                        .cardinality_limit(limit)
+                        .labels(by_code)
+                        .register()
                 })
                 .transpose()?,
             received: counter(&names.msg_received)?,
@@ -566,7 +570,10 @@ impl GrpcMetrics {
             duration_by_method: (!names.duration_by_code)
                 .then(|| histogram().labels(by_method).register())
                 .transpose()?,
-            duration_by_code: names.duration_by_code.then(|| histogram().labels(by_code).register()).transpose()?,
+            duration_by_code: names
+                .duration_by_code
+                .then(|| histogram().labels(by_code).register())
+                .transpose()?,
         };
         let entry = |kind: &str, service: &str, method: &str| MethodEntry {
             labels: [names.type_value.unwrap_or(kind).into(), service.into(), method.into()],
@@ -606,12 +613,7 @@ impl GrpcMetrics {
         let start = Instant::now();
         let method = self.inner.index.get(path).copied().unwrap_or(0);
         self.inner.series(method).started.borrow().inc();
-        CallTimer {
-            messages: Messages { inner: self.inner.clone(), method },
-            start,
-            code: None,
-            done: false,
-        }
+        CallTimer { messages: Messages { inner: self.inner.clone(), method }, start, code: None, done: false }
     }
 }
 
@@ -865,7 +867,9 @@ mod tests {
         c.finish();
         assert_eq!(
             lines(&registry, "rpc_server_call_duration_seconds_count"),
-            [r#"rpc_server_call_duration_seconds_count{rpc_system="grpc",rpc_service="a.S",rpc_method="U",rpc_grpc_status_code="5"} 1"#]
+            [
+                r#"rpc_server_call_duration_seconds_count{rpc_system="grpc",rpc_service="a.S",rpc_method="U",rpc_grpc_status_code="5"} 1"#
+            ]
         );
         assert!(lines(&registry, "grpc_").is_empty());
     }
@@ -880,7 +884,9 @@ mod tests {
         }
         assert_eq!(
             lines(&registry, "grpc_server_started_total{"),
-            [r#"grpc_server_started_total{grpc_type="unknown",grpc_service="unknown",grpc_method="unknown"} 100"#]
+            [
+                r#"grpc_server_started_total{grpc_type="unknown",grpc_service="unknown",grpc_method="unknown"} 100"#
+            ]
         );
     }
 }

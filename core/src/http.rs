@@ -415,7 +415,10 @@ impl<M: Clone> Tracked<M> {
     where
         M: crate::metrics::Metric,
     {
-        Self { metric: family.with_labels(values).clone(), observer: observe(observer, family.desc(), &values) }
+        Self {
+            metric: family.with_labels(values).clone(),
+            observer: observe(observer, family.desc(), &values),
+        }
     }
 }
 

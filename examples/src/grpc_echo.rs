@@ -210,9 +210,9 @@ where
             "/test.Echo/Sum" => {
                 Box::pin(async move { Ok(Grpc::new(MsgCodec).client_streaming(Sum, req).await) })
             }
-            "/test.Echo/Forever" => Box::pin(async move {
-                Ok(Grpc::new(MsgCodec).server_streaming(Forever(forever), req).await)
-            }),
+            "/test.Echo/Forever" => {
+                Box::pin(async move { Ok(Grpc::new(MsgCodec).server_streaming(Forever(forever), req).await) })
+            }
             _ => Box::pin(async move { Ok(Status::unimplemented("").into_http()) }),
         }
     }
@@ -285,7 +285,11 @@ impl EchoClient {
     /// status it ended with.
     pub async fn server_stream(&mut self, path: &'static str, msg: Msg) -> Result<(u32, Code), BoxError> {
         self.ready().await?;
-        let mut s = match self.0.server_streaming(tonic::Request::new(msg), PathAndQuery::from_static(path), MsgCodec).await {
+        let mut s = match self
+            .0
+            .server_streaming(tonic::Request::new(msg), PathAndQuery::from_static(path), MsgCodec)
+            .await
+        {
             Ok(r) => r.into_inner(),
             Err(status) => return Ok((0, status.code())),
         };
@@ -303,7 +307,14 @@ impl EchoClient {
     pub async fn sum(&mut self, n: u32) -> Result<u32, BoxError> {
         self.ready().await?;
         let msgs = stream::iter((0..n).map(|n| Msg { text: String::new(), n, fail: false }));
-        let r = self.0.client_streaming(tonic::Request::new(msgs), PathAndQuery::from_static("/test.Echo/Sum"), MsgCodec).await?;
+        let r = self
+            .0
+            .client_streaming(
+                tonic::Request::new(msgs),
+                PathAndQuery::from_static("/test.Echo/Sum"),
+                MsgCodec,
+            )
+            .await?;
         Ok(r.into_inner().n)
     }
 
@@ -311,7 +322,8 @@ impl EchoClient {
     pub async fn read_two_and_cancel(&mut self) -> Result<(), BoxError> {
         self.ready().await?;
         let path = PathAndQuery::from_static("/test.Echo/Forever");
-        let mut s = self.0.server_streaming(tonic::Request::new(Msg::default()), path, MsgCodec).await?.into_inner();
+        let mut s =
+            self.0.server_streaming(tonic::Request::new(Msg::default()), path, MsgCodec).await?.into_inner();
         for _ in 0..2 {
             s.message().await?.ok_or("Forever ended early")?;
         }
@@ -342,7 +354,8 @@ pub async fn scenario(server: &Running) -> Result<(), BoxError> {
     }
     let missing = c.unary("/test.Echo/Unary", Msg { text: "missing".into(), n: 0, fail: false }).await?;
     expect_code(missing.err().map(|s| s.code()), Code::NotFound)?;
-    let (n, code) = c.server_stream("/test.Echo/Count", Msg { text: String::new(), n: 3, fail: true }).await?;
+    let (n, code) =
+        c.server_stream("/test.Echo/Count", Msg { text: String::new(), n: 3, fail: true }).await?;
     if (n, code) != (3, Code::DataLoss) {
         return Err(format!("Count gave {n} messages and {code:?}").into());
     }
@@ -372,7 +385,12 @@ fn expect_code(got: Option<Code>, want: Code) -> Result<(), BoxError> {
 /// `grpc_server_*_total` sample line, in the order herd encodes them (families by
 /// name, series in order of creation).
 pub fn scenario_counts(runs: u32) -> Vec<String> {
-    let t = |kind: &str, method: &str| format!(r#"grpc_type="{kind}",grpc_service="{}",grpc_method="{method}""#, if method == "unknown" { "unknown" } else { SERVICE });
+    let t = |kind: &str, method: &str| {
+        format!(
+            r#"grpc_type="{kind}",grpc_service="{}",grpc_method="{method}""#,
+            if method == "unknown" { "unknown" } else { SERVICE }
+        )
+    };
     let unary = t("unary", "Unary");
     let count = t("server_stream", "Count");
     let sum = t("client_stream", "Sum");

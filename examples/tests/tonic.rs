@@ -13,7 +13,10 @@ fn text(registry: &Registry) -> Result<String, std::string::FromUtf8Error> {
 }
 
 fn counters(text: &str) -> Vec<String> {
-    text.lines().filter(|l| l.starts_with("grpc_server_") && l.contains("_total{")).map(str::to_owned).collect()
+    text.lines()
+        .filter(|l| l.starts_with("grpc_server_") && l.contains("_total{"))
+        .map(str::to_owned)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use herd_core::http::{Preset, RedMetrics, RedOptions};
-use http::request::Parts;
 use herd_core::{Buckets, Observer, Registry, RegistryError};
+use http::request::Parts;
 use tower_layer::Layer;
 
 use crate::Metrics;

@@ -30,7 +30,12 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
         match flag.as_str() {
             "--dir" => dir = value.into(),
             "--workers" => workers = herd_examples::parse_flag(&flag, &value)?,
-            other => return Err(format!("unknown argument {other:?}; usage: grpc-fork-workers --dir DIR [--workers N]").into()),
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?}; usage: grpc-fork-workers --dir DIR [--workers N]"
+                )
+                .into())
+            }
         }
     }
     if dir.as_os_str().is_empty() {
