@@ -773,7 +773,7 @@ impl FrameCounter {
         done
     }
 
-    /// Feeds a chunk held in a [`bytes::Buf`]-like list of slices.
+    /// Feeds a chunk held in several slices (`bytes::Buf::chunks_vectored`).
     pub fn feed_vectored(&mut self, slices: &[IoSlice<'_>]) -> u64 {
         slices.iter().map(|s| self.feed(s)).sum()
     }
@@ -805,7 +805,7 @@ mod tests {
         for len in [0usize, 3, 300, 1] {
             body.push(0);
             body.extend_from_slice(&(len as u32).to_be_bytes());
-            body.extend(std::iter::repeat(7).take(len));
+            body.extend(std::iter::repeat_n(7, len));
         }
         for cut in 1..body.len() {
             let mut f = FrameCounter::new();
