@@ -754,6 +754,17 @@ impl FrameCounter {
                 }
                 continue;
             }
+            // A whole header in this chunk (the usual case): read it at once.
+            if self.header == 0 {
+                if let [_, a, b, c, d, ref rest @ ..] = *chunk {
+                    chunk = rest;
+                    match u32::from_be_bytes([a, b, c, d]) {
+                        0 => done += 1,
+                        len => self.remaining = u64::from(len),
+                    }
+                    continue;
+                }
+            }
             let Some((&byte, rest)) = chunk.split_first() else { break };
             chunk = rest;
             if self.header > 0 {
