@@ -398,39 +398,72 @@ impl RedOptions {
     }
 }
 
-/// A handle and the observer that mirrors its updates, if any.
-struct Tracked<M> {
-    metric: M,
-    observer: Option<Arc<dyn SeriesObserver>>,
+/// A handle and the observer that mirrors its updates, if any (shared with
+/// [`crate::grpc`]).
+pub(crate) struct Tracked<M> {
+    pub(crate) metric: M,
+    pub(crate) observer: Option<Arc<dyn SeriesObserver>>,
+}
+
+impl<M: Clone> Tracked<M> {
+    /// The series of `family` with `values`, mirrored to `observer`'s series if any.
+    pub(crate) fn new<const N: usize>(
+        family: &Family<M, N>,
+        values: [&str; N],
+        observer: Option<&Arc<dyn Observer>>,
+    ) -> Self
+    where
+        M: crate::metrics::Metric,
+    {
+        Self {
+            metric: family.with_labels(values).clone(),
+            observer: observe(observer, family.desc(), &values),
+        }
+    }
+}
+
+/// Asks `observer`, if any, for the series of `family` with these label values.
+pub(crate) fn observe(
+    observer: Option<&Arc<dyn Observer>>,
+    family: &crate::FamilyDesc,
+    values: &[&str],
+) -> Option<Arc<dyn SeriesObserver>> {
+    let labels = LabelSet::new(family.label_names.iter().cloned().zip(values.iter().copied())).ok()?;
+    observer?.series(family, &labels)
 }
 
 /// Borrowed [`Tracked`]: what recording works on, whether the series is cached or was
 /// looked up for this request only.
 #[derive(Clone, Copy)]
-struct Rec<'a, M> {
+pub(crate) struct Rec<'a, M> {
     metric: &'a M,
     observer: Option<&'a dyn SeriesObserver>,
 }
 
 impl<M> Tracked<M> {
-    fn borrow(&self) -> Rec<'_, M> {
+    pub(crate) fn borrow(&self) -> Rec<'_, M> {
         Rec { metric: &self.metric, observer: self.observer.as_deref() }
     }
 }
 
 impl Rec<'_, Counter> {
     #[inline]
-    fn inc(self) {
-        self.metric.inc();
+    pub(crate) fn inc(self) {
+        self.add(1);
+    }
+
+    #[inline]
+    pub(crate) fn add(self, n: u64) {
+        self.metric.inc_by(n);
         if let Some(o) = self.observer {
-            o.counter(1.0);
+            o.counter(n as f64);
         }
     }
 }
 
 impl Rec<'_, Histogram> {
     #[inline]
-    fn observe(self, v: f64) {
+    pub(crate) fn observe(self, v: f64) {
         self.metric.observe(v);
         if let Some(o) = self.observer {
             o.observe(v);
@@ -888,9 +921,7 @@ impl Inner {
 
     /// Asks the observer, if any, for the series of `family` with these label values.
     fn observe(&self, family: &crate::FamilyDesc, values: &[&str]) -> Option<Arc<dyn SeriesObserver>> {
-        let observer = self.observer.as_ref()?;
-        let labels = LabelSet::new(family.label_names.iter().cloned().zip(values.iter().copied())).ok()?;
-        observer.series(family, &labels)
+        observe(self.observer.as_ref(), family, values)
     }
 
     /// The in-flight series of a request whose route entry did not fit in the table.

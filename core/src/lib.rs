@@ -83,6 +83,7 @@ mod desc;
 pub mod encode;
 mod error;
 mod family;
+pub mod grpc;
 pub mod http;
 #[cfg(feature = "prometheus-client")]
 pub mod interop;

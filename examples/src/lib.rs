@@ -12,6 +12,7 @@ use std::str::FromStr;
 
 pub mod actix_app;
 pub mod axum_app;
+pub mod grpc_echo;
 pub mod prefork;
 
 use std::time::Duration;

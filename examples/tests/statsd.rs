@@ -275,3 +275,48 @@ fn requests_through_herd_axum_are_mirrored_to_a_real_statsd_exactly() -> TestRes
     runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(())
 }
+
+#[test]
+fn grpc_calls_through_herd_tonic_are_mirrored_to_a_real_statsd_exactly() -> TestResult {
+    use herd_examples::grpc_echo::{layer_builder, scenario, serve};
+
+    let statsd = StatsdServer::start()?;
+    let bridge = herd_statsd::StatsdBridge::udp(statsd.addr().to_string()).prefix("rpc").build()?;
+    let registry = herd_core::Registry::new();
+    let layer = layer_builder().observer(bridge.observer()).build(&registry)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runs = 3u64;
+    runtime
+        .block_on(async {
+            let server = serve(layer).await?;
+            for _ in 0..runs {
+                scenario(&server).await?;
+            }
+            server.stop().await
+        })
+        .map_err(|e| e.to_string())?;
+    bridge.flush()?;
+
+    let key = |family: &str, kind: &str, method: &str, code: &str| {
+        format!("rpc.{family};grpc_type={kind};grpc_service=test.Echo;grpc_method={method}{code}")
+    };
+    let want = [
+        (key("grpc_server_handled_total", "unary", "Unary", ";grpc_code=OK"), 2 * runs),
+        (key("grpc_server_handled_total", "unary", "Unary", ";grpc_code=NotFound"), runs),
+        (key("grpc_server_handled_total", "server_stream", "Count", ";grpc_code=DataLoss"), runs),
+        (key("grpc_server_handled_total", "server_stream", "Forever", ";grpc_code=Canceled"), runs),
+        (key("grpc_server_msg_sent_total", "server_stream", "Count", ""), 3 * runs),
+        (key("grpc_server_msg_received_total", "client_stream", "Sum", ""), 4 * runs),
+    ];
+    statsd.wait_until(Duration::from_secs(20), "every call", |t| {
+        want.iter().all(|(k, n)| t.counter(k) >= *n as f64)
+    })?;
+    let totals = statsd.settle(2)?;
+    for (k, n) in &want {
+        assert_eq!(totals.counter(k), *n as f64, "{k}: {totals:?}");
+    }
+    let timer = key("grpc_server_handling_seconds", "unary", "Unary", "");
+    assert_eq!(totals.timer_count(&timer), 3 * runs, "{totals:?}");
+    assert_eq!(totals.bad_lines(), 0.0, "{totals:?}");
+    Ok(())
+}

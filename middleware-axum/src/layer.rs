@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use herd_core::http::{Preset, RedMetrics, RedOptions};
 use herd_core::{Buckets, Observer, Registry, RegistryError};
+use http::request::Parts;
 use tower_layer::Layer;
 
 use crate::Metrics;
@@ -27,9 +28,22 @@ use crate::Metrics;
 /// let app: Router = Router::new().route("/hello", get(|| async { "hi" })).layer(layer);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MetricsLayer {
     metrics: RedMetrics,
+    route: Option<RouteFn>,
+}
+
+/// A hook giving a request's route label; see [`MetricsLayerBuilder::route_fn`].
+pub(crate) type RouteFn = Arc<dyn for<'a> Fn(&'a Parts) -> Option<&'a str> + Send + Sync>;
+
+impl std::fmt::Debug for MetricsLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsLayer")
+            .field("metrics", &self.metrics)
+            .field("route_fn", &self.route.is_some())
+            .finish()
+    }
 }
 
 impl MetricsLayer {
@@ -45,13 +59,13 @@ impl MetricsLayer {
 
     /// Settings for a layer.
     pub fn builder() -> MetricsLayerBuilder {
-        MetricsLayerBuilder { options: RedOptions::new() }
+        MetricsLayerBuilder { options: RedOptions::new(), route: None }
     }
 
     /// A layer recording into families already registered, for example shared with
     /// another adapter.
     pub fn from_metrics(metrics: RedMetrics) -> Self {
-        Self { metrics }
+        Self { metrics, route: None }
     }
 
     /// The families this layer records into.
@@ -64,7 +78,7 @@ impl<S> Layer<S> for MetricsLayer {
     type Service = Metrics<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Metrics::new(inner, self.metrics.clone())
+        Metrics::with_route_fn(inner, self.metrics.clone(), self.route.clone())
     }
 }
 
@@ -74,10 +88,20 @@ impl<S> Layer<S> for MetricsLayer {
 /// The defaults: Prometheus names (`http_requests_total`, ...), no prefix, the
 /// OpenTelemetry duration buckets, no body-size or time-to-headers histograms, no
 /// route excluded, 2,000 series per family, no observer.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use]
 pub struct MetricsLayerBuilder {
     options: RedOptions,
+    route: Option<RouteFn>,
+}
+
+impl std::fmt::Debug for MetricsLayerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsLayerBuilder")
+            .field("options", &self.options)
+            .field("route_fn", &self.route.is_some())
+            .finish()
+    }
 }
 
 impl MetricsLayerBuilder {
@@ -135,6 +159,36 @@ impl MetricsLayerBuilder {
         self
     }
 
+    /// Gives the route label of each request from its method, URI and headers, for
+    /// services that are not axum routers (a hyper or tower service, a tonic server):
+    /// `Some(route)` records the request under `route`, `None` falls back to axum's
+    /// `MatchedPath`, then to [`UNMATCHED_ROUTE`](herd_core::http::UNMATCHED_ROUTE).
+    ///
+    /// Return a fixed set of templates (`"/users/{id}"`, never the raw path): every
+    /// distinct value is a series, up to the cardinality limit.
+    ///
+    /// ```
+    /// use herd_axum::MetricsLayer;
+    ///
+    /// let registry = herd_core::Registry::new();
+    /// let layer = MetricsLayer::builder()
+    ///     .route_fn(|parts| match parts.uri.path() {
+    ///         "/" => Some("/"),
+    ///         p if p.starts_with("/users/") => Some("/users/{id}"),
+    ///         _ => None,
+    ///     })
+    ///     .build(&registry)?;
+    /// # drop(layer);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn route_fn<F>(mut self, route: F) -> Self
+    where
+        F: for<'a> Fn(&'a Parts) -> Option<&'a str> + Send + Sync + 'static,
+    {
+        self.route = Some(Arc::new(route));
+        self
+    }
+
     /// Registers the families into `registry` and returns the layer. The registry's
     /// storage decides where values live: in this process, or in a herd-mmap file that
     /// a multiprocess aggregator reads.
@@ -143,6 +197,7 @@ impl MetricsLayerBuilder {
     ///
     /// [`RegistryError`] when a name is taken or invalid, or the limit is zero.
     pub fn build(self, registry: &Registry) -> Result<MetricsLayer, RegistryError> {
-        RedMetrics::register(registry, self.options).map(MetricsLayer::from_metrics)
+        let route = self.route;
+        RedMetrics::register(registry, self.options).map(|metrics| MetricsLayer { metrics, route })
     }
 }

@@ -236,3 +236,63 @@ impl herd_core::Collector for CollectRegistry {
         out.extend(self.0.snapshot().families);
     }
 }
+
+#[test]
+fn route_fn_names_the_routes_of_a_plain_tower_service() {
+    let registry = Registry::new();
+    let layer = MetricsLayer::builder()
+        .route_fn(|parts| match parts.uri.path() {
+            "/health" => Some("/health"),
+            p if p.starts_with("/users/") && parts.method == http::Method::GET => Some("/users/{id}"),
+            _ => None,
+        })
+        .build(&registry)
+        .unwrap();
+    // Not an axum router: a bare tower service, as a hyper server would run it.
+    let plain = service_fn(|req: Request<Full<Bytes>>| {
+        let status = if req.uri().path() == "/nope" { StatusCode::NOT_FOUND } else { StatusCode::OK };
+        let mut response = Response::new(Full::new(Bytes::from_static(b"ok")));
+        *response.status_mut() = status;
+        ready(Ok::<_, Infallible>(response))
+    });
+    let svc = layer.layer(plain);
+    for path in ["/health", "/users/1", "/users/2", "/users/3", "/nope", "/random/9"] {
+        let req = Request::get(path).body(Full::new(Bytes::new())).unwrap();
+        let response = block_on(svc.clone().oneshot(req)).unwrap();
+        drain(response.into_body());
+    }
+    assert_eq!(
+        samples(&registry, "http_requests_total"),
+        [
+            r#"http_requests_total{method="GET",route="/health",status="200"} 1"#,
+            r#"http_requests_total{method="GET",route="/users/{id}",status="200"} 3"#,
+            r#"http_requests_total{method="GET",route="unmatched",status="404"} 1"#,
+            r#"http_requests_total{method="GET",route="unmatched",status="200"} 1"#,
+        ]
+    );
+}
+
+#[test]
+fn route_fn_falls_back_to_the_axum_template() {
+    let registry = Registry::new();
+    let layer = MetricsLayer::builder()
+        .route_fn(|parts| (parts.uri.path() == "/special").then_some("/special-route"))
+        .build(&registry)
+        .unwrap();
+    let app: Router = Router::new()
+        .route("/special", get(|| async { "s" }))
+        .route("/items/{id}", get(|| async { "i" }))
+        .layer(layer);
+    for path in ["/special", "/items/1"] {
+        let req = Request::get(path).body(Body::empty()).unwrap();
+        let response = block_on(app.clone().oneshot(req)).unwrap();
+        drain(response.into_body());
+    }
+    assert_eq!(
+        samples(&registry, "http_requests_total"),
+        [
+            r#"http_requests_total{method="GET",route="/special-route",status="200"} 1"#,
+            r#"http_requests_total{method="GET",route="/items/{id}",status="200"} 1"#,
+        ]
+    );
+}

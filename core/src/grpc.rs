@@ -1,0 +1,903 @@
+//! RED metrics for gRPC servers: the names, codes and per-call recording that
+//! herd-tonic (or any other gRPC adapter) records with.
+//!
+//! A gRPC adapter sees HTTP/2 requests whose path is `/package.Service/Method`, and
+//! responses whose status travels in a `grpc-status` header (a Trailers-Only response,
+//! an immediate error) or in the trailers at the end of the body. This module holds
+//! what does not depend on how those are read:
+//!
+//! - **Names** ([`Preset`], [`GrpcNames`]): go-grpc-prometheus's by default
+//!   (`grpc_server_started_total`, `grpc_server_handled_total`,
+//!   `grpc_server_msg_received_total`, `grpc_server_msg_sent_total`,
+//!   `grpc_server_handling_seconds`; labels `grpc_type`, `grpc_service`,
+//!   `grpc_method`, `grpc_code`), or OpenTelemetry's RPC semantic conventions.
+//! - **Bounded labels**: only methods declared in [`GrpcOptions`] are recorded under
+//!   their own names; any other path folds into [`UNKNOWN`] service and method, so
+//!   random method names cannot create series. Codes outside 0–16 fold into
+//!   `UNKNOWN` (2).
+//! - **[`GrpcMetrics`]** registers the families and starts a [`CallTimer`] per call;
+//!   a call's series are resolved once per (method, code) and cached, so a call
+//!   costs one hash of its path, two clock reads and a few atomic operations, and
+//!   allocates nothing.
+//! - **[`FrameCounter`]** counts the length-prefixed messages of a gRPC body.
+//!
+//! # When a call is counted
+//!
+//! Started when [`GrpcMetrics::start`] is called; handled **once**, with the first
+//! code given to [`CallTimer::code`] (from the headers or the trailers), when
+//! [`CallTimer::finish`] is called. A timer dropped before `finish` (the client
+//! cancelled, the connection closed) records [`code::CANCELLED`] unless a code was
+//! already known; a timer finished with no code records [`code::UNKNOWN`], as a
+//! client would see a response without `grpc-status`.
+//!
+//! # Examples
+//!
+//! ```
+//! use herd_core::grpc::{code, GrpcMetrics, GrpcOptions, RpcType};
+//! use herd_core::{Format, Registry};
+//!
+//! let registry = Registry::new();
+//! let options = GrpcOptions::new().method("/shop.Orders/Get", RpcType::Unary);
+//! let grpc = GrpcMetrics::register(&registry, options)?;
+//!
+//! let mut call = grpc.start("/shop.Orders/Get");
+//! call.messages().received(1);
+//! call.messages().sent(1);
+//! call.code(code::NOT_FOUND);
+//! call.finish();
+//! grpc.start("/shop.Orders/Nope").code(code::UNIMPLEMENTED);
+//!
+//! let text = String::from_utf8(registry.encode(Format::Text))?;
+//! let handled: Vec<&str> = text.lines().filter(|l| l.starts_with("grpc_server_handled_total{")).collect();
+//! assert_eq!(handled, [
+//!     r#"grpc_server_handled_total{grpc_type="unary",grpc_service="shop.Orders",grpc_method="Get",grpc_code="NotFound"} 1"#,
+//!     r#"grpc_server_handled_total{grpc_type="unknown",grpc_service="unknown",grpc_method="unknown",grpc_code="Unimplemented"} 1"#,
+//! ]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::IoSlice;
+use std::sync::Arc;
+use std::time::Instant;
+
+use once_cell::race::OnceBox;
+
+use crate::error::RegistryError;
+use crate::family::{Family, DEFAULT_CARDINALITY_LIMIT};
+use crate::http::{Tracked, DURATION_BUCKETS};
+use crate::metrics::{Buckets, Counter, Histogram};
+use crate::observe::Observer;
+use crate::registry::Registry;
+
+/// The service, method and type label of a call to a method that was not declared.
+pub const UNKNOWN: &str = "unknown";
+
+/// gRPC status codes, as numbers (`grpc-status` values).
+pub mod code {
+    /// Not an error.
+    pub const OK: u8 = 0;
+    /// The call was cancelled, typically by the caller.
+    pub const CANCELLED: u8 = 1;
+    /// Unknown error; also any code outside 0–16.
+    pub const UNKNOWN: u8 = 2;
+    /// The client gave an invalid argument.
+    pub const INVALID_ARGUMENT: u8 = 3;
+    /// The deadline expired.
+    pub const DEADLINE_EXCEEDED: u8 = 4;
+    /// Some requested entity was not found.
+    pub const NOT_FOUND: u8 = 5;
+    /// The entity a client tried to create exists.
+    pub const ALREADY_EXISTS: u8 = 6;
+    /// The caller may not do this.
+    pub const PERMISSION_DENIED: u8 = 7;
+    /// Some resource is exhausted.
+    pub const RESOURCE_EXHAUSTED: u8 = 8;
+    /// The system is not in a state required for the operation.
+    pub const FAILED_PRECONDITION: u8 = 9;
+    /// The operation was aborted.
+    pub const ABORTED: u8 = 10;
+    /// Out of range.
+    pub const OUT_OF_RANGE: u8 = 11;
+    /// The method is not implemented (an unknown method).
+    pub const UNIMPLEMENTED: u8 = 12;
+    /// Internal error.
+    pub const INTERNAL: u8 = 13;
+    /// The service is unavailable.
+    pub const UNAVAILABLE: u8 = 14;
+    /// Unrecoverable data loss.
+    pub const DATA_LOSS: u8 = 15;
+    /// The caller is not authenticated.
+    pub const UNAUTHENTICATED: u8 = 16;
+}
+
+/// Number of gRPC codes.
+const CODES: usize = 17;
+
+/// The codes as go-grpc-prometheus labels them (Go's `codes.Code.String()`).
+pub const GO_CODE_NAMES: [&str; CODES] = [
+    "OK",
+    "Canceled",
+    "Unknown",
+    "InvalidArgument",
+    "DeadlineExceeded",
+    "NotFound",
+    "AlreadyExists",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "FailedPrecondition",
+    "Aborted",
+    "OutOfRange",
+    "Unimplemented",
+    "Internal",
+    "Unavailable",
+    "DataLoss",
+    "Unauthenticated",
+];
+
+/// The codes as OpenTelemetry labels them: the number.
+pub const NUMERIC_CODE_NAMES: [&str; CODES] =
+    ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16"];
+
+/// The code of a `grpc-status` value: its number, or [`code::UNKNOWN`] when it is not
+/// a number from 0 to 16.
+///
+/// ```
+/// use herd_core::grpc::{code, parse_code};
+/// assert_eq!(parse_code(b"0"), code::OK);
+/// assert_eq!(parse_code(b"5"), code::NOT_FOUND);
+/// assert_eq!(parse_code(b"17"), code::UNKNOWN);
+/// assert_eq!(parse_code(b"x"), code::UNKNOWN);
+/// ```
+#[inline]
+pub fn parse_code(value: &[u8]) -> u8 {
+    match value {
+        [d @ b'0'..=b'9'] => d - b'0',
+        [b'1', d @ b'0'..=b'6'] => 10 + (d - b'0'),
+        _ => code::UNKNOWN,
+    }
+}
+
+/// The code of a response that is not gRPC (its HTTP status is not 200), as gRPC's
+/// "HTTP to gRPC status code mapping" gives it.
+///
+/// ```
+/// use herd_core::grpc::{code, http_status_code};
+/// assert_eq!(http_status_code(404), code::UNIMPLEMENTED);
+/// assert_eq!(http_status_code(503), code::UNAVAILABLE);
+/// assert_eq!(http_status_code(418), code::UNKNOWN);
+/// ```
+pub fn http_status_code(status: u16) -> u8 {
+    match status {
+        400 => code::INTERNAL,
+        401 => code::UNAUTHENTICATED,
+        403 => code::PERMISSION_DENIED,
+        404 => code::UNIMPLEMENTED,
+        429 | 502 | 503 | 504 => code::UNAVAILABLE,
+        _ => code::UNKNOWN,
+    }
+}
+
+/// The kind of a method, as go-grpc-prometheus's `grpc_type` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RpcType {
+    /// One request, one response.
+    Unary,
+    /// A stream of requests, one response.
+    ClientStream,
+    /// One request, a stream of responses.
+    ServerStream,
+    /// Streams both ways.
+    BidiStream,
+}
+
+impl RpcType {
+    /// The `grpc_type` label value.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Unary => "unary",
+            Self::ClientStream => "client_stream",
+            Self::ServerStream => "server_stream",
+            Self::BidiStream => "bidi_stream",
+        }
+    }
+}
+
+/// One family's name and HELP text.
+pub use crate::http::MetricSpec;
+
+/// The names of every family and label a [`Preset`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GrpcNames {
+    /// Calls started, by type, service and method.
+    pub started: MetricSpec,
+    /// Calls handled, by type, service, method and code; `None` in presets that count
+    /// calls as the duration histogram's `_count`.
+    pub handled: Option<MetricSpec>,
+    /// Request messages received, by type, service and method.
+    pub msg_received: MetricSpec,
+    /// Response messages sent, by type, service and method.
+    pub msg_sent: MetricSpec,
+    /// Call duration histogram.
+    pub duration: MetricSpec,
+    /// Whether the duration histogram has the code label (OpenTelemetry) or not
+    /// (go-grpc-prometheus).
+    pub duration_by_code: bool,
+    /// The label holding the type; see [`type_value`](Self::type_value).
+    pub type_label: &'static str,
+    /// When set, the type label holds this value for every call (OpenTelemetry's
+    /// `rpc_system="grpc"`) instead of the method's [`RpcType`].
+    pub type_value: Option<&'static str>,
+    /// The label holding the service.
+    pub service_label: &'static str,
+    /// The label holding the method.
+    pub method_label: &'static str,
+    /// The label holding the code.
+    pub code_label: &'static str,
+    /// The code label values, indexed by code.
+    pub code_names: &'static [&'static str; CODES],
+}
+
+/// Which names the families get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Preset {
+    /// go-grpc-prometheus's names: `grpc_server_started_total`,
+    /// `grpc_server_handled_total`, `grpc_server_msg_received_total`,
+    /// `grpc_server_msg_sent_total`, `grpc_server_handling_seconds` (without the code
+    /// label, as there); labels `grpc_type`, `grpc_service`, `grpc_method`, `grpc_code`
+    /// with Go's code names (`OK`, `NotFound`, `Canceled`, `Unimplemented`, ...).
+    #[default]
+    GoGrpcPrometheus,
+    /// OpenTelemetry's RPC semantic conventions as a Prometheus exporter names them:
+    /// `rpc_server_call_duration_seconds` with labels `rpc_system` (always `grpc`),
+    /// `rpc_service`, `rpc_method`, `rpc_grpc_status_code` (the number). Calls are
+    /// counted as the histogram's `_count`. The conventions have no started or
+    /// message counters; herd adds `rpc_server_calls_started_total`,
+    /// `rpc_server_messages_received_total` and `rpc_server_messages_sent_total`.
+    OpenTelemetry,
+}
+
+const GO_NAMES: GrpcNames = GrpcNames {
+    started: MetricSpec { name: "grpc_server_started_total", help: "Total number of RPCs started on the server." },
+    handled: Some(MetricSpec {
+        name: "grpc_server_handled_total",
+        help: "Total number of RPCs completed on the server, regardless of success or failure.",
+    }),
+    msg_received: MetricSpec {
+        name: "grpc_server_msg_received_total",
+        help: "Total number of RPC stream messages received on the server.",
+    },
+    msg_sent: MetricSpec {
+        name: "grpc_server_msg_sent_total",
+        help: "Total number of gRPC stream messages sent by the server.",
+    },
+    duration: MetricSpec {
+        name: "grpc_server_handling_seconds",
+        help: "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+    },
+    duration_by_code: false,
+    type_label: "grpc_type",
+    type_value: None,
+    service_label: "grpc_service",
+    method_label: "grpc_method",
+    code_label: "grpc_code",
+    code_names: &GO_CODE_NAMES,
+};
+
+const OTEL_NAMES: GrpcNames = GrpcNames {
+    started: MetricSpec { name: "rpc_server_calls_started_total", help: "RPCs started on the server." },
+    handled: None,
+    msg_received: MetricSpec {
+        name: "rpc_server_messages_received_total",
+        help: "RPC request messages received by the server.",
+    },
+    msg_sent: MetricSpec { name: "rpc_server_messages_sent_total", help: "RPC response messages sent by the server." },
+    duration: MetricSpec {
+        name: "rpc_server_call_duration_seconds",
+        help: "Time from an RPC's arrival until its last response frame was sent or the call was dropped, in seconds.",
+    },
+    duration_by_code: true,
+    type_label: "rpc_system",
+    type_value: Some("grpc"),
+    service_label: "rpc_service",
+    method_label: "rpc_method",
+    code_label: "rpc_grpc_status_code",
+    code_names: &NUMERIC_CODE_NAMES,
+};
+
+impl Preset {
+    /// The names this preset gives families and labels.
+    pub const fn names(self) -> &'static GrpcNames {
+        match self {
+            Self::GoGrpcPrometheus => &GO_NAMES,
+            Self::OpenTelemetry => &OTEL_NAMES,
+        }
+    }
+}
+
+/// How [`GrpcMetrics`] registers its families, and which methods it knows.
+#[derive(Clone)]
+#[must_use]
+pub struct GrpcOptions {
+    prefix: Option<String>,
+    preset: Preset,
+    duration_buckets: Option<Buckets>,
+    methods: Vec<(String, RpcType)>,
+    cardinality_limit: usize,
+    observer: Option<Arc<dyn Observer>>,
+}
+
+impl fmt::Debug for GrpcOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GrpcOptions")
+            .field("prefix", &self.prefix)
+            .field("preset", &self.preset)
+            .field("duration_buckets", &self.duration_buckets)
+            .field("methods", &self.methods)
+            .field("cardinality_limit", &self.cardinality_limit)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
+}
+
+impl Default for GrpcOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl GrpcOptions {
+    /// The defaults: go-grpc-prometheus names, no prefix, the OpenTelemetry duration
+    /// buckets ([`DURATION_BUCKETS`]), no method declared (every call is
+    /// [`UNKNOWN`]), 2,000 series per family, no observer.
+    pub fn new() -> Self {
+        Self {
+            prefix: None,
+            preset: Preset::GoGrpcPrometheus,
+            duration_buckets: None,
+            methods: Vec::new(),
+            cardinality_limit: DEFAULT_CARDINALITY_LIMIT,
+            observer: None,
+        }
+    }
+
+    /// Prepends `prefix_` to every family name.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// The names to use; [`Preset::GoGrpcPrometheus`] unless set.
+    pub fn preset(mut self, preset: Preset) -> Self {
+        self.preset = preset;
+        self
+    }
+
+    /// Bucket bounds of the duration histogram, in seconds.
+    pub fn duration_buckets(mut self, buckets: Buckets) -> Self {
+        self.duration_buckets = Some(buckets);
+        self
+    }
+
+    /// Declares a method by its path, `/package.Service/Method`, so that its calls
+    /// are recorded under its service and method names with this type. Calls to any
+    /// other path are recorded as [`UNKNOWN`]. A path not of that form is ignored.
+    pub fn method(mut self, path: impl Into<String>, kind: RpcType) -> Self {
+        self.methods.push((path.into(), kind));
+        self
+    }
+
+    /// Declares every method of `service` (`package.Service`): `methods` are the
+    /// method names and types.
+    pub fn service(mut self, service: &str, methods: &[(&str, RpcType)]) -> Self {
+        for (method, kind) in methods {
+            self.methods.push((format!("/{service}/{method}"), *kind));
+        }
+        self
+    }
+
+    /// Series per family before new label sets fold into the overflow series.
+    pub fn cardinality_limit(mut self, limit: usize) -> Self {
+        self.cardinality_limit = limit;
+        self
+    }
+
+    /// Reports every update to `observer` as well (a StatsD sender, say).
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+}
+
+/// Splits `/package.Service/Method` into service and method.
+fn split_path(path: &str) -> Option<(&str, &str)> {
+    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+    (!service.is_empty() && !method.is_empty() && !method.contains('/')).then_some((service, method))
+}
+
+struct Families {
+    names: &'static GrpcNames,
+    started: Family<Counter, 3>,
+    handled: Option<Family<Counter, 4>>,
+    received: Family<Counter, 3>,
+    sent: Family<Counter, 3>,
+    duration_by_method: Option<Family<Histogram, 3>>,
+    duration_by_code: Option<Family<Histogram, 4>>,
+}
+
+/// The series of one method that do not depend on the code.
+struct MethodSeries {
+    started: Tracked<Counter>,
+    received: Tracked<Counter>,
+    sent: Tracked<Counter>,
+    duration: Option<Tracked<Histogram>>,
+}
+
+/// The series of one (method, code).
+struct CodeSeries {
+    handled: Option<Tracked<Counter>>,
+    duration: Option<Tracked<Histogram>>,
+}
+
+/// A known method (or the [`UNKNOWN`] one, at index 0), its series made on first use.
+struct MethodEntry {
+    labels: [Box<str>; 3],
+    series: OnceBox<MethodSeries>,
+    codes: [OnceBox<CodeSeries>; CODES],
+}
+
+struct Inner {
+    families: Families,
+    observer: Option<Arc<dyn Observer>>,
+    methods: Box<[MethodEntry]>,
+    index: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
+}
+
+impl Inner {
+    fn entry(&self, method: u32) -> &MethodEntry {
+        // Indices come from `index` or are 0; the table is never empty.
+        &self.methods[method as usize]
+    }
+
+    #[inline]
+    fn series(&self, method: u32) -> &MethodSeries {
+        let e = self.entry(method);
+        e.series.get_or_init(|| Box::new(self.new_series(e)))
+    }
+
+    #[cold]
+    fn new_series(&self, e: &MethodEntry) -> MethodSeries {
+        let [t, s, m] = &e.labels;
+        let labels = [&**t, &**s, &**m];
+        let f = &self.families;
+        let obs = self.observer.as_ref();
+        MethodSeries {
+            started: Tracked::new(&f.started, labels, obs),
+            received: Tracked::new(&f.received, labels, obs),
+            sent: Tracked::new(&f.sent, labels, obs),
+            duration: f.duration_by_method.as_ref().map(|h| Tracked::new(h, labels, obs)),
+        }
+    }
+
+    #[inline]
+    fn code_series(&self, method: u32, code: u8) -> &CodeSeries {
+        let e = self.entry(method);
+        let code = usize::from(code).min(CODES - 1);
+        e.codes[code].get_or_init(|| Box::new(self.new_code_series(e, code)))
+    }
+
+    #[cold]
+    fn new_code_series(&self, e: &MethodEntry, code: usize) -> CodeSeries {
+        let [t, s, m] = &e.labels;
+        let labels = [&**t, &**s, &**m, self.families.names.code_names[code]];
+        let f = &self.families;
+        let obs = self.observer.as_ref();
+        CodeSeries {
+            handled: f.handled.as_ref().map(|c| Tracked::new(c, labels, obs)),
+            duration: f.duration_by_code.as_ref().map(|h| Tracked::new(h, labels, obs)),
+        }
+    }
+}
+
+/// The families of gRPC metrics, registered once. Cheap to clone: clones share
+/// everything.
+///
+/// See the [module documentation](self) for the names, labels and when a call is
+/// counted.
+#[derive(Clone)]
+pub struct GrpcMetrics {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for GrpcMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GrpcMetrics")
+            .field("preset", &self.inner.families.names.started.name)
+            .field("methods", &self.inner.methods.len())
+            .finish()
+    }
+}
+
+impl GrpcMetrics {
+    /// Registers the families `options` describe into `registry`.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError`] when a name is taken or invalid, or the limit is zero.
+    pub fn register(registry: &Registry, options: GrpcOptions) -> Result<Self, RegistryError> {
+        let names = options.preset.names();
+        let name = |spec: &MetricSpec| match &options.prefix {
+            Some(p) => format!("{p}_{}", spec.name),
+            None => spec.name.to_owned(),
+        };
+        let limit = options.cardinality_limit;
+        let by_method = [names.type_label, names.service_label, names.method_label];
+        let by_code = [names.type_label, names.service_label, names.method_label, names.code_label];
+        let bounds = options
+            .duration_buckets
+            .clone()
+            .unwrap_or_else(|| Buckets::new(DURATION_BUCKETS).unwrap_or_default());
+        let counter = |spec: &MetricSpec| {
+            registry.counter(name(spec), spec.help).cardinality_limit(limit).labels(by_method).register()
+        };
+        let histogram = || {
+            registry
+                .histogram(name(&names.duration), names.duration.help)
+                .unit("seconds")
+                .buckets(bounds.clone())
+                .cardinality_limit(limit)
+        };
+        let families = Families {
+            names,
+            started: counter(&names.started)?,
+            handled: names
+                .handled
+                .as_ref()
+                .map(|spec| {
+                    registry
+                        .counter(name(spec), spec.help)
+                        .cardinality_limit(limit)
+                        .labels(by_code)
+                        .register()
+                })
+                .transpose()?,
+            received: counter(&names.msg_received)?,
+            sent: counter(&names.msg_sent)?,
+            duration_by_method: (!names.duration_by_code)
+                .then(|| histogram().labels(by_method).register())
+                .transpose()?,
+            duration_by_code: names
+                .duration_by_code
+                .then(|| histogram().labels(by_code).register())
+                .transpose()?,
+        };
+        let entry = |kind: &str, service: &str, method: &str| MethodEntry {
+            labels: [names.type_value.unwrap_or(kind).into(), service.into(), method.into()],
+            series: OnceBox::new(),
+            codes: Default::default(),
+        };
+        let mut methods = vec![entry(UNKNOWN, UNKNOWN, UNKNOWN)];
+        let mut index = HashMap::with_hasher(foldhash::fast::RandomState::default());
+        for (path, kind) in &options.methods {
+            let Some((service, method)) = split_path(path) else { continue };
+            if index.contains_key(path.as_str()) {
+                continue;
+            }
+            index.insert(path.as_str().into(), methods.len() as u32);
+            methods.push(entry(kind.label(), service, method));
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                families,
+                observer: options.observer,
+                methods: methods.into_boxed_slice(),
+                index,
+            }),
+        })
+    }
+
+    /// The names in use.
+    pub fn names(&self) -> &'static GrpcNames {
+        self.inner.families.names
+    }
+
+    /// Starts recording a call to `path` (the request's path, `/package.Service/Method`):
+    /// counts it started and starts its clock. An undeclared path records as
+    /// [`UNKNOWN`].
+    #[inline]
+    pub fn start(&self, path: &str) -> CallTimer {
+        let start = Instant::now();
+        let method = self.inner.index.get(path).copied().unwrap_or(0);
+        self.inner.series(method).started.borrow().inc();
+        CallTimer { messages: Messages { inner: self.inner.clone(), method }, start, code: None, done: false }
+    }
+}
+
+/// Counts a call's messages; a clone goes into the request body.
+#[derive(Clone)]
+pub struct Messages {
+    inner: Arc<Inner>,
+    method: u32,
+}
+
+impl fmt::Debug for Messages {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [t, s, m] = &self.inner.entry(self.method).labels;
+        f.debug_struct("Messages").field("type", t).field("service", s).field("method", m).finish()
+    }
+}
+
+impl Messages {
+    /// `n` more request messages were received.
+    #[inline]
+    pub fn received(&self, n: u64) {
+        if n > 0 {
+            self.inner.series(self.method).received.borrow().add(n);
+        }
+    }
+
+    /// `n` more response messages were sent.
+    #[inline]
+    pub fn sent(&self, n: u64) {
+        if n > 0 {
+            self.inner.series(self.method).sent.borrow().add(n);
+        }
+    }
+}
+
+/// One call being recorded, from [`GrpcMetrics::start`] until its response ends.
+#[must_use = "a call is recorded when its timer is finished or dropped"]
+pub struct CallTimer {
+    messages: Messages,
+    start: Instant,
+    code: Option<u8>,
+    done: bool,
+}
+
+impl fmt::Debug for CallTimer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallTimer")
+            .field("messages", &self.messages)
+            .field("start", &self.start)
+            .field("code", &self.code)
+            .finish()
+    }
+}
+
+impl CallTimer {
+    /// The call's message counter.
+    pub fn messages(&self) -> &Messages {
+        &self.messages
+    }
+
+    /// The call's status code is known (from `grpc-status` in the headers or the
+    /// trailers). Only the first call counts.
+    #[inline]
+    pub fn code(&mut self, code: u8) {
+        if self.code.is_none() {
+            self.code = Some(code);
+        }
+    }
+
+    /// Whether a code is known.
+    pub fn has_code(&self) -> bool {
+        self.code.is_some()
+    }
+
+    /// The response ended: records the call with its code, or [`code::UNKNOWN`] if
+    /// none was given.
+    #[inline]
+    pub fn finish(mut self) {
+        self.record(code::UNKNOWN);
+    }
+
+    fn record(&mut self, missing: u8) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let seconds = self.start.elapsed().as_secs_f64();
+        let code = self.code.unwrap_or(missing);
+        let inner = &*self.messages.inner;
+        let method = self.messages.method;
+        if let Some(h) = &inner.series(method).duration {
+            h.borrow().observe(seconds);
+        }
+        let c = inner.code_series(method, code);
+        if let Some(h) = &c.handled {
+            h.borrow().inc();
+        }
+        if let Some(h) = &c.duration {
+            h.borrow().observe(seconds);
+        }
+    }
+}
+
+impl Drop for CallTimer {
+    fn drop(&mut self) {
+        self.record(code::CANCELLED);
+    }
+}
+
+/// Counts the messages of a gRPC body (each a 1-byte flag, a 4-byte big-endian
+/// length, then that many bytes) across chunks cut anywhere.
+#[derive(Debug, Clone, Default)]
+pub struct FrameCounter {
+    /// Header bytes seen of the current message, 0–5.
+    header: u8,
+    /// The length being read from the header.
+    len: u32,
+    /// Payload bytes still to come of the current message.
+    remaining: u64,
+}
+
+impl FrameCounter {
+    /// A counter at the start of a body.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds the next chunk of the body; returns how many messages it completed.
+    #[inline]
+    pub fn feed(&mut self, mut chunk: &[u8]) -> u64 {
+        let mut done = 0;
+        while !chunk.is_empty() {
+            if self.remaining > 0 {
+                let take = (chunk.len() as u64).min(self.remaining);
+                self.remaining -= take;
+                chunk = chunk.get(take as usize..).unwrap_or_default();
+                if self.remaining == 0 {
+                    done += 1;
+                }
+                continue;
+            }
+            // A whole header in this chunk (the usual case): read it at once.
+            if self.header == 0 {
+                if let [_, a, b, c, d, ref rest @ ..] = *chunk {
+                    chunk = rest;
+                    match u32::from_be_bytes([a, b, c, d]) {
+                        0 => done += 1,
+                        len => self.remaining = u64::from(len),
+                    }
+                    continue;
+                }
+            }
+            let Some((&byte, rest)) = chunk.split_first() else { break };
+            chunk = rest;
+            if self.header > 0 {
+                self.len = (self.len << 8) | u32::from(byte);
+            }
+            self.header += 1;
+            if self.header == 5 {
+                self.header = 0;
+                if self.len == 0 {
+                    done += 1;
+                } else {
+                    self.remaining = u64::from(self.len);
+                }
+                self.len = 0;
+            }
+        }
+        done
+    }
+
+    /// Feeds a chunk held in several slices (`bytes::Buf::chunks_vectored`).
+    pub fn feed_vectored(&mut self, slices: &[IoSlice<'_>]) -> u64 {
+        slices.iter().map(|s| self.feed(s)).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Format;
+
+    fn lines(registry: &Registry, prefix: &str) -> Vec<String> {
+        let text = String::from_utf8(registry.encode(Format::Text)).unwrap_or_default();
+        text.lines().filter(|l| l.starts_with(prefix)).map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn codes_parse_and_fold() {
+        for c in 0..=16u8 {
+            assert_eq!(parse_code(c.to_string().as_bytes()), c);
+        }
+        for bad in [&b""[..], b"17", b"99", b"-1", b"00x", b" 1", b"01"] {
+            assert_eq!(parse_code(bad), code::UNKNOWN, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn frames_are_counted_across_any_cut() {
+        let mut body = Vec::new();
+        for len in [0usize, 3, 300, 1] {
+            body.push(0);
+            body.extend_from_slice(&(len as u32).to_be_bytes());
+            body.extend(std::iter::repeat_n(7, len));
+        }
+        for cut in 1..body.len() {
+            let mut f = FrameCounter::new();
+            let n: u64 = body.chunks(cut).map(|c| f.feed(c)).sum();
+            assert_eq!(n, 4, "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn calls_count_once_with_their_code_and_cancel_when_dropped() {
+        let registry = Registry::new();
+        let grpc = GrpcMetrics::register(
+            &registry,
+            GrpcOptions::new().service("a.S", &[("U", RpcType::Unary), ("Ss", RpcType::ServerStream)]),
+        )
+        .unwrap();
+        let mut ok = grpc.start("/a.S/U");
+        ok.code(code::OK);
+        ok.code(code::INTERNAL);
+        ok.finish();
+        let s = grpc.start("/a.S/Ss");
+        s.messages().sent(3);
+        drop(s);
+        grpc.start("/a.S/U").finish();
+        assert_eq!(
+            lines(&registry, "grpc_server_handled_total{"),
+            [
+                r#"grpc_server_handled_total{grpc_type="unary",grpc_service="a.S",grpc_method="U",grpc_code="OK"} 1"#,
+                r#"grpc_server_handled_total{grpc_type="server_stream",grpc_service="a.S",grpc_method="Ss",grpc_code="Canceled"} 1"#,
+                r#"grpc_server_handled_total{grpc_type="unary",grpc_service="a.S",grpc_method="U",grpc_code="Unknown"} 1"#,
+            ]
+        );
+        assert_eq!(
+            lines(&registry, "grpc_server_msg_sent_total{"),
+            [
+                r#"grpc_server_msg_sent_total{grpc_type="unary",grpc_service="a.S",grpc_method="U"} 0"#,
+                r#"grpc_server_msg_sent_total{grpc_type="server_stream",grpc_service="a.S",grpc_method="Ss"} 3"#,
+            ]
+        );
+        assert_eq!(
+            lines(&registry, "grpc_server_handling_seconds_count"),
+            [
+                r#"grpc_server_handling_seconds_count{grpc_type="unary",grpc_service="a.S",grpc_method="U"} 2"#,
+                r#"grpc_server_handling_seconds_count{grpc_type="server_stream",grpc_service="a.S",grpc_method="Ss"} 1"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn the_opentelemetry_preset_renames_everything() {
+        let registry = Registry::new();
+        let grpc = GrpcMetrics::register(
+            &registry,
+            GrpcOptions::new().preset(Preset::OpenTelemetry).method("/a.S/U", RpcType::Unary),
+        )
+        .unwrap();
+        let mut c = grpc.start("/a.S/U");
+        c.code(code::NOT_FOUND);
+        c.finish();
+        assert_eq!(
+            lines(&registry, "rpc_server_call_duration_seconds_count"),
+            [
+                r#"rpc_server_call_duration_seconds_count{rpc_system="grpc",rpc_service="a.S",rpc_method="U",rpc_grpc_status_code="5"} 1"#
+            ]
+        );
+        assert!(lines(&registry, "grpc_").is_empty());
+    }
+
+    #[test]
+    fn undeclared_and_malformed_paths_fold_into_one_series() {
+        let registry = Registry::new();
+        let grpc = GrpcMetrics::register(&registry, GrpcOptions::new().method("not a path", RpcType::Unary))
+            .unwrap();
+        for i in 0..100 {
+            grpc.start(&format!("/x{i}.S/M{i}")).code(code::UNIMPLEMENTED);
+        }
+        assert_eq!(
+            lines(&registry, "grpc_server_started_total{"),
+            [
+                r#"grpc_server_started_total{grpc_type="unknown",grpc_service="unknown",grpc_method="unknown"} 100"#
+            ]
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! [`RequestBody`] and [`ResponseBody`]: message counts, and the code in the trailers.
+
+use std::fmt;
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Buf;
+use herd_core::grpc::{code, parse_code, CallTimer, FrameCounter, Messages};
+use http::HeaderName;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+
+/// `grpc-status`, made once: looking a header up by `&str` parses the name each time.
+pub(crate) static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+
+/// Messages of one data chunk: gRPC bodies are `Bytes`, one slice; a chunk in more
+/// slices than this is counted from its first ones, and its messages after them are
+/// missed (counts only, never the code).
+const SLICES: usize = 4;
+
+fn count<D: Buf>(frames: &mut FrameCounter, data: &D) -> u64 {
+    let mut slices = [IoSlice::new(&[]); SLICES];
+    let n = data.chunks_vectored(&mut slices);
+    frames.feed_vectored(slices.get(..n).unwrap_or_default())
+}
+
+pin_project! {
+    /// The request body the inner service reads: counts request messages as they
+    /// arrive.
+    pub struct RequestBody<B> {
+        #[pin]
+        inner: B,
+        frames: FrameCounter,
+        messages: Messages,
+    }
+}
+
+impl<B> RequestBody<B> {
+    pub(crate) fn new(inner: B, messages: Messages) -> Self {
+        Self { inner, frames: FrameCounter::new(), messages }
+    }
+
+    /// The inner body.
+    pub fn get_ref(&self) -> &B {
+        &self.inner
+    }
+
+    /// Unwraps the inner body; messages read from it no longer count.
+    pub fn into_inner(self) -> B {
+        self.inner
+    }
+}
+
+impl<B> fmt::Debug for RequestBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestBody").field("messages", &self.messages).finish_non_exhaustive()
+    }
+}
+
+impl<B: Body> Body for RequestBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    #[inline]
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                this.messages.received(count(this.frames, data));
+            }
+        }
+        polled
+    }
+
+    #[inline]
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    #[inline]
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pin_project! {
+    /// The response body of [`Metrics`](crate::Metrics): counts response messages,
+    /// reads `grpc-status` from the trailers, and records the call at its end.
+    ///
+    /// Dropped before its end (the client cancelled mid-stream, the connection
+    /// closed), it records the call as `CANCELLED`, unless its code was already known
+    /// from the headers.
+    pub struct ResponseBody<B> {
+        // First, so that a dropped body records its call before the inner body (and
+        // whatever the handler's stream holds) is dropped.
+        timer: Option<CallTimer>,
+        #[pin]
+        inner: B,
+        frames: FrameCounter,
+    }
+}
+
+impl<B: Body> ResponseBody<B> {
+    pub(crate) fn new(inner: B, mut timer: Option<CallTimer>) -> Self {
+        // A Trailers-Only response has an empty body that may never be polled.
+        if inner.is_end_stream() {
+            if let Some(t) = timer.take() {
+                t.finish();
+            }
+        }
+        Self { inner, frames: FrameCounter::new(), timer }
+    }
+}
+
+impl<B> ResponseBody<B> {
+    /// The inner body.
+    pub fn get_ref(&self) -> &B {
+        &self.inner
+    }
+
+    /// Unwraps the inner body; its call is recorded now, as `CANCELLED` unless its
+    /// code was known.
+    pub fn into_inner(self) -> B {
+        self.inner
+    }
+}
+
+impl<B> fmt::Debug for ResponseBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseBody").field("timer", &self.timer).finish_non_exhaustive()
+    }
+}
+
+impl<B: Body> Body for ResponseBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    #[inline]
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let mut this = self.project();
+        let polled = this.inner.as_mut().poll_frame(cx);
+        let Some(timer) = this.timer.as_mut() else { return polled };
+        let ended = match &polled {
+            Poll::Pending => false,
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    timer.messages().sent(count(this.frames, data));
+                } else if let Some(trailers) = frame.trailers_ref() {
+                    if let Some(status) = trailers.get(&GRPC_STATUS) {
+                        timer.code(parse_code(status.as_bytes()));
+                    }
+                }
+                this.inner.is_end_stream()
+            }
+            Poll::Ready(None) => true,
+            // The body failed: the client sees the stream reset, with no status.
+            Poll::Ready(Some(Err(_))) => {
+                timer.code(code::UNKNOWN);
+                true
+            }
+        };
+        if ended {
+            if let Some(t) = this.timer.take() {
+                t.finish();
+            }
+        }
+        polled
+    }
+
+    #[inline]
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    #[inline]
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
