@@ -3,12 +3,15 @@
 //! - the rules pass `promtool check rules`, and `promtool test rules` runs unit tests in
 //!   which every alert both fires and stays silent;
 //! - the scrape configurations pass `promtool check config`;
-//! - the systemd unit passes `systemd-analyze verify`, the Kubernetes manifest parses
-//!   (PyYAML) into the objects it promises;
+//! - the systemd unit and its socket pass `systemd-analyze verify`, and `prefork-demo`
+//!   serves the socket a socket unit passes; the Kubernetes manifest parses (PyYAML)
+//!   into the objects it promises;
 //! - the dashboard is valid JSON with unique panel ids and the datasource variable on
 //!   every target, and every one of its queries, variables substituted, returns data
 //!   from a real Prometheus 2.42 (loading the rules) that scrapes the pre-fork demo
-//!   under load: plain requests, 404s, 405s, slow and aborted requests.
+//!   under load: plain requests, 404s, 405s, 500s (`GET /error`), slow and aborted
+//!   requests; the error ratio shows the 500s on route `/error` alone, and
+//!   `HerdHighErrorRatio` goes pending for them and stays silent without them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read as _, Write as _};
@@ -232,22 +235,32 @@ fn the_scrape_configurations_pass_promtool_check_config() -> TestResult {
 }
 
 #[test]
-fn systemd_analyze_verify_accepts_the_unit() -> TestResult {
+fn systemd_analyze_verify_accepts_the_unit_and_its_socket() -> TestResult {
     let unit = read("deploy/systemd/herd-app.service")?;
-    for line in ["RuntimeDirectory=herd-app", "KillMode=mixed", "--dir /run/herd-app/metrics"] {
+    for line in [
+        "RuntimeDirectory=herd-app",
+        "KillMode=mixed",
+        "--dir /run/herd-app/metrics",
+        "Requires=herd-app.socket",
+    ] {
         assert!(unit.contains(line), "the unit lacks {line:?}");
     }
+    let socket = read("deploy/systemd/herd-app.socket")?;
+    assert!(socket.contains("\nListenStream=0.0.0.0:8080\n"), "{socket}");
     // verify checks that ExecStart= names an executable: point it at the demo built
     // for this test, the program the unit runs.
     let installed = "/usr/local/bin/prefork-demo";
     assert!(unit.contains(&format!("ExecStart={installed} ")), "{unit}");
     let dir = tempfile::tempdir()?;
     let good = dir.path().join("herd-app.service");
+    let good_socket = dir.path().join("herd-app.socket");
     std::fs::write(&good, unit.replace(installed, env!("CARGO_BIN_EXE_prefork-demo")))?;
-    let Some(out) = run("systemd-analyze", &["verify".as_ref(), good.as_os_str()])? else { return Ok(()) };
+    std::fs::write(&good_socket, &socket)?;
+    let args = ["verify".as_ref(), good_socket.as_os_str(), good.as_os_str()];
+    let Some(out) = run("systemd-analyze", &args)? else { return Ok(()) };
     assert!(out.status.success() && text(&out).trim().is_empty(), "systemd-analyze verify: {}", text(&out));
 
-    // The same check on a broken copy says so (it warns without failing: any output
+    // The same check on broken copies says so (it warns without failing: any output
     // counts as a finding above).
     let bad = dir.path().join("herd-bad.service");
     std::fs::write(
@@ -256,6 +269,64 @@ fn systemd_analyze_verify_accepts_the_unit() -> TestResult {
     )?;
     let Some(out) = run("systemd-analyze", &["verify".as_ref(), bad.as_os_str()])? else { return Ok(()) };
     assert!(text(&out).contains("sideways"), "a bad KillMode= went unnoticed: {}", text(&out));
+    std::fs::write(&good_socket, socket.replace("NoDelay=true", "NoDelay=sideways"))?;
+    let Some(out) = run("systemd-analyze", &args)? else { return Ok(()) };
+    assert!(text(&out).contains("sideways"), "a bad NoDelay= went unnoticed: {}", text(&out));
+    Ok(())
+}
+
+/// What the socket unit does to the service, without systemd: the listening socket at
+/// descriptor 3, `LISTEN_FDS=1` and `LISTEN_PID` the demo's own pid (bash's `exec`
+/// keeps it). `--listen` names the very address that socket holds, so a demo that
+/// bound it instead would fail to start.
+#[test]
+fn prefork_demo_serves_the_socket_systemd_passes() -> TestResult {
+    use std::os::fd::AsRawFd as _;
+    let dir = tempfile::tempdir()?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    rustix::io::fcntl_setfd(&listener, rustix::io::FdFlags::empty())?;
+    let fd = listener.as_raw_fd();
+    let mut child = Command::new("bash")
+        .args([
+            "-c",
+            r#"[ "$1" = 3 ] || eval "exec 3<&$1 $1<&-"; shift; LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@""#,
+        ])
+        .arg(env!("CARGO_BIN_EXE_prefork-demo"))
+        .arg(fd.to_string())
+        .args(["--workers", "2", "--listen", &addr.to_string(), "--dir"])
+        .arg(dir.path().join("metrics"))
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_PID")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    drop(listener);
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let lines = read_lines(stdout);
+    let line = wait_line(&lines, "listening on http://", Duration::from_secs(20));
+    let demo = Demo { child, addr, _lines: lines, dir };
+    let line = line?;
+    assert!(
+        line.contains(&format!("http://{addr} with 2 axum workers (socket passed by systemd)")),
+        "{line}"
+    );
+    let rounds = 8;
+    for i in 0..rounds {
+        drive_once(demo.addr, i)?;
+    }
+    // A request is counted when its response ends, a moment after the client has it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _, body) = http_get(demo.addr, "/metrics", &[])?;
+        assert_eq!(status, 200);
+        let counted = herd_examples::prefork::requests_by_route(&String::from_utf8_lossy(&body));
+        if counted.get("/error") == Some(&(rounds as f64)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{rounds} GET /error, counted {counted:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     Ok(())
 }
 
@@ -506,8 +577,9 @@ fn wait_line(lines: &mpsc::Receiver<String>, needle: &str, timeout: Duration) ->
     }
 }
 
-/// One round of the load: every route, a 404 (`unmatched`), a 405, a request slower
-/// than the latency objective's 0.5 s, and a response the client abandons midway.
+/// One round of the load: every route, a 404 (`unmatched`), a 405, a 500 (`/error`,
+/// about one request in eight: above the error ratio alert's 5%), a request slower than the
+/// latency objective's 0.5 s, and a response the client abandons midway.
 fn drive_once(addr: SocketAddr, i: u64) -> AnyResult<()> {
     let expect = |method: &str, path: &str, body: &[u8], status: u16| -> AnyResult<()> {
         let reply = request(addr, method, path, body)?;
@@ -520,6 +592,7 @@ fn drive_once(addr: SocketAddr, i: u64) -> AnyResult<()> {
     expect("GET", "/stream?chunks=3&delay_ms=1", b"", 200)?;
     expect("GET", &format!("/no/such/page/{i}"), b"", 404)?;
     expect("POST", "/hello", b"", 405)?;
+    expect("GET", "/error", b"", 500)?;
     if i % 4 == 0 {
         // Seven chunks 100 ms apart: 0.6 s, slower than the objective.
         expect("GET", "/stream?chunks=7&delay_ms=100", b"", 200)?;
@@ -552,19 +625,76 @@ fn drive_until(addr: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHand
     })
 }
 
-/// A Prometheus scraping `target` as job [`JOB`] that also evaluates the kit's rules
-/// every second: the testkit writes the scrape config, this adds the rules and reloads.
+/// The job that scrapes the same target as [`JOB`] but drops the series of route
+/// `/error`: the service as it would be without its failing route.
+const JOB_WITHOUT_ERRORS: &str = "herd-without-errors";
+
+/// A Prometheus scraping `target` as job [`JOB`], and as [`JOB_WITHOUT_ERRORS`], that
+/// also evaluates the kit's rules every second: the testkit writes the scrape config,
+/// this adds the second job and the rules and reloads.
 fn prometheus_with_rules(target: SocketAddr, extra_args: &[&str]) -> AnyResult<Prometheus> {
     let args = [&["--web.enable-lifecycle"], extra_args].concat();
     let prometheus = Prometheus::start_with_args(&[ScrapeJob::new(JOB, target)], &args)?;
     let config = std::fs::read_to_string(prometheus.config_path())?;
     let rules = ops().join("rules/herd.rules.yml").canonicalize()?;
+    // The testkit's config ends with its scrape_configs list: the job goes on it.
+    assert!(config.trim_end().ends_with(&format!("targets: [\"{target}\"]")), "{config}");
+    let without_errors = format!(
+        "  - job_name: {JOB_WITHOUT_ERRORS}\n    static_configs:\n      - targets: [\"{target}\"]\n    \
+         metric_relabel_configs:\n      - source_labels: [route]\n        regex: /error\n        action: drop\n"
+    );
     let config = config.replacen("global:\n", "global:\n  evaluation_interval: 1s\n", 1)
+        + &without_errors
         + &format!("rule_files:\n  - {}\n", serde_json::to_string(&rules.display().to_string())?);
     std::fs::write(prometheus.config_path(), config)?;
     let reply = request(prometheus.addr(), "POST", "/-/reload", b"")?;
     assert_eq!(reply.status, 200, "reload: {}", String::from_utf8_lossy(&reply.body));
     Ok(prometheus)
+}
+
+/// The 500s of `GET /error`: the error ratio is above 0 for route `/error` and 0 for
+/// every other route, in the recording rule and in the dashboard's error ratio panel;
+/// `HerdHighErrorRatio` goes pending (or firing) for job [`JOB`], and stays silent for
+/// [`JOB_WITHOUT_ERRORS`], the same routes without `/error`, whose error ratio the rules
+/// did compute (as 0).
+fn assert_errors_seen_on_the_error_route_alone(
+    prometheus: &Prometheus,
+    queries: &[(String, String, String)],
+    instance: &str,
+) -> TestResult {
+    let panel = queries
+        .iter()
+        .find(|(title, _, _)| title.starts_with("Error ratio by route"))
+        .map(|(_, _, expr)| substitute(expr, JOB, instance))
+        .ok_or("no error ratio panel")?;
+    let rule = format!(r#"job_instance_route:http_request_errors:ratio_rate5m{{job="{JOB}"}}"#);
+    for promql in [rule.as_str(), panel.as_str()] {
+        let ratios = prometheus.query(promql)?;
+        let route = |r: &herd_testkit::QueryResult| r.metric.get("route").cloned().unwrap_or_default();
+        let on_error = ratios.iter().find(|r| route(r) == "/error").map(|r| r.value);
+        assert!(on_error.is_some_and(|v| v > 0.0), "{promql}: no error ratio on /error: {ratios:?}");
+        let others: Vec<_> = ratios.iter().filter(|r| route(r) != "/error").collect();
+        assert!(others.len() >= 4, "{promql}: the other routes have a ratio: {ratios:?}");
+        assert!(others.iter().all(|r| r.value == 0.0), "{promql}: errors off /error: {ratios:?}");
+    }
+
+    let alert = |job: &str| format!(r#"ALERTS{{alertname="HerdHighErrorRatio",job="{job}"}}"#);
+    let firing = prometheus.wait_until(Duration::from_secs(30), "HerdHighErrorRatio pending", |p| {
+        let alerts = p.query(&alert(JOB))?;
+        Ok((!alerts.is_empty()).then_some(alerts))
+    })?;
+    assert!(
+        firing
+            .iter()
+            .all(|a| matches!(a.metric.get("alertstate").map(String::as_str), Some("pending" | "firing"))),
+        "{firing:?}"
+    );
+    let computed = format!(r#"job:http_request_errors:ratio_rate5m{{job="{JOB_WITHOUT_ERRORS}"}}"#);
+    let ratio = prometheus.query(&computed)?;
+    assert!(ratio.len() == 1 && ratio[0].value == 0.0, "{computed} = {ratio:?}");
+    let silent = prometheus.query(&alert(JOB_WITHOUT_ERRORS))?;
+    assert!(silent.is_empty(), "HerdHighErrorRatio without errors: {silent:?}");
+    Ok(())
 }
 
 /// `expr` with the dashboard's variables set: `$job` and `$instance` as a user picks
@@ -637,10 +767,12 @@ fn every_dashboard_query_returns_data_from_prometheus_scraping_the_prefork_demo_
             }
         }
 
-        // On this healthy target no alert on herd's health or on errors is even pending.
-        let health = r#"ALERTS{alertname=~"HerdHighErrorRatio|HerdCardinalityOverflow|HerdStorageErrors|HerdMetricsFiles.*|HerdForkWithoutMetricsFile|HerdSlowScrape|HerdMetricsDown"}"#;
+        // On this healthy target no alert on herd's health is even pending.
+        let health = r#"ALERTS{alertname=~"HerdCardinalityOverflow|HerdStorageErrors|HerdMetricsFiles.*|HerdForkWithoutMetricsFile|HerdSlowScrape|HerdMetricsDown"}"#;
         let pending = classic.query(health)?;
         assert!(pending.is_empty(), "{pending:?}");
+
+        assert_errors_seen_on_the_error_route_alone(&classic, &queries, &instance)?;
 
         // The text format 0.0.4, as a Prometheus pinned to it by scrape-text.yml asks.
         let accept = "text/plain;version=0.0.4;q=0.5,*/*;q=0.1";

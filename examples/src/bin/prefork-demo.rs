@@ -19,6 +19,10 @@
 //! that `http_requests_total` sums to exactly N, per route too, prints a summary and
 //! exits 0 or 1.
 //!
+//! Under systemd's socket activation (`LISTEN_FDS`, `ops/deploy/systemd/herd-app.socket`)
+//! the master serves the TCP socket systemd passed, as herd-prefork's
+//! `Listener::from_systemd` takes it, instead of binding `--listen`.
+//!
 //! `--single-process true` serves the very same app (storage, middleware, routes) from
 //! the master alone, with the 2 threads of one worker: the baseline of
 //! `benches/prefork-rps.sh`.
@@ -51,7 +55,10 @@ usage: prefork-demo --workers N --listen ADDR [--dir DIR] [--framework axum|acti
   --self-test N    send N requests, check /metrics sums to N, stop, exit 0 or 1
   --single-process true
                    serve the same app in this one process with 2 threads, no workers
-                   (the baseline of benches/prefork-rps.sh)";
+                   (the baseline of benches/prefork-rps.sh)
+
+Under systemd socket activation (LISTEN_FDS) the passed TCP socket is served and
+--listen is not bound.";
 
 /// Scrapes the self-test compares (each may reach another worker).
 const SELF_TEST_SCRAPES: usize = 8;
@@ -160,12 +167,18 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         MetricsHandler::from_collector(aggregator.clone()),
     );
     let actix = herd_actix::Metrics::from_metrics(red);
-    let listener = TcpListener::bind(args.listen)?;
+    let (listener, activated) = match systemd_listener()? {
+        Some(listener) => (listener, " (socket passed by systemd)"),
+        None => (TcpListener::bind(args.listen)?, ""),
+    };
     let addr = listener.local_addr()?;
 
     println!("prefork-demo: metrics directory {}", dir.display());
     if args.single_process {
-        println!("prefork-demo: listening on http://{addr} in one {} process", args.framework.name());
+        println!(
+            "prefork-demo: listening on http://{addr} in one {} process{activated}",
+            args.framework.name()
+        );
         io::stdout().flush()?;
         match args.framework {
             Framework::Axum => serve_axum(listener, axum)?,
@@ -176,7 +189,7 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "prefork-demo: listening on http://{addr} with {} {} workers",
+        "prefork-demo: listening on http://{addr} with {} {} workers{activated}",
         args.workers,
         args.framework.name()
     );
@@ -213,6 +226,20 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         if stopped.killed > 0 { format!(" ({} killed)", stopped.killed) } else { String::new() }
     );
     Ok(code)
+}
+
+/// The TCP socket systemd passed (socket activation), if any: herd-prefork's own
+/// `Listener::from_systemd`, which `Supervisor::systemd(true)` also uses, taken here
+/// because the master prints the address and the self-test sends to it before the
+/// supervisor starts.
+fn systemd_listener() -> Result<Option<TcpListener>, Box<dyn std::error::Error>> {
+    let mut passed = Listener::from_systemd()?.into_iter();
+    let Some(first) = passed.next() else { return Ok(None) };
+    for extra in passed {
+        eprintln!("prefork-demo: systemd passed more than one socket; {extra} is left unused");
+    }
+    // The workers serve HTTP over TCP: a passed Unix socket is refused, not half-served.
+    Ok(Some(first.into_tcp().map_err(|e| format!("the socket systemd passed: {e}"))?))
 }
 
 /// A worker: a small tokio runtime serving `app` on the inherited (non-blocking)
