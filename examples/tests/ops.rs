@@ -690,7 +690,13 @@ fn assert_errors_seen_on_the_error_route_alone(
         "{firing:?}"
     );
     let computed = format!(r#"job:http_request_errors:ratio_rate5m{{job="{JOB_WITHOUT_ERRORS}"}}"#);
-    let ratio = prometheus.query(&computed)?;
+    // That job was added by a reload: its rate needs two of its scrapes and a rule
+    // evaluation after them, so wait (bounded) for the ratio to exist, then check it.
+    let ratio =
+        prometheus.wait_until(Duration::from_secs(30), "the ratio of the job without errors", |p| {
+            let ratio = p.query(&computed)?;
+            Ok((!ratio.is_empty()).then_some(ratio))
+        })?;
     assert!(ratio.len() == 1 && ratio[0].value == 0.0, "{computed} = {ratio:?}");
     let silent = prometheus.query(&alert(JOB_WITHOUT_ERRORS))?;
     assert!(silent.is_empty(), "HerdHighErrorRatio without errors: {silent:?}");
