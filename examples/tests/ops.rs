@@ -14,12 +14,12 @@
 //!   `HerdHighErrorRatio` goes pending for them and stays silent without them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use herd_examples::prefork::request;
@@ -27,6 +27,9 @@ use herd_testkit::{cannot_run, http_get, Prometheus, ScrapeJob};
 use serde_json::Value;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+mod demo;
+use demo::Demo;
+
 type AnyResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// The job name the kit's configurations and the HerdMetricsDown rule (`herd.*`) use.
@@ -287,7 +290,8 @@ fn prefork_demo_serves_the_socket_systemd_passes() -> TestResult {
     let addr = listener.local_addr()?;
     rustix::io::fcntl_setfd(&listener, rustix::io::FdFlags::empty())?;
     let fd = listener.as_raw_fd();
-    let mut child = Command::new("bash")
+    let mut command = Command::new("bash");
+    command
         .args([
             "-c",
             r#"[ "$1" = 3 ] || eval "exec 3<&$1 $1<&-"; shift; LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@""#,
@@ -297,16 +301,10 @@ fn prefork_demo_serves_the_socket_systemd_passes() -> TestResult {
         .args(["--workers", "2", "--listen", &addr.to_string(), "--dir"])
         .arg(dir.path().join("metrics"))
         .env_remove("LISTEN_FDS")
-        .env_remove("LISTEN_PID")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
+        .env_remove("LISTEN_PID");
+    let (demo, line) = Demo::spawn(command, dir)?;
+    // The demo holds its own copy of the socket now.
     drop(listener);
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let lines = read_lines(stdout);
-    let line = wait_line(&lines, "listening on http://", Duration::from_secs(20));
-    let demo = Demo { child, addr, _lines: lines, dir };
-    let line = line?;
     assert!(
         line.contains(&format!("http://{addr} with 2 axum workers (socket passed by systemd)")),
         "{line}"
@@ -505,78 +503,6 @@ fn the_dashboard_is_json_with_unique_ids_and_the_datasource_variable_on_every_ta
 // ---------------------------------------------------------------------------
 // Every dashboard query against Prometheus scraping the pre-fork demo under load.
 
-/// The demo as a child process; dropping it stops the master and its workers.
-struct Demo {
-    child: Child,
-    addr: SocketAddr,
-    // Kept: the thread reading the demo's stdout stops when this is dropped, and the
-    // demo would then die of EPIPE at its next line.
-    _lines: mpsc::Receiver<String>,
-    dir: tempfile::TempDir,
-}
-
-impl Demo {
-    fn start() -> AnyResult<Self> {
-        let dir = tempfile::tempdir()?;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_prefork-demo"))
-            .args(["--workers", "3", "--listen", "127.0.0.1:0", "--dir"])
-            .arg(dir.path().join("metrics"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let lines = read_lines(stdout);
-        let line = wait_line(&lines, "listening on http://", Duration::from_secs(20));
-        let mut demo = Self { child, addr: ([127, 0, 0, 1], 0).into(), _lines: lines, dir };
-        let addr =
-            line?.split("http://").nth(1).and_then(|s| s.split(' ').next()).ok_or("no address")?.to_owned();
-        demo.addr = addr.parse()?;
-        Ok(demo)
-    }
-}
-
-impl Drop for Demo {
-    /// SIGTERM, so that the master stops its workers, then SIGKILL after 10 s.
-    fn drop(&mut self) {
-        if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn read_lines(stdout: ChildStdout) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            println!("demo: {line}");
-            // Reading on after the receiver is gone: a closed pipe would kill the demo.
-            let _ = tx.send(line);
-        }
-    });
-    rx
-}
-
-fn wait_line(lines: &mpsc::Receiver<String>, needle: &str, timeout: Duration) -> AnyResult<String> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) if line.contains(needle) => return Ok(line),
-            Ok(_) => {}
-            Err(_) => return Err(format!("prefork-demo printed no line with {needle:?}").into()),
-        }
-    }
-}
-
 /// One round of the load: every route, a 404 (`unmatched`), a 405, a 500 (`/error`,
 /// about one request in eight: above the error ratio alert's 5%), a request slower than the
 /// latency objective's 0.5 s, and a response the client abandons midway.
@@ -730,7 +656,7 @@ fn empty_queries(
 fn every_dashboard_query_returns_data_from_prometheus_scraping_the_prefork_demo_under_load() -> TestResult {
     let queries = dashboard_queries(&load_dashboard()?);
     assert!(queries.len() > 20, "{queries:?}");
-    let demo = Demo::start()?;
+    let demo = Demo::start("3", &[])?;
     // One Prometheus as 2.42 runs by default (it negotiates OpenMetrics), one with
     // native histograms on (it asks for protobuf first; herd answers OpenMetrics).
     let classic = prometheus_with_rules(demo.addr, &[])?;
@@ -790,7 +716,7 @@ fn every_dashboard_query_returns_data_from_prometheus_scraping_the_prefork_demo_
 
         // A metrics directory that cannot be read: /metrics answers 500, `up` drops to 0
         // and HerdMetricsDown goes pending (it fires after its 5 minutes).
-        std::fs::rename(demo.dir.path().join("metrics"), demo.dir.path().join("gone"))?;
+        std::fs::rename(demo.metrics_dir(), demo.metrics_dir().with_file_name("gone"))?;
         let (status, _, _) = http_get(demo.addr, "/metrics", &[])?;
         assert_eq!(status, 500);
         classic.wait_until(Duration::from_secs(30), "HerdMetricsDown pending", |p| {

@@ -5,16 +5,17 @@
 //! and a graceful stop on SIGTERM.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use herd_examples::prefork::request;
 use herd_testkit::{http_get, promtool_check, Prometheus, ScrapeJob};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+mod demo;
+use demo::Demo;
+
 type AnyResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// Requests per route in each of the two phases (before and after the SIGKILL).
@@ -24,81 +25,6 @@ const PLAN: [(&str, &str, &str, u64); 4] = [
     ("POST", "/echo", "/echo", 20),
     ("GET", "/stream?chunks=3&delay_ms=1", "/stream", 10),
 ];
-
-/// The demo as a child process: its stdout lines arrive on a channel; dropping it
-/// kills the master, whose workers then stop.
-struct Demo {
-    child: Child,
-    addr: SocketAddr,
-    lines: mpsc::Receiver<String>,
-    _dir: tempfile::TempDir,
-}
-
-impl Demo {
-    fn start(workers: &str, extra: &[&str]) -> AnyResult<Self> {
-        let dir = tempfile::tempdir()?;
-        let metrics = dir.path().join("metrics");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_prefork-demo"))
-            .args(["--workers", workers, "--listen", "127.0.0.1:0", "--dir"])
-            .arg(&metrics)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let lines = read_lines(stdout);
-        let mut demo = Self { child, addr: ([127, 0, 0, 1], 0).into(), lines, _dir: dir };
-        let line = demo.wait_line("listening on http://", Duration::from_secs(20))?;
-        let addr = line.split("http://").nth(1).and_then(|s| s.split(' ').next()).ok_or("no address")?;
-        demo.addr = addr.parse()?;
-        Ok(demo)
-    }
-
-    /// The next line containing `needle`, within `timeout`.
-    fn wait_line(&self, needle: &str, timeout: Duration) -> AnyResult<String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return Ok(line),
-                Ok(_) => {}
-                Err(_) => return Err(format!("prefork-demo printed no line with {needle:?}").into()),
-            }
-        }
-    }
-}
-
-impl Drop for Demo {
-    /// SIGTERM, so that the master stops its workers, then SIGKILL after 10 s.
-    fn drop(&mut self) {
-        if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn read_lines(stdout: ChildStdout) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            println!("demo: {line}");
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
 
 fn drive(addr: SocketAddr) -> AnyResult<()> {
     for (method, path, _, n) in PLAN {
