@@ -5,7 +5,8 @@
 //! master, or a sidecar) reads every file and serves the exact sum.
 //!
 //! - [`MmapStorage`] plugs into herd-core's storage seam: handles write straight into
-//!   the mapped file with one atomic operation, with no lock, syscall or pid check.
+//!   the mapped file with atomic operations on its cells (one for `inc` and `set`), with
+//!   no lock, syscall or pid check.
 //! - [`Aggregator`] sums the files of live and dead processes into a herd-core
 //!   [`Snapshot`](herd_core::Snapshot), so both text formats and content negotiation
 //!   work unchanged.
