@@ -86,6 +86,12 @@
 //! - The facade's `Metadata` (level, target, module) is ignored.
 #![forbid(unsafe_code)]
 
+/// The crate's README, whose examples are compiled (and run, where they touch no
+/// system path) with the doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod config;
 mod family;
 mod handles;

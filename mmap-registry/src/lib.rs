@@ -19,6 +19,12 @@
 //! in its `sys` module; forks are followed through herd-prefork.
 #![deny(unsafe_code)]
 
+/// The crate's README, whose examples are compiled (and run, where they touch no
+/// system path) with the doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod aggregate;
 mod compact;
 mod decode;

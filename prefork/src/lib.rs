@@ -48,6 +48,11 @@
 //! All `unsafe` code of this crate lives in its `sys` module.
 #![deny(unsafe_code)]
 
+/// The crate's README, whose example is compiled with the doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod error;
 mod listener;
 mod supervisor;

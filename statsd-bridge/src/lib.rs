@@ -72,6 +72,12 @@
 //! - StatsD sets (`|s`), events and service checks are not sent.
 #![forbid(unsafe_code)]
 
+/// The crate's README, whose examples are compiled (and run, where they touch no
+/// system path) with the doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod agg;
 mod bridge;
 mod config;
