@@ -23,7 +23,7 @@ use crate::compact::{compact_if_needed, DEFAULT_COMPACT_THRESHOLD};
 use crate::dir::{check_dir, is_worker_file, ARCHIVE};
 use crate::error::MmapError;
 use crate::format::FormatError;
-use crate::index::{Index, SlotId};
+use crate::index::Index;
 use crate::reader::{FileReader, Refreshed};
 
 /// Combines the files of every process that wrote to a metrics directory, live or dead,
@@ -68,11 +68,10 @@ struct State {
 /// scrape forever (it then fails, rather than answer with a file's zeroes).
 const SHRINK_RETRIES: usize = 8;
 
-/// A file, the index slot of each of its series (`None`: left out), and whether its
+/// A file (its series resolved to slots of the aggregator's index), and whether its
 /// writer is known to be dead (then it never changes again).
 struct Cached {
     reader: FileReader,
-    slots: Vec<Option<SlotId>>,
     dead: bool,
 }
 
@@ -362,16 +361,17 @@ impl State {
         shrank
     }
 
-    /// Reads what `path` published since the last scrape and maps its new series to
-    /// slots. `Ok(None)`: the path is gone. `Err`: why the file is skipped.
+    /// Reads what `path` published since the last scrape, resolving its new series to
+    /// slots as it parses them (a different file at the path is parsed afresh).
+    /// `Ok(None)`: the path is gone. `Err`: why the file is skipped.
     fn refresh(&mut self, cached: Option<Cached>, path: &Path) -> Result<Option<Cached>, String> {
-        let (reader, mut slots, dead) = match cached {
-            Some(Cached { reader, slots, dead }) => (Some(reader), slots, dead),
-            None => (None, Vec::new(), false),
+        let (reader, dead) = match cached {
+            Some(Cached { reader, dead }) => (Some(reader), dead),
+            None => (None, false),
         };
         let identity = reader.as_ref().map(|r| r.identity);
         let had_error = reader.as_ref().is_some_and(|r| r.error.is_some());
-        let reader = match FileReader::refresh(reader, path) {
+        let reader = match FileReader::refresh(reader, path, Some(&mut self.index)) {
             Ok(Refreshed::Read(reader)) => *reader,
             Ok(Refreshed::Vanished) => return Ok(None),
             Err(e) => return Err(e.reason()),
@@ -379,15 +379,7 @@ impl State {
         if !had_error && identity == Some(reader.identity) && reader.error == Some(FormatError::Shrank) {
             self.shrunk_files += 1;
         }
-        if identity != Some(reader.identity) {
-            // A different file now has this path (a new archive): its series are laid
-            // out differently, so resolve them afresh.
-            slots.clear();
-        }
-        for series in reader.series().get(slots.len()..).unwrap_or(&[]) {
-            slots.push(self.index.resolve(series));
-        }
-        Ok(Some(Cached { reader, slots, dead }))
+        Ok(Some(Cached { reader, dead }))
     }
 
     fn log_skipped(&mut self, skipped: &[SkippedFile]) {
@@ -412,8 +404,8 @@ fn skipped_reason(reader: &FileReader) -> Option<String> {
 /// Folds one file's series into the index; a dead file's series of `live` gauge modes
 /// are left out.
 fn add(index: &mut Index, cached: &Cached, live: bool) {
-    for (series, slot) in cached.reader.series().iter().zip(&cached.slots) {
-        let Some(slot) = *slot else { continue };
+    for series in cached.reader.series() {
+        let Some(slot) = series.slot() else { continue };
         if !live && series.family.mode.live_only() {
             continue;
         }

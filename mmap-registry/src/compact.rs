@@ -96,8 +96,11 @@ fn run(dir: &Path, threshold: usize) -> Result<CompactReport, MmapError> {
         return Ok(report);
     }
 
+    // Every file's series resolve to this index as they are parsed; each fold below is
+    // a round of it.
+    let mut index = Index::default();
     let archive_path = dir.join(ARCHIVE);
-    let mut archive = match FileReader::refresh(None, &archive_path)? {
+    let mut archive = match FileReader::refresh(None, &archive_path, Some(&mut index))? {
         Refreshed::Vanished => None,
         Refreshed::Read(r) => match &r.error {
             Some(error) => return Err(MmapError::Format { path: archive_path, error: error.clone() }),
@@ -109,7 +112,7 @@ fn run(dir: &Path, threshold: usize) -> Result<CompactReport, MmapError> {
     let mut dead = Vec::new();
     let mut present_ids = HashSet::new();
     for path in candidates {
-        let reader = match FileReader::refresh(None, &path) {
+        let reader = match FileReader::refresh(None, &path, Some(&mut index)) {
             Ok(Refreshed::Read(r)) => *r,
             Ok(Refreshed::Vanished) => continue,
             Err(_) => {
@@ -139,7 +142,7 @@ fn run(dir: &Path, threshold: usize) -> Result<CompactReport, MmapError> {
     // A file that shrinks while it is folded reads as zeroes where it lost pages: a
     // dead file that did is left out (and left in place, skipped), and an archive that
     // did is never replaced, so no total is lost to a stray truncate.
-    let mut index = fold(archive.as_ref(), &dead);
+    fold(&mut index, archive.as_ref(), &dead);
     loop {
         if let Some(archive) = archive.as_mut() {
             if archive.check_shrank() {
@@ -160,7 +163,7 @@ fn run(dir: &Path, threshold: usize) -> Result<CompactReport, MmapError> {
         if dead.is_empty() {
             return Ok(report);
         }
-        index = fold(archive.as_ref(), &dead);
+        fold(&mut index, archive.as_ref(), &dead);
     }
     let now = now_ns();
     let keep_after = now.saturating_sub(KEEP_FOLDED_IDS.as_nanos() as u64);
@@ -185,9 +188,9 @@ fn run(dir: &Path, threshold: usize) -> Result<CompactReport, MmapError> {
     Ok(report)
 }
 
-/// The archive's and the dead files' series, folded into one round of an index.
-fn fold(archive: Option<&FileReader>, dead: &[(PathBuf, FileReader)]) -> Index {
-    let mut index = Index::default();
+/// The archive's and the dead files' series, folded into a new round of the index
+/// they were parsed into.
+fn fold(index: &mut Index, archive: Option<&FileReader>, dead: &[(PathBuf, FileReader)]) {
     index.begin();
     for reader in archive.into_iter().chain(dead.iter().map(|(_, r)| r)) {
         for series in reader.series() {
@@ -196,12 +199,11 @@ fn fold(archive: Option<&FileReader>, dead: &[(PathBuf, FileReader)]) -> Index {
             if series.family.merge == Merge::PerProcess || series.family.mode.live_only() {
                 continue;
             }
-            if let Some(slot) = index.resolve(series) {
+            if let Some(slot) = series.slot() {
                 index.add(slot, reader.cells(series));
             }
         }
     }
-    index
 }
 
 /// The bytes of a new archive: header, families, strings, series with their folded

@@ -39,11 +39,11 @@ pub fn decode_file(bytes: &[u8]) -> Result<Snapshot, FormatError> {
         .collect();
     let header = Header::decode(&protocol::read_bytes(&words, 0, HEADER_LEN), bytes.len())?;
     let mut parsed = Parsed::new();
-    parsed.parse(&words, &header, header.committed)?;
     let mut index = Index::default();
+    parsed.parse(&words, &header, header.committed, Some(&mut index))?;
     index.begin();
     for series in &parsed.series {
-        if let Some(slot) = index.resolve(series) {
+        if let Some(slot) = series.slot() {
             index.add(slot, Parsed::cells(&words, series));
         }
     }

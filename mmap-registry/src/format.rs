@@ -19,10 +19,10 @@ pub(crate) const HEADER_LEN: usize = 128;
 pub(crate) const COMMITTED_OFFSET: usize = 40;
 
 const KIND_FAMILY: u16 = 1;
-const KIND_SERIES: u16 = 2;
+pub(crate) const KIND_SERIES: u16 = 2;
 const KIND_PADDING: u16 = 3;
 const KIND_FOLDED: u16 = 4;
-const KIND_STRINGS: u16 = 5;
+pub(crate) const KIND_STRINGS: u16 = 5;
 /// Header flag: the file is a compaction archive.
 pub(crate) const FLAG_ARCHIVE: u32 = 1;
 /// Family record flag (the u16 after the gauge mode): a summary sketch's parameters
@@ -447,6 +447,93 @@ pub(crate) fn record_len(first_word: [u8; 8], offset: usize, room: usize) -> Res
         return Err(FormatError::BadRecord { offset, reason: "runs past the committed length" });
     }
     Ok(len)
+}
+
+/// The kind of the record whose first 8 bytes these are.
+pub(crate) fn record_kind(first_word: [u8; 8]) -> u16 {
+    u16::from_le_bytes([first_word[4], first_word[5]])
+}
+
+/// Where a series record's parts are, decoded by [`decode_series_into`].
+pub(crate) struct SeriesHead {
+    /// The family's id in its file.
+    pub(crate) family: u32,
+    /// How many constant labels come first, as (name id, value id) pairs.
+    pub(crate) const_labels: usize,
+    /// The offset of the first cell within the record.
+    pub(crate) cells_at: usize,
+}
+
+/// Decodes a series record like [`decode_record`], without allocating: its string ids
+/// (the constant labels' name and value ids, then the family's value ids) replace the
+/// contents of `ids`. A reader resolves hundreds of thousands of series on a cold
+/// scrape; two vectors each would be most of its time.
+pub(crate) fn decode_series_into(
+    bytes: &[u8],
+    offset: usize,
+    shape: &dyn Fn(u32) -> Option<SeriesShape>,
+    ids: &mut Vec<u32>,
+) -> Result<SeriesHead, FormatError> {
+    let bad = |reason| FormatError::BadRecord { offset, reason };
+    let short = || bad("truncated series record");
+    let mut c = Cursor { b: bytes, at: 0 };
+    let _len = c.u32().ok_or(bad("truncated header"))?;
+    let kind = c.u16().ok_or(bad("truncated header"))?;
+    let flags = c.u16().ok_or(bad("truncated header"))?;
+    if kind != KIND_SERIES {
+        return Err(bad("not a series record"));
+    }
+    let family = c.u32().ok_or_else(short)?;
+    let shape = shape(family).ok_or(bad("series of an unknown family"))?;
+    let const_labels = usize::from(flags);
+    ids.clear();
+    for _ in 0..2 * const_labels + shape.labels {
+        ids.push(c.u32().ok_or_else(short)?);
+    }
+    let cells_at = c.at.div_ceil(8) * 8;
+    let cells_end = shape.cells.checked_mul(8).and_then(|n| n.checked_add(cells_at));
+    if cells_end != Some(bytes.len()) {
+        return Err(bad("record length differs from its family's cells"));
+    }
+    Ok(SeriesHead { family, const_labels, cells_at })
+}
+
+/// Decodes a strings record like [`decode_record`], appending its strings to one
+/// arena (`text`, with each string's end in `ends`) instead of allocating one each.
+/// Returns the id of its first string. Nothing is appended if the record is bad.
+pub(crate) fn decode_strings_into(
+    bytes: &[u8],
+    offset: usize,
+    text: &mut String,
+    ends: &mut Vec<u32>,
+) -> Result<u32, FormatError> {
+    let bad = |reason| FormatError::BadRecord { offset, reason };
+    let short = || bad("truncated strings record");
+    let mut c = Cursor { b: bytes, at: 0 };
+    let _len = c.u32().ok_or(bad("truncated header"))?;
+    let kind = c.u16().ok_or(bad("truncated header"))?;
+    let _flags = c.u16().ok_or(bad("truncated header"))?;
+    if kind != KIND_STRINGS {
+        return Err(bad("not a strings record"));
+    }
+    let first = c.u32().ok_or_else(short)?;
+    let n = c.u32().ok_or_else(short)?;
+    let (text_len, ends_len) = (text.len(), ends.len());
+    let mut append = || -> Result<(), FormatError> {
+        for _ in 0..n {
+            let len = c.u32().ok_or_else(short)? as usize;
+            let s = std::str::from_utf8(c.take(len).ok_or_else(short)?).map_err(|_| short())?;
+            text.push_str(s);
+            ends.push(u32::try_from(text.len()).map_err(|_| bad("more than 4 GiB of strings in one file"))?);
+        }
+        Ok(())
+    };
+    let appended = append();
+    if appended.is_err() {
+        text.truncate(text_len);
+        ends.truncate(ends_len);
+    }
+    appended.map(|()| first)
 }
 
 /// Decodes one whole record (`bytes` is exactly its `len` bytes). `shape` gives the

@@ -6,16 +6,18 @@
 //! A slot reached by no file in a round is not reported.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hashbrown::HashTable;
 use herd_core::snapshot::{
     CounterValue, FamilySnapshot, HistogramValue, SeriesSnapshot, SeriesValue, Snapshot, SummaryValue,
 };
 use herd_core::{LabelSet, MetricKind};
 
-use crate::reader::{FamilyInfo, Merge, SeriesEntry};
+use crate::reader::{FamilyInfo, Merge};
 
 /// A slot's place in the index.
 pub(crate) type SlotId = u32;
@@ -26,6 +28,8 @@ pub(crate) type Reached<'a> = (&'a Arc<FamilyInfo>, Vec<(&'a Arc<LabelSet>, &'a 
 struct Slot {
     family: u32,
     labels: Arc<LabelSet>,
+    /// The hash of its labels, for the family's table to grow without rehashing them.
+    hash: u64,
     /// Index of the slot's first accumulator cell.
     at: usize,
     /// The round that last reached this slot.
@@ -34,7 +38,9 @@ struct Slot {
 
 struct FamilyAgg {
     info: Arc<FamilyInfo>,
-    by_labels: HashMap<Arc<LabelSet>, SlotId>,
+    /// The family's slots by the hash of their labels, looked up with borrowed label
+    /// strings: a file's series find their slot without building a label set.
+    by_labels: HashTable<SlotId>,
     /// The family's slots, sorted by labels when `sorted` is set.
     slots: Vec<SlotId>,
     sorted: bool,
@@ -52,41 +58,63 @@ pub(crate) struct Index {
     /// slots they reach; every round starts from them.
     base: Vec<u64>,
     base_slots: Vec<SlotId>,
+    /// The family description resolved last, and its family (`None`: described
+    /// differently from the first description). Series come family by family, so this
+    /// spares a lookup by name for nearly every one.
+    last: Option<(Arc<FamilyInfo>, Option<u32>)>,
+    /// Keyed per index: label values come from requests, so their hashes must not be
+    /// predictable.
+    hasher: foldhash::fast::RandomState,
 }
 
 impl Index {
-    /// The slot of `series`, created on first sight; `None` if another file describes
-    /// its family differently (the first description wins and the other's series are
-    /// left out rather than mixed).
-    pub(crate) fn resolve(&mut self, series: &SeriesEntry) -> Option<SlotId> {
-        let f = match self.by_name.get(&series.family.name) {
-            Some(&f) => f,
-            None => {
-                let f = u32::try_from(self.families.len()).ok()?;
+    /// The slot of the series of `family` with these labels (checked: valid, distinct
+    /// names), created on first sight; `None` if another file describes the family
+    /// differently (the first description wins and the other's series are left out
+    /// rather than mixed).
+    pub(crate) fn resolve(&mut self, family: &Arc<FamilyInfo>, labels: &[(&str, &str)]) -> Option<SlotId> {
+        let f = self.family_of(family)?;
+        let hash = hash_labels(&self.hasher, labels.iter().copied());
+        let (families, slots) = (&mut self.families, &mut self.slots);
+        let agg = families.get_mut(f as usize)?;
+        let same = |id: &SlotId| {
+            slots.get(*id as usize).is_some_and(|s| s.labels.pairs().eq(labels.iter().copied()))
+        };
+        if let Some(&slot) = agg.by_labels.find(hash, same) {
+            return Some(slot);
+        }
+        // First sight in this index: the one allocation per distinct series.
+        let labels = LabelSet::new(labels.iter().copied()).ok()?;
+        let slot = SlotId::try_from(slots.len()).ok().filter(|&id| id != SlotId::MAX)?;
+        slots.push(Slot { family: f, labels: Arc::new(labels), hash, at: self.acc.len(), round: 0 });
+        self.acc.resize(self.acc.len() + agg.info.cells, 0);
+        agg.by_labels.insert_unique(hash, slot, |id| slots.get(*id as usize).map_or(0, |s| s.hash));
+        agg.slots.push(slot);
+        agg.sorted = false;
+        Some(slot)
+    }
+
+    /// The index's family for a file's description of it, created on first sight.
+    fn family_of(&mut self, info: &Arc<FamilyInfo>) -> Option<u32> {
+        if let Some((last, f)) = &self.last {
+            if Arc::ptr_eq(last, info) {
+                return *f;
+            }
+        }
+        let f = match self.by_name.get(&info.name) {
+            Some(&f) => self.families.get(f as usize).and_then(|agg| agg.info.compatible(info).then_some(f)),
+            None => u32::try_from(self.families.len()).ok().inspect(|&f| {
                 self.families.push(FamilyAgg {
-                    info: series.family.clone(),
-                    by_labels: HashMap::new(),
+                    info: info.clone(),
+                    by_labels: HashTable::new(),
                     slots: Vec::new(),
                     sorted: true,
                 });
-                self.by_name.insert(series.family.name.clone(), f);
-                f
-            }
+                self.by_name.insert(info.name.clone(), f);
+            }),
         };
-        let family = self.families.get_mut(f as usize)?;
-        if !family.info.compatible(&series.family) {
-            return None;
-        }
-        if let Some(&slot) = family.by_labels.get(&series.labels) {
-            return Some(slot);
-        }
-        let slot = SlotId::try_from(self.slots.len()).ok()?;
-        self.slots.push(Slot { family: f, labels: series.labels.clone(), at: self.acc.len(), round: 0 });
-        self.acc.resize(self.acc.len() + family.info.cells, 0);
-        family.by_labels.insert(series.labels.clone(), slot);
-        family.slots.push(slot);
-        family.sorted = false;
-        Some(slot)
+        self.last = Some((info.clone(), f));
+        f
     }
 
     /// Starts a round: every accumulator reads as empty until a file reaches it.
@@ -235,6 +263,22 @@ impl Index {
             family.sorted = true;
         }
     }
+}
+
+/// The hash of a series' labels, as name and value bytes each closed by 0xFF (a byte
+/// UTF-8 never holds, so no two label lists hash the same bytes).
+fn hash_labels<'a>(
+    hasher: &foldhash::fast::RandomState,
+    labels: impl Iterator<Item = (&'a str, &'a str)>,
+) -> u64 {
+    let mut h = hasher.build_hasher();
+    for (name, value) in labels {
+        h.write(name.as_bytes());
+        h.write_u8(0xff);
+        h.write(value.as_bytes());
+        h.write_u8(0xff);
+    }
+    h.finish()
 }
 
 /// A series value from accumulated cells, in herd-core's layouts (FORMAT.md, "Cell

@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::format::{decode_record, record_len, FormatError, Record, SeriesShape, COMMITTED_OFFSET};
+use crate::format::{record_kind, record_len, FormatError, COMMITTED_OFFSET};
 
 /// An 8-byte word of a file, shared between processes.
 pub(crate) trait Word {
@@ -53,23 +53,28 @@ pub(crate) fn committed<W: Word>(words: &[W]) -> u64 {
     words.get(COMMITTED_OFFSET / 8).map_or(0, |w| w.load(Ordering::Acquire))
 }
 
-/// Reader: the record at byte `at`, which must end by `committed`, and its length.
-/// `shape` gives a known family's series shape (see [`decode_record`]).
-pub(crate) fn read_record<W: Word>(
+/// Reader: copies the record at byte `at`, which must end by `committed`, into `bytes`
+/// (reused from record to record) and returns its kind and length, for the caller to
+/// decode (see [`decode_record`](crate::format::decode_record)).
+pub(crate) fn read_record_into<W: Word>(
     words: &[W],
     at: usize,
     committed: u64,
-    shape: &dyn Fn(u32) -> Option<SeriesShape>,
-) -> Result<(Record, usize), FormatError> {
+    bytes: &mut Vec<u8>,
+) -> Result<(u16, usize), FormatError> {
     let room = (committed as usize).checked_sub(at).ok_or(FormatError::Truncated)?;
-    let first = read_bytes(words, at, 8);
-    let first: [u8; 8] = first.as_slice().try_into().map_err(|_| FormatError::Truncated)?;
+    // Relaxed: only words below a committed length loaded with Acquire are read.
+    let first =
+        words.get(at / 8).map(|w| w.load(Ordering::Relaxed).to_le_bytes()).ok_or(FormatError::Truncated)?;
     let len = record_len(first, at, room)?;
-    let bytes = read_bytes(words, at, len);
+    bytes.clear();
+    for w in words.iter().skip(at / 8).take(len.div_ceil(8)) {
+        bytes.extend_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
+    }
     if bytes.len() != len {
         return Err(FormatError::BadRecord { offset: at, reason: "runs past the mapping" });
     }
-    Ok((decode_record(&bytes, at, shape)?, len))
+    Ok((record_kind(first), len))
 }
 
 /// Reader: copies `len` bytes at byte `at` out of the words (fewer if the words end).
@@ -98,7 +103,7 @@ mod model {
     use loom::sync::Arc;
 
     use super::*;
-    use crate::format::{StringTable, HEADER_LEN};
+    use crate::format::{decode_record, Record, SeriesShape, StringTable, HEADER_LEN};
 
     impl Word for AtomicU64 {
         fn load(&self, order: Ordering) -> u64 {
@@ -152,8 +157,10 @@ mod model {
             let mut at = HEADER_LEN;
             let mut strings: Vec<String> = Vec::new();
             while (at as u64) < committed {
-                let (record, len) =
-                    read_record(&words[..], at, committed, &shape).expect("a published record decodes");
+                let mut bytes = Vec::new();
+                let (_, len) =
+                    read_record_into(&words[..], at, committed, &mut bytes).expect("a published record");
+                let record = decode_record(&bytes, at, &shape).expect("a published record decodes");
                 match record {
                     Record::Strings { first, strings: new } => {
                         assert_eq!(first as usize, strings.len(), "strings in order, whole");

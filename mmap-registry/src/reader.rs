@@ -10,13 +10,15 @@ use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use herd_core::labels::validate_metric_name;
-use herd_core::{GaugeMode, LabelSet, MetricKind, SummaryLayout};
+use herd_core::labels::{validate_label_name, validate_metric_name};
+use herd_core::{GaugeMode, MetricKind, SummaryLayout};
 
 use crate::error::MmapError;
 use crate::format::{
-    gauge_mode_from_code, Folded, FormatError, Header, Record, SeriesShape, FLAG_ARCHIVE, HEADER_LEN,
+    decode_record, decode_series_into, decode_strings_into, gauge_mode_from_code, Folded, FormatError,
+    Header, Record, SeriesShape, FLAG_ARCHIVE, HEADER_LEN, KIND_SERIES, KIND_STRINGS,
 };
+use crate::index::{Index, SlotId};
 use crate::protocol::{self, Word};
 use crate::sys::Mapping;
 
@@ -74,14 +76,29 @@ impl FamilyInfo {
     }
 }
 
-/// A series as one file holds it.
+/// A series as one file holds it: 16 bytes, held for every (file, series) pair of a
+/// directory, so the labels are not here but in the index slot they resolved to once.
 pub(crate) struct SeriesEntry {
     pub(crate) family: Arc<FamilyInfo>,
-    /// The labels it is reported with (plus `pid` for per-process gauges).
-    pub(crate) labels: Arc<LabelSet>,
+    /// Its slot in the index the file was parsed into; [`NO_SLOT`] when left out.
+    slot: SlotId,
     /// Index of its first cell among the mapping's words.
-    pub(crate) first_word: usize,
+    first_word: u32,
 }
+
+/// The slot of a series parsed without an index, or left out by it.
+const NO_SLOT: SlotId = SlotId::MAX;
+
+impl SeriesEntry {
+    /// The index slot its cells fold into; `None` if it was left out (its family is
+    /// described differently by another file) or parsed without an index.
+    pub(crate) fn slot(&self) -> Option<SlotId> {
+        (self.slot != NO_SLOT).then_some(self.slot)
+    }
+}
+
+/// Labels of one series, on the stack for the usual handful.
+const INLINE_LABELS: usize = 16;
 
 /// One open file, parsed up to `parsed.to`.
 pub(crate) struct FileReader {
@@ -104,10 +121,15 @@ pub(crate) struct Parsed {
     /// Bytes parsed (the header included).
     pub(crate) to: u64,
     families: HashMap<u32, Arc<FamilyInfo>>,
-    /// The file's strings, by id. Kept for the series published later: a string is
-    /// written once per file and referred to by every series that repeats it.
-    strings: Vec<Box<str>>,
+    /// The file's strings, by id, in one arena: string `i` ends at `ends[i]` of `text`
+    /// (and starts where string `i - 1` ends). Kept for the series published later: a
+    /// string is written once per file and referred to by every series that repeats it.
+    text: String,
+    ends: Vec<u32>,
     pub(crate) series: Vec<SeriesEntry>,
+    /// Reused for every record: the record's bytes, a series' string ids.
+    scratch: Vec<u8>,
+    ids: Vec<u32>,
     /// For an archive: the worker files it holds.
     pub(crate) folded: Vec<Folded>,
     /// The same ids, for lookups on every scrape.
@@ -119,87 +141,87 @@ impl Parsed {
         Self {
             to: HEADER_LEN as u64,
             families: HashMap::new(),
-            strings: Vec::new(),
+            text: String::new(),
+            ends: Vec::new(),
             series: Vec::new(),
+            scratch: Vec::new(),
+            ids: Vec::new(),
             folded: Vec::new(),
             folded_ids: HashSet::new(),
         }
     }
 
     /// Parses the records between `self.to` and `committed` (already checked to lie
-    /// inside `words`). Each record is decoded from a copy, so a writer cannot change
-    /// it under us; cells are only located, never read, here.
+    /// inside `words`), resolving each new series to its slot in `index` (none given:
+    /// the series are only located). Each record is decoded from a copy, so a writer
+    /// cannot change it under us; cells are only located, never read, here.
     pub(crate) fn parse<W: Word>(
         &mut self,
         words: &[W],
         header: &Header,
         committed: u64,
+        mut index: Option<&mut Index>,
     ) -> Result<(), FormatError> {
+        let mut pid = itoa::Buffer::new();
+        let pid = pid.format(header.pid);
         while self.to < committed {
             let at = self.to as usize;
-            let families = &self.families;
-            let shape =
-                |id| families.get(&id).map(|f| SeriesShape { labels: f.label_names.len(), cells: f.cells });
-            let (record, len) = protocol::read_record(words, at, committed, &shape)?;
+            let (kind, len) = protocol::read_record_into(words, at, committed, &mut self.scratch)?;
             let bad = |reason| FormatError::BadRecord { offset: at, reason };
-            match record {
-                Record::Padding => {}
-                Record::Family(f) => {
-                    // Names and units go into the exposition verbatim: a file must not
-                    // be able to put a newline, a brace or a space there.
-                    if validate_metric_name(&f.name).is_err() {
-                        return Err(bad("invalid metric name"));
-                    }
-                    let unit_ok =
-                        f.unit.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-                    if !unit_ok {
-                        return Err(bad("invalid unit"));
-                    }
-                    let mode = gauge_mode_from_code(f.gauge_mode).ok_or(bad("unknown gauge mode"))?;
-                    let (id, info) = family_info(f, mode).ok_or(bad("impossible cell layout"))?;
-                    self.families.insert(id, Arc::new(info));
-                }
-                Record::Series(s) => {
-                    // The record was decoded with this family's shape.
-                    let family =
-                        self.families.get(&s.family).ok_or(bad("series of an unknown family"))?.clone();
-                    let strings = &self.strings;
-                    let string = |id: u32| {
-                        strings
-                            .get(id as usize)
-                            .map(|s| &**s)
-                            .ok_or(bad("label refers to an unwritten string"))
-                    };
-                    let pid = (family.merge == Merge::PerProcess).then(|| header.pid.to_string());
-                    let mut pairs = Vec::with_capacity(s.const_labels.len() + s.values.len() + 1);
-                    for &(n, v) in &s.const_labels {
-                        pairs.push((string(n)?, string(v)?));
-                    }
-                    for (n, &v) in family.label_names.iter().zip(&s.values) {
-                        pairs.push((&**n, string(v)?));
-                    }
-                    if let Some(pid) = &pid {
-                        pairs.push(("pid", pid));
-                    }
-                    let labels = LabelSet::new(pairs).map_err(|_| bad("invalid or repeated label name"))?;
-                    self.series.push(SeriesEntry {
-                        family,
-                        labels: Arc::new(labels),
-                        first_word: (at + s.cells_at) / 8,
-                    });
-                }
-                Record::Strings { first, strings } => {
-                    if first as usize != self.strings.len() {
+            match kind {
+                KIND_SERIES => self.series_record(at, pid, index.as_deref_mut())?,
+                KIND_STRINGS => {
+                    let before = self.ends.len();
+                    let first = decode_strings_into(&self.scratch, at, &mut self.text, &mut self.ends)?;
+                    if first as usize != before {
+                        let start = self.start_of(before);
+                        self.text.truncate(start);
+                        self.ends.truncate(before);
                         return Err(bad("strings record out of order"));
                     }
-                    self.strings.extend(strings.into_iter().map(String::into_boxed_str));
                 }
-                Record::Folded(ids) => {
-                    if header.flags & FLAG_ARCHIVE == 0 {
-                        return Err(bad("folded ids outside an archive"));
+                _ => {
+                    let families = &self.families;
+                    let shape = |id| {
+                        families.get(&id).map(|f| SeriesShape { labels: f.label_names.len(), cells: f.cells })
+                    };
+                    match decode_record(&self.scratch, at, &shape)? {
+                        Record::Padding => {}
+                        Record::Family(f) => {
+                            // Names and units go into the exposition verbatim: a file
+                            // must not be able to put a newline, a brace or a space there.
+                            if validate_metric_name(&f.name).is_err() {
+                                return Err(bad("invalid metric name"));
+                            }
+                            let unit_ok = f
+                                .unit
+                                .bytes()
+                                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                            if !unit_ok {
+                                return Err(bad("invalid unit"));
+                            }
+                            let names = &f.label_names;
+                            let names_ok = names
+                                .iter()
+                                .enumerate()
+                                .all(|(i, n)| validate_label_name(n).is_ok() && !names[..i].contains(n));
+                            if !names_ok {
+                                return Err(bad("invalid or repeated label name"));
+                            }
+                            let mode = gauge_mode_from_code(f.gauge_mode).ok_or(bad("unknown gauge mode"))?;
+                            let (id, info) = family_info(f, mode).ok_or(bad("impossible cell layout"))?;
+                            self.families.insert(id, Arc::new(info));
+                        }
+                        Record::Folded(ids) => {
+                            if header.flags & FLAG_ARCHIVE == 0 {
+                                return Err(bad("folded ids outside an archive"));
+                            }
+                            self.folded_ids.extend(ids.iter().map(|f| f.id));
+                            self.folded.extend(ids);
+                        }
+                        // Decoded above, by kind.
+                        Record::Series(_) | Record::Strings { .. } => {}
                     }
-                    self.folded_ids.extend(ids.iter().map(|f| f.id));
-                    self.folded.extend(ids);
                 }
             }
             self.to += len as u64;
@@ -207,10 +229,71 @@ impl Parsed {
         Ok(())
     }
 
+    /// The series record in `scratch`, at byte `at` of the file: its labels checked,
+    /// resolved to a slot of `index` without allocating unless the index has never
+    /// seen them.
+    fn series_record(&mut self, at: usize, pid: &str, index: Option<&mut Index>) -> Result<(), FormatError> {
+        let bad = |reason| FormatError::BadRecord { offset: at, reason };
+        let families = &self.families;
+        let shape =
+            |id| families.get(&id).map(|f| SeriesShape { labels: f.label_names.len(), cells: f.cells });
+        let head = decode_series_into(&self.scratch, at, &shape, &mut self.ids)?;
+        let family = families.get(&head.family).ok_or(bad("series of an unknown family"))?;
+        let first_word = u32::try_from((at + head.cells_at) / 8).map_err(|_| bad("file too large"))?;
+        let (text, ends) = (&self.text, &self.ends);
+        let string = |id: u32| -> Result<&str, FormatError> {
+            let id = id as usize;
+            let start = if id == 0 {
+                0
+            } else {
+                *ends.get(id - 1).ok_or(bad("label refers to an unwritten string"))?
+            };
+            let end = *ends.get(id).ok_or(bad("label refers to an unwritten string"))?;
+            text.get(start as usize..end as usize).ok_or(bad("label refers to an unwritten string"))
+        };
+        let per_process = family.merge == Merge::PerProcess;
+        let count = head.const_labels + family.label_names.len() + usize::from(per_process);
+        let mut inline = [("", ""); INLINE_LABELS];
+        let mut spilled = Vec::new();
+        let pairs: &mut [(&str, &str)] = if count <= INLINE_LABELS {
+            &mut inline[..count]
+        } else {
+            spilled.resize(count, ("", ""));
+            &mut spilled
+        };
+        let (const_ids, value_ids) = self.ids.split_at(2 * head.const_labels);
+        let names = const_ids
+            .chunks_exact(2)
+            .map(|p| Ok((string(p[0])?, string(p[1])?)))
+            .chain(family.label_names.iter().zip(value_ids).map(|(n, &v)| Ok((&**n, string(v)?))))
+            .chain(per_process.then_some(Ok(("pid", pid))));
+        for (slot, pair) in pairs.iter_mut().zip(names) {
+            *slot = pair?;
+        }
+        // The family's names were checked with its record; a constant label's name, and
+        // every name's uniqueness, are checked here, as `LabelSet::new` would.
+        for (i, &(name, _)) in pairs.iter().enumerate() {
+            let checked = i >= head.const_labels && i < head.const_labels + family.label_names.len();
+            if (!checked && validate_label_name(name).is_err()) || pairs[..i].iter().any(|&(n, _)| n == name)
+            {
+                return Err(bad("invalid or repeated label name"));
+            }
+        }
+        let slot = index.and_then(|index| index.resolve(family, pairs)).unwrap_or(NO_SLOT);
+        self.series.push(SeriesEntry { family: family.clone(), slot, first_word });
+        Ok(())
+    }
+
+    /// Where string `id` starts in the arena.
+    fn start_of(&self, id: usize) -> usize {
+        id.checked_sub(1).and_then(|i| self.ends.get(i)).map_or(0, |&end| end as usize)
+    }
+
     /// The cells of `s` among `words`; empty if they lie outside (never, for a series
     /// parsed from these words).
     pub(crate) fn cells<'w, W>(words: &'w [W], s: &SeriesEntry) -> &'w [W] {
-        words.get(s.first_word..s.first_word + s.family.cells).unwrap_or(&[])
+        let first = s.first_word as usize;
+        words.get(first..first + s.family.cells).unwrap_or(&[])
     }
 }
 
@@ -225,7 +308,12 @@ pub(crate) enum Refreshed {
 impl FileReader {
     /// Opens `path`, or reuses `cached` if it is still the same file, and parses what
     /// was published since.
-    pub(crate) fn refresh(cached: Option<FileReader>, path: &Path) -> Result<Refreshed, MmapError> {
+    /// New series resolve to slots of `index`, if given.
+    pub(crate) fn refresh(
+        cached: Option<FileReader>,
+        path: &Path,
+        index: Option<&mut Index>,
+    ) -> Result<Refreshed, MmapError> {
         let meta = match fs::symlink_metadata(path) {
             Ok(meta) => meta,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Refreshed::Vanished),
@@ -243,7 +331,7 @@ impl FileReader {
             },
         };
         if reader.error.is_none() {
-            reader.read_new();
+            reader.read_new(index);
             // Checked after the error above: a record that read as zeroes past the
             // file's new end is reported as what it was.
             reader.check_shrank();
@@ -336,7 +424,7 @@ impl FileReader {
     /// Parses the records published since the last call. A record that cannot be read
     /// stops the parse there (`error`), keeping what came before; a file that shrank or
     /// whose committed length lies outside it is untrustworthy as a whole.
-    fn read_new(&mut self) {
+    fn read_new(&mut self, index: Option<&mut Index>) {
         // One fstat per file and scrape: a file shorter than our mapping was truncated,
         // and is known for what it is before a single mapped page past its end is
         // touched. (A truncation after this check is caught by the fault guard.)
@@ -364,7 +452,7 @@ impl FileReader {
         {
             return self.fail(FormatError::BadHeader("committed length outside the file"));
         }
-        if let Err(e) = self.parsed.parse(self.map.words(), &self.header, committed) {
+        if let Err(e) = self.parsed.parse(self.map.words(), &self.header, committed, index) {
             self.error = Some(e);
         }
     }

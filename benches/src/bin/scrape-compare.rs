@@ -24,6 +24,11 @@
 //! - `herd_steady_ms`: the median of `--iterations` (20) (snapshot + encode) on the
 //!   last of those aggregators, each into a new buffer; `herd_steady_mad_ms` and
 //!   `herd_cold_mad_ms` are the spreads (median absolute deviations).
+//! - `herd_index_bytes`: the heap the first cold aggregator keeps after its scrape (its
+//!   index and parsed files; the snapshot and body it produced are freed), per (file,
+//!   series) pair: bytes kept / (live files × distinct series). Counted by
+//!   allocation-counter's allocator, which this binary alone links; it adds a
+//!   thread-local count to each allocation, herd's side only.
 //! - `herd_bytes`: the disk space of the directory's files, the sum of `st_blocks *
 //!   512` (allocated blocks, not apparent size), measured the same way for the peers;
 //!   `herd_apparent_bytes` is the sum of the files' lengths, for reference.
@@ -289,15 +294,22 @@ fn measure_herd(
 
     let mut colds = Vec::with_capacity(cold_runs);
     let mut aggregator = None;
-    for _ in 0..cold_runs {
-        let start = Instant::now();
-        let fresh = Aggregator::new(&dir)?;
-        let snapshot = fresh.snapshot()?;
-        let mut body = Vec::new();
-        herd_core::encode(&snapshot, Format::Text, &mut body);
-        colds.push(start.elapsed().as_secs_f64() * 1e3);
-        if aggregator.is_none() {
-            check(&snapshot, series, increments, observations)?;
+    let mut kept_bytes = 0;
+    for run in 0..cold_runs {
+        let mut scraped = None;
+        let heap = allocation_counter::measure(|| {
+            scraped = Some(cold_scrape(&dir).and_then(|(fresh, snapshot, ms)| {
+                // Checked here, so that only the aggregator outlives the measurement.
+                if run == 0 {
+                    check(&snapshot, series, increments, observations)?;
+                }
+                Ok((fresh, ms))
+            }));
+        });
+        let (fresh, ms) = scraped.ok_or("no cold scrape")??;
+        colds.push(ms);
+        if run == 0 {
+            kept_bytes = u64::try_from(heap.bytes_current).unwrap_or(0);
         }
         aggregator = Some(fresh);
     }
@@ -311,11 +323,13 @@ fn measure_herd(
 
     let times = scrape::steady_scrape_times(&aggregator, iterations)?;
     pool.finish()?;
+    let pairs = (workers * report.series).max(1) as f64;
 
     let mut line = Line::default();
     line.set_f64("herd_cold_ms", scrape::median(&colds));
     line.set_f64("herd_steady_ms", scrape::median(&times));
     line.set("herd_bytes", bytes);
+    line.set_f64("herd_index_bytes", kept_bytes as f64 / pairs);
     line.set_f64("herd_steady_mad_ms", scrape::mad(&times));
     line.set("herd_apparent_bytes", apparent);
     line.set_f64("herd_cold_mad_ms", scrape::mad(&colds));
@@ -324,6 +338,17 @@ fn measure_herd(
     line.set("workers", workers);
     line.set("series", series);
     Ok(line)
+}
+
+/// A new aggregator's first scrape of `dir`, encoded as text 0.0.4: the aggregator, its
+/// snapshot, and the milliseconds it took.
+fn cold_scrape(dir: &Path) -> Result<(Aggregator, Snapshot, f64), BoxError> {
+    let start = Instant::now();
+    let fresh = Aggregator::new(dir)?;
+    let snapshot = fresh.snapshot()?;
+    let mut body = Vec::new();
+    herd_core::encode(&snapshot, Format::Text, &mut body);
+    Ok((fresh, snapshot, start.elapsed().as_secs_f64() * 1e3))
 }
 
 /// Checks the aggregate against what the workers reported doing.
