@@ -78,7 +78,10 @@ impl Index {
         let (families, slots) = (&mut self.families, &mut self.slots);
         let agg = families.get_mut(f as usize)?;
         let same = |id: &SlotId| {
-            slots.get(*id as usize).is_some_and(|s| s.labels.pairs().eq(labels.iter().copied()))
+            // The full hash first: the table's probe matches only 7 bits of it.
+            slots
+                .get(*id as usize)
+                .is_some_and(|s| s.hash == hash && s.labels.pairs().eq(labels.iter().copied()))
         };
         if let Some(&slot) = agg.by_labels.find(hash, same) {
             return Some(slot);
