@@ -631,7 +631,11 @@ const JOB_WITHOUT_ERRORS: &str = "herd-without-errors";
 /// `grpc_target` as job [`GRPC_JOB`], that also evaluates the kit's rules every
 /// second: the testkit writes the scrape config, this adds the other jobs and the
 /// rules and reloads.
-fn prometheus_with_rules(target: SocketAddr, grpc_target: SocketAddr, extra_args: &[&str]) -> AnyResult<Prometheus> {
+fn prometheus_with_rules(
+    target: SocketAddr,
+    grpc_target: SocketAddr,
+    extra_args: &[&str],
+) -> AnyResult<Prometheus> {
     let args = [&["--web.enable-lifecycle"], extra_args].concat();
     let prometheus = Prometheus::start_with_args(&[ScrapeJob::new(JOB, target)], &args)?;
     let config = std::fs::read_to_string(prometheus.config_path())?;
@@ -642,7 +646,8 @@ fn prometheus_with_rules(target: SocketAddr, grpc_target: SocketAddr, extra_args
         "  - job_name: {JOB_WITHOUT_ERRORS}\n    static_configs:\n      - targets: [\"{target}\"]\n    \
          metric_relabel_configs:\n      - source_labels: [route]\n        regex: /error\n        action: drop\n"
     );
-    let grpc = format!("  - job_name: {GRPC_JOB}\n    static_configs:\n      - targets: [\"{grpc_target}\"]\n");
+    let grpc =
+        format!("  - job_name: {GRPC_JOB}\n    static_configs:\n      - targets: [\"{grpc_target}\"]\n");
     let config = config.replacen("global:\n", "global:\n  evaluation_interval: 1s\n", 1)
         + &without_errors
         + &grpc
@@ -708,8 +713,8 @@ fn assert_errors_seen_on_the_error_route_alone(
 /// `HerdGrpcHighErrorRatio` goes pending (or firing) for [`GRPC_JOB`], whose
 /// `DataLoss` streams are server errors, and not for [`JOB`], which has no gRPC.
 fn assert_grpc_errors_seen(prometheus: &Prometheus) -> TestResult {
-    let ratios =
-        prometheus.query(&format!(r#"job_instance_grpc_code:grpc_server_handled:ratio_rate5m{{job="{GRPC_JOB}"}}"#))?;
+    let ratios = prometheus
+        .query(&format!(r#"job_instance_grpc_code:grpc_server_handled:ratio_rate5m{{job="{GRPC_JOB}"}}"#))?;
     let code = |c: &str| ratios.iter().find(|r| r.metric.get("grpc_code").map(String::as_str) == Some(c));
     for c in ["NotFound", "DataLoss"] {
         assert!(code(c).is_some_and(|r| r.value > 0.0 && r.value < 1.0), "{c}: {ratios:?}");
@@ -793,10 +798,16 @@ fn every_dashboard_query_returns_data_from_prometheus_scraping_the_prefork_demo_
             let families = r#"__name__=~"http_requests_total|grpc_server_handled_total""#;
             let jobs = prometheus.query(&format!("group by (job) ({{{families}}})"))?;
             for (job, instance) in [(JOB, &instance), (GRPC_JOB, &grpc_instance)] {
-                assert!(jobs.iter().any(|r| r.metric.get("job").map(String::as_str) == Some(job)), "{jobs:?}");
+                assert!(
+                    jobs.iter().any(|r| r.metric.get("job").map(String::as_str) == Some(job)),
+                    "{jobs:?}"
+                );
                 let instances =
                     prometheus.query(&format!("group by (instance) ({{{families},job=~\"{job}\"}})"))?;
-                assert!(instances.iter().any(|r| r.metric.get("instance") == Some(instance)), "{instances:?}");
+                assert!(
+                    instances.iter().any(|r| r.metric.get("instance") == Some(instance)),
+                    "{instances:?}"
+                );
             }
 
             // The load did what it says: 404s, 405s, aborts and slow requests were recorded.
@@ -809,8 +820,14 @@ fn every_dashboard_query_returns_data_from_prometheus_scraping_the_prefork_demo_
                 ("gRPC NotFound", r#"sum(grpc_server_handled_total{grpc_code="NotFound"})"#),
                 ("gRPC DataLoss", r#"sum(grpc_server_handled_total{grpc_code="DataLoss"})"#),
                 ("gRPC cancelled streams", r#"sum(grpc_server_handled_total{grpc_code="Canceled"})"#),
-                ("gRPC client stream messages", r#"sum(grpc_server_msg_received_total{grpc_type="client_stream"})"#),
-                ("gRPC server stream messages", r#"sum(grpc_server_msg_sent_total{grpc_type="server_stream"})"#),
+                (
+                    "gRPC client stream messages",
+                    r#"sum(grpc_server_msg_received_total{grpc_type="client_stream"})"#,
+                ),
+                (
+                    "gRPC server stream messages",
+                    r#"sum(grpc_server_msg_sent_total{grpc_type="server_stream"})"#,
+                ),
             ] {
                 let got = prometheus.query(promql)?;
                 assert!(got.first().is_some_and(|r| r.value > 0.0), "{name}: no {what}: {promql} = {got:?}");

@@ -125,10 +125,8 @@ fn serve_forever(
         let handler = MetricsHandler::from_collector(aggregator.clone());
         serve_worker(grpc, metrics.try_clone()?, layer.clone(), handler)
     };
-    let workers = Supervisor::builder()
-        .workers(usize::try_from(workers)?)
-        .listener(Listener::Tcp(grpc))
-        .start(work)?;
+    let workers =
+        Supervisor::builder().workers(usize::try_from(workers)?).listener(Listener::Tcp(grpc)).start(work)?;
     let stopped = workers.wait()?;
     println!("grpc-fork-workers: workers stopped ({} killed)", stopped.killed);
     Ok(ExitCode::SUCCESS)
