@@ -14,7 +14,8 @@
 //!   `HerdHighErrorRatio` goes pending for them and stays silent without them. The
 //!   gRPC panels read a second target, `grpc-fork-workers` (herd-tonic in pre-forked
 //!   workers) answering OK, `NotFound`, `DataLoss` and cancelled calls, unary and
-//!   streaming; `HerdGrpcHighErrorRatio` goes pending for its `DataLoss`.
+//!   streaming; `HerdGrpcHighErrorRatio` goes pending for its `DataLoss`, and stays
+//!   silent without them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read as _, Write as _};
@@ -41,6 +42,10 @@ const JOB: &str = "herd";
 
 /// The job that scrapes `grpc-fork-workers`' `/metrics` (HerdMetricsDown watches it too).
 const GRPC_JOB: &str = "herd-grpc";
+
+/// The job that scrapes the same gRPC target but drops its `DataLoss` series: calls
+/// that end OK or with the client's codes (`NotFound`, `Canceled`) alone.
+const GRPC_JOB_WITHOUT_ERRORS: &str = "herd-grpc-without-errors";
 
 fn ops() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../ops")
@@ -646,8 +651,11 @@ fn prometheus_with_rules(
         "  - job_name: {JOB_WITHOUT_ERRORS}\n    static_configs:\n      - targets: [\"{target}\"]\n    \
          metric_relabel_configs:\n      - source_labels: [route]\n        regex: /error\n        action: drop\n"
     );
-    let grpc =
-        format!("  - job_name: {GRPC_JOB}\n    static_configs:\n      - targets: [\"{grpc_target}\"]\n");
+    let grpc = format!(
+        "  - job_name: {GRPC_JOB}\n    static_configs:\n      - targets: [\"{grpc_target}\"]\n  \
+         - job_name: {GRPC_JOB_WITHOUT_ERRORS}\n    static_configs:\n      - targets: [\"{grpc_target}\"]\n    \
+         metric_relabel_configs:\n      - source_labels: [grpc_code]\n        regex: DataLoss\n        action: drop\n"
+    );
     let config = config.replacen("global:\n", "global:\n  evaluation_interval: 1s\n", 1)
         + &without_errors
         + &grpc
@@ -711,7 +719,9 @@ fn assert_errors_seen_on_the_error_route_alone(
 
 /// The gRPC error ratio by code holds the codes the load sends and no `OK`;
 /// `HerdGrpcHighErrorRatio` goes pending (or firing) for [`GRPC_JOB`], whose
-/// `DataLoss` streams are server errors, and not for [`JOB`], which has no gRPC.
+/// `DataLoss` streams are server errors, and stays silent for
+/// [`GRPC_JOB_WITHOUT_ERRORS`], whose `NotFound` and `Canceled` calls are the
+/// client's: its server-error ratio is computed, as 0.
 fn assert_grpc_errors_seen(prometheus: &Prometheus) -> TestResult {
     let ratios = prometheus
         .query(&format!(r#"job_instance_grpc_code:grpc_server_handled:ratio_rate5m{{job="{GRPC_JOB}"}}"#))?;
@@ -731,8 +741,23 @@ fn assert_grpc_errors_seen(prometheus: &Prometheus) -> TestResult {
             .all(|a| matches!(a.metric.get("alertstate").map(String::as_str), Some("pending" | "firing"))),
         "{firing:?}"
     );
-    let silent = prometheus.query(&alert(JOB))?;
-    assert!(silent.is_empty(), "HerdGrpcHighErrorRatio without gRPC: {silent:?}");
+    let computed = format!(r#"job:grpc_server_errors:ratio_rate5m{{job="{GRPC_JOB_WITHOUT_ERRORS}"}}"#);
+    // Added by a reload, like the HTTP job without errors: wait (bounded) for its ratio.
+    let ratio =
+        prometheus.wait_until(Duration::from_secs(30), "the gRPC ratio of the job without errors", |p| {
+            let ratio = p.query(&computed)?;
+            Ok((!ratio.is_empty()).then_some(ratio))
+        })?;
+    assert!(ratio.len() == 1 && ratio[0].value == 0.0, "{computed} = {ratio:?}");
+    let client_codes = prometheus.query(&format!(
+        r#"job_instance_grpc_code:grpc_server_handled:ratio_rate5m{{job="{GRPC_JOB_WITHOUT_ERRORS}",grpc_code="NotFound"}}"#
+    ))?;
+    assert!(
+        client_codes.first().is_some_and(|r| r.value > 0.0),
+        "no NotFound without errors: {client_codes:?}"
+    );
+    let silent = prometheus.query(&alert(GRPC_JOB_WITHOUT_ERRORS))?;
+    assert!(silent.is_empty(), "HerdGrpcHighErrorRatio on the client's codes: {silent:?}");
     Ok(())
 }
 
