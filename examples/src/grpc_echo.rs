@@ -246,7 +246,12 @@ impl Running {
 
 /// Serves `test.Echo` behind `layer` on 127.0.0.1, on a port of the system's choice.
 pub async fn serve(layer: MetricsLayer) -> Result<Running, BoxError> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    serve_on(tokio::net::TcpListener::bind("127.0.0.1:0").await?, layer)
+}
+
+/// Serves `test.Echo` behind `layer` on `listener` (a pre-forked worker's share of
+/// the master's socket, say).
+pub fn serve_on(listener: tokio::net::TcpListener, layer: MetricsLayer) -> Result<Running, BoxError> {
     let addr = listener.local_addr()?;
     let echo = EchoServer::default();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -11,7 +11,11 @@
 //!   from a real Prometheus 2.42 (loading the rules) that scrapes the pre-fork demo
 //!   under load: plain requests, 404s, 405s, 500s (`GET /error`), slow and aborted
 //!   requests; the error ratio shows the 500s on route `/error` alone, and
-//!   `HerdHighErrorRatio` goes pending for them and stays silent without them.
+//!   `HerdHighErrorRatio` goes pending for them and stays silent without them. The
+//!   gRPC panels read a second target, `grpc-fork-workers` (herd-tonic in pre-forked
+//!   workers) answering OK, `NotFound`, `DataLoss` and cancelled calls, unary and
+//!   streaming; `HerdGrpcHighErrorRatio` goes pending for its `DataLoss`, and stays
+//!   silent without them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read as _, Write as _};
@@ -22,6 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use herd_examples::grpc_echo::{EchoClient, Msg};
 use herd_examples::prefork::request;
 use herd_testkit::{cannot_run, http_get, Prometheus, ScrapeJob};
 use serde_json::Value;
@@ -34,6 +39,13 @@ type AnyResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// The job name the kit's configurations and the HerdMetricsDown rule (`herd.*`) use.
 const JOB: &str = "herd";
+
+/// The job that scrapes `grpc-fork-workers`' `/metrics` (HerdMetricsDown watches it too).
+const GRPC_JOB: &str = "herd-grpc";
+
+/// The job that scrapes the same gRPC target but drops its `DataLoss` series: calls
+/// that end OK or with the client's codes (`NotFound`, `Canceled`) alone.
+const GRPC_JOB_WITHOUT_ERRORS: &str = "herd-grpc-without-errors";
 
 fn ops() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../ops")
@@ -111,7 +123,7 @@ fn promtool_check_rules_finds_nothing() -> TestResult {
     let Some(out) = run(&promtool(), &[&args[..], &[rules.as_os_str()]].concat())? else { return Ok(()) };
     let said = text(&out);
     assert!(out.status.success(), "{said}");
-    assert!(said.contains("SUCCESS: 19 rules found"), "{said}");
+    assert!(said.contains("SUCCESS: 30 rules found"), "{said}");
     assert!(!said.contains("WARNING"), "{said}");
     Ok(())
 }
@@ -159,6 +171,9 @@ fn promtool_unit_tests_show_every_alert_firing_and_silent() -> TestResult {
         "HerdHighErrorRatio",
         "HerdLatencyBudgetBurnFast",
         "HerdLatencyBudgetBurnSlow",
+        "HerdGrpcHighErrorRatio",
+        "HerdGrpcLatencyBudgetBurnFast",
+        "HerdGrpcLatencyBudgetBurnSlow",
         "HerdCardinalityOverflow",
         "HerdStorageErrors",
         "HerdMetricsFilesSkipped",
@@ -494,6 +509,11 @@ fn the_dashboard_is_json_with_unique_ids_and_the_datasource_variable_on_every_ta
         "herd_cardinality_overflow_total",
         "herd_storage_errors_total",
         "herd_mmap_scrape_duration_seconds",
+        "grpc_server_started_total",
+        "grpc_server_handled_total",
+        "grpc_server_msg_received_total",
+        "grpc_server_msg_sent_total",
+        "grpc_server_handling_seconds",
     ] {
         assert!(exprs.contains(family), "no panel shows {family}");
     }
@@ -551,14 +571,76 @@ fn drive_until(addr: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHand
     })
 }
 
+/// `grpc-fork-workers` as a server (2 workers): the child, which stops like the demo
+/// when dropped, and the address of its gRPC socket; its `addr` is that of `/metrics`.
+fn start_grpc_workers() -> AnyResult<(Demo, SocketAddr)> {
+    let dir = tempfile::tempdir()?;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_grpc-fork-workers"));
+    command
+        .args(["--workers", "2", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--dir"])
+        .arg(dir.path().join("metrics"));
+    let (server, line) = Demo::spawn(command, dir)?;
+    let grpc = line.split("gRPC on ").nth(1).and_then(|s| s.split(' ').next()).ok_or("no gRPC address")?;
+    Ok((server, grpc.parse()?))
+}
+
+/// How long one round of gRPC calls may take before the load counts as stuck.
+const GRPC_ROUND_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// One round of gRPC calls, each checked from the client's side: a unary OK and a
+/// unary `NotFound`, a server stream of 3 messages that ends `DataLoss` every other
+/// round (a server error: about one call in nine, above the alert's 5%) and OK
+/// otherwise, a client stream of 4 messages, and every fourth round a stream the
+/// client cancels (`Canceled`).
+async fn grpc_round(client: &mut EchoClient, i: u64) -> AnyResult<()> {
+    let msg = |text: &str, n: u32, fail: bool| Msg { text: text.to_owned(), n, fail };
+    let echoed = client.unary("/test.Echo/Unary", msg("ping", 0, false)).await?;
+    assert_eq!(echoed.map(|m| m.text).ok().as_deref(), Some("ping"));
+    let missing = client.unary("/test.Echo/Unary", msg("missing", 0, false)).await?;
+    assert_eq!(missing.err().map(|s| s.code()), Some(tonic::Code::NotFound));
+    let fail = i % 2 == 0;
+    let counted = client.server_stream("/test.Echo/Count", msg("", 3, fail)).await?;
+    assert_eq!(counted, (3, if fail { tonic::Code::DataLoss } else { tonic::Code::Ok }));
+    assert_eq!(client.sum(4).await?, 4);
+    if i % 4 == 0 {
+        client.read_two_and_cancel().await?;
+    }
+    Ok(())
+}
+
+/// Sends rounds of gRPC calls to `addr` until `stop`, from a thread with its own
+/// runtime; its first error (or a stuck round) ends it.
+fn drive_grpc_until(addr: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<AnyResult<u64>> {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(async move {
+            let mut client = EchoClient::connect(addr).await?;
+            let mut rounds = 0;
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::timeout(GRPC_ROUND_TIMEOUT, grpc_round(&mut client, rounds))
+                    .await
+                    .map_err(|_| format!("gRPC round {rounds} took more than {GRPC_ROUND_TIMEOUT:?}"))??;
+                rounds += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Ok(rounds)
+        })
+    })
+}
+
 /// The job that scrapes the same target as [`JOB`] but drops the series of route
 /// `/error`: the service as it would be without its failing route.
 const JOB_WITHOUT_ERRORS: &str = "herd-without-errors";
 
-/// A Prometheus scraping `target` as job [`JOB`], and as [`JOB_WITHOUT_ERRORS`], that
-/// also evaluates the kit's rules every second: the testkit writes the scrape config,
-/// this adds the second job and the rules and reloads.
-fn prometheus_with_rules(target: SocketAddr, extra_args: &[&str]) -> AnyResult<Prometheus> {
+/// A Prometheus scraping `target` as job [`JOB`], and as [`JOB_WITHOUT_ERRORS`],
+/// `grpc_target` as job [`GRPC_JOB`], that also evaluates the kit's rules every
+/// second: the testkit writes the scrape config, this adds the other jobs and the
+/// rules and reloads.
+fn prometheus_with_rules(
+    target: SocketAddr,
+    grpc_target: SocketAddr,
+    extra_args: &[&str],
+) -> AnyResult<Prometheus> {
     let args = [&["--web.enable-lifecycle"], extra_args].concat();
     let prometheus = Prometheus::start_with_args(&[ScrapeJob::new(JOB, target)], &args)?;
     let config = std::fs::read_to_string(prometheus.config_path())?;
@@ -569,8 +651,14 @@ fn prometheus_with_rules(target: SocketAddr, extra_args: &[&str]) -> AnyResult<P
         "  - job_name: {JOB_WITHOUT_ERRORS}\n    static_configs:\n      - targets: [\"{target}\"]\n    \
          metric_relabel_configs:\n      - source_labels: [route]\n        regex: /error\n        action: drop\n"
     );
+    let grpc = format!(
+        "  - job_name: {GRPC_JOB}\n    static_configs:\n      - targets: [\"{grpc_target}\"]\n  \
+         - job_name: {GRPC_JOB_WITHOUT_ERRORS}\n    static_configs:\n      - targets: [\"{grpc_target}\"]\n    \
+         metric_relabel_configs:\n      - source_labels: [grpc_code]\n        regex: DataLoss\n        action: drop\n"
+    );
     let config = config.replacen("global:\n", "global:\n  evaluation_interval: 1s\n", 1)
         + &without_errors
+        + &grpc
         + &format!("rule_files:\n  - {}\n", serde_json::to_string(&rules.display().to_string())?);
     std::fs::write(prometheus.config_path(), config)?;
     let reply = request(prometheus.addr(), "POST", "/-/reload", b"")?;
@@ -629,21 +717,68 @@ fn assert_errors_seen_on_the_error_route_alone(
     Ok(())
 }
 
+/// The gRPC error ratio by code holds the codes the load sends and no `OK`;
+/// `HerdGrpcHighErrorRatio` goes pending (or firing) for [`GRPC_JOB`], whose
+/// `DataLoss` streams are server errors, and stays silent for
+/// [`GRPC_JOB_WITHOUT_ERRORS`], whose `NotFound` and `Canceled` calls are the
+/// client's: its server-error ratio is computed, as 0.
+fn assert_grpc_errors_seen(prometheus: &Prometheus) -> TestResult {
+    let ratios = prometheus
+        .query(&format!(r#"job_instance_grpc_code:grpc_server_handled:ratio_rate5m{{job="{GRPC_JOB}"}}"#))?;
+    let code = |c: &str| ratios.iter().find(|r| r.metric.get("grpc_code").map(String::as_str) == Some(c));
+    for c in ["NotFound", "DataLoss"] {
+        assert!(code(c).is_some_and(|r| r.value > 0.0 && r.value < 1.0), "{c}: {ratios:?}");
+    }
+    assert!(code("OK").is_none(), "{ratios:?}");
+    let alert = |job: &str| format!(r#"ALERTS{{alertname="HerdGrpcHighErrorRatio",job="{job}"}}"#);
+    let firing = prometheus.wait_until(Duration::from_secs(30), "HerdGrpcHighErrorRatio pending", |p| {
+        let alerts = p.query(&alert(GRPC_JOB))?;
+        Ok((!alerts.is_empty()).then_some(alerts))
+    })?;
+    assert!(
+        firing
+            .iter()
+            .all(|a| matches!(a.metric.get("alertstate").map(String::as_str), Some("pending" | "firing"))),
+        "{firing:?}"
+    );
+    let computed = format!(r#"job:grpc_server_errors:ratio_rate5m{{job="{GRPC_JOB_WITHOUT_ERRORS}"}}"#);
+    // Added by a reload, like the HTTP job without errors: wait (bounded) for its ratio.
+    let ratio =
+        prometheus.wait_until(Duration::from_secs(30), "the gRPC ratio of the job without errors", |p| {
+            let ratio = p.query(&computed)?;
+            Ok((!ratio.is_empty()).then_some(ratio))
+        })?;
+    assert!(ratio.len() == 1 && ratio[0].value == 0.0, "{computed} = {ratio:?}");
+    let client_codes = prometheus.query(&format!(
+        r#"job_instance_grpc_code:grpc_server_handled:ratio_rate5m{{job="{GRPC_JOB_WITHOUT_ERRORS}",grpc_code="NotFound"}}"#
+    ))?;
+    assert!(
+        client_codes.first().is_some_and(|r| r.value > 0.0),
+        "no NotFound without errors: {client_codes:?}"
+    );
+    let silent = prometheus.query(&alert(GRPC_JOB_WITHOUT_ERRORS))?;
+    assert!(silent.is_empty(), "HerdGrpcHighErrorRatio on the client's codes: {silent:?}");
+    Ok(())
+}
+
 /// `expr` with the dashboard's variables set: `$job` and `$instance` as a user picks
 /// them, `$__rate_interval` as Grafana computes it for a 1 s scrape interval.
 fn substitute(expr: &str, job: &str, instance: &str) -> String {
     expr.replace("$__rate_interval", "30s").replace("$job", job).replace("$instance", instance)
 }
 
-/// The queries that return nothing, with the variables set.
+/// The queries that return nothing, with the variables set: `http` (job and
+/// instance) for the HTTP and health panels, `grpc` for the gRPC panels, as a user
+/// picks the job of the service each panel shows.
 fn empty_queries(
     prometheus: &Prometheus,
     queries: &[(String, String, String)],
-    job: &str,
-    instance: &str,
+    http: (&str, &str),
+    grpc: (&str, &str),
 ) -> Result<Vec<String>, String> {
     let mut empty = Vec::new();
     for (panel, ref_id, expr) in queries {
+        let (job, instance) = if expr.contains("grpc_") { grpc } else { http };
         let promql = substitute(expr, job, instance);
         if prometheus.query(&promql)?.is_empty() {
             empty.push(format!("{panel} ({ref_id}): {promql}"));
@@ -657,35 +792,48 @@ fn every_dashboard_query_returns_data_from_prometheus_scraping_the_prefork_demo_
     let queries = dashboard_queries(&load_dashboard()?);
     assert!(queries.len() > 20, "{queries:?}");
     let demo = Demo::start("3", &[])?;
+    let (grpc, grpc_addr) = start_grpc_workers()?;
     // One Prometheus as 2.42 runs by default (it negotiates OpenMetrics), one with
     // native histograms on (it asks for protobuf first; herd answers OpenMetrics).
-    let classic = prometheus_with_rules(demo.addr, &[])?;
-    let native = prometheus_with_rules(demo.addr, &["--enable-feature=native-histograms"])?;
+    let classic = prometheus_with_rules(demo.addr, grpc.addr, &[])?;
+    let native = prometheus_with_rules(demo.addr, grpc.addr, &["--enable-feature=native-histograms"])?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let load = drive_until(demo.addr, stop.clone());
+    let grpc_load = drive_grpc_until(grpc_addr, stop.clone());
     let outcome = (|| -> TestResult {
         let instance = demo.addr.to_string();
+        let grpc_instance = grpc.addr.to_string();
         for (name, prometheus) in [("default", &classic), ("native-histograms", &native)] {
             prometheus.wait_for_targets_up(Duration::from_secs(30))?;
             let mut last = Vec::new();
             let waited =
                 prometheus.wait_until(Duration::from_secs(60), "every dashboard query to return data", |p| {
                     // As a user picks one job and instance, and as "All" (`.+`) sends them.
-                    last = empty_queries(p, &queries, JOB, &instance)?;
-                    last.extend(empty_queries(p, &queries, ".+", ".+")?);
+                    last = empty_queries(p, &queries, (JOB, &instance), (GRPC_JOB, &grpc_instance))?;
+                    last.extend(empty_queries(p, &queries, (".+", ".+"), (".+", ".+"))?);
                     Ok(last.is_empty().then_some(()))
                 });
             if let Err(e) = waited {
                 return Err(format!("{name}: queries without data:\n  {}\n{e}", last.join("\n  ")).into());
             }
 
-            // The variables' own queries (Grafana's label_values) find the demo.
-            let jobs = prometheus.query("group by (job) (http_requests_total)")?;
-            assert!(jobs.iter().any(|r| r.metric.get("job").map(String::as_str) == Some(JOB)), "{jobs:?}");
-            let instances =
-                prometheus.query(&format!("group by (instance) (http_requests_total{{job=~\"{JOB}\"}})"))?;
-            assert!(instances.iter().any(|r| r.metric.get("instance") == Some(&instance)), "{instances:?}");
+            // The variables' own queries (Grafana's label_values) find the demo and
+            // the gRPC workers.
+            let families = r#"__name__=~"http_requests_total|grpc_server_handled_total""#;
+            let jobs = prometheus.query(&format!("group by (job) ({{{families}}})"))?;
+            for (job, instance) in [(JOB, &instance), (GRPC_JOB, &grpc_instance)] {
+                assert!(
+                    jobs.iter().any(|r| r.metric.get("job").map(String::as_str) == Some(job)),
+                    "{jobs:?}"
+                );
+                let instances =
+                    prometheus.query(&format!("group by (instance) ({{{families},job=~\"{job}\"}})"))?;
+                assert!(
+                    instances.iter().any(|r| r.metric.get("instance") == Some(instance)),
+                    "{instances:?}"
+                );
+            }
 
             // The load did what it says: 404s, 405s, aborts and slow requests were recorded.
             for (what, promql) in [
@@ -693,6 +841,18 @@ fn every_dashboard_query_returns_data_from_prometheus_scraping_the_prefork_demo_
                 ("405s", r#"sum(http_requests_total{status="405"})"#),
                 ("aborted requests", "sum(http_requests_aborted_total)"),
                 ("slow requests", "job:http_request_duration_seconds:slow_ratio_rate5m"),
+                ("gRPC OK calls", r#"sum(grpc_server_handled_total{grpc_code="OK"})"#),
+                ("gRPC NotFound", r#"sum(grpc_server_handled_total{grpc_code="NotFound"})"#),
+                ("gRPC DataLoss", r#"sum(grpc_server_handled_total{grpc_code="DataLoss"})"#),
+                ("gRPC cancelled streams", r#"sum(grpc_server_handled_total{grpc_code="Canceled"})"#),
+                (
+                    "gRPC client stream messages",
+                    r#"sum(grpc_server_msg_received_total{grpc_type="client_stream"})"#,
+                ),
+                (
+                    "gRPC server stream messages",
+                    r#"sum(grpc_server_msg_sent_total{grpc_type="server_stream"})"#,
+                ),
             ] {
                 let got = prometheus.query(promql)?;
                 assert!(got.first().is_some_and(|r| r.value > 0.0), "{name}: no {what}: {promql} = {got:?}");
@@ -705,6 +865,7 @@ fn every_dashboard_query_returns_data_from_prometheus_scraping_the_prefork_demo_
         assert!(pending.is_empty(), "{pending:?}");
 
         assert_errors_seen_on_the_error_route_alone(&classic, &queries, &instance)?;
+        assert_grpc_errors_seen(&classic)?;
 
         // The text format 0.0.4, as a Prometheus pinned to it by scrape-text.yml asks.
         let accept = "text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
@@ -727,6 +888,7 @@ fn every_dashboard_query_returns_data_from_prometheus_scraping_the_prefork_demo_
     })();
     stop.store(true, Ordering::Relaxed);
     let rounds = load.join().map_err(|_| "the load thread panicked")??;
-    println!("load: {rounds} rounds");
+    let grpc_rounds = grpc_load.join().map_err(|_| "the gRPC load thread panicked")??;
+    println!("load: {rounds} rounds, {grpc_rounds} gRPC rounds");
     outcome
 }

@@ -4,14 +4,27 @@
 //! `herd_examples::grpc_echo::scenario` against itself. The master then prints the
 //! aggregate of every worker's file in the text format.
 //!
-//! Usage: `grpc-fork-workers --dir DIR [--workers N]`
+//! With `--listen ADDR --metrics ADDR` it is a server instead, the gRPC scrape target
+//! of `examples/tests/ops.rs`: the master binds both sockets and herd-prefork's
+//! `Supervisor` keeps the workers alive until SIGTERM or SIGINT; every worker accepts
+//! `test.Echo` calls on the `--listen` socket and answers `GET /metrics` (the aggregate
+//! of every worker's file) on the `--metrics` one. Port 0 picks a free port; the
+//! master prints `listening on http://METRICS_ADDR (/metrics), gRPC on GRPC_ADDR`.
+//!
+//! Usage: `grpc-fork-workers --dir DIR [--workers N] [--listen ADDR --metrics ADDR]`
 
+use std::io::{self, Write as _};
+use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use herd_axum::MetricsHandler;
 use herd_core::{Format, Registry};
-use herd_examples::grpc_echo::{layer_builder, scenario, serve};
+use herd_examples::grpc_echo::{layer_builder, scenario, serve, serve_on};
 use herd_mmap::{claim_dir, fork, Aggregator, Forked, MmapStorage};
+use herd_prefork::{Listener, Supervisor, Worker};
+
+const USAGE: &str = "usage: grpc-fork-workers --dir DIR [--workers N] [--listen ADDR --metrics ADDR]";
 
 fn main() -> ExitCode {
     match run() {
@@ -26,26 +39,33 @@ fn main() -> ExitCode {
 fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let mut dir = std::path::PathBuf::new();
     let mut workers: u32 = 4;
+    let mut listen: Option<SocketAddr> = None;
+    let mut metrics: Option<SocketAddr> = None;
     for (flag, value) in herd_examples::flag_values()? {
         match flag.as_str() {
             "--dir" => dir = value.into(),
             "--workers" => workers = herd_examples::parse_flag(&flag, &value)?,
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?}; usage: grpc-fork-workers --dir DIR [--workers N]"
-                )
-                .into())
-            }
+            "--listen" => listen = Some(herd_examples::parse_flag(&flag, &value)?),
+            "--metrics" => metrics = Some(herd_examples::parse_flag(&flag, &value)?),
+            other => return Err(format!("unknown argument {other:?}; {USAGE}").into()),
         }
     }
     if dir.as_os_str().is_empty() {
-        return Err("--dir is required; usage: grpc-fork-workers --dir DIR [--workers N]".into());
+        return Err(format!("--dir is required; {USAGE}").into());
     }
+    let serve_at = match (listen, metrics) {
+        (Some(listen), Some(metrics)) => Some((listen, metrics)),
+        (None, None) => None,
+        _ => return Err(format!("--listen and --metrics go together; {USAGE}").into()),
+    };
     let dir = claim_dir(&dir)?;
     let registry = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
     // Registered before the fork, as a pre-forking server would: each worker records
     // into its own file through the handles it inherits.
     let layer = layer_builder().build(&registry)?;
+    if let Some((listen, metrics)) = serve_at {
+        return serve_forever(&dir, workers, layer, listen, metrics);
+    }
 
     let mut children = Vec::new();
     for _ in 0..workers {
@@ -79,4 +99,68 @@ fn worker(layer: herd_tonic::MetricsLayer) -> Result<(), herd_examples::grpc_ech
         scenario(&server).await?;
         server.stop().await
     })
+}
+
+/// The server mode: workers serving gRPC on `listen` and `/metrics` on `metrics`, kept
+/// alive by herd-prefork's supervisor until SIGTERM or SIGINT.
+fn serve_forever(
+    dir: &std::path::Path,
+    workers: u32,
+    layer: herd_tonic::MetricsLayer,
+    listen: SocketAddr,
+    metrics: SocketAddr,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let aggregator = Arc::new(Aggregator::new(dir)?.process_metrics(true));
+    let grpc = TcpListener::bind(listen)?;
+    let metrics = TcpListener::bind(metrics)?;
+    println!(
+        "grpc-fork-workers: listening on http://{} (/metrics), gRPC on {} with {workers} workers",
+        metrics.local_addr()?,
+        grpc.local_addr()?
+    );
+    io::stdout().flush()?;
+    herd_examples::prefork::log_lines("grpc-fork-workers")?;
+    let work = |worker: Worker| -> Result<(), herd_examples::grpc_echo::BoxError> {
+        let grpc = worker.into_listener().into_tcp()?;
+        let handler = MetricsHandler::from_collector(aggregator.clone());
+        serve_worker(grpc, metrics.try_clone()?, layer.clone(), handler)
+    };
+    let workers =
+        Supervisor::builder().workers(usize::try_from(workers)?).listener(Listener::Tcp(grpc)).start(work)?;
+    let stopped = workers.wait()?;
+    println!("grpc-fork-workers: workers stopped ({} killed)", stopped.killed);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A worker of the server mode: a small runtime serving `test.Echo` and `/metrics` on
+/// the inherited sockets until SIGTERM or SIGINT.
+fn serve_worker(
+    grpc: TcpListener,
+    metrics: TcpListener,
+    layer: herd_tonic::MetricsLayer,
+    handler: MetricsHandler,
+) -> Result<(), herd_examples::grpc_echo::BoxError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async move {
+        grpc.set_nonblocking(true)?;
+        metrics.set_nonblocking(true)?;
+        let server = serve_on(tokio::net::TcpListener::from_std(grpc)?, layer)?;
+        let app = axum::Router::new().route_service("/metrics", handler);
+        let metrics = tokio::net::TcpListener::from_std(metrics)?;
+        axum::serve(metrics, app).with_graceful_shutdown(stop_signal()).await?;
+        server.stop().await
+    })
+}
+
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
 }

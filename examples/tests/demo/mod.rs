@@ -1,6 +1,8 @@
 //! `prefork-demo` as a child process, for the tests that drive it from outside
 //! (`prefork.rs`, `ops.rs`): its stdout lines arrive on a channel, and dropping it
 //! stops the master (SIGTERM, then SIGKILL after 10 s), whose workers then stop.
+//! `ops.rs` runs `grpc-fork-workers --listen --metrics` through [`Demo::spawn`] too: it
+//! prints the same `listening on http://ADDR` line and stops the same way.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -51,7 +53,7 @@ impl Demo {
             match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(line) if line.contains(needle) => return Ok(line),
                 Ok(_) => {}
-                Err(_) => return Err(format!("prefork-demo printed no line with {needle:?}").into()),
+                Err(_) => return Err(format!("the child printed no line with {needle:?}").into()),
             }
         }
     }
