@@ -95,6 +95,7 @@ pub mod process;
 mod registry;
 pub mod snapshot;
 pub mod storage;
+pub mod table;
 
 pub use desc::{FamilyDesc, GaugeMode, MetricKind};
 pub use encode::{encode, negotiate, negotiate_among, Format};
