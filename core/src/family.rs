@@ -15,6 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use once_cell::race::OnceBox;
 
+use crate::collector::Collector;
 use crate::desc::FamilyDesc;
 use crate::error::ArityError;
 use crate::labels::LabelSet;
@@ -23,7 +24,6 @@ use crate::metrics::{Counter, Metric};
 use crate::snapshot::{FamilySnapshot, SeriesSnapshot};
 use crate::storage::Storage;
 use crate::table::{bytes_eq, WriteOnceTable};
-use crate::Collector;
 
 /// The label value every label of the overflow series takes.
 pub const OVERFLOW_LABEL_VALUE: &str = "__overflow__";

@@ -9,9 +9,9 @@ use super::label_values::{method_index, UNMATCHED_ROUTE};
 use super::names::{MetricSpec, RedNames};
 use super::options::{buckets, RedOptions, BODY_SIZE_BUCKETS, DURATION_BUCKETS};
 use super::timer::RequestTimer;
-use crate::desc::GaugeMode;
 use crate::error::RegistryError;
 use crate::metrics::Buckets;
+use crate::model::GaugeMode;
 use crate::registry::Registry;
 use crate::table::WriteOnceTable;
 

@@ -9,11 +9,11 @@ use parking_lot::RwLock;
 
 use super::{Inner, Registry, State};
 use crate::clock::Clock;
-use crate::desc::GaugeMode;
 use crate::error::RegistryError;
 use crate::family::Family;
 use crate::labels::{validate_metric_name, LabelSet};
 use crate::metrics::{Buckets, Counter, Gauge, Histogram, Metric, Objectives, Summary, Window};
+use crate::model::GaugeMode;
 use crate::storage::{HeapStorage, Storage};
 
 /// Settings for a [`Registry`].

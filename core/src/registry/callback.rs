@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use super::collector::Collector;
 use super::Registry;
-use crate::desc::MetricKind;
+use crate::collector::Collector;
 use crate::error::RegistryError;
 use crate::labels::LabelSet;
+use crate::model::MetricKind;
 use crate::snapshot::{CounterValue, FamilySnapshot, SeriesSnapshot, SeriesValue};
 
 impl Registry {

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use super::Registry;
-use crate::desc::{FamilyDesc, GaugeMode, MetricKind};
+use crate::desc::FamilyDesc;
 use crate::error::RegistryError;
 use crate::family::{FamilyCore, FamilyParams, Health};
 use crate::labels::{validate_label_name, validate_metric_name, NameError};
 use crate::metrics::counter::CounterConfig;
 use crate::metrics::{Counter, Metric};
+use crate::model::{GaugeMode, MetricKind};
 
 impl Registry {
     /// The family name a registration of `name` gets (the registry's prefix added, a

@@ -3,7 +3,7 @@
 //! [`Registry`] and its snapshot are here; the modules divide the rest: `builder`
 //! ([`RegistryBuilder`], [`MetricBuilder`]), `families` (registering a family), `names`
 //! (name reservation), `callback` (`gauge_fn`, `counter_fn`), `health` (the
-//! self-metrics) and `collector` ([`Collector`]).
+//! self-metrics).
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use crate::collector::Collector;
 use crate::encode::{encode, Format};
 use crate::family::DEFAULT_CARDINALITY_LIMIT;
 use crate::metrics::counter::CounterConfig;
@@ -25,13 +26,11 @@ use crate::storage::Storage;
 
 mod builder;
 mod callback;
-mod collector;
 mod families;
 mod health;
 mod names;
 
 pub use builder::{LabelNames, MetricBuilder, NoLabels, RegistryBuilder};
-pub use collector::{CollectError, Collector};
 use health::HealthFamilies;
 pub use health::{OVERFLOW_METRIC, STORAGE_ERRORS_METRIC};
 use names::Names;

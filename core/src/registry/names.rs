@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::desc::MetricKind;
 use crate::error::RegistryError;
+use crate::model::MetricKind;
 
 /// Every family name and sample name of a registry, mapped to the family that owns it.
 pub(super) struct Names(HashMap<String, (String, MetricKind)>);
