@@ -262,3 +262,24 @@ fn the_observer_is_asked_once_per_series_and_sees_every_update() {
         ]
     );
 }
+
+#[test]
+fn a_request_timer_is_owned_and_lives_across_await() {
+    fn assert_send_static<T: Send + 'static>(_: &T) {}
+    let registry = Registry::new();
+    let red = RedMetrics::register(&registry, RedOptions::new()).unwrap();
+    let mut timer = red.start("GET", Some("/a"), None).unwrap();
+    assert_send_static(&timer);
+    // Recorded on another thread than the one that started it, as a work-stealing
+    // runtime may do.
+    std::thread::spawn(move || {
+        timer.headers(200);
+        timer.finish();
+    })
+    .join()
+    .unwrap();
+    assert_eq!(
+        lines(&scrape(&registry), "http_requests_total"),
+        [r#"http_requests_total{method="GET",route="/a",status="200"} 1"#]
+    );
+}

@@ -17,6 +17,10 @@ use super::{RedMetrics, ERROR_STATUS};
 /// [`finish`](Self::finish) at the end of the body, or [`fail`](Self::fail) when the
 /// service returned an error. Dropping it earlier records the request as aborted (after
 /// `headers`) or cancelled (before): see the [module documentation](super).
+///
+/// It owns what it records into (a clone of the [`RedMetrics`]' shared state), so it is
+/// `Send` and `'static`: an adapter holds it across `.await` points, and a
+/// work-stealing runtime may finish it on another thread.
 #[must_use = "a request is recorded when its timer is finished or dropped"]
 pub struct RequestTimer {
     pub(super) metrics: Arc<Inner>,

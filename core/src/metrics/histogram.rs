@@ -65,9 +65,39 @@ impl Histogram {
         self.observe(d.as_secs_f64());
     }
 
-    /// Starts a timer that observes the elapsed seconds when dropped.
+    /// Starts a timer that observes the elapsed seconds when dropped (or at
+    /// [`stop_and_record`](HistogramTimer::stop_and_record)). It borrows this handle,
+    /// so it suits a synchronous scope; to hold a timer across an `.await` in a
+    /// `'static` future, or to move it to another thread, use
+    /// [`start_owned_timer`](Self::start_owned_timer).
     pub fn start_timer(&self) -> HistogramTimer<'_> {
-        HistogramTimer { histogram: self, start: Instant::now() }
+        HistogramTimer { histogram: Some(self), start: Instant::now() }
+    }
+
+    /// Starts a timer that owns a clone of this handle (clones share the cells, so the
+    /// clone costs one reference-count increment), and is `Send` and `'static`: it can
+    /// be held across `.await` or moved to another thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let registry = herd_core::Registry::new();
+    /// let latency = registry.histogram("job_duration_seconds", "Time per job.").register()?;
+    /// let timer = latency.start_owned_timer();
+    /// std::thread::spawn(move || {
+    ///     // ... the job ...
+    ///     timer.stop_and_record();
+    /// })
+    /// .join()
+    /// .map_err(|_| "the job panicked")?;
+    /// assert_eq!(latency.count(), 1);
+    /// // A job that failed is left out of the latency histogram:
+    /// latency.start_owned_timer().stop_and_discard();
+    /// assert_eq!(latency.count(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn start_owned_timer(&self) -> OwnedHistogramTimer {
+        OwnedHistogramTimer { histogram: Some(self.clone()), start: Instant::now() }
     }
 
     /// Records `v` and keeps `labels` as the exemplar of the bucket it falls in.
@@ -113,17 +143,80 @@ impl Histogram {
     }
 }
 
-/// Observes the seconds since its creation into a histogram when dropped.
+/// Observes the seconds since its creation into a histogram it borrows, when dropped
+/// or at [`stop_and_record`](Self::stop_and_record); [`Histogram::start_timer`].
+///
+/// For a timer held across `.await` or moved to another thread, see
+/// [`OwnedHistogramTimer`].
 #[derive(Debug)]
 #[must_use = "the timer observes when dropped; dropping it at once measures nothing"]
 pub struct HistogramTimer<'a> {
-    histogram: &'a Histogram,
+    // `None` once stopped, so that drop observes nothing more.
+    histogram: Option<&'a Histogram>,
     start: Instant,
+}
+
+impl HistogramTimer<'_> {
+    /// Observes the seconds elapsed now, and returns them.
+    pub fn stop_and_record(mut self) -> f64 {
+        let seconds = self.start.elapsed().as_secs_f64();
+        if let Some(h) = self.histogram.take() {
+            h.observe(seconds);
+        }
+        seconds
+    }
+
+    /// Stops the timer without observing anything (a request that failed, say).
+    pub fn stop_and_discard(mut self) {
+        self.histogram = None;
+    }
 }
 
 impl Drop for HistogramTimer<'_> {
     fn drop(&mut self) {
-        self.histogram.observe_duration(self.start.elapsed());
+        if let Some(h) = self.histogram.take() {
+            h.observe_duration(self.start.elapsed());
+        }
+    }
+}
+
+/// Observes the seconds since its creation into a histogram whose handle it owns, when
+/// dropped or at [`stop_and_record`](Self::stop_and_record);
+/// [`Histogram::start_owned_timer`].
+///
+/// `Send` and `'static`: it can live in a future across `.await` points and be
+/// dropped on another thread. A future that is cancelled drops it, and the time until
+/// then is observed; call [`stop_and_discard`](Self::stop_and_discard) first where
+/// that time should not count.
+#[derive(Debug)]
+#[must_use = "the timer observes when dropped; dropping it at once measures nothing"]
+pub struct OwnedHistogramTimer {
+    // `None` once stopped, so that drop observes nothing more.
+    histogram: Option<Histogram>,
+    start: Instant,
+}
+
+impl OwnedHistogramTimer {
+    /// Observes the seconds elapsed now, and returns them.
+    pub fn stop_and_record(mut self) -> f64 {
+        let seconds = self.start.elapsed().as_secs_f64();
+        if let Some(h) = self.histogram.take() {
+            h.observe(seconds);
+        }
+        seconds
+    }
+
+    /// Stops the timer without observing anything.
+    pub fn stop_and_discard(mut self) {
+        self.histogram = None;
+    }
+}
+
+impl Drop for OwnedHistogramTimer {
+    fn drop(&mut self) {
+        if let Some(h) = self.histogram.take() {
+            h.observe_duration(self.start.elapsed());
+        }
     }
 }
 
@@ -232,5 +325,73 @@ mod tests {
         let long = "x".repeat(200);
         assert!(matches!(h.observe_with_exemplar(0.1, &[("a", &long)]), Err(ExemplarError::TooLong { .. })));
         assert_eq!(h.count(), 2, "the observation counts even when the exemplar is refused");
+    }
+
+    fn assert_send_static<T: Send + 'static>(_: &T) {}
+
+    /// Polls `fut` to its end on this thread; the futures here never wait on anything.
+    fn run<F: std::future::Future>(fut: F) -> F::Output {
+        struct Noop;
+        impl std::task::Wake for Noop {
+            fn wake(self: Arc<Self>) {}
+        }
+        let waker = std::task::Waker::from(Arc::new(Noop));
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut fut = std::pin::pin!(fut);
+        loop {
+            if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+                return out;
+            }
+        }
+    }
+
+    /// A future that is pending once, so that what it holds lives across an `.await`.
+    async fn yield_once() {
+        let mut yielded = false;
+        std::future::poll_fn(|cx| {
+            if std::mem::replace(&mut yielded, true) {
+                std::task::Poll::Ready(())
+            } else {
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+    }
+
+    #[test]
+    fn timers_record_once_or_not_at_all() {
+        let h = histogram(&[1000.0]);
+        drop(h.start_timer());
+        assert!(h.start_timer().stop_and_record() >= 0.0);
+        h.start_timer().stop_and_discard();
+        assert_eq!(h.count(), 2);
+        drop(h.start_owned_timer());
+        assert!(h.start_owned_timer().stop_and_record() >= 0.0);
+        h.start_owned_timer().stop_and_discard();
+        assert_eq!(h.count(), 4);
+        assert_eq!(h.cells.cells()[0].load(Ordering::Relaxed), 4, "all in the first bucket");
+    }
+
+    #[test]
+    fn an_owned_timer_lives_across_await_and_threads() {
+        let h = histogram(&[1000.0]);
+        let timer = h.start_owned_timer();
+        let job = async move {
+            yield_once().await;
+            timer.stop_and_record()
+        };
+        assert_send_static(&job);
+        let seconds = std::thread::spawn(move || run(job)).join().unwrap();
+        assert!(seconds >= 0.0);
+        let cancelled = {
+            let timer = h.start_owned_timer();
+            async move {
+                yield_once().await;
+                timer.stop_and_discard();
+            }
+        };
+        drop(cancelled); // never polled: dropping the future drops (and records) the timer
+        assert_eq!(h.count(), 2);
     }
 }

@@ -19,7 +19,7 @@ use crate::snapshot::SeriesValue;
 pub use crate::model::{Buckets, BucketsError, Exemplar, ExemplarError, SummaryLayout};
 pub use counter::Counter;
 pub use gauge::Gauge;
-pub use histogram::{Histogram, HistogramTimer};
+pub use histogram::{Histogram, HistogramTimer, OwnedHistogramTimer};
 pub use summary::{Objectives, Summary, SummaryError, Window};
 
 mod sealed {
