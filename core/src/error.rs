@@ -2,9 +2,9 @@
 
 use std::fmt;
 
-use crate::desc::MetricKind;
 use crate::labels::NameError;
-use crate::metrics::BucketsError;
+use crate::model::BucketsError;
+use crate::model::MetricKind;
 use crate::storage::StorageError;
 
 /// A value a metric cannot take, such as a negative counter increment.

@@ -10,13 +10,12 @@
 
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use once_cell::race::OnceBox;
-use parking_lot::Mutex;
 
+use crate::collector::Collector;
 use crate::desc::FamilyDesc;
 use crate::error::ArityError;
 use crate::labels::LabelSet;
@@ -24,7 +23,7 @@ use crate::metrics::counter::CounterConfig;
 use crate::metrics::{Counter, Metric};
 use crate::snapshot::{FamilySnapshot, SeriesSnapshot};
 use crate::storage::Storage;
-use crate::Collector;
+use crate::table::{bytes_eq, WriteOnceTable};
 
 /// The label value every label of the overflow series takes.
 pub const OVERFLOW_LABEL_VALUE: &str = "__overflow__";
@@ -33,9 +32,7 @@ pub const OVERFLOW_LABEL_VALUE: &str = "__overflow__";
 /// the overflow series.
 pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
 
-/// The largest cardinality limit a family accepts; higher requests are clamped. The
-/// lookup table costs 16 bytes per unit of limit.
-pub const MAX_CARDINALITY_LIMIT: usize = 1 << 24;
+pub use crate::table::MAX_CARDINALITY_LIMIT;
 
 /// A metric family with `N` label names fixed at registration.
 ///
@@ -106,7 +103,7 @@ impl<M: Metric, const N: usize> Family<M, N> {
 
     /// How many distinct label sets have a series (the overflow series not included).
     pub fn len(&self) -> usize {
-        self.core.len.load(Ordering::Relaxed)
+        self.core.series.len()
     }
 
     /// Whether no label set has been seen yet.
@@ -145,13 +142,9 @@ pub(crate) struct FamilyCore<M: Metric> {
     const_labels: Arc<[(Arc<str>, Box<str>)]>,
     storage: Arc<dyn Storage>,
     hasher: foldhash::fast::RandomState,
-    slots: Box<[OnceBox<Entry<M>>]>,
-    mask: usize,
-    limit: usize,
-    len: AtomicUsize,
-    // Slot indices in insertion order, for reproducible output. Its mutex is also the
-    // insert lock: taken only when a label set is seen for the first time, and by scrapes.
-    order: Mutex<Vec<usize>>,
+    // Its insert lock is taken only when a label set is seen for the first time, and by
+    // scrapes.
+    series: WriteOnceTable<Entry<M>>,
     overflow: OnceBox<Entry<M>>,
     health: Health,
     created_timestamps: bool,
@@ -188,19 +181,13 @@ pub(crate) struct FamilyParams<M: Metric> {
 
 impl<M: Metric> FamilyCore<M> {
     pub(crate) fn new(p: FamilyParams<M>) -> Self {
-        let limit = p.limit.clamp(1, MAX_CARDINALITY_LIMIT);
-        let size = (limit * 2).next_power_of_two();
         Self {
             desc: p.desc,
             config: p.config,
             const_labels: p.const_labels,
             storage: p.storage,
             hasher: foldhash::fast::RandomState::default(),
-            slots: (0..size).map(|_| OnceBox::new()).collect(),
-            mask: size - 1,
-            limit,
-            len: AtomicUsize::new(0),
-            order: Mutex::new(Vec::new()),
+            series: WriteOnceTable::new(p.limit),
             overflow: OnceBox::new(),
             health: p.health,
             created_timestamps: p.created_timestamps,
@@ -210,13 +197,9 @@ impl<M: Metric> FamilyCore<M> {
     #[inline]
     pub(crate) fn get(&self, values: &[&str]) -> &M {
         let hash = self.hash(values);
-        let mut i = hash as usize & self.mask;
-        loop {
-            match self.slots[i].get() {
-                Some(e) if e.hash == hash && e.key.matches(values) => return &e.metric,
-                Some(_) => i = (i + 1) & self.mask,
-                None => return self.insert(values, hash),
-            }
+        match self.series.find(hash, |e| e.hash == hash && e.key.matches(values)) {
+            Some((_, e)) => &e.metric,
+            None => self.insert(values, hash),
         }
     }
 
@@ -238,28 +221,17 @@ impl<M: Metric> FamilyCore<M> {
         // A caller's set that spells the overflow series (a request path can) *is* the
         // overflow series: a second series with the same labels would be a duplicate.
         let is_overflow_set = !values.is_empty() && values.iter().all(|v| *v == OVERFLOW_LABEL_VALUE);
-        if is_overflow_set || self.len.load(Ordering::Relaxed) >= self.limit {
+        if is_overflow_set {
             return self.overflow();
         }
-        let mut order = self.order.lock();
-        // Probe again under the lock: another thread may have inserted this set.
-        let mut i = hash as usize & self.mask;
-        while let Some(e) = self.slots[i].get() {
-            if e.hash == hash && e.key.matches(values) {
-                return &e.metric;
-            }
-            i = (i + 1) & self.mask;
+        match self.series.insert(
+            hash,
+            |e| e.hash == hash && e.key.matches(values),
+            || self.entry(values, hash),
+        ) {
+            Some((_, e)) => &e.metric,
+            None => self.overflow(),
         }
-        if order.len() >= self.limit {
-            drop(order);
-            return self.overflow();
-        }
-        let entry = self.entry(values, hash);
-        // We hold the insert lock and saw the slot empty, so this initialises it.
-        let entry = self.slots[i].get_or_init(|| Box::new(entry));
-        order.push(i);
-        self.len.store(order.len(), Ordering::Relaxed);
-        &entry.metric
     }
 
     #[cold]
@@ -269,9 +241,10 @@ impl<M: Metric> FamilyCore<M> {
             return &e.metric;
         }
         // Build it under the insert lock so the storage allocates its cells only once.
-        let _order = self.order.lock();
-        let values = vec![OVERFLOW_LABEL_VALUE; self.desc.label_names.len()];
-        &self.overflow.get_or_init(|| Box::new(self.entry(&values, 0))).metric
+        self.series.with_insert_lock(|| {
+            let values = vec![OVERFLOW_LABEL_VALUE; self.desc.label_names.len()];
+            &self.overflow.get_or_init(|| Box::new(self.entry(&values, 0))).metric
+        })
     }
 
     fn entry(&self, values: &[&str], hash: u64) -> Entry<M> {
@@ -295,7 +268,7 @@ impl<M: Metric> FamilyCore<M> {
         Entry { hash, key: Key::new(values), labels, metric, created }
     }
 
-    fn series(&self, e: &Entry<M>) -> SeriesSnapshot {
+    fn snapshot(&self, e: &Entry<M>) -> SeriesSnapshot {
         let created = self.created_timestamps && M::KIND != crate::MetricKind::Gauge;
         SeriesSnapshot {
             labels: e.labels.clone(),
@@ -307,13 +280,9 @@ impl<M: Metric> FamilyCore<M> {
 
 impl<M: Metric> Collector for FamilyCore<M> {
     fn collect(&self, out: &mut Vec<FamilySnapshot>) {
-        let series = {
-            let order = self.order.lock();
-            let mut series: Vec<SeriesSnapshot> =
-                order.iter().filter_map(|&i| self.slots[i].get()).map(|e| self.series(e)).collect();
-            series.extend(self.overflow.get().map(|e| self.series(e)));
-            series
-        };
+        let mut series = Vec::with_capacity(self.series.len() + 1);
+        self.series.for_each(|e| series.push(self.snapshot(e)));
+        series.extend(self.overflow.get().map(|e| self.snapshot(e)));
         out.push(FamilySnapshot {
             name: self.desc.name.clone(),
             help: self.desc.help.clone(),
@@ -354,29 +323,12 @@ impl Key {
         for (len, v) in lengths.chunks_exact(4).zip(values) {
             let len = len.try_into().map_or(u32::MAX, u32::from_le_bytes) as usize;
             match rest.split_at_checked(len) {
-                Some((stored, tail)) if eq_bytes(stored, v.as_bytes()) => rest = tail,
+                Some((stored, tail)) if bytes_eq(stored, v.as_bytes()) => rest = tail,
                 _ => return false,
             }
         }
         rest.is_empty()
     }
-}
-
-/// Byte equality, eight bytes at a time, inlined.
-#[inline]
-fn eq_bytes(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tails_equal = a8.remainder().iter().zip(b8.remainder()).all(|(x, y)| x == y);
-    tails_equal && a8.zip(b8).all(|(x, y)| word(x) == word(y))
-}
-
-/// An eight-byte chunk as one integer, so equal chunks compare in one instruction.
-#[inline(always)]
-fn word(chunk: &[u8]) -> u64 {
-    chunk.try_into().map_or(0, u64::from_ne_bytes)
 }
 
 #[cfg(test)]
@@ -397,17 +349,5 @@ mod tests {
             assert!(!key.matches(other), "{other:?}");
         }
         assert!(Key::new(&[]).matches(&[]));
-    }
-
-    #[test]
-    fn eq_bytes_compares_every_byte() {
-        let a = b"0123456789abcdefXYZ";
-        for i in 0..a.len() {
-            let mut b = *a;
-            b[i] ^= 1;
-            assert!(!eq_bytes(a, &b), "byte {i}");
-        }
-        assert!(eq_bytes(a, a));
-        assert!(!eq_bytes(b"abc", b"abcd"));
     }
 }

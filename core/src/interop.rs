@@ -69,9 +69,10 @@ use prometheus_client::metrics::exemplar::CounterWithExemplar;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 
-use crate::desc::MetricKind;
+use crate::collector::Collector;
 use crate::labels::{escape_help, LabelSet};
-use crate::registry::{Collector, Registry};
+use crate::model::MetricKind;
+use crate::registry::Registry;
 use crate::snapshot::{CounterValue, FamilySnapshot, HistogramValue, SeriesValue};
 
 /// A herd source registered into a `prometheus_client` registry with

@@ -79,6 +79,7 @@ struct ReadmeDoctests;
 
 pub mod cell;
 pub mod clock;
+mod collector;
 mod desc;
 pub mod encode;
 mod error;
@@ -89,14 +90,17 @@ pub mod http;
 pub mod interop;
 pub mod labels;
 pub mod metrics;
+mod model;
 pub mod observe;
 #[cfg(target_os = "linux")]
 pub mod process;
 mod registry;
 pub mod snapshot;
 pub mod storage;
+pub mod table;
 
-pub use desc::{FamilyDesc, GaugeMode, MetricKind};
+pub use collector::{CollectError, Collector};
+pub use desc::FamilyDesc;
 pub use encode::{encode, negotiate, negotiate_among, Format};
 pub use error::{ArityError, RegistryError, ValueError};
 pub use family::{Family, DEFAULT_CARDINALITY_LIMIT, MAX_CARDINALITY_LIMIT, OVERFLOW_LABEL_VALUE};
@@ -106,12 +110,12 @@ pub use labels::LabelSet;
 pub use metrics::{
     Buckets, Counter, Exemplar, Gauge, Histogram, Objectives, Summary, SummaryError, SummaryLayout, Window,
 };
+pub use model::{GaugeMode, MetricKind};
 pub use observe::{Observer, SeriesObserver};
 #[cfg(target_os = "linux")]
 pub use process::{ProcStat, ProcessCollector};
 pub use registry::{
-    CollectError, Collector, LabelNames, MetricBuilder, NoLabels, Registry, RegistryBuilder, OVERFLOW_METRIC,
-    STORAGE_ERRORS_METRIC,
+    LabelNames, MetricBuilder, NoLabels, Registry, RegistryBuilder, OVERFLOW_METRIC, STORAGE_ERRORS_METRIC,
 };
 pub use snapshot::Snapshot;
 pub use storage::{HeapStorage, Storage};

@@ -40,9 +40,9 @@
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use crate::desc::MetricKind;
+use crate::collector::Collector;
 use crate::labels::{validate_metric_name, LabelSet, NameError};
-use crate::registry::Collector;
+use crate::model::MetricKind;
 use crate::snapshot::{CounterValue, FamilySnapshot, SeriesSnapshot, SeriesValue};
 
 /// The families this collector writes, in name order: `(name without the

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use crate::desc::MetricKind;
 use crate::labels::LabelSet;
-use crate::metrics::Exemplar;
+use crate::model::Exemplar;
+use crate::model::MetricKind;
 
 /// Families and their samples at one instant, ready to encode.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -18,7 +18,7 @@ use axum::http::Uri;
 use axum::routing::{get, post};
 use axum::Router;
 use herd_axum::{MetricsHandler, MetricsLayer};
-use herd_core::http::RedMetrics;
+
 use herd_core::{Registry, RegistryError};
 
 /// The example's routes, without `/metrics` and without the metrics layer.
@@ -49,7 +49,7 @@ pub fn app(layer: MetricsLayer, metrics: MetricsHandler) -> Router {
 ///
 /// A [`RegistryError`] when `registry` already holds these names.
 pub fn layer(registry: &Registry) -> Result<MetricsLayer, RegistryError> {
-    RedMetrics::register(registry, crate::red_options()).map(MetricsLayer::from_metrics)
+    MetricsLayer::with_options(registry, crate::red_options())
 }
 
 /// What `GET /stream` sends: `chunk 0\n`, `chunk 1\n`, ..., one chunk per poll, with

@@ -85,7 +85,7 @@ impl Server {
     /// The example's app, recording into a fresh registry.
     fn example() -> AnyResult<Self> {
         let registry = Registry::new();
-        Self::example_with(&registry, MetricsHandler::new(registry.clone()), 2)
+        Self::example_with(&registry, MetricsHandler::new(&registry), 2)
     }
 }
 

@@ -52,7 +52,7 @@ impl Server {
     /// The example's app, recording into a fresh registry.
     fn example() -> AnyResult<Self> {
         let registry = Registry::new();
-        Self::start(axum_app::app(axum_app::layer(&registry)?, MetricsHandler::new(registry)))
+        Self::start(axum_app::app(axum_app::layer(&registry)?, MetricsHandler::new(&registry)))
     }
 
     /// The example's app recording into herd-mmap files in a temp dir (kept alive by the

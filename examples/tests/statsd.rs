@@ -233,11 +233,9 @@ fn requests_through_herd_axum_are_mirrored_to_a_real_statsd_exactly() -> TestRes
     let statsd = StatsdServer::start()?;
     let bridge = herd_statsd::StatsdBridge::udp(statsd.addr().to_string()).prefix("web").build()?;
     let registry = Registry::new();
-    let layer = herd_axum::MetricsLayer::builder()
-        .exclude_route("/metrics")
-        .observer(bridge.observer())
-        .build(&registry)?;
-    let app = herd_examples::axum_app::app(layer, MetricsHandler::new(registry.clone()));
+    let options = herd_axum::red::RedOptions::new().exclude_route("/metrics").observer(bridge.observer());
+    let layer = herd_axum::MetricsLayer::with_options(&registry, options)?;
+    let app = herd_examples::axum_app::app(layer, MetricsHandler::new(&registry));
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;

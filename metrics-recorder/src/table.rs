@@ -1,18 +1,17 @@
 //! The recorder's key cache: facade key → herd handle, found without a lock.
 //!
-//! Built like a herd family's table: write-once slots (`OnceBox`) probed with acquire
-//! loads, a mutex only to insert, never more than `capacity` entries in twice as many
-//! slots, so a probe always ends at the key or at an empty slot. The key's own hash
+//! Over herd-core's [`WriteOnceTable`], the table a herd family keeps its series in:
+//! write-once slots probed with acquire loads, a mutex only to insert, never more than
+//! `capacity` entries in twice as many slots, so a probe always ends at the key or at an
+//! empty slot. The key's own hash
 //! (`metrics::Key` computes it once, when the macro builds the key) picks the slot,
 //! mixed with a per-recorder random seed so that where a key lands cannot be predicted
 //! from outside; the full key is compared on every hash match.
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
+use herd_core::table::{bytes_eq, WriteOnceTable};
 use metrics::Key;
-use once_cell::race::OnceBox;
-use parking_lot::Mutex;
 
 struct Entry<H> {
     hash: u64,
@@ -22,26 +21,17 @@ struct Entry<H> {
 
 /// Write-once map from facade keys to handles `H` (an `Arc` of a handle type).
 pub(crate) struct KeyTable<H> {
-    slots: Box<[OnceBox<Entry<H>>]>,
-    mask: usize,
-    capacity: usize,
-    len: AtomicUsize,
+    entries: WriteOnceTable<Entry<H>>,
     seed: u64,
-    insert: Mutex<()>,
 }
 
 impl<H: Clone> KeyTable<H> {
-    /// A table for at most `capacity` keys (at least one).
+    /// A table for at most `capacity` keys (at least one, at most
+    /// [`herd_core::MAX_CARDINALITY_LIMIT`]).
     pub(crate) fn new(capacity: usize) -> Self {
-        let capacity = capacity.max(1);
-        let size = (capacity * 2).next_power_of_two();
         Self {
-            slots: (0..size).map(|_| OnceBox::new()).collect(),
-            mask: size - 1,
-            capacity,
-            len: AtomicUsize::new(0),
+            entries: WriteOnceTable::new(capacity),
             seed: foldhash::fast::RandomState::default().hash_one(0u64) | 1,
-            insert: Mutex::new(()),
         }
     }
 
@@ -58,14 +48,7 @@ impl<H: Clone> KeyTable<H> {
     #[inline]
     pub(crate) fn get(&self, key: &Key) -> Option<&H> {
         let hash = self.hash(key);
-        let mut i = hash as usize & self.mask;
-        loop {
-            match self.slots[i].get() {
-                Some(e) if e.hash == hash && same_key(&e.key, key) => return Some(&e.handle),
-                Some(_) => i = (i + 1) & self.mask,
-                None => return None,
-            }
-        }
+        self.entries.find(hash, |e| e.hash == hash && same_key(&e.key, key)).map(|(_, e)| &e.handle)
     }
 
     /// Caches `handle` for `key` unless the table is full; returns the handle now
@@ -73,27 +56,21 @@ impl<H: Clone> KeyTable<H> {
     #[cold]
     pub(crate) fn insert(&self, key: &Key, handle: H) -> H {
         let hash = self.hash(key);
-        let _guard = self.insert.lock();
-        let mut i = hash as usize & self.mask;
-        while let Some(e) = self.slots[i].get() {
-            if e.hash == hash && same_key(&e.key, key) {
-                return e.handle.clone();
-            }
-            i = (i + 1) & self.mask;
+        let matches = |e: &Entry<H>| e.hash == hash && same_key(&e.key, key);
+        // A full table refuses before probing: look first, so a cached key still wins.
+        if let Some((_, e)) = self.entries.find(hash, matches) {
+            return e.handle.clone();
         }
-        let len = self.len.load(Ordering::Relaxed);
-        if len >= self.capacity {
-            return handle;
+        let fallback = handle.clone();
+        match self.entries.insert(hash, matches, || Entry { hash, key: key.clone(), handle }) {
+            Some((_, e)) => e.handle.clone(),
+            None => fallback,
         }
-        // The insert lock is held and the slot was seen empty, so this initialises it.
-        let entry = self.slots[i].get_or_init(|| Box::new(Entry { hash, key: key.clone(), handle }));
-        self.len.store(len + 1, Ordering::Relaxed);
-        entry.handle.clone()
     }
 
     /// How many keys are cached.
     pub(crate) fn len(&self) -> usize {
-        self.len.load(Ordering::Relaxed)
+        self.entries.len()
     }
 }
 
@@ -122,15 +99,7 @@ fn same_str(a: &str, b: &str) -> bool {
     if std::ptr::eq(a.as_ptr(), b.as_ptr()) {
         return true;
     }
-    let (a8, b8) = (a.as_bytes().chunks_exact(8), b.as_bytes().chunks_exact(8));
-    let tails_equal = a8.remainder().iter().zip(b8.remainder()).all(|(x, y)| x == y);
-    tails_equal && a8.zip(b8).all(|(x, y)| word(x) == word(y))
-}
-
-/// An eight-byte chunk as one integer, so equal chunks compare in one instruction.
-#[inline(always)]
-fn word(chunk: &[u8]) -> u64 {
-    chunk.try_into().map_or(0, u64::from_ne_bytes)
+    bytes_eq(a.as_bytes(), b.as_bytes())
 }
 
 #[cfg(test)]

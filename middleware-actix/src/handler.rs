@@ -34,7 +34,7 @@ use herd_core::{Collector, Registry, Snapshot};
 /// let registry = herd_core::Registry::new();
 /// registry.counter("jobs_total", "Jobs.").register()?.inc();
 /// let app = test::init_service(
-///     App::new().route("/metrics", web::get().to(MetricsHandler::new(registry))),
+///     App::new().route("/metrics", web::get().to(MetricsHandler::new(&registry))),
 /// )
 /// .await;
 /// let body = test::call_and_read_body(&app, test::TestRequest::get().uri("/metrics").to_request()).await;
@@ -49,9 +49,10 @@ pub struct MetricsHandler {
 }
 
 impl MetricsHandler {
-    /// Serves `registry`'s snapshot.
-    pub fn new(registry: Registry) -> Self {
-        Self::from_source(MetricsSource::registry(registry))
+    /// Serves `registry`'s snapshot (the handler keeps a clone: clones share the
+    /// families).
+    pub fn new(registry: &Registry) -> Self {
+        Self::from_source(MetricsSource::registry(registry.clone()))
     }
 
     /// Serves what `collector` collects: in multiprocess mode, a herd-mmap

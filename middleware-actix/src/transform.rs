@@ -17,8 +17,9 @@ use crate::{MetricsMiddleware, ResponseBody};
 /// second one with the same names in the same registry is an error
 /// ([`RegistryError::AlreadyRegistered`]), never a panic.
 ///
-/// The options are herd-core's [`RedOptions`], the very ones herd-axum's builder fills,
-/// so both adapters record the same names, labels and buckets: prefix, excluded
+/// The options are herd-core's [`RedOptions`], the very ones herd-axum's `MetricsLayer`
+/// takes, with the same constructors (`new`, `with_options`, `from_metrics`), so both
+/// adapters record the same names, labels and buckets: prefix, excluded
 /// routes, optional body-size and time-to-headers histograms, the OpenTelemetry preset,
 /// cardinality limit, observer.
 ///
@@ -31,7 +32,7 @@ use crate::{MetricsMiddleware, ResponseBody};
 ///
 /// let registry = herd_core::Registry::new();
 /// let metrics = Metrics::with_options(&registry, RedOptions::new().exclude_route("/metrics"))?;
-/// let handler = MetricsHandler::new(registry.clone());
+/// let handler = MetricsHandler::new(&registry);
 /// let app = App::new()
 ///     .wrap(metrics)
 ///     .route("/hello", web::get().to(|| async { "hi" }))

@@ -361,7 +361,7 @@ async fn the_handler_negotiates_the_format_and_compresses() {
     let collector = std::sync::Arc::new(CollectRegistry(registry.clone()));
     let app = test::init_service(
         App::new()
-            .route("/metrics", web::get().to(MetricsHandler::new(registry.clone())))
+            .route("/metrics", web::get().to(MetricsHandler::new(&registry)))
             .route("/collected", web::get().to(MetricsHandler::from_collector(collector))),
     )
     .await;

@@ -32,13 +32,14 @@ use tower_service::Service;
 ///
 /// ```
 /// use axum::{routing::get, Router};
+/// use herd_axum::red::RedOptions;
 /// use herd_axum::{MetricsHandler, MetricsLayer};
 ///
 /// let registry = herd_core::Registry::new();
-/// let layer = MetricsLayer::builder().exclude_route("/metrics").build(&registry)?;
+/// let layer = MetricsLayer::with_options(&registry, RedOptions::new().exclude_route("/metrics"))?;
 /// let app: Router = Router::new()
 ///     .route("/hello", get(|| async { "hi" }))
-///     .route_service("/metrics", MetricsHandler::new(registry))
+///     .route_service("/metrics", MetricsHandler::new(&registry))
 ///     .layer(layer);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -48,9 +49,10 @@ pub struct MetricsHandler {
 }
 
 impl MetricsHandler {
-    /// Serves `registry`'s snapshot.
-    pub fn new(registry: Registry) -> Self {
-        Self::from_source(MetricsSource::registry(registry))
+    /// Serves `registry`'s snapshot (the handler keeps a clone: clones share the
+    /// families).
+    pub fn new(registry: &Registry) -> Self {
+        Self::from_source(MetricsSource::registry(registry.clone()))
     }
 
     /// Serves what `collector` collects: in multiprocess mode, a herd-mmap

@@ -1,15 +1,19 @@
-//! [`MetricsLayer`] and its builder.
+//! [`MetricsLayer`].
 
 use std::sync::Arc;
 
-use herd_core::http::{Preset, RedMetrics, RedOptions};
-use herd_core::{Buckets, Observer, Registry, RegistryError};
+use herd_core::http::{RedMetrics, RedOptions};
+use herd_core::{Registry, RegistryError};
 use http::request::Parts;
 use tower_layer::Layer;
 
 use crate::Metrics;
 
 /// Wraps a service in [`Metrics`], which records RED metrics for each request.
+///
+/// Its options are herd-core's [`RedOptions`], the very ones herd-actix's `Metrics`
+/// takes, with the same constructors (`new`, `with_options`, `from_metrics`), so both
+/// adapters record the same names, labels and buckets.
 ///
 /// Cheap to clone: clones record into the same families. Build it once per registry
 /// and apply it to as many routers as needed; building a second layer with the same
@@ -20,10 +24,11 @@ use crate::Metrics;
 ///
 /// ```
 /// use axum::{routing::get, Router};
+/// use herd_axum::red::RedOptions;
 /// use herd_axum::MetricsLayer;
 ///
 /// let registry = herd_core::Registry::new();
-/// let layer = MetricsLayer::builder().exclude_route("/metrics").build(&registry)?;
+/// let layer = MetricsLayer::with_options(&registry, RedOptions::new().exclude_route("/metrics"))?;
 /// // `Router::layer`, after the routes, so that the route template is known.
 /// let app: Router = Router::new().route("/hello", get(|| async { "hi" })).layer(layer);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -34,7 +39,7 @@ pub struct MetricsLayer {
     route: Option<RouteFn>,
 }
 
-/// A hook giving a request's route label; see [`MetricsLayerBuilder::route_fn`].
+/// A hook giving a request's route label; see [`MetricsLayer::route_fn`].
 pub(crate) type RouteFn = Arc<dyn for<'a> Fn(&'a Parts) -> Option<&'a str> + Send + Sync>;
 
 impl std::fmt::Debug for MetricsLayer {
@@ -47,19 +52,26 @@ impl std::fmt::Debug for MetricsLayer {
 }
 
 impl MetricsLayer {
-    /// A layer with the default settings (see [`MetricsLayerBuilder`]), registering its
-    /// families into `registry`.
+    /// A layer with the default options ([`RedOptions::new`]: Prometheus names, no
+    /// prefix, OpenTelemetry's duration buckets, no optional histograms, no route
+    /// excluded), registering its families into `registry`.
     ///
     /// # Errors
     ///
     /// [`RegistryError`] when the registry already has these names.
     pub fn new(registry: &Registry) -> Result<Self, RegistryError> {
-        Self::builder().build(registry)
+        Self::with_options(registry, RedOptions::new())
     }
 
-    /// Settings for a layer.
-    pub fn builder() -> MetricsLayerBuilder {
-        MetricsLayerBuilder { options: RedOptions::new(), route: None }
+    /// A layer with these options, registering its families into `registry`. The
+    /// registry's storage decides where values live: in this process, or in a
+    /// herd-mmap file that a multiprocess aggregator reads.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError`] when a name is taken or invalid, or the limit is zero.
+    pub fn with_options(registry: &Registry, options: RedOptions) -> Result<Self, RegistryError> {
+        RedMetrics::register(registry, options).map(Self::from_metrics)
     }
 
     /// A layer recording into families already registered, for example shared with
@@ -71,92 +83,6 @@ impl MetricsLayer {
     /// The families this layer records into.
     pub fn metrics(&self) -> &RedMetrics {
         &self.metrics
-    }
-}
-
-impl<S> Layer<S> for MetricsLayer {
-    type Service = Metrics<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Metrics::with_route_fn(inner, self.metrics.clone(), self.route.clone())
-    }
-}
-
-/// Settings for a [`MetricsLayer`]; see [`herd_core::http::RedOptions`], which it
-/// fills.
-///
-/// The defaults: Prometheus names (`http_requests_total`, ...), no prefix, the
-/// OpenTelemetry duration buckets, no body-size or time-to-headers histograms, no
-/// route excluded, 2,000 series per family, no observer.
-#[derive(Clone)]
-#[must_use]
-pub struct MetricsLayerBuilder {
-    options: RedOptions,
-    route: Option<RouteFn>,
-}
-
-impl std::fmt::Debug for MetricsLayerBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MetricsLayerBuilder")
-            .field("options", &self.options)
-            .field("route_fn", &self.route.is_some())
-            .finish()
-    }
-}
-
-impl MetricsLayerBuilder {
-    /// Prepends `prefix_` to every family name.
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.options = self.options.prefix(prefix);
-        self
-    }
-
-    /// The names to use ([`Preset::OpenTelemetry`] for the semantic conventions').
-    pub fn preset(mut self, preset: Preset) -> Self {
-        self.options = self.options.preset(preset);
-        self
-    }
-
-    /// Bucket bounds of the duration histograms, in seconds.
-    pub fn duration_buckets(mut self, buckets: Buckets) -> Self {
-        self.options = self.options.duration_buckets(buckets);
-        self
-    }
-
-    /// Bucket bounds of the body-size histograms, in bytes.
-    pub fn size_buckets(mut self, buckets: Buckets) -> Self {
-        self.options = self.options.size_buckets(buckets);
-        self
-    }
-
-    /// Records request and response body sizes. Off by default.
-    pub fn body_sizes(mut self, on: bool) -> Self {
-        self.options = self.options.body_sizes(on);
-        self
-    }
-
-    /// Records the time until the response headers as well. Off by default.
-    pub fn time_to_headers(mut self, on: bool) -> Self {
-        self.options = self.options.time_to_headers(on);
-        self
-    }
-
-    /// Records nothing for this route template (`/metrics`, `/health`, ...).
-    pub fn exclude_route(mut self, route: impl Into<String>) -> Self {
-        self.options = self.options.exclude_route(route);
-        self
-    }
-
-    /// Series per family before new label sets fold into the overflow series.
-    pub fn cardinality_limit(mut self, limit: usize) -> Self {
-        self.options = self.options.cardinality_limit(limit);
-        self
-    }
-
-    /// Mirrors every update to `observer` (a StatsD sender, say).
-    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
-        self.options = self.options.observer(observer);
-        self
     }
 
     /// Gives the route label of each request from its method, URI and headers, for
@@ -171,13 +97,11 @@ impl MetricsLayerBuilder {
     /// use herd_axum::MetricsLayer;
     ///
     /// let registry = herd_core::Registry::new();
-    /// let layer = MetricsLayer::builder()
-    ///     .route_fn(|parts| match parts.uri.path() {
-    ///         "/" => Some("/"),
-    ///         p if p.starts_with("/users/") => Some("/users/{id}"),
-    ///         _ => None,
-    ///     })
-    ///     .build(&registry)?;
+    /// let layer = MetricsLayer::new(&registry)?.route_fn(|parts| match parts.uri.path() {
+    ///     "/" => Some("/"),
+    ///     p if p.starts_with("/users/") => Some("/users/{id}"),
+    ///     _ => None,
+    /// });
     /// # drop(layer);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -188,16 +112,12 @@ impl MetricsLayerBuilder {
         self.route = Some(Arc::new(route));
         self
     }
+}
 
-    /// Registers the families into `registry` and returns the layer. The registry's
-    /// storage decides where values live: in this process, or in a herd-mmap file that
-    /// a multiprocess aggregator reads.
-    ///
-    /// # Errors
-    ///
-    /// [`RegistryError`] when a name is taken or invalid, or the limit is zero.
-    pub fn build(self, registry: &Registry) -> Result<MetricsLayer, RegistryError> {
-        let route = self.route;
-        RedMetrics::register(registry, self.options).map(|metrics| MetricsLayer { metrics, route })
+impl<S> Layer<S> for MetricsLayer {
+    type Service = Metrics<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Metrics::with_route_fn(inner, self.metrics.clone(), self.route.clone())
     }
 }

@@ -10,7 +10,7 @@ mod service;
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
 pub use handler::{MetricsHandler, ScrapeFuture};
-pub use layer::{MetricsLayer, MetricsLayerBuilder};
+pub use layer::MetricsLayer;
 pub use service::Metrics;
 
 /// The names, folding rules and series cache this crate records with, shared with

@@ -21,7 +21,7 @@ use crate::layer::RouteFn;
 /// [`MatchedPath`](axum::extract::MatchedPath), present when the layer is added with
 /// `Router::layer`; requests without one (a 404, or any request to a service that is
 /// not an axum router) get [`UNMATCHED_ROUTE`](herd_core::http::UNMATCHED_ROUTE), unless
-/// the layer's [`route_fn`](crate::MetricsLayerBuilder::route_fn) names their route.
+/// the layer's [`route_fn`](crate::MetricsLayer::route_fn) names their route.
 #[derive(Clone)]
 pub struct Metrics<S> {
     inner: S,

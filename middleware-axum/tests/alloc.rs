@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use common::{block_on, drain, matched_path, Fixed};
+use herd_axum::red::RedOptions;
 use herd_axum::MetricsLayer;
 use herd_core::{FamilyDesc, LabelSet, Observer, Registry, SeriesObserver};
 use http::{Method, Request, StatusCode};
@@ -80,7 +81,9 @@ fn steady_state_allocations(layer: &MetricsLayer) -> Result<u64, Box<dyn std::er
 #[test]
 fn a_steady_state_request_allocates_nothing() {
     let registry = Registry::new();
-    let layer = MetricsLayer::builder().body_sizes(true).time_to_headers(true).build(&registry).unwrap();
+    let layer =
+        MetricsLayer::with_options(&registry, RedOptions::new().body_sizes(true).time_to_headers(true))
+            .unwrap();
     assert_eq!(steady_state_allocations(&layer).unwrap(), 0);
     let text = String::from_utf8(registry.encode(herd_core::Format::Text)).unwrap();
     assert!(
@@ -117,7 +120,7 @@ impl SeriesObserver for Quiet {
 #[test]
 fn with_an_observer_it_allocates_nothing_either() {
     let registry = Registry::new();
-    let layer = MetricsLayer::builder().observer(Arc::new(Quiet)).build(&registry).unwrap();
+    let layer = MetricsLayer::with_options(&registry, RedOptions::new().observer(Arc::new(Quiet))).unwrap();
     assert_eq!(steady_state_allocations(&layer).unwrap(), 0);
 }
 

@@ -13,7 +13,7 @@ use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
 use common::{block_on, drain, Fixed};
-use herd_axum::red::Preset;
+use herd_axum::red::{Preset, RedOptions};
 use herd_axum::{MetricsHandler, MetricsLayer};
 use herd_core::{Format, Registry};
 use http::{Request, Response, StatusCode};
@@ -79,7 +79,7 @@ fn a_future_dropped_before_the_response_is_cancelled() {
 #[test]
 fn a_body_dropped_or_failing_midway_is_aborted_with_its_status() {
     let registry = Registry::new();
-    let layer = MetricsLayer::builder().body_sizes(true).build(&registry).unwrap();
+    let layer = MetricsLayer::with_options(&registry, RedOptions::new().body_sizes(true)).unwrap();
     let streaming = service_fn(|_req: Request<Full<Bytes>>| async {
         let frames: Vec<Result<Frame<Bytes>, &'static str>> = vec![
             Ok(Frame::data(Bytes::from_static(b"first"))),
@@ -134,7 +134,8 @@ fn empty_and_head_responses_are_complete_without_being_read() {
 #[test]
 fn the_opentelemetry_preset_through_a_router() {
     let registry = Registry::new();
-    let layer = MetricsLayer::builder().preset(Preset::OpenTelemetry).build(&registry).unwrap();
+    let layer =
+        MetricsLayer::with_options(&registry, RedOptions::new().preset(Preset::OpenTelemetry)).unwrap();
     let app: Router = Router::new().route("/users/{id}", get(|| async { "a user" })).layer(layer);
     let response = block_on(app.oneshot(Request::get("/users/7").body(Body::empty()).unwrap())).unwrap();
     drain(response.into_body());
@@ -156,7 +157,7 @@ fn the_service_gives_access_to_its_inner_service() {
     assert_eq!(service.into_inner().0, StatusCode::OK);
     // A second layer with the same names in the same registry is an error, not a panic.
     assert!(MetricsLayer::new(&registry).is_err());
-    assert!(MetricsLayer::builder().prefix("admin").build(&registry).is_ok());
+    assert!(MetricsLayer::with_options(&registry, RedOptions::new().prefix("admin")).is_ok());
 }
 
 /// A service whose readiness is controlled, to check `poll_ready` is forwarded.
@@ -207,7 +208,7 @@ fn scrape(handler: &MetricsHandler, headers: &[(&'static str, &'static str)]) ->
 fn the_handler_negotiates_the_format_and_compresses() {
     let registry = Registry::new();
     registry.counter("jobs_total", "Jobs.").register().unwrap().inc();
-    let handler = MetricsHandler::new(registry.clone());
+    let handler = MetricsHandler::new(&registry);
 
     let (plain, body) = scrape(&handler, &[]).unwrap();
     assert_eq!(plain.headers()["content-type"], Format::Text.content_type());
@@ -240,14 +241,11 @@ impl herd_core::Collector for CollectRegistry {
 #[test]
 fn route_fn_names_the_routes_of_a_plain_tower_service() {
     let registry = Registry::new();
-    let layer = MetricsLayer::builder()
-        .route_fn(|parts| match parts.uri.path() {
-            "/health" => Some("/health"),
-            p if p.starts_with("/users/") && parts.method == http::Method::GET => Some("/users/{id}"),
-            _ => None,
-        })
-        .build(&registry)
-        .unwrap();
+    let layer = MetricsLayer::new(&registry).unwrap().route_fn(|parts| match parts.uri.path() {
+        "/health" => Some("/health"),
+        p if p.starts_with("/users/") && parts.method == http::Method::GET => Some("/users/{id}"),
+        _ => None,
+    });
     // Not an axum router: a bare tower service, as a hyper server would run it.
     let plain = service_fn(|req: Request<Full<Bytes>>| {
         let status = if req.uri().path() == "/nope" { StatusCode::NOT_FOUND } else { StatusCode::OK };
@@ -275,10 +273,9 @@ fn route_fn_names_the_routes_of_a_plain_tower_service() {
 #[test]
 fn route_fn_falls_back_to_the_axum_template() {
     let registry = Registry::new();
-    let layer = MetricsLayer::builder()
-        .route_fn(|parts| (parts.uri.path() == "/special").then_some("/special-route"))
-        .build(&registry)
-        .unwrap();
+    let layer = MetricsLayer::new(&registry)
+        .unwrap()
+        .route_fn(|parts| (parts.uri.path() == "/special").then_some("/special-route"));
     let app: Router = Router::new()
         .route("/special", get(|| async { "s" }))
         .route("/items/{id}", get(|| async { "i" }))

@@ -8,9 +8,9 @@ mod negotiate;
 
 pub use negotiate::{negotiate, negotiate_among};
 
-use crate::desc::MetricKind;
 use crate::labels::escape_help;
-use crate::metrics::Exemplar;
+use crate::model::Exemplar;
+use crate::model::MetricKind;
 use crate::snapshot::{FamilySnapshot, HistogramValue, SeriesSnapshot, SeriesValue, Snapshot, SummaryValue};
 use float::{write_canonical, write_float, write_u64};
 

@@ -5,8 +5,9 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::collector::{CollectError, Collector};
 use crate::encode::{encode, negotiate, Format};
-use crate::registry::{CollectError, Collector, Registry};
+use crate::registry::Registry;
 use crate::snapshot::Snapshot;
 
 /// The `Vary` header of every scrape response: the body depends on both headers

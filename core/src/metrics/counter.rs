@@ -3,11 +3,11 @@ use std::sync::atomic::Ordering;
 
 use parking_lot::Mutex;
 
-use super::exemplar::{self, ExemplarError, ExemplarSlot};
 use super::{sealed, Metric};
 use crate::cell::{add_f64, load_f64, CellBlock, Cells};
-use crate::desc::MetricKind;
 use crate::error::ValueError;
+use crate::model::exemplar::{self, ExemplarError, ExemplarSlot};
+use crate::model::MetricKind;
 use crate::snapshot::{CounterValue, SeriesValue};
 
 // Cell layout: [0] integer total (u64), [1] fractional total (f64 bits). Integer

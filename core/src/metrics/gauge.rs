@@ -4,7 +4,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{sealed, Metric};
 use crate::cell::{add_f64, load_f64, CellBlock, Cells};
-use crate::desc::{GaugeMode, MetricKind};
+use crate::model::{GaugeMode, MetricKind};
 use crate::snapshot::SeriesValue;
 
 /// A value that goes up and down. Starts at 0.

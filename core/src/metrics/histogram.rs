@@ -5,125 +5,11 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::exemplar::{self, Exemplar, ExemplarError};
 use super::{sealed, Metric};
 use crate::cell::{add_f64, load_f64, CellBlock};
-use crate::desc::MetricKind;
+use crate::model::exemplar::{self, Exemplar, ExemplarError};
+use crate::model::{Buckets, MetricKind};
 use crate::snapshot::{HistogramValue, SeriesValue};
-
-/// Upper bounds of a histogram's buckets: finite and strictly increasing. The `+Inf`
-/// bucket is always present and never listed.
-#[derive(Clone, PartialEq)]
-pub struct Buckets(Arc<[f64]>);
-
-/// Why a bucket layout was refused.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum BucketsError {
-    /// A bound is NaN or `-Inf`, or `+Inf` appears before the end.
-    NotFinite(f64),
-    /// Bounds must strictly increase; this one does not exceed its predecessor.
-    NotIncreasing(f64),
-    /// A helper was asked for zero buckets, a non-positive width or factor, or a
-    /// non-positive exponential start.
-    BadParameters(&'static str),
-}
-
-impl fmt::Display for BucketsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NotFinite(v) => write!(f, "bucket bound {v} is not finite"),
-            Self::NotIncreasing(v) => write!(f, "bucket bound {v} does not exceed the one before it"),
-            Self::BadParameters(why) => write!(f, "invalid bucket parameters: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for BucketsError {}
-
-impl Buckets {
-    /// The most bounds a histogram may have: with `+Inf` and the sum, a series then
-    /// takes 65,536 cells, the most a herd-mmap file accepts per series.
-    pub const MAX_BOUNDS: usize = 65_534;
-
-    /// Prometheus' default bounds, shared by client_golang and client_python:
-    /// 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 (seconds).
-    pub const DEFAULT: &'static [f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
-
-    /// Buckets with the given upper bounds. A trailing `+Inf` is accepted and dropped,
-    /// since the `+Inf` bucket is implicit.
-    ///
-    /// # Errors
-    ///
-    /// [`BucketsError`] for a non-finite or non-increasing bound, or more than
-    /// [`MAX_BOUNDS`](Buckets::MAX_BOUNDS) of them.
-    pub fn new(bounds: impl IntoIterator<Item = f64>) -> Result<Self, BucketsError> {
-        let mut v: Vec<f64> = bounds.into_iter().collect();
-        if v.last() == Some(&f64::INFINITY) {
-            v.pop();
-        }
-        if v.len() > Self::MAX_BOUNDS {
-            return Err(BucketsError::BadParameters("more than 65,534 bucket bounds"));
-        }
-        for (i, &b) in v.iter().enumerate() {
-            if !b.is_finite() {
-                return Err(BucketsError::NotFinite(b));
-            }
-            if i > 0 && b <= v[i - 1] {
-                return Err(BucketsError::NotIncreasing(b));
-            }
-        }
-        Ok(Self(v.into()))
-    }
-
-    /// `count` buckets: `start`, `start + width`, … (`+Inf` is added implicitly).
-    ///
-    /// # Errors
-    ///
-    /// [`BucketsError::BadParameters`] when `count` is 0 or `width` is not positive.
-    pub fn linear(start: f64, width: f64, count: usize) -> Result<Self, BucketsError> {
-        if count == 0 || width.is_nan() || width <= 0.0 {
-            return Err(BucketsError::BadParameters("linear buckets need count >= 1 and width > 0"));
-        }
-        Self::new((0..count).map(|i| start + width * i as f64))
-    }
-
-    /// `count` buckets: `start`, `start * factor`, `start * factor²`, …
-    ///
-    /// # Errors
-    ///
-    /// [`BucketsError::BadParameters`] when `count` is 0, `start` is not positive or
-    /// `factor` is not above 1.
-    pub fn exponential(start: f64, factor: f64, count: usize) -> Result<Self, BucketsError> {
-        if count == 0 || start.is_nan() || start <= 0.0 || factor.is_nan() || factor <= 1.0 {
-            return Err(BucketsError::BadParameters(
-                "exponential buckets need count >= 1, start > 0 and factor > 1",
-            ));
-        }
-        Self::new((0..count).map(|i| start * factor.powi(i as i32)))
-    }
-
-    /// The finite upper bounds.
-    pub fn bounds(&self) -> &[f64] {
-        &self.0
-    }
-
-    pub(crate) fn shared(&self) -> Arc<[f64]> {
-        self.0.clone()
-    }
-}
-
-impl Default for Buckets {
-    fn default() -> Self {
-        Self(Self::DEFAULT.into())
-    }
-}
-
-impl fmt::Debug for Buckets {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.0.iter()).finish()
-    }
-}
 
 /// Per-family histogram settings.
 #[derive(Debug, Clone, Default)]
@@ -179,9 +65,39 @@ impl Histogram {
         self.observe(d.as_secs_f64());
     }
 
-    /// Starts a timer that observes the elapsed seconds when dropped.
+    /// Starts a timer that observes the elapsed seconds when dropped (or at
+    /// [`stop_and_record`](HistogramTimer::stop_and_record)). It borrows this handle,
+    /// so it suits a synchronous scope; to hold a timer across an `.await` in a
+    /// `'static` future, or to move it to another thread, use
+    /// [`start_owned_timer`](Self::start_owned_timer).
     pub fn start_timer(&self) -> HistogramTimer<'_> {
-        HistogramTimer { histogram: self, start: Instant::now() }
+        HistogramTimer { histogram: Some(self), start: Instant::now() }
+    }
+
+    /// Starts a timer that owns a clone of this handle (clones share the cells, so the
+    /// clone costs one reference-count increment), and is `Send` and `'static`: it can
+    /// be held across `.await` or moved to another thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let registry = herd_core::Registry::new();
+    /// let latency = registry.histogram("job_duration_seconds", "Time per job.").register()?;
+    /// let timer = latency.start_owned_timer();
+    /// std::thread::spawn(move || {
+    ///     // ... the job ...
+    ///     timer.stop_and_record();
+    /// })
+    /// .join()
+    /// .map_err(|_| "the job panicked")?;
+    /// assert_eq!(latency.count(), 1);
+    /// // A job that failed is left out of the latency histogram:
+    /// latency.start_owned_timer().stop_and_discard();
+    /// assert_eq!(latency.count(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn start_owned_timer(&self) -> OwnedHistogramTimer {
+        OwnedHistogramTimer { histogram: Some(self.clone()), start: Instant::now() }
     }
 
     /// Records `v` and keeps `labels` as the exemplar of the bucket it falls in.
@@ -227,17 +143,80 @@ impl Histogram {
     }
 }
 
-/// Observes the seconds since its creation into a histogram when dropped.
+/// Observes the seconds since its creation into a histogram it borrows, when dropped
+/// or at [`stop_and_record`](Self::stop_and_record); [`Histogram::start_timer`].
+///
+/// For a timer held across `.await` or moved to another thread, see
+/// [`OwnedHistogramTimer`].
 #[derive(Debug)]
 #[must_use = "the timer observes when dropped; dropping it at once measures nothing"]
 pub struct HistogramTimer<'a> {
-    histogram: &'a Histogram,
+    // `None` once stopped, so that drop observes nothing more.
+    histogram: Option<&'a Histogram>,
     start: Instant,
+}
+
+impl HistogramTimer<'_> {
+    /// Observes the seconds elapsed now, and returns them.
+    pub fn stop_and_record(mut self) -> f64 {
+        let seconds = self.start.elapsed().as_secs_f64();
+        if let Some(h) = self.histogram.take() {
+            h.observe(seconds);
+        }
+        seconds
+    }
+
+    /// Stops the timer without observing anything (a request that failed, say).
+    pub fn stop_and_discard(mut self) {
+        self.histogram = None;
+    }
 }
 
 impl Drop for HistogramTimer<'_> {
     fn drop(&mut self) {
-        self.histogram.observe_duration(self.start.elapsed());
+        if let Some(h) = self.histogram.take() {
+            h.observe_duration(self.start.elapsed());
+        }
+    }
+}
+
+/// Observes the seconds since its creation into a histogram whose handle it owns, when
+/// dropped or at [`stop_and_record`](Self::stop_and_record);
+/// [`Histogram::start_owned_timer`].
+///
+/// `Send` and `'static`: it can live in a future across `.await` points and be
+/// dropped on another thread. A future that is cancelled drops it, and the time until
+/// then is observed; call [`stop_and_discard`](Self::stop_and_discard) first where
+/// that time should not count.
+#[derive(Debug)]
+#[must_use = "the timer observes when dropped; dropping it at once measures nothing"]
+pub struct OwnedHistogramTimer {
+    // `None` once stopped, so that drop observes nothing more.
+    histogram: Option<Histogram>,
+    start: Instant,
+}
+
+impl OwnedHistogramTimer {
+    /// Observes the seconds elapsed now, and returns them.
+    pub fn stop_and_record(mut self) -> f64 {
+        let seconds = self.start.elapsed().as_secs_f64();
+        if let Some(h) = self.histogram.take() {
+            h.observe(seconds);
+        }
+        seconds
+    }
+
+    /// Stops the timer without observing anything.
+    pub fn stop_and_discard(mut self) {
+        self.histogram = None;
+    }
+}
+
+impl Drop for OwnedHistogramTimer {
+    fn drop(&mut self) {
+        if let Some(h) = self.histogram.take() {
+            h.observe_duration(self.start.elapsed());
+        }
     }
 }
 
@@ -293,6 +272,7 @@ impl fmt::Debug for Histogram {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::BucketsError;
 
     #[test]
     fn bucket_helpers() {
@@ -317,7 +297,8 @@ mod tests {
     }
 
     fn histogram(bounds: &[f64]) -> Histogram {
-        let config = HistogramConfig { buckets: Buckets(bounds.into()), exemplars: true };
+        let config =
+            HistogramConfig { buckets: Buckets::new(bounds.iter().copied()).unwrap(), exemplars: true };
         Histogram::detached(&config)
     }
 
@@ -344,5 +325,73 @@ mod tests {
         let long = "x".repeat(200);
         assert!(matches!(h.observe_with_exemplar(0.1, &[("a", &long)]), Err(ExemplarError::TooLong { .. })));
         assert_eq!(h.count(), 2, "the observation counts even when the exemplar is refused");
+    }
+
+    fn assert_send_static<T: Send + 'static>(_: &T) {}
+
+    /// Polls `fut` to its end on this thread; the futures here never wait on anything.
+    fn run<F: std::future::Future>(fut: F) -> F::Output {
+        struct Noop;
+        impl std::task::Wake for Noop {
+            fn wake(self: Arc<Self>) {}
+        }
+        let waker = std::task::Waker::from(Arc::new(Noop));
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut fut = std::pin::pin!(fut);
+        loop {
+            if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+                return out;
+            }
+        }
+    }
+
+    /// A future that is pending once, so that what it holds lives across an `.await`.
+    async fn yield_once() {
+        let mut yielded = false;
+        std::future::poll_fn(|cx| {
+            if std::mem::replace(&mut yielded, true) {
+                std::task::Poll::Ready(())
+            } else {
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+    }
+
+    #[test]
+    fn timers_record_once_or_not_at_all() {
+        let h = histogram(&[1000.0]);
+        drop(h.start_timer());
+        assert!(h.start_timer().stop_and_record() >= 0.0);
+        h.start_timer().stop_and_discard();
+        assert_eq!(h.count(), 2);
+        drop(h.start_owned_timer());
+        assert!(h.start_owned_timer().stop_and_record() >= 0.0);
+        h.start_owned_timer().stop_and_discard();
+        assert_eq!(h.count(), 4);
+        assert_eq!(h.cells.cells()[0].load(Ordering::Relaxed), 4, "all in the first bucket");
+    }
+
+    #[test]
+    fn an_owned_timer_lives_across_await_and_threads() {
+        let h = histogram(&[1000.0]);
+        let timer = h.start_owned_timer();
+        let job = async move {
+            yield_once().await;
+            timer.stop_and_record()
+        };
+        assert_send_static(&job);
+        let seconds = std::thread::spawn(move || run(job)).join().unwrap();
+        assert!(seconds >= 0.0);
+        let cancelled = {
+            let timer = h.start_owned_timer();
+            async move {
+                yield_once().await;
+                timer.stop_and_discard();
+            }
+        };
+        drop(cancelled); // never polled: dropping the future drops (and records) the timer
+        assert_eq!(h.count(), 2);
     }
 }

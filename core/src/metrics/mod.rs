@@ -5,7 +5,6 @@
 //! clone shares the same cells.
 
 pub(crate) mod counter;
-pub(crate) mod exemplar;
 pub(crate) mod gauge;
 pub(crate) mod histogram;
 pub mod sketch;
@@ -14,14 +13,13 @@ pub(crate) mod summary;
 use std::fmt;
 
 use crate::cell::CellBlock;
-use crate::desc::{GaugeMode, MetricKind};
+use crate::model::{GaugeMode, MetricKind};
 use crate::snapshot::SeriesValue;
 
+pub use crate::model::{Buckets, BucketsError, Exemplar, ExemplarError, SummaryLayout};
 pub use counter::Counter;
-pub use exemplar::{Exemplar, ExemplarError};
 pub use gauge::Gauge;
-pub use histogram::{Buckets, BucketsError, Histogram, HistogramTimer};
-pub use sketch::SummaryLayout;
+pub use histogram::{Histogram, HistogramTimer, OwnedHistogramTimer};
 pub use summary::{Objectives, Summary, SummaryError, Window};
 
 mod sealed {

@@ -32,9 +32,9 @@
 
 use std::fmt;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::model::SummaryLayout;
 use crate::snapshot::SummaryValue;
 
 /// The relative error of every reported quantile: the value reported for the
@@ -59,23 +59,6 @@ const PB: f64 = -3.0 / 5.0;
 const PC: f64 = 10.0 / 7.0;
 const MANTISSA: u64 = (1 << 52) - 1;
 const ONE_BITS: u64 = 0x3ff0_0000_0000_0000;
-
-/// How a summary family's cells are laid out and read: its objectives, time window and
-/// sketch parameters. herd-mmap records it in the family record, so a reader in another
-/// process decodes the cells without the writer's configuration.
-#[derive(Clone, PartialEq)]
-pub struct SummaryLayout {
-    objectives: Arc<[f64]>,
-    max_age_ns: u64,
-    age_buckets: u32,
-    bins: u32,
-    relative_error: f64,
-    lowest: f64,
-    // Derived, for the hot path and the reader.
-    mult: f64,
-    base: f64,
-    inv_epoch: f64,
-}
 
 impl SummaryLayout {
     /// Checks and assembles a layout; `None` when a part is out of range (what a reader

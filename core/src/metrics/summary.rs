@@ -7,7 +7,7 @@ use super::sketch::{SummaryLayout, DEFAULT_BINS, DEFAULT_LOWEST, MAX_AGE_BUCKETS
 use super::{sealed, Metric};
 use crate::cell::{add_f64, load_f64, CellBlock};
 use crate::clock::{coarse_now, Clock};
-use crate::desc::MetricKind;
+use crate::model::MetricKind;
 use crate::snapshot::{SeriesValue, SummaryValue};
 
 // Cell layout: [0] count, [1] sum (f64 bits), then the sketch's age buckets (see

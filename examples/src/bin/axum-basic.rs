@@ -22,7 +22,7 @@ fn main() -> ExitCode {
 
 fn run(listen: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
     let registry = Registry::new();
-    let app = axum_app::app(axum_app::layer(&registry)?, MetricsHandler::new(registry.clone()));
+    let app = axum_app::app(axum_app::layer(&registry)?, MetricsHandler::new(&registry));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen).await?;

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use axum::{routing::get, Router};
+use herd_axum::red::RedOptions;
 use herd_axum::{MetricsHandler, MetricsLayer};
 use herd_core::Registry;
 use herd_mmap::{claim_dir, Aggregator, MmapStorage};
@@ -21,7 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Under systemd, `RuntimeDirectory=myapp` is a private tmpfs made for this service.
     let dir = claim_dir(format!("{}/myapp-metrics", env("RUNTIME_DIRECTORY", "/dev/shm")))?;
     let registry = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
-    let layer = MetricsLayer::builder().exclude_route("/metrics").build(&registry)?;
+    let layer = MetricsLayer::with_options(&registry, RedOptions::new().exclude_route("/metrics"))?;
     let metrics = MetricsHandler::from_collector(Arc::new(Aggregator::new(&dir)?));
     let app = Router::new()
         .route("/users/{id}", get(|| async { "a user" }))

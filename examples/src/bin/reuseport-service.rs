@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::{routing::get, Router};
+use herd_axum::red::RedOptions;
 use herd_axum::{MetricsHandler, MetricsLayer};
 use herd_core::Registry;
 use herd_mmap::{claim_dir_with, Aggregator, LiveWriters, MmapStorage};
@@ -29,7 +30,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     // and the others, finding it live, join it.
     let dir = claim_dir_with(&dir, LiveWriters::Join)?;
     let registry = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
-    let layer = MetricsLayer::builder().exclude_route("/metrics").build(&registry)?;
+    let layer = MetricsLayer::with_options(&registry, RedOptions::new().exclude_route("/metrics"))?;
     let metrics = MetricsHandler::from_collector(Arc::new(Aggregator::new(&dir)?));
     let app = Router::new()
         .route("/users/{id}", get(|| async { "a user" }))

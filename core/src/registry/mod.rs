@@ -1,0 +1,188 @@
+//! The registry: where families are registered and snapshots are taken.
+//!
+//! [`Registry`] and its snapshot are here; the modules divide the rest: `builder`
+//! ([`RegistryBuilder`], [`MetricBuilder`]), `families` (registering a family), `names`
+//! (name reservation), `callback` (`gauge_fn`, `counter_fn`), `health` (the
+//! self-metrics).
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::collector::Collector;
+use crate::encode::{encode, Format};
+use crate::family::DEFAULT_CARDINALITY_LIMIT;
+use crate::metrics::counter::CounterConfig;
+use crate::metrics::gauge::GaugeConfig;
+use crate::metrics::histogram::HistogramConfig;
+use crate::metrics::summary::SummaryConfig;
+#[cfg(doc)]
+use crate::metrics::Buckets;
+use crate::metrics::{Counter, Gauge, Histogram, Metric, Summary};
+use crate::snapshot::Snapshot;
+use crate::storage::Storage;
+
+mod builder;
+mod callback;
+mod families;
+mod health;
+mod names;
+
+pub use builder::{LabelNames, MetricBuilder, NoLabels, RegistryBuilder};
+use health::HealthFamilies;
+pub use health::{OVERFLOW_METRIC, STORAGE_ERRORS_METRIC};
+use names::Names;
+
+/// A set of metric families and collectors, and the settings they share.
+///
+/// Explicit and cheap to clone (clones share the families); nothing is global.
+///
+/// # Examples
+///
+/// ```
+/// use herd_core::{Format, Registry};
+/// let registry = Registry::builder().prefix("app").build()?;
+/// let jobs = registry.counter("jobs_total", "Jobs processed.").register()?;
+/// jobs.inc();
+/// let text = String::from_utf8(registry.encode(Format::Text))?;
+/// assert!(text.starts_with("# HELP app_jobs_total Jobs processed.\n# TYPE app_jobs_total counter\napp_jobs_total 1\n"));
+/// // And herd's own counts for the family, at 0 until something goes wrong:
+/// assert!(text.contains("herd_cardinality_overflow_total{family=\"app_jobs\"} 0\n"));
+/// assert!(text.contains("herd_storage_errors_total{family=\"app_jobs\"} 0\n"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    prefix: Option<String>,
+    const_labels: Arc<[(Arc<str>, Box<str>)]>,
+    storage: Arc<dyn Storage>,
+    cardinality_limit: usize,
+    created_timestamps: bool,
+    state: RwLock<State>,
+}
+
+struct State {
+    names: Names,
+    collectors: Vec<Arc<dyn Collector>>,
+    /// The self-metric families, registered with the first family (`None` until then,
+    /// and if their names were taken).
+    health: Option<HealthFamilies>,
+}
+
+impl State {
+    /// An empty state in which the self-metrics' names are already taken.
+    fn new() -> Self {
+        let names = Names::with_counters(&[OVERFLOW_METRIC, STORAGE_ERRORS_METRIC]);
+        Self { names, collectors: Vec::new(), health: None }
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("prefix", &self.inner.prefix)
+            .field("storage", &self.inner.storage)
+            .field("collectors", &self.inner.state.read().collectors.len())
+            .finish()
+    }
+}
+
+impl Registry {
+    /// An in-process registry with no prefix and no constant labels.
+    pub fn new() -> Self {
+        Self::builder().assemble(Arc::new([]))
+    }
+
+    /// Settings for a registry.
+    pub fn builder() -> RegistryBuilder {
+        RegistryBuilder {
+            prefix: None,
+            const_labels: Vec::new(),
+            storage: None,
+            cardinality_limit: DEFAULT_CARDINALITY_LIMIT,
+            created_timestamps: false,
+        }
+    }
+
+    /// A counter named `name` (a trailing `_total` is optional: samples always end in
+    /// `_total`).
+    pub fn counter(&self, name: impl Into<String>, help: impl Into<String>) -> MetricBuilder<'_, Counter> {
+        self.builder_for(name, help, CounterConfig::default())
+    }
+
+    /// A gauge.
+    pub fn gauge(&self, name: impl Into<String>, help: impl Into<String>) -> MetricBuilder<'_, Gauge> {
+        self.builder_for(name, help, GaugeConfig::default())
+    }
+
+    /// A histogram, with [`Buckets::DEFAULT`] unless `.buckets()` says otherwise.
+    pub fn histogram(
+        &self,
+        name: impl Into<String>,
+        help: impl Into<String>,
+    ) -> MetricBuilder<'_, Histogram> {
+        self.builder_for(name, help, HistogramConfig::default())
+    }
+
+    /// A summary: quantiles 0.5, 0.9 and 0.99 over a 10-minute window unless
+    /// `.objectives()` and `.window()` say otherwise (see [`Summary`]).
+    pub fn summary(&self, name: impl Into<String>, help: impl Into<String>) -> MetricBuilder<'_, Summary> {
+        self.builder_for(name, help, SummaryConfig::default())
+    }
+
+    fn builder_for<M: Metric>(
+        &self,
+        name: impl Into<String>,
+        help: impl Into<String>,
+        config: M::Config,
+    ) -> MetricBuilder<'_, M> {
+        MetricBuilder {
+            registry: self,
+            name: name.into(),
+            help: help.into(),
+            unit: None,
+            limit: None,
+            config,
+            labels: NoLabels,
+            _metric: PhantomData,
+        }
+    }
+
+    /// Adds a collector whose families appear in every snapshot. Its names are not
+    /// checked against the registry's: the collector owns them.
+    pub fn register_collector(&self, collector: Arc<dyn Collector>) {
+        self.inner.state.write().collectors.push(collector);
+    }
+
+    /// Reads every family and collector, with families sorted by name.
+    pub fn snapshot(&self) -> Snapshot {
+        let state = self.inner.state.read();
+        let mut families = Vec::with_capacity(state.collectors.len() + 2);
+        for c in &state.collectors {
+            c.collect(&mut families);
+        }
+        drop(state);
+        let mut snapshot = Snapshot { families };
+        snapshot.sort();
+        snapshot
+    }
+
+    /// A snapshot encoded in `format`.
+    pub fn encode(&self, format: Format) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode(&self.snapshot(), format, &mut out);
+        out
+    }
+}
