@@ -8,13 +8,13 @@ use axum::Router;
 use herd_axum::MetricsHandler;
 use herd_mmap::Aggregator;
 
-use crate::{Args, Exit, Failed};
+use crate::{DirArg, Exit, Failed};
 
-pub(crate) const USAGE: &str = "\
-herd serve: serve a metrics directory's aggregate on /metrics (a sidecar)
-
-Usage: herd serve --dir DIR --listen ADDR [--process-metrics] [--compact-threshold N]
-
+/// `herd serve`'s arguments.
+#[derive(Debug, clap::Args)]
+#[command(
+    override_usage = "herd serve --dir DIR --listen ADDR [--process-metrics] [--compact-threshold N]",
+    after_help = "\
 Every scrape of http://ADDR/metrics sums the files of every process that wrote
 into DIR, live or dead, in the format the scraper asks for (Prometheus text
 0.0.4 or OpenMetrics; gzip when accepted), with herd_mmap_* self-metrics.
@@ -22,42 +22,31 @@ Unreadable files are skipped, logged to stderr once and counted in
 herd_mmap_skipped_files. If DIR itself cannot be read, a scrape answers 500
 with the reason, so the scraper records it as down.
 
-Options:
-  --dir DIR                The metrics directory (also the first free argument)
-  --listen ADDR            Address to listen on, such as 127.0.0.1:9091 (port 0
-                           picks a free port; the address is printed)
-  --process-metrics        Also report the writers' CPU, memory, threads and file
-                           descriptors, read from /proc (same host only)
-  --compact-threshold N    Compact when more than N dead processes' files wait
-                           (default 16; 0 compacts on every scrape)
-  -h, --help               Print this help
-
 Stops on SIGINT or SIGTERM. Exits 3 if DIR is missing or unsafe, 1 if ADDR
-cannot be bound.
-";
+cannot be bound."
+)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    /// Address to listen on, such as 127.0.0.1:9091 (port 0 picks a free port; the
+    /// address is printed)
+    #[arg(long, value_name = "ADDR", required = true)]
+    listen: SocketAddr,
+    /// Also report the writers' CPU, memory, threads and file descriptors, read from
+    /// /proc (same host only)
+    #[arg(long)]
+    process_metrics: bool,
+    /// Compact when more than N dead processes' files wait (default 16; 0 compacts on
+    /// every scrape)
+    #[arg(long, value_name = "N")]
+    compact_threshold: Option<usize>,
+}
 
-/// Switches of `herd serve`: flags that take no value.
-pub(crate) const SWITCHES: &[&str] = &["process-metrics"];
-
-pub(crate) fn run(args: &Args) -> Result<Exit, Failed> {
-    if args.help() {
-        crate::out(USAGE)?;
-        return Ok(Exit::Ok);
-    }
-    args.expect(&["dir", "listen", "process-metrics", "compact-threshold"], 1)?;
-    let dir = args.dir()?;
-    let listen: SocketAddr = args
-        .flag("listen")?
-        .ok_or_else(|| Failed::usage("serve", "--listen ADDR is required"))?
-        .parse()
-        .map_err(|e| Failed::usage("serve", format!("--listen: {e}")))?;
-    let threshold = match args.flag("compact-threshold")? {
-        None => None,
-        Some(n) => Some(
-            n.parse::<usize>().map_err(|e| Failed::usage("serve", format!("--compact-threshold: {e}")))?,
-        ),
-    };
-    let mut aggregator = Aggregator::new(&dir)?.process_metrics(args.switch("process-metrics"));
+pub(crate) fn run(args: &ServeArgs) -> Result<Exit, Failed> {
+    let dir = args.dir.path()?;
+    let listen = args.listen;
+    let threshold = args.compact_threshold;
+    let mut aggregator = Aggregator::new(&dir)?.process_metrics(args.process_metrics);
     if let Some(threshold) = threshold {
         aggregator = aggregator.compact_threshold(Some(threshold));
     }

@@ -257,3 +257,61 @@ fn every_command_has_help() -> TestResult {
     assert!(serve.contains("--listen ADDR") && serve.contains("--process-metrics"), "{serve}");
     Ok(())
 }
+
+#[test]
+fn help_lists_every_flag_of_every_command() -> TestResult {
+    let top = herd(&["--help"])?;
+    assert_eq!(top.status.code(), Some(0));
+    let top = text(&top.stdout);
+    for item in ["serve", "inspect", "compact", "-h, --help", "-V, --version", "Exit codes:"] {
+        assert!(top.contains(item), "herd --help lacks {item:?}:\n{top}");
+    }
+    let flags: [(&str, &[&str]); 3] = [
+        (
+            "serve",
+            &["--dir <DIR>", "[DIR]", "--listen <ADDR>", "--process-metrics", "--compact-threshold <N>"],
+        ),
+        ("inspect", &["--dir <DIR>", "[DIR]"]),
+        ("compact", &["--dir <DIR>", "[DIR]"]),
+    ];
+    for (command, flags) in flags {
+        for help in ["--help", "-h"] {
+            let out = herd(&[command, help])?;
+            assert_eq!(out.status.code(), Some(0), "herd {command} {help}");
+            let stdout = text(&out.stdout);
+            for flag in flags.iter().chain(&["-h, --help", "Exits "]) {
+                assert!(stdout.contains(flag), "herd {command} {help} lacks {flag:?}:\n{stdout}");
+            }
+        }
+        // `herd help COMMAND` prints the same page.
+        assert_eq!(text(&herd(&["help", command])?.stdout), text(&herd(&[command, "--help"])?.stdout));
+    }
+    Ok(())
+}
+
+#[test]
+fn a_bad_flag_or_value_is_bad_usage() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = metrics_dir(tmp.path())?;
+    let dir = dir.to_string_lossy();
+    for args in [
+        &["--bogus"][..],
+        &["serve", "--bogus", "--dir", &dir, "--listen", "127.0.0.1:0"],
+        &["serve", "--dir", &dir, "--listen", "127.0.0.1:0", "--compact-threshold", "many"],
+        &["serve", "--dir", &dir, "--listen"],
+        &["inspect", "--bogus", &dir],
+        &["inspect", "--dir"],
+        &["compact", &dir, "--process-metrics"],
+    ] {
+        let out = herd(args)?;
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
+        assert!(out.stdout.is_empty(), "{args:?}: a usage error prints nothing on stdout");
+        assert!(text(&out.stderr).contains("Usage: herd") || text(&out.stderr).contains("--help"));
+    }
+    // The flag's last value wins, and `--dir` wins over a free argument.
+    let out = herd(&["inspect", "--dir", "/nonexistent/herd", "--dir", &dir])?;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = herd(&["inspect", "/nonexistent/herd", "--dir", &dir])?;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    Ok(())
+}
