@@ -22,9 +22,24 @@ use herd_core::Registry;
 use herd_mmap::{claim_dir, fork, Aggregator, Forked, MmapStorage};
 use rustix::process::{waitpid, Pid, WaitOptions};
 
+/// Short-lived forked workers, one after another
+#[derive(Debug, clap::Parser)]
+#[command(args_override_self = true)]
+struct Args {
+    /// metrics directory (claimed: wiped at start)
+    #[arg(long, value_name = "DIR", required = true)]
+    dir: std::path::PathBuf,
+    /// workers to fork, one after another
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    processes: u32,
+    /// series the master creates before forking
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    series: u32,
+}
+
 fn main() -> ExitCode {
     match run() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("churn: {e}");
             ExitCode::FAILURE
@@ -32,17 +47,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let (mut dir, mut processes, mut series) = (None, 2000u32, 1000u32);
-    for (flag, value) in herd_examples::flag_values()? {
-        match flag.as_str() {
-            "--dir" => dir = Some(std::path::PathBuf::from(value)),
-            "--processes" => processes = herd_examples::parse_flag(&flag, &value)?,
-            "--series" => series = herd_examples::parse_flag(&flag, &value)?,
-            other => return Err(format!("unknown argument {other:?}").into()),
-        }
-    }
-    let dir = claim_dir(&dir.ok_or("usage: churn --dir DIR [--processes N] [--series N]")?)?;
+fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let Args { dir, processes, series } = match herd_examples::parse_args::<Args>(1) {
+        Ok(args) => args,
+        // A bad command line fails with exit code 1, as before clap.
+        Err(code) => return Ok(code),
+    };
+    let dir = claim_dir(&dir)?;
     let registry = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
     let jobs = registry
         .counter("jobs_total", "Jobs done.")
@@ -82,7 +93,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "processes={processes} jobs={total} files={files} scrape_before_us={before:.1} scrape_after_us={after:.1}"
     );
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The median of 51 steady scrapes (after a first, cold one), in microseconds.

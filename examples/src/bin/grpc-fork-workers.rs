@@ -13,6 +13,18 @@ use herd_core::{Format, Registry};
 use herd_examples::grpc_echo::{layer_builder, scenario, serve};
 use herd_mmap::{claim_dir, fork, Aggregator, Forked, MmapStorage};
 
+/// herd-tonic in pre-forked workers with herd-mmap storage
+#[derive(Debug, clap::Parser)]
+#[command(args_override_self = true)]
+struct Args {
+    /// metrics directory (claimed: wiped at start)
+    #[arg(long, value_name = "DIR", required = true)]
+    dir: std::path::PathBuf,
+    /// worker processes to fork
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    workers: u32,
+}
+
 fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
@@ -24,23 +36,11 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let mut dir = std::path::PathBuf::new();
-    let mut workers: u32 = 4;
-    for (flag, value) in herd_examples::flag_values()? {
-        match flag.as_str() {
-            "--dir" => dir = value.into(),
-            "--workers" => workers = herd_examples::parse_flag(&flag, &value)?,
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?}; usage: grpc-fork-workers --dir DIR [--workers N]"
-                )
-                .into())
-            }
-        }
-    }
-    if dir.as_os_str().is_empty() {
-        return Err("--dir is required; usage: grpc-fork-workers --dir DIR [--workers N]".into());
-    }
+    let Args { dir, workers } = match herd_examples::parse_args::<Args>(1) {
+        Ok(args) => args,
+        // A bad command line fails with exit code 1, as before clap.
+        Err(code) => return Ok(code),
+    };
     let dir = claim_dir(&dir)?;
     let registry = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
     // Registered before the fork, as a pre-forking server would: each worker records
