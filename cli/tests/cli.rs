@@ -137,6 +137,40 @@ fn serve_sums_writers_that_have_exited() -> TestResult {
     Ok(())
 }
 
+/// The worker files (not the archive or the lock) in `dir`.
+fn worker_files(dir: &Path) -> AnyResult<usize> {
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        n += usize::from(name.starts_with("w-") && name.ends_with(".herd"));
+    }
+    Ok(n)
+}
+
+#[test]
+fn serve_compacts_on_its_schedule_though_nothing_scrapes() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = metrics_dir(tmp.path())?;
+    let serve =
+        Serve::start_with(&dir, &["--compact-threshold", "2", "--compact-interval", "1"], Stdio::inherit())?;
+    // Writers come and go after the sidecar started, and nothing scrapes it: writers
+    // never compact, so only the sidecar's schedule can fold their files.
+    for _ in 0..5 {
+        run_writer(&dir, 7)?;
+    }
+    // A bound on the wait, not a timing assertion: the schedule ticks every second.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while worker_files(&dir)? > 0 {
+        assert!(std::time::Instant::now() < deadline, "{} dead files still waiting", worker_files(&dir)?);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(dir.join("archive.herd").exists());
+    let (_, _, body) = http_get(serve.addr, "/metrics", &[])?;
+    assert!(text(&body).contains("\njobs_total 35\n"), "{}", text(&body));
+    Ok(())
+}
+
 #[test]
 fn inspect_lists_processes_families_and_corrupt_files() -> TestResult {
     let tmp = tempfile::tempdir()?;
@@ -299,6 +333,7 @@ fn a_bad_flag_or_value_is_bad_usage() -> TestResult {
         &["serve", "--bogus", "--dir", &dir, "--listen", "127.0.0.1:0"],
         &["serve", "--dir", &dir, "--listen", "127.0.0.1:0", "--compact-threshold", "many"],
         &["serve", "--dir", &dir, "--listen"],
+        &["serve", "--dir", &dir, "--listen", "127.0.0.1:0", "--compact-interval", "0"],
         &["inspect", "--bogus", &dir],
         &["inspect", "--dir"],
         &["compact", &dir, "--process-metrics"],

@@ -9,8 +9,10 @@
 //! The master creates `--series` series before it forks (each worker's file starts with
 //! a copy of them, as a real worker's would), and each worker increments one of them.
 //!
-//! Nothing calls compaction explicitly: the master's forks trigger it once enough dead
-//! workers' files have piled up. The last line printed is
+//! Writers never compact, and nothing scrapes this directory while the workers come and
+//! go, so the master looks after it: once it has reaped a worker it calls
+//! `herd_mmap::compact_if_needed`, which folds the dead workers' files once more than 16
+//! wait (a listing of at most 17 files otherwise). The last line printed is
 //! `processes=N jobs=J files=F scrape_before_us=B scrape_after_us=A` (F counts every file
 //! in the directory; B and A are the median time of a steady scrape before the first
 //! worker and after the last, which compaction keeps close).
@@ -77,6 +79,8 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
                 if status.is_none_or(|(_, s)| s.exit_status() != Some(0)) {
                     return Err(format!("worker {child} failed").into());
                 }
+                // The master is this directory's only caretaker (see the module docs).
+                herd_mmap::compact_if_needed(&dir, herd_mmap::DEFAULT_COMPACT_THRESHOLD)?;
             }
         }
     }
