@@ -6,8 +6,10 @@
 //! aggregator, after a first cold one), then forks `processes` short-lived workers one
 //! after another, each of which increments one counter and exits, the way a job runner
 //! or a pool with `max_requests` recycles processes, and measures steady scrapes again
-//! on a new aggregator. Nothing compacts explicitly: the master's forks fold the dead
-//! workers' files once more than 16 wait, as in production.
+//! on a new aggregator. Writers never compact and nothing scrapes meanwhile, so the
+//! master calls `herd_mmap::compact_if_needed` after reaping each worker, which folds
+//! the dead workers' files once more than 16 wait (as a job runner's master, or
+//! `herd serve`'s schedule, would).
 //!
 //! Each worker's file starts as a copy of the master's records (zeroed cells), so every
 //! dead worker leaves the whole workload's series behind: without compaction and the
@@ -80,6 +82,7 @@ pub fn measure(
                 if status.is_none_or(|(_, s)| s.exit_status() != Some(0)) {
                     return Err(format!("worker {child} failed").into());
                 }
+                herd_mmap::compact_if_needed(&dir, herd_mmap::DEFAULT_COMPACT_THRESHOLD)?;
             }
         }
     }

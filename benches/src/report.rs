@@ -1064,7 +1064,8 @@ fn render_churn(out: &mut String, scrape: &ScrapeInputs) {
         "From `scrape-compare --churn` (`herd_benches::churn`): a master holding one worker's \
          share of the workload above ({} counter series and a tenth as many histograms) forks \
          {processes} short-lived workers one after another, each incrementing one counter and \
-         exiting; nothing compacts but the master's own forks. The steady scrape (snapshot + \
+         exiting; writers never compact, so the master calls `compact_if_needed` after \
+         reaping each worker. The steady scrape (snapshot + \
          encode, median of {} on one aggregator) before the first worker and after the last: \
          {} (MAD {}) before, {} (MAD {}) after; the directory then held {} files.\n\n",
         get("churn_series"),

@@ -94,7 +94,7 @@ fn unknown_peers_and_bad_numbers_are_refused() {
         let out = Command::new(env!("CARGO_BIN_EXE_scrape-compare")).args(args).output().unwrap();
         assert!(!out.status.success(), "{args:?} accepted");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("usage: scrape-compare"), "{args:?}: {stderr}");
+        assert!(stderr.to_lowercase().contains("usage: scrape-compare"), "{args:?}: {stderr}");
     }
 }
 

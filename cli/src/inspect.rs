@@ -5,44 +5,46 @@ use std::fmt::Write as _;
 
 use herd_mmap::{FileOwner, Inspection};
 
-use crate::{out, Args, Exit, Failed};
+use crate::{out, DirArg, Exit, Failed};
 
-pub(crate) const INSPECT_USAGE: &str = "\
-herd inspect: print what a metrics directory holds, without changing it
-
-Usage: herd inspect DIR
-       herd inspect --dir DIR
-
-Prints one line per file (the writer's pid, whether it is alive, the file's size
-and its published bytes, its series), then the families with their series
-counts, then the files a scrape skips and why. A process is alive while it holds
-its file's lock, so a SIGKILLed worker shows as dead even if its pid was reused.
+/// `herd inspect`'s arguments.
+#[derive(Debug, clap::Args)]
+#[command(
+    override_usage = "herd inspect DIR\n       herd inspect --dir DIR",
+    after_help = "\
+Prints what a metrics directory holds, without changing it: one line per file
+(the writer's pid, whether it is alive, the file's size and its published bytes,
+its series), then the families with their series counts, then the files a scrape
+skips and why. A process is alive while it holds its file's lock, so a SIGKILLed
+worker shows as dead even if its pid was reused.
 
 Exits 0, or 4 if some files could not be read (they are listed), or 3 if the
-directory is missing or unsafe.
-";
+directory is missing or unsafe."
+)]
+pub(crate) struct InspectArgs {
+    #[command(flatten)]
+    dir: DirArg,
+}
 
-pub(crate) const COMPACT_USAGE: &str = "\
-herd compact: fold dead processes' files into the directory's archive
-
-Usage: herd compact DIR
-       herd compact --dir DIR
-
+/// `herd compact`'s arguments.
+#[derive(Debug, clap::Args)]
+#[command(
+    override_usage = "herd compact DIR\n       herd compact --dir DIR",
+    after_help = "\
 Safe beside live workers and scrapes: totals never drop and nothing is counted
 twice. Servers also compact on their own once dead files pile up; this command
 does it now (after a mass restart, or from a cron job).
 
 Exits 0, or 4 if some dead files could not be read and were left in place, or 3
-if the directory is missing or unsafe.
-";
+if the directory is missing or unsafe."
+)]
+pub(crate) struct CompactArgs {
+    #[command(flatten)]
+    dir: DirArg,
+}
 
-pub(crate) fn inspect(args: &Args) -> Result<Exit, Failed> {
-    if args.help() {
-        out(INSPECT_USAGE)?;
-        return Ok(Exit::Ok);
-    }
-    args.expect(&["dir"], 1)?;
-    let dir = args.dir()?;
+pub(crate) fn inspect(args: &InspectArgs) -> Result<Exit, Failed> {
+    let dir = args.dir.path()?;
     let inspection = herd_mmap::inspect(&dir)?;
     out(render(&dir.display().to_string(), &inspection))?;
     Ok(if inspection.skipped.is_empty() { Exit::Ok } else { Exit::Skipped })
@@ -102,13 +104,8 @@ fn render(dir: &str, found: &Inspection) -> String {
     s
 }
 
-pub(crate) fn compact(args: &Args) -> Result<Exit, Failed> {
-    if args.help() {
-        out(COMPACT_USAGE)?;
-        return Ok(Exit::Ok);
-    }
-    args.expect(&["dir"], 1)?;
-    let dir = args.dir()?;
+pub(crate) fn compact(args: &CompactArgs) -> Result<Exit, Failed> {
+    let dir = args.dir.path()?;
     let report = herd_mmap::compact(&dir)?;
     if report.busy {
         out("another process is compacting this directory; nothing done\n")?;

@@ -8,35 +8,23 @@
 //! ```
 //!
 //! Exit codes are part of the interface (scripts and health checks rely on them); see
-//! [`Exit`].
+//! [`Exit`]. The command line is parsed by clap: [`Cli`] and one variant of [`Command`]
+//! per command, whose arguments struct lives in the command's module. A usage error
+//! (clap's, or no command) exits 2; help and version exit 0.
 #![forbid(unsafe_code)]
 
-use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, ErrorKind};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
 use herd_mmap::MmapError;
 
 mod inspect;
 mod serve;
 
-const USAGE: &str = "\
-herd: serve, inspect and compact a herd-mmap metrics directory
-
-Usage: herd <COMMAND> [ARGS]
-
-Commands:
-  serve     Serve the directory's aggregate on /metrics (a sidecar)
-  inspect   Print the processes, families and unreadable files of a directory
-  compact   Fold dead processes' files into the directory's archive
-  help      Print this message, or a command's help (herd help serve)
-
-Options:
-  -h, --help     Print help (also after a command: herd serve --help)
-  -V, --version  Print the version
-
+const EXIT_CODES: &str = "\
 Exit codes:
   0  success
   1  failure (I/O error, cannot listen)
@@ -44,8 +32,70 @@ Exit codes:
   3  the directory is missing or unsafe (a symlink, another user's, or writable by
      group or others)
   4  done, but some files could not be read (corrupt, truncated, foreign or from a
-     newer herd) and were skipped
-";
+     newer herd) and were skipped";
+
+/// The command line. A new command is a variant of [`Command`] whose arguments
+/// struct lives in its own module, beside the `run` that executes it.
+#[derive(Debug, Parser)]
+#[command(
+    name = "herd",
+    version,
+    about = "herd: serve, inspect and compact a herd-mmap metrics directory",
+    override_usage = "herd <COMMAND> [ARGS]",
+    after_help = EXIT_CODES,
+    subcommand_required = true,
+    arg_required_else_help = true,
+    // A flag given twice takes its last value, as before clap.
+    args_override_self = true,
+    // Declared below, to keep their help lines; the help flag is global, so every
+    // command (a new one too) has it.
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Print help (also after a command: herd serve --help)
+    #[arg(short, long, global = true, action = clap::ArgAction::Help)]
+    help: (),
+    /// Print the version
+    #[arg(short = 'V', long, action = clap::ArgAction::Version)]
+    version: (),
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the directory's aggregate on /metrics (a sidecar)
+    Serve(serve::ServeArgs),
+    /// Print the processes, families and unreadable files of a directory
+    Inspect(inspect::InspectArgs),
+    /// Fold dead processes' files into the directory's archive
+    Compact(inspect::CompactArgs),
+}
+
+/// The directory a command works on: `--dir DIR` or the first free argument (the
+/// flag wins when both are given).
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = true)]
+struct DirArg {
+    /// The metrics directory (also the first free argument)
+    #[arg(long = "dir", value_name = "DIR")]
+    flag: Option<PathBuf>,
+    /// The metrics directory (the same as --dir DIR)
+    #[arg(value_name = "DIR")]
+    free: Option<PathBuf>,
+}
+
+impl DirArg {
+    fn path(&self) -> Result<PathBuf, Failed> {
+        // clap refuses a command line with neither (the group is required); this is
+        // the same answer should that ever change.
+        self.flag.as_ref().or(self.free.as_ref()).cloned().ok_or_else(|| Failed {
+            exit: Exit::Usage,
+            message: "which directory? give DIR or --dir DIR".to_owned(),
+        })
+    }
+}
 
 /// How `herd` ends. The codes are documented in `--help` and the README.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,10 +120,6 @@ struct Failed {
 }
 
 impl Failed {
-    fn usage(command: &str, message: impl fmt::Display) -> Self {
-        Self { exit: Exit::Usage, message: format!("{message}\n(see: herd {command} --help)") }
-    }
-
     fn io(message: impl fmt::Display) -> Self {
         Self { exit: Exit::Failure, message: message.to_string() }
     }
@@ -98,124 +144,25 @@ impl From<MmapError> for Failed {
 
 fn main() -> ExitCode {
     log::set_logger(&StderrLogger).map(|()| log::set_max_level(log::LevelFilter::Warn)).ok();
-    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    match run(&args) {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with exit code 0; a usage error (and no
+            // command at all) to stderr with exit code 2, `Exit::Usage`.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { Exit::Usage as u8 } else { Exit::Ok as u8 });
+        }
+    };
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(&args),
+        Command::Inspect(args) => inspect::inspect(&args),
+        Command::Compact(args) => inspect::compact(&args),
+    };
+    match result {
         Ok(exit) => ExitCode::from(exit as u8),
         Err(failed) => {
             eprintln!("herd: {}", failed.message);
             ExitCode::from(failed.exit as u8)
-        }
-    }
-}
-
-fn run(args: &[OsString]) -> Result<Exit, Failed> {
-    let Some((command, rest)) = args.split_first() else {
-        eprint!("{USAGE}");
-        return Ok(Exit::Usage);
-    };
-    match command.to_str() {
-        Some("serve") => serve::run(&Args::parse("serve", rest, serve::SWITCHES)?),
-        Some("inspect") => inspect::inspect(&Args::parse("inspect", rest, &[])?),
-        Some("compact") => inspect::compact(&Args::parse("compact", rest, &[])?),
-        Some("help") => {
-            match rest.first().and_then(|c| c.to_str()) {
-                Some("serve") => print!("{}", serve::USAGE),
-                Some("inspect") => print!("{}", inspect::INSPECT_USAGE),
-                Some("compact") => print!("{}", inspect::COMPACT_USAGE),
-                _ => print!("{USAGE}"),
-            }
-            Ok(Exit::Ok)
-        }
-        Some("-h" | "--help") => {
-            print!("{USAGE}");
-            Ok(Exit::Ok)
-        }
-        Some("-V" | "--version") => {
-            println!("herd {}", env!("CARGO_PKG_VERSION"));
-            Ok(Exit::Ok)
-        }
-        _ => Err(Failed::usage("", format!("unknown command {command:?}"))),
-    }
-}
-
-/// A command's arguments: `--flag value` pairs, bare `--switch`es and free arguments,
-/// in order. Small on purpose: three commands with a few flags each do not need a
-/// parser crate.
-#[derive(Debug, Default)]
-struct Args {
-    command: &'static str,
-    flags: Vec<(String, Option<String>)>,
-    free: Vec<String>,
-}
-
-impl Args {
-    /// Parses `args`; the flags in `switches` never take a value.
-    fn parse(command: &'static str, args: &[OsString], switches: &[&str]) -> Result<Self, Failed> {
-        let mut out = Self { command, ..Self::default() };
-        let mut it = args.iter();
-        while let Some(arg) = it.next() {
-            let arg = arg
-                .to_str()
-                .ok_or_else(|| Failed::usage(command, format!("argument {arg:?} is not UTF-8")))?;
-            if let Some(flag) = arg.strip_prefix("--") {
-                match flag.split_once('=') {
-                    Some((name, value)) => out.flags.push((name.to_owned(), Some(value.to_owned()))),
-                    None if flag == "help" || switches.contains(&flag) => {
-                        out.flags.push((flag.to_owned(), None))
-                    }
-                    None => {
-                        // Any other flag takes the next argument as its value.
-                        let value = it.next().and_then(|v| v.to_str()).map(str::to_owned);
-                        out.flags.push((flag.to_owned(), value));
-                    }
-                }
-            } else if arg == "-h" {
-                out.flags.push(("help".to_owned(), None));
-            } else {
-                out.free.push(arg.to_owned());
-            }
-        }
-        Ok(out)
-    }
-
-    fn help(&self) -> bool {
-        self.flags.iter().any(|(name, _)| name == "help")
-    }
-
-    /// The value of `--name VALUE`, if given.
-    fn flag(&self, name: &str) -> Result<Option<&str>, Failed> {
-        match self.flags.iter().rev().find(|(n, _)| n == name) {
-            None => Ok(None),
-            Some((_, Some(value))) => Ok(Some(value)),
-            Some((_, None)) => Err(Failed::usage(self.command, format!("--{name} needs a value"))),
-        }
-    }
-
-    /// Whether the switch `--name` was given.
-    fn switch(&self, name: &str) -> bool {
-        self.flags.iter().any(|(n, _)| n == name)
-    }
-
-    /// Refuses flags outside `known` and more than `max_free` free arguments.
-    fn expect(&self, known: &[&str], max_free: usize) -> Result<(), Failed> {
-        if let Some((name, _)) = self.flags.iter().find(|(n, _)| n != "help" && !known.contains(&n.as_str()))
-        {
-            return Err(Failed::usage(self.command, format!("unknown flag --{name}")));
-        }
-        if self.free.len() > max_free {
-            return Err(Failed::usage(
-                self.command,
-                format!("unexpected argument {:?}", self.free[max_free]),
-            ));
-        }
-        Ok(())
-    }
-
-    /// The directory: `--dir DIR` or the first free argument.
-    fn dir(&self) -> Result<PathBuf, Failed> {
-        match (self.flag("dir")?, self.free.first().map(String::as_str)) {
-            (Some(dir), _) | (None, Some(dir)) => Ok(PathBuf::from(dir)),
-            (None, None) => Err(Failed::usage(self.command, "which directory? give DIR or --dir DIR")),
         }
     }
 }

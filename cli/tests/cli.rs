@@ -137,6 +137,40 @@ fn serve_sums_writers_that_have_exited() -> TestResult {
     Ok(())
 }
 
+/// The worker files (not the archive or the lock) in `dir`.
+fn worker_files(dir: &Path) -> AnyResult<usize> {
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        n += usize::from(name.starts_with("w-") && name.ends_with(".herd"));
+    }
+    Ok(n)
+}
+
+#[test]
+fn serve_compacts_on_its_schedule_though_nothing_scrapes() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = metrics_dir(tmp.path())?;
+    let serve =
+        Serve::start_with(&dir, &["--compact-threshold", "2", "--compact-interval", "1"], Stdio::inherit())?;
+    // Writers come and go after the sidecar started, and nothing scrapes it: writers
+    // never compact, so only the sidecar's schedule can fold their files.
+    for _ in 0..5 {
+        run_writer(&dir, 7)?;
+    }
+    // A bound on the wait, not a timing assertion: the schedule ticks every second.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while worker_files(&dir)? > 0 {
+        assert!(std::time::Instant::now() < deadline, "{} dead files still waiting", worker_files(&dir)?);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(dir.join("archive.herd").exists());
+    let (_, _, body) = http_get(serve.addr, "/metrics", &[])?;
+    assert!(text(&body).contains("\njobs_total 35\n"), "{}", text(&body));
+    Ok(())
+}
+
 #[test]
 fn inspect_lists_processes_families_and_corrupt_files() -> TestResult {
     let tmp = tempfile::tempdir()?;
@@ -255,5 +289,64 @@ fn every_command_has_help() -> TestResult {
     }
     let serve = text(&herd(&["serve", "--help"])?.stdout);
     assert!(serve.contains("--listen ADDR") && serve.contains("--process-metrics"), "{serve}");
+    Ok(())
+}
+
+#[test]
+fn help_lists_every_flag_of_every_command() -> TestResult {
+    let top = herd(&["--help"])?;
+    assert_eq!(top.status.code(), Some(0));
+    let top = text(&top.stdout);
+    for item in ["serve", "inspect", "compact", "-h, --help", "-V, --version", "Exit codes:"] {
+        assert!(top.contains(item), "herd --help lacks {item:?}:\n{top}");
+    }
+    let flags: [(&str, &[&str]); 3] = [
+        (
+            "serve",
+            &["--dir <DIR>", "[DIR]", "--listen <ADDR>", "--process-metrics", "--compact-threshold <N>"],
+        ),
+        ("inspect", &["--dir <DIR>", "[DIR]"]),
+        ("compact", &["--dir <DIR>", "[DIR]"]),
+    ];
+    for (command, flags) in flags {
+        for help in ["--help", "-h"] {
+            let out = herd(&[command, help])?;
+            assert_eq!(out.status.code(), Some(0), "herd {command} {help}");
+            let stdout = text(&out.stdout);
+            for flag in flags.iter().chain(&["-h, --help", "Exits "]) {
+                assert!(stdout.contains(flag), "herd {command} {help} lacks {flag:?}:\n{stdout}");
+            }
+        }
+        // `herd help COMMAND` prints the same page.
+        assert_eq!(text(&herd(&["help", command])?.stdout), text(&herd(&[command, "--help"])?.stdout));
+    }
+    Ok(())
+}
+
+#[test]
+fn a_bad_flag_or_value_is_bad_usage() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = metrics_dir(tmp.path())?;
+    let dir = dir.to_string_lossy();
+    for args in [
+        &["--bogus"][..],
+        &["serve", "--bogus", "--dir", &dir, "--listen", "127.0.0.1:0"],
+        &["serve", "--dir", &dir, "--listen", "127.0.0.1:0", "--compact-threshold", "many"],
+        &["serve", "--dir", &dir, "--listen"],
+        &["serve", "--dir", &dir, "--listen", "127.0.0.1:0", "--compact-interval", "0"],
+        &["inspect", "--bogus", &dir],
+        &["inspect", "--dir"],
+        &["compact", &dir, "--process-metrics"],
+    ] {
+        let out = herd(args)?;
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
+        assert!(out.stdout.is_empty(), "{args:?}: a usage error prints nothing on stdout");
+        assert!(text(&out.stderr).contains("Usage: herd") || text(&out.stderr).contains("--help"));
+    }
+    // The flag's last value wins, and `--dir` wins over a free argument.
+    let out = herd(&["inspect", "--dir", "/nonexistent/herd", "--dir", &dir])?;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = herd(&["inspect", "/nonexistent/herd", "--dir", &dir])?;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     Ok(())
 }

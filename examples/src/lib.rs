@@ -5,10 +5,8 @@
 #![forbid(unsafe_code)]
 
 use std::error::Error;
-use std::fmt::Display;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::str::FromStr;
 
 pub mod actix_app;
 pub mod axum_app;
@@ -139,27 +137,14 @@ pub fn worker_values(w: u32, count: u32) -> Vec<f64> {
 
 /// The `main` of the single-server examples (`axum-basic`, `actix-basic`): parses
 /// `[--listen ADDR]` (127.0.0.1:3000 by default) and calls `serve` with the address.
-/// A bad command line exits 2 with the usage, a failure exits 1; both are reported as
-/// `NAME: message` on stderr.
+/// A bad command line exits 2 with the usage, a failure exits 1 (reported as
+/// `NAME: message` on stderr).
 pub fn listen_main(name: &str, serve: impl FnOnce(SocketAddr) -> Result<(), Box<dyn Error>>) -> ExitCode {
-    let parse = || -> Result<SocketAddr, String> {
-        let mut listen: SocketAddr = ([127, 0, 0, 1], 3000).into();
-        for (flag, value) in flag_values()? {
-            match flag.as_str() {
-                "--listen" => listen = parse_flag(&flag, &value)?,
-                other => return Err(format!("unknown argument {other:?}")),
-            }
-        }
-        Ok(listen)
+    let args = match parse_args::<ListenArgs>(2) {
+        Ok(args) => args,
+        Err(code) => return code,
     };
-    let listen = match parse() {
-        Ok(listen) => listen,
-        Err(e) => {
-            eprintln!("{name}: {e}\nusage: {name} [--listen 127.0.0.1:PORT]");
-            return ExitCode::from(2);
-        }
-    };
-    match serve(listen) {
+    match serve(args.listen) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{name}: {e}");
@@ -168,30 +153,46 @@ pub fn listen_main(name: &str, serve: impl FnOnce(SocketAddr) -> Result<(), Box<
     }
 }
 
-/// The examples' command lines: `--flag value` pairs, in order, every flag taking
-/// exactly one value.
-///
-/// # Errors
-///
-/// A last flag without its value.
-pub fn flag_values() -> Result<Vec<(String, String)>, String> {
-    let mut pairs = Vec::new();
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or(format!("{flag} needs a value"))?;
-        pairs.push((flag, value));
-    }
-    Ok(pairs)
+/// The command line of the single-server examples.
+#[derive(Debug, clap::Parser)]
+#[command(args_override_self = true)]
+struct ListenArgs {
+    /// Address to listen on (port 0 picks a free one, printed at start)
+    #[arg(long, value_name = "127.0.0.1:PORT", default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
 }
 
-/// The `value` given to `flag`, parsed.
+/// Parses an example's command line into `T` with clap. `--help` prints to stdout and
+/// gives exit code 0; a bad command line prints clap's message and the usage to stderr
+/// and gives `usage_exit` (each example keeps the code it had before clap: 2, or 1
+/// for those that reported a bad command line like any other failure).
 ///
 /// # Errors
 ///
-/// A message naming the flag, the value and why it does not parse.
-pub fn parse_flag<T: FromStr>(flag: &str, value: &str) -> Result<T, String>
-where
-    T::Err: Display,
-{
-    value.parse().map_err(|e| format!("{flag} {value:?}: {e}"))
+/// The exit code to end with, once the help or the error is printed.
+pub fn parse_args<T: clap::Parser>(usage_exit: u8) -> Result<T, ExitCode> {
+    T::try_parse().map_err(|e| {
+        if !e.use_stderr() {
+            // Nothing to do if stdout is closed: the exit code still tells.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        // clap shows the usage with some errors only (not with a value that does not
+        // parse); a bad command line always gets it here.
+        let message = e.render().to_string();
+        let usage = if message.contains("Usage:") {
+            String::new()
+        } else {
+            // Named as clap names it while parsing: after the program's file.
+            let program = std::env::args_os().next().map(std::path::PathBuf::from);
+            let name = program.as_deref().and_then(std::path::Path::file_name);
+            let mut command = T::command();
+            if let Some(name) = name {
+                command = command.bin_name(name.to_string_lossy().into_owned());
+            }
+            format!("\n{}\n", command.render_usage())
+        };
+        eprint!("{message}{usage}");
+        ExitCode::from(usage_exit)
+    })
 }

@@ -34,7 +34,7 @@ fn exposition_sample_text_passes_promtool_without_findings() -> TestResult {
 fn the_example_rejects_unknown_arguments() -> TestResult {
     let out = Command::new(env!("CARGO_BIN_EXE_exposition-sample")).args(["--format", "json"]).output()?;
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("usage"));
+    assert!(String::from_utf8_lossy(&out.stderr).to_lowercase().contains("usage: exposition-sample"));
     Ok(())
 }
 

@@ -167,7 +167,10 @@ fn bad_arguments_are_refused_with_usage() -> TestResult {
     {
         let out = Command::new(env!("CARGO_BIN_EXE_prefork-demo")).args(args).output()?;
         assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("usage: prefork-demo"), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).to_lowercase().contains("usage: prefork-demo"),
+            "{args:?}"
+        );
     }
     Ok(())
 }

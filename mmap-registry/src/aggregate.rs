@@ -19,7 +19,7 @@ use herd_core::snapshot::{CounterValue, FamilySnapshot, SeriesSnapshot, SeriesVa
 use herd_core::{CollectError, Collector, LabelSet, MetricKind};
 use parking_lot::Mutex;
 
-use crate::compact::{compact_if_needed, DEFAULT_COMPACT_THRESHOLD};
+use crate::compact::{compact_if_needed, CompactReport, DEFAULT_COMPACT_THRESHOLD};
 use crate::dir::{check_dir, is_worker_file, ARCHIVE};
 use crate::error::MmapError;
 use crate::format::FormatError;
@@ -39,6 +39,9 @@ use crate::reader::{FileReader, Refreshed};
 /// When a scrape finds more than a threshold of dead processes' files (16 unless
 /// [`compact_threshold`](Aggregator::compact_threshold) says otherwise), it then
 /// [compacts](crate::compact) them, and later scrapes read the archive instead.
+/// Writers never compact: a directory that nothing scrapes needs
+/// [`compact_if_needed`](Aggregator::compact_if_needed) on a timer (as `herd serve`
+/// does) or the free [`compact_if_needed`](crate::compact_if_needed).
 pub struct Aggregator {
     dir: PathBuf,
     state: Mutex<State>,
@@ -150,6 +153,22 @@ impl Aggregator {
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// Compacts the directory if more dead processes' files than the
+    /// [threshold](Aggregator::compact_threshold) are waiting, without scraping: for a
+    /// timer beside a server whose scrapes may stop (a sidecar no one scrapes still
+    /// keeps its directory at O(live processes) files). `None` as for
+    /// [`compact_if_needed`](crate::compact_if_needed), or when the threshold is `None`.
+    ///
+    /// # Errors
+    ///
+    /// As [`compact_if_needed`](crate::compact_if_needed).
+    pub fn compact_if_needed(&self) -> Result<Option<CompactReport>, MmapError> {
+        match self.compact_threshold {
+            Some(threshold) => compact_if_needed(&self.dir, threshold),
+            None => Ok(None),
+        }
     }
 
     /// The directory this aggregator reads.

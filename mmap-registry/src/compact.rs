@@ -1,6 +1,12 @@
 //! Compaction: dead processes' files folded into one archive, so that a directory holds
 //! O(live processes) files however many workers have come and gone. The protocol, and
 //! why no scrape can count a file twice or not at all, is in FORMAT.md ("Compaction").
+//!
+//! Who compacts: readers (an [`Aggregator`](crate::Aggregator) past its threshold, at a
+//! scrape or when asked) and whoever calls [`compact`] or [`compact_if_needed`]
+//! (`herd compact`, `herd serve`'s schedule, a master between forks). Never a writer:
+//! a writer's open and its fork handlers do no directory work, and this module depends
+//! on no writer code.
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
@@ -19,10 +25,11 @@ use crate::format::{
 };
 use crate::index::Index;
 use crate::reader::{is_locked, FileReader, Merge, Refreshed};
-use crate::writer::{now_ns, random_id};
+use crate::stamp::{now_ns, random_id};
 
-/// Compact when more dead processes' files than this are waiting.
-pub(crate) const DEFAULT_COMPACT_THRESHOLD: usize = 16;
+/// The threshold an [`Aggregator`](crate::Aggregator) compacts past unless told
+/// otherwise: more dead processes' files than this waiting.
+pub const DEFAULT_COMPACT_THRESHOLD: usize = 16;
 
 /// An id stays in the archive's folded list this long after its file is gone, so that a
 /// scrape that listed the file before it was unlinked still finds it there.
@@ -66,9 +73,25 @@ pub fn compact(dir: impl AsRef<Path>) -> Result<CompactReport, MmapError> {
     run(dir, 0)
 }
 
-/// Compacts only if more than `threshold` dead files are waiting; cheap when fewer
-/// worker files than that exist at all.
-pub(crate) fn compact_if_needed(dir: &Path, threshold: usize) -> Result<Option<CompactReport>, MmapError> {
+/// Compacts `dir` only if more than `threshold` dead processes' files are waiting, and
+/// returns what it did: `None` when at most `threshold` worker files exist at all (so
+/// liveness was not even checked) or another process holds the compaction lock.
+///
+/// Cheap when there is nothing to do: one directory listing while at most `threshold`
+/// worker files exist at all, and a lock probe per file beyond. This is the call for
+/// whoever looks after a directory that no scrape reads (a master between forks, a
+/// timer): writers never compact.
+///
+/// # Errors
+///
+/// As [`compact`]: [`MmapError`] if the directory is unsafe or cannot be listed, or a
+/// compaction it starts fails (every file then stays, and is still counted).
+pub fn compact_if_needed(
+    dir: impl AsRef<Path>,
+    threshold: usize,
+) -> Result<Option<CompactReport>, MmapError> {
+    let dir = dir.as_ref();
+    check_dir(dir)?;
     let names = worker_names(dir)?;
     if names.len() <= threshold {
         return Ok(None);

@@ -10,6 +10,9 @@
 //! - [`Aggregator`] sums the files of live and dead processes into a herd-core
 //!   [`Snapshot`](herd_core::Snapshot), so both text formats and content negotiation
 //!   work unchanged.
+//! - [`compact`] folds dead processes' files into one archive; an `Aggregator`
+//!   compacts on its own past a threshold, and [`compact_if_needed`] does the same for
+//!   a directory that nothing scrapes. Writers never compact.
 //! - [`inspect`] describes a directory file by file (processes, liveness, sizes,
 //!   families, broken files) without changing it.
 //! - [`claim_dir`] prepares a directory at a master's start-up; [`check_dir`] refuses
@@ -36,11 +39,12 @@ mod inspect;
 mod process;
 mod protocol;
 mod reader;
+mod stamp;
 mod sys;
 mod writer;
 
 pub use aggregate::{Aggregator, ScrapeReport, SkippedFile};
-pub use compact::{compact, CompactReport};
+pub use compact::{compact, compact_if_needed, CompactReport, DEFAULT_COMPACT_THRESHOLD};
 pub use decode::decode_file;
 pub use dir::{check_dir, claim_dir, claim_dir_with, LiveWriters};
 pub use error::MmapError;

@@ -4,12 +4,10 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::hash::{BuildHasher, Hasher};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use herd_core::cell::{CellBlock, CellSource};
 use herd_core::storage::{Storage, StorageError};
@@ -17,7 +15,6 @@ use herd_core::{FamilyDesc, LabelSet};
 use herd_prefork::ForkAware;
 use parking_lot::Mutex;
 
-use crate::compact::{compact_if_needed, DEFAULT_COMPACT_THRESHOLD};
 use crate::dir::{check_dir, WORKER_PREFIX, WORKER_SUFFIX};
 use crate::error::MmapError;
 use crate::format::{
@@ -25,6 +22,7 @@ use crate::format::{
     StringTable, HEADER_LEN,
 };
 use crate::protocol;
+use crate::stamp::{now_ns, random_id};
 use crate::sys::Mapping;
 
 /// The first segment's size: small, since most processes hold few series.
@@ -121,10 +119,6 @@ impl MmapStorage {
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, MmapError> {
         let dir = dir.as_ref();
         check_dir(dir)?;
-        // A new process is a good moment to fold the files of those that have gone: a
-        // directory with worker churn stays at O(live processes) files without a
-        // scraper. Best effort; a failure leaves the files to the next attempt.
-        let _ = compact_if_needed(dir, DEFAULT_COMPACT_THRESHOLD);
         let id = random_id();
         let pid = std::process::id();
         let created_ns = now_ns();
@@ -356,15 +350,10 @@ impl Writer {
     }
 }
 
+// Writers never compact (not at open, not in the parent after a fork): compaction is
+// the readers' work and an explicit call's (see `compact.rs`), so a fork handler does no
+// directory I/O and the writer does not depend on the compactor.
 impl ForkAware for Writer {
-    fn in_parent(&mut self) {
-        // A master that forks a worker to replace one that died compacts the dead
-        // ones' files; cheap (one directory listing) while few files exist.
-        if let Some(dir) = self.path.parent() {
-            let _ = compact_if_needed(dir, DEFAULT_COMPACT_THRESHOLD);
-        }
-    }
-
     fn in_child(&mut self) {
         if let Err(e) = self.move_to_own_file() {
             // Still mapped over the parent's file: count this process there, the one
@@ -461,29 +450,9 @@ fn shape(f: &FamilyDesc) -> String {
     out
 }
 
-/// Wall-clock nanoseconds since the Unix epoch (0 before it).
-pub(crate) fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
-
 /// Makes `file` at least `len` bytes long with the blocks actually allocated.
 fn reserve(file: &File, len: u64) -> std::io::Result<()> {
     rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len).map_err(Into::into)
-}
-
-/// 128 random bits from the standard library's per-process hash keys, the time and the
-/// pid: unique enough to tell files apart, with no extra dependency.
-pub(crate) fn random_id() -> u128 {
-    let word = |salt: u64| {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(salt);
-        h.write_u32(std::process::id());
-        h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
-        h.finish()
-    };
-    (u128::from(word(1)) << 64) | u128::from(word(2))
 }
 
 impl Storage for MmapStorage {

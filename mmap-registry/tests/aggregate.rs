@@ -397,3 +397,51 @@ fn two_registries_on_one_storage_cannot_give_a_name_two_shapes() -> TestResult {
     assert_eq!(counter_total(&snapshot, "jobs"), 8.0);
     Ok(())
 }
+
+#[test]
+fn writers_never_compact_readers_and_the_explicit_calls_do() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
+    let write = |n: u64| -> Result<Registry, Box<dyn std::error::Error>> {
+        let r = registry(&dir)?;
+        r.counter("jobs_total", "Jobs.").labels(["queue"]).register()?.with_labels(["q"]).inc_by(n);
+        Ok(r)
+    };
+    let dead = herd_mmap::DEFAULT_COMPACT_THRESHOLD as u64 + 4;
+    for n in 1..=dead {
+        die(write(n)?);
+    }
+    // A writer opening beside more dead files than the threshold leaves them all.
+    let live = write(1000)?;
+    let files = dead as usize + 1;
+    assert_eq!(worker_files(&dir)?, files, "opening a writer compacted");
+
+    // The explicit call compacts past its threshold only.
+    let report = herd_mmap::compact_if_needed(&dir, dead as usize)?;
+    assert_eq!(report.map_or(0, |r| r.folded_files), 0, "compacted at the threshold");
+    assert_eq!(worker_files(&dir)?, files);
+    // An aggregator asked to, without scraping, past its (default) threshold.
+    let agg = Aggregator::new(&dir)?;
+    let report = agg.compact_if_needed()?.ok_or("no compaction past the threshold")?;
+    assert_eq!(report.folded_files, dead as usize, "{report:?}");
+    assert_eq!(worker_files(&dir)?, 1, "only the live writer's file is left");
+    let mut total = dead * (dead + 1) / 2 + 1000;
+    assert_eq!(counter_total(&agg.snapshot()?, "jobs"), total as f64);
+
+    // A scrape past the threshold compacts too.
+    for n in 1..=dead {
+        die(write(n)?);
+        total += n;
+    }
+    assert_eq!(counter_total(&agg.snapshot()?, "jobs"), total as f64, "before the scrape compacted");
+    assert_eq!(worker_files(&dir)?, 1, "the scrape did not compact");
+    assert_eq!(counter_total(&agg.snapshot()?, "jobs"), total as f64, "after");
+    // Without a threshold an aggregator never compacts, even when asked.
+    for n in 1..=dead {
+        die(write(n)?);
+    }
+    assert_eq!(Aggregator::new(&dir)?.compact_threshold(None).compact_if_needed()?, None);
+    assert_eq!(worker_files(&dir)?, files);
+    die(live);
+    Ok(())
+}

@@ -21,34 +21,50 @@ use herd_benches::churn;
 use herd_benches::report::{self, Machine, ScrapeInputs};
 use herd_benches::scrape::{self, Line};
 
+/// Writes benches/RESULTS.md from criterion's estimates and the saved scrape lines
+#[derive(Debug, clap::Parser)]
+#[command(name = "bench-report", args_override_self = true)]
+struct Cli {
+    /// criterion's output (default: $CARGO_TARGET_DIR/criterion)
+    #[arg(long, value_name = "DIR")]
+    criterion_dir: Option<PathBuf>,
+    /// the line scrape-compare printed (default: $CARGO_TARGET_DIR/herd-bench/scrape-compare.txt)
+    #[arg(long, value_name = "FILE")]
+    scrape: Option<PathBuf>,
+    /// the scaling curves (default: benches/scaling.csv)
+    #[arg(long, value_name = "FILE")]
+    scaling: Option<PathBuf>,
+    /// the line of scrape-compare --churn (default: $CARGO_TARGET_DIR/herd-bench/churn.txt)
+    #[arg(long, value_name = "FILE")]
+    churn: Option<PathBuf>,
+    /// the report written (default: benches/RESULTS.md)
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
 fn main() -> Result<(), Box<dyn Error>> {
+    use clap::Parser as _;
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let workspace = manifest_dir.parent().unwrap_or(manifest_dir);
     let target_dir =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace.join("target"), PathBuf::from);
-    let mut criterion_dir = target_dir.join("criterion");
-    let mut out = manifest_dir.join("RESULTS.md");
-    let mut scrape_file = target_dir.join("herd-bench").join("scrape-compare.txt");
-    let mut scaling_file = manifest_dir.join("scaling.csv");
-    let mut churn_file = target_dir.join("herd-bench").join("churn.txt");
-
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--criterion-dir" => criterion_dir = args.next().ok_or("--criterion-dir needs a path")?.into(),
-            "--out" => out = args.next().ok_or("--out needs a path")?.into(),
-            "--scrape" => scrape_file = args.next().ok_or("--scrape needs a path")?.into(),
-            "--scaling" => scaling_file = args.next().ok_or("--scaling needs a path")?.into(),
-            "--churn" => churn_file = args.next().ok_or("--churn needs a path")?.into(),
-            "-h" | "--help" => {
-                println!(
-                    "bench-report [--criterion-dir DIR] [--scrape FILE] [--scaling FILE] [--churn FILE] [--out FILE]"
-                );
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            if !e.use_stderr() {
                 return Ok(());
             }
-            other => return Err(format!("unknown argument `{other}` (try --help)").into()),
+            // A bad command line fails like any other error (exit code 1), as before
+            // clap.
+            std::process::exit(1);
         }
-    }
+    };
+    let criterion_dir = cli.criterion_dir.unwrap_or_else(|| target_dir.join("criterion"));
+    let out = cli.out.unwrap_or_else(|| manifest_dir.join("RESULTS.md"));
+    let scrape_file = cli.scrape.unwrap_or_else(|| target_dir.join("herd-bench").join("scrape-compare.txt"));
+    let scaling_file = cli.scaling.unwrap_or_else(|| manifest_dir.join("scaling.csv"));
+    let churn_file = cli.churn.unwrap_or_else(|| target_dir.join("herd-bench").join("churn.txt"));
 
     let results = report::load(&criterion_dir)
         .map_err(|e| format!("reading {}: {e} (run `bash benches/run.sh` first)", criterion_dir.display()))?;

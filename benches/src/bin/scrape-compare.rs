@@ -78,10 +78,6 @@ use herd_mmap::{claim_dir, Aggregator, MmapStorage};
 
 type BoxError = Box<dyn Error>;
 
-const USAGE: &str = "usage: scrape-compare [--workers N] [--series N] [--peers python,ruby|none] \
-                     [--iterations N] [--cold-runs N] [--peer-runs N] [--scaling [--peer-budget SECS] [--csv FILE] [--svg FILE]] \
-                     | --churn [--processes N] [--series N] [--iterations N]";
-
 /// Workers on the workers curve of `--scaling`.
 const SCALING_WORKERS: [usize; 7] = [1, 2, 4, 8, 16, 32, 64];
 /// Series per worker on the series curve of `--scaling`.
@@ -108,62 +104,122 @@ struct Args {
     svg: PathBuf,
 }
 
-fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut args = Args {
-        workers: 32,
-        series: 10_000,
-        peers: None,
-        iterations: 20,
-        iterations_given: false,
-        cold_runs: 5,
-        peer_runs: 5,
-        peer_budget: Duration::from_secs(SCALING_PEER_BUDGET_SECS),
-        scaling: false,
-        churn: false,
-        processes: churn::DEFAULT_PROCESSES,
-        csv: manifest.join("scaling.csv"),
-        svg: manifest.join("scaling.svg"),
+// The command line; the hidden `--populate DIR SERIES` of the worker processes is read
+// before it.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "scrape-compare",
+    about = "Scrape cost of herd-mmap beside Python prometheus_client's multiprocess mode and \
+             GitLab's prometheus-client-mmap, on the same workload in the same run",
+    args_override_self = true,
+    override_usage = "scrape-compare [--workers N] [--series N] [--peers python,ruby|none] \
+                      [--iterations N] [--cold-runs N] [--peer-runs N] [--scaling [--peer-budget SECS] \
+                      [--csv FILE] [--svg FILE]] | --churn [--processes N] [--series N] [--iterations N]"
+)]
+struct Cli {
+    /// worker processes populating the directory
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = positive)]
+    workers: usize,
+    /// counter series per worker (and a tenth as many histogram series)
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = positive)]
+    series: usize,
+    /// peers to measure beside herd (default: those installed)
+    #[arg(long, value_name = "python,ruby|none", value_parser = peers)]
+    peers: Option<Peers>,
+    /// steady scrapes timed (default 20; 201 with --churn)
+    #[arg(long, value_name = "N", value_parser = positive)]
+    iterations: Option<usize>,
+    /// cold scrapes timed, each by a new aggregator
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = positive)]
+    cold_runs: usize,
+    /// runs of each peer
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = positive)]
+    peer_runs: usize,
+    /// with --scaling: skip a peer point predicted to take longer than SECS
+    #[arg(long, value_name = "SECS", default_value_t = SCALING_PEER_BUDGET_SECS as usize, value_parser = positive)]
+    peer_budget: usize,
+    /// measure the scaling curves and write the CSV and SVG
+    #[arg(long)]
+    scaling: bool,
+    /// measure the steady scrape before and after short-lived workers
+    #[arg(long)]
+    churn: bool,
+    /// with --churn: short-lived workers
+    #[arg(long, value_name = "N", default_value_t = churn::DEFAULT_PROCESSES, value_parser = positive)]
+    processes: usize,
+    /// with --scaling: the CSV written (default benches/scaling.csv)
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
+    /// with --scaling: the SVG written (default benches/scaling.svg)
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+}
+
+/// `--peers`: a list of known peers; `none` or nothing for none.
+#[derive(Debug, Clone)]
+struct Peers(Vec<String>);
+
+fn peers(list: &str) -> Result<Peers, String> {
+    let peers: Vec<String> = match list {
+        "none" | "" => Vec::new(),
+        _ => list.split(',').map(str::to_owned).collect(),
     };
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
-        let number = |v: String| -> Result<usize, String> {
-            match v.parse() {
-                Ok(n) if n > 0 => Ok(n),
-                _ => Err(format!("{flag} needs a positive integer, got {v:?}")),
-            }
-        };
-        match flag.as_str() {
-            "--workers" => args.workers = number(value()?)?,
-            "--series" => args.series = number(value()?)?,
-            "--iterations" => {
-                args.iterations = number(value()?)?;
-                args.iterations_given = true;
-            }
-            "--cold-runs" => args.cold_runs = number(value()?)?,
-            "--peer-runs" => args.peer_runs = number(value()?)?,
-            "--peer-budget" => args.peer_budget = Duration::from_secs(number(value()?)? as u64),
-            "--peers" => {
-                let list = value()?;
-                let peers: Vec<String> = match list.as_str() {
-                    "none" | "" => Vec::new(),
-                    _ => list.split(',').map(str::to_owned).collect(),
-                };
-                if let Some(bad) = peers.iter().find(|p| !PEERS.contains(&p.as_str())) {
-                    return Err(format!("unknown peer {bad:?}: the peers are python and ruby (or none)"));
-                }
-                args.peers = Some(peers);
-            }
-            "--scaling" => args.scaling = true,
-            "--churn" => args.churn = true,
-            "--processes" => args.processes = number(value()?)?,
-            "--csv" => args.csv = value()?.into(),
-            "--svg" => args.svg = value()?.into(),
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other:?}")),
+    if let Some(bad) = peers.iter().find(|p| !PEERS.contains(&p.as_str())) {
+        return Err(format!("unknown peer {bad:?}: the peers are python and ruby (or none)"));
+    }
+    Ok(Peers(peers))
+}
+
+fn positive(value: &str) -> Result<usize, String> {
+    match value.parse() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("a positive integer is needed, got {value:?}")),
+    }
+}
+
+impl From<Cli> for Args {
+    fn from(cli: Cli) -> Self {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        Self {
+            workers: cli.workers,
+            series: cli.series,
+            peers: cli.peers.map(|p| p.0),
+            iterations: cli.iterations.unwrap_or(20),
+            iterations_given: cli.iterations.is_some(),
+            cold_runs: cli.cold_runs,
+            peer_runs: cli.peer_runs,
+            peer_budget: Duration::from_secs(cli.peer_budget as u64),
+            scaling: cli.scaling,
+            churn: cli.churn,
+            processes: cli.processes,
+            csv: cli.csv.unwrap_or_else(|| manifest.join("scaling.csv")),
+            svg: cli.svg.unwrap_or_else(|| manifest.join("scaling.svg")),
         }
     }
-    Ok(args)
+}
+
+/// The command line, or the exit code once clap's help or error is printed (a bad
+/// command line exits 1, as before clap, with the usage).
+fn parse_args() -> Result<Args, ExitCode> {
+    use clap::{CommandFactory, Parser};
+    match Cli::try_parse() {
+        Ok(cli) => Ok(cli.into()),
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            Err(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            let message = e.render().to_string();
+            // clap shows the usage with some errors only.
+            let usage = if message.contains("Usage:") {
+                String::new()
+            } else {
+                format!("\n{}\n", Cli::command().render_usage())
+            };
+            eprint!("{message}{usage}");
+            Err(ExitCode::FAILURE)
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -171,18 +227,14 @@ fn main() -> ExitCode {
     let result = if argv.peek().map(String::as_str) == Some("--populate") {
         populate_worker(argv.skip(1))
     } else {
-        match parse_args(argv) {
+        match parse_args() {
             Ok(args) if args.scaling && args.churn => {
-                Err(format!("--scaling and --churn are separate runs\n{USAGE}").into())
+                Err(format!("--scaling and --churn are separate runs\n{}", usage()).into())
             }
             Ok(args) if args.scaling => run_scaling(&args),
             Ok(args) if args.churn => run_churn(&args),
             Ok(args) => run_once(&args),
-            Err(e) if e.is_empty() => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            Err(e) => Err(format!("{e}\n{USAGE}").into()),
+            Err(code) => return code,
         }
     };
     match result {
@@ -192,6 +244,11 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn usage() -> String {
+    use clap::CommandFactory;
+    Cli::command().render_usage().to_string()
 }
 
 /// A worker: `--populate DIR SERIES`. Records its share, prints `ready <increments>

@@ -28,33 +28,27 @@ use rustix::process::{kill_process, waitpid, Pid, Signal, WaitOptions};
 /// Operations between two pipe bytes.
 const BATCH: u64 = 16;
 
+/// A chaos master: workers SIGKILLed and respawned at random while they count
+#[derive(Debug, clap::Parser)]
+#[command(args_override_self = true)]
 struct Args {
+    /// metrics directory (claimed: wiped at start)
+    #[arg(long, value_name = "DIR", required = true)]
     dir: std::path::PathBuf,
+    /// worker processes (at least 1)
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
     workers: u32,
+    /// how long to kill and respawn
+    #[arg(long, value_name = "S", default_value_t = 5.0)]
     seconds: f64,
+    /// seed of the random kills
+    #[arg(long, value_name = "N", default_value_t = 1)]
     seed: u64,
-}
-
-fn parse() -> Result<Args, String> {
-    let mut args = Args { dir: Default::default(), workers: 4, seconds: 5.0, seed: 1 };
-    for (flag, value) in herd_examples::flag_values()? {
-        match flag.as_str() {
-            "--dir" => args.dir = value.into(),
-            "--workers" => args.workers = herd_examples::parse_flag(&flag, &value)?,
-            "--seconds" => args.seconds = herd_examples::parse_flag(&flag, &value)?,
-            "--seed" => args.seed = herd_examples::parse_flag(&flag, &value)?,
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    if args.dir.as_os_str().is_empty() || args.workers == 0 {
-        return Err("--dir is required and --workers must be at least 1".into());
-    }
-    Ok(args)
 }
 
 fn main() -> ExitCode {
     match run() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("chaos: {e}");
             ExitCode::FAILURE
@@ -91,9 +85,12 @@ impl Worker {
     }
 }
 
-fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let args =
-        parse().map_err(|e| format!("{e}; usage: chaos --dir DIR [--workers N] [--seconds S] [--seed N]"))?;
+fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let args = match herd_examples::parse_args::<Args>(1) {
+        Ok(args) => args,
+        // A bad command line fails with exit code 1, as before clap.
+        Err(code) => return Ok(code),
+    };
     let dir = claim_dir(&args.dir)?;
     let registry = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
     let ops = registry.counter("chaos_ops_total", "Operations completed.").register()?;
@@ -158,7 +155,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     println!("completed_ops={} kills={kills} respawns={respawns}", completed * BATCH);
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Stops `worker`; if it is between two batches, kills it and returns its batches,

@@ -9,8 +9,10 @@
 //! The master creates `--series` series before it forks (each worker's file starts with
 //! a copy of them, as a real worker's would), and each worker increments one of them.
 //!
-//! Nothing calls compaction explicitly: the master's forks trigger it once enough dead
-//! workers' files have piled up. The last line printed is
+//! Writers never compact, and nothing scrapes this directory while the workers come and
+//! go, so the master looks after it: once it has reaped a worker it calls
+//! `herd_mmap::compact_if_needed`, which folds the dead workers' files once more than 16
+//! wait (a listing of at most 17 files otherwise). The last line printed is
 //! `processes=N jobs=J files=F scrape_before_us=B scrape_after_us=A` (F counts every file
 //! in the directory; B and A are the median time of a steady scrape before the first
 //! worker and after the last, which compaction keeps close).
@@ -22,9 +24,24 @@ use herd_core::Registry;
 use herd_mmap::{claim_dir, fork, Aggregator, Forked, MmapStorage};
 use rustix::process::{waitpid, Pid, WaitOptions};
 
+/// Short-lived forked workers, one after another
+#[derive(Debug, clap::Parser)]
+#[command(args_override_self = true)]
+struct Args {
+    /// metrics directory (claimed: wiped at start)
+    #[arg(long, value_name = "DIR", required = true)]
+    dir: std::path::PathBuf,
+    /// workers to fork, one after another
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    processes: u32,
+    /// series the master creates before forking
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    series: u32,
+}
+
 fn main() -> ExitCode {
     match run() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("churn: {e}");
             ExitCode::FAILURE
@@ -32,17 +49,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let (mut dir, mut processes, mut series) = (None, 2000u32, 1000u32);
-    for (flag, value) in herd_examples::flag_values()? {
-        match flag.as_str() {
-            "--dir" => dir = Some(std::path::PathBuf::from(value)),
-            "--processes" => processes = herd_examples::parse_flag(&flag, &value)?,
-            "--series" => series = herd_examples::parse_flag(&flag, &value)?,
-            other => return Err(format!("unknown argument {other:?}").into()),
-        }
-    }
-    let dir = claim_dir(&dir.ok_or("usage: churn --dir DIR [--processes N] [--series N]")?)?;
+fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let Args { dir, processes, series } = match herd_examples::parse_args::<Args>(1) {
+        Ok(args) => args,
+        // A bad command line fails with exit code 1, as before clap.
+        Err(code) => return Ok(code),
+    };
+    let dir = claim_dir(&dir)?;
     let registry = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
     let jobs = registry
         .counter("jobs_total", "Jobs done.")
@@ -66,6 +79,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 if status.is_none_or(|(_, s)| s.exit_status() != Some(0)) {
                     return Err(format!("worker {child} failed").into());
                 }
+                // The master is this directory's only caretaker (see the module docs).
+                herd_mmap::compact_if_needed(&dir, herd_mmap::DEFAULT_COMPACT_THRESHOLD)?;
             }
         }
     }
@@ -82,7 +97,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "processes={processes} jobs={total} files={files} scrape_before_us={before:.1} scrape_after_us={after:.1}"
     );
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The median of 51 steady scrapes (after a first, cold one), in microseconds.

@@ -9,19 +9,26 @@ use std::process::ExitCode;
 
 use herd_core::Format;
 
+/// herd's sample registry in one exposition format, on stdout
+#[derive(Debug, clap::Parser)]
+struct Args {
+    /// the exposition format
+    #[arg(long, value_enum, default_value_t = FormatArg::Text)]
+    format: FormatArg,
+}
+
+/// `--format`: herd's `Format` by its command-line names.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum FormatArg {
+    Text,
+    Openmetrics,
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let format = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        [] | ["--format", "text"] => Format::Text,
-        ["--format", "openmetrics"] => Format::OpenMetrics,
-        ["--help" | "-h"] => {
-            println!("usage: exposition-sample [--format text|openmetrics]");
-            return ExitCode::SUCCESS;
-        }
-        other => {
-            eprintln!("exposition-sample: unexpected arguments {other:?}; usage: exposition-sample [--format text|openmetrics]");
-            return ExitCode::from(2);
-        }
+    let format = match herd_examples::parse_args::<Args>(2) {
+        Ok(Args { format: FormatArg::Text }) => Format::Text,
+        Ok(Args { format: FormatArg::Openmetrics }) => Format::OpenMetrics,
+        Err(code) => return code,
     };
     let registry = match herd_examples::sample_registry() {
         Ok(r) => r,

@@ -20,6 +20,15 @@ use herd_mmap::{fork, Forked, MmapStorage};
 /// Series to try before giving up on filling the directory.
 const MAX_SERIES: u32 = 500_000;
 
+/// A master on a full metrics directory, then a fork
+#[derive(Debug, clap::Parser)]
+#[command(args_override_self = true)]
+struct Args {
+    /// the metrics directory (not claimed)
+    #[arg(long, value_name = "DIR", required = true)]
+    dir: std::path::PathBuf,
+}
+
 fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
@@ -31,16 +40,11 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let mut dir = None;
-    for (flag, value) in herd_examples::flag_values()? {
-        match flag.as_str() {
-            "--dir" => dir = Some(std::path::PathBuf::from(value)),
-            other => {
-                return Err(format!("unknown argument {other:?}; usage: fork-without-file --dir DIR").into())
-            }
-        }
-    }
-    let dir = dir.ok_or("--dir is required; usage: fork-without-file --dir DIR")?;
+    let dir = match herd_examples::parse_args::<Args>(1) {
+        Ok(args) => args.dir,
+        // A bad command line fails with exit code 1, as before clap.
+        Err(code) => return Ok(code),
+    };
     let registry = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
     let jobs = registry
         .counter("jobs_total", "Jobs.")

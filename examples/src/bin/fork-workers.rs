@@ -17,28 +17,22 @@ use std::sync::Arc;
 use herd_core::{Buckets, Format, Registry};
 use herd_mmap::{claim_dir, fork, Aggregator, Forked, MmapStorage};
 
+/// Forked workers on one herd-mmap directory, then the aggregate
+#[derive(Debug, clap::Parser)]
+#[command(args_override_self = true)]
 struct Args {
+    /// metrics directory (claimed: wiped at start)
+    #[arg(long, value_name = "DIR", required = true)]
     dir: std::path::PathBuf,
+    /// worker processes to fork
+    #[arg(long, value_name = "N", default_value_t = 8)]
     workers: u32,
+    /// threads per worker
+    #[arg(long, value_name = "N", default_value_t = 4)]
     threads: u32,
+    /// increments per thread
+    #[arg(long, value_name = "N", default_value_t = 1000)]
     count: u64,
-}
-
-fn parse() -> Result<Args, String> {
-    let mut args = Args { dir: Default::default(), workers: 8, threads: 4, count: 1000 };
-    for (flag, value) in herd_examples::flag_values()? {
-        match flag.as_str() {
-            "--dir" => args.dir = value.into(),
-            "--workers" => args.workers = herd_examples::parse_flag(&flag, &value)?,
-            "--threads" => args.threads = herd_examples::parse_flag(&flag, &value)?,
-            "--count" => args.count = herd_examples::parse_flag(&flag, &value)?,
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    if args.dir.as_os_str().is_empty() {
-        return Err("--dir is required".into());
-    }
-    Ok(args)
 }
 
 fn main() -> ExitCode {
@@ -52,8 +46,11 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let args = parse()
-        .map_err(|e| format!("{e}; usage: fork-workers --dir DIR [--workers N] [--threads N] [--count N]"))?;
+    let args = match herd_examples::parse_args::<Args>(1) {
+        Ok(args) => args,
+        // A bad command line fails with exit code 1, as before clap.
+        Err(code) => return Ok(code),
+    };
     let dir = claim_dir(&args.dir)?;
     let storage = MmapStorage::open(&dir)?;
     let master_file = storage.path();

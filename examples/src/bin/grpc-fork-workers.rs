@@ -24,7 +24,23 @@ use herd_examples::grpc_echo::{layer_builder, scenario, serve, serve_on};
 use herd_mmap::{claim_dir, fork, Aggregator, Forked, MmapStorage};
 use herd_prefork::{Listener, Supervisor, Worker};
 
-const USAGE: &str = "usage: grpc-fork-workers --dir DIR [--workers N] [--listen ADDR --metrics ADDR]";
+/// herd-tonic in pre-forked workers with herd-mmap storage
+#[derive(Debug, clap::Parser)]
+#[command(args_override_self = true)]
+struct Args {
+    /// metrics directory (claimed: wiped at start)
+    #[arg(long, value_name = "DIR", required = true)]
+    dir: std::path::PathBuf,
+    /// worker processes to fork
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    workers: u32,
+    /// serve the gRPC service on ADDR under herd-prefork until SIGTERM (with --metrics)
+    #[arg(long, value_name = "ADDR", requires = "metrics")]
+    listen: Option<SocketAddr>,
+    /// serve the workers' aggregate /metrics on ADDR (with --listen)
+    #[arg(long, value_name = "ADDR", requires = "listen")]
+    metrics: Option<SocketAddr>,
+}
 
 fn main() -> ExitCode {
     match run() {
@@ -37,27 +53,12 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let mut dir = std::path::PathBuf::new();
-    let mut workers: u32 = 4;
-    let mut listen: Option<SocketAddr> = None;
-    let mut metrics: Option<SocketAddr> = None;
-    for (flag, value) in herd_examples::flag_values()? {
-        match flag.as_str() {
-            "--dir" => dir = value.into(),
-            "--workers" => workers = herd_examples::parse_flag(&flag, &value)?,
-            "--listen" => listen = Some(herd_examples::parse_flag(&flag, &value)?),
-            "--metrics" => metrics = Some(herd_examples::parse_flag(&flag, &value)?),
-            other => return Err(format!("unknown argument {other:?}; {USAGE}").into()),
-        }
-    }
-    if dir.as_os_str().is_empty() {
-        return Err(format!("--dir is required; {USAGE}").into());
-    }
-    let serve_at = match (listen, metrics) {
-        (Some(listen), Some(metrics)) => Some((listen, metrics)),
-        (None, None) => None,
-        _ => return Err(format!("--listen and --metrics go together; {USAGE}").into()),
+    let Args { dir, workers, listen, metrics } = match herd_examples::parse_args::<Args>(1) {
+        Ok(args) => args,
+        // A bad command line fails with exit code 1, as before clap.
+        Err(code) => return Ok(code),
     };
+    let serve_at = listen.zip(metrics);
     let dir = claim_dir(&dir)?;
     let registry = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
     // Registered before the fork, as a pre-forking server would: each worker records

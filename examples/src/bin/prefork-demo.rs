@@ -43,27 +43,10 @@ use herd_examples::{actix_app, axum_app};
 use herd_mmap::{claim_dir, Aggregator, MmapStorage};
 use herd_prefork::{Listener, Supervisor, Worker};
 
-const USAGE: &str = "\
-usage: prefork-demo --workers N --listen ADDR [--dir DIR] [--framework axum|actix] [--self-test N]
-
-  --workers N      worker processes to fork (default 4)
-  --listen ADDR    address of the shared listening socket (default 127.0.0.1:8080;
-                   port 0 picks a free one, printed at start)
-  --dir DIR        metrics directory, wiped at start (default: /dev/shm/herd-prefork-demo-UID,
-                   or the temp dir when /dev/shm is missing)
-  --framework F    web framework of the workers: axum (default) or actix
-  --self-test N    send N requests, check /metrics sums to N, stop, exit 0 or 1
-  --single-process true
-                   serve the same app in this one process with 2 threads, no workers
-                   (the baseline of benches/prefork-rps.sh)
-
-Under systemd socket activation (LISTEN_FDS) the passed TCP socket is served and
---listen is not bound.";
-
 /// Scrapes the self-test compares (each may reach another worker).
 const SELF_TEST_SCRAPES: usize = 8;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Framework {
     Axum,
     Actix,
@@ -78,50 +61,46 @@ impl Framework {
     }
 }
 
+/// herd's main demo: a pre-fork server whose workers all answer the same /metrics
+#[derive(Debug, clap::Parser)]
+#[command(
+    args_override_self = true,
+    override_usage = "prefork-demo --workers N --listen ADDR [--dir DIR] [--framework axum|actix] [--self-test N]",
+    after_help = "\
+Under systemd socket activation (LISTEN_FDS) the passed TCP socket is served and
+--listen is not bound."
+)]
 struct Args {
+    /// worker processes to fork (1 to 256)
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = workers)]
     workers: usize,
+    /// address of the shared listening socket (port 0 picks a free one, printed at
+    /// start)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    dir: PathBuf,
+    /// metrics directory, wiped at start (default: /dev/shm/herd-prefork-demo-UID, or
+    /// the temp dir when /dev/shm is missing)
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// web framework of the workers
+    #[arg(long, value_name = "F", value_enum, default_value_t = Framework::Axum)]
     framework: Framework,
+    /// send N requests, check /metrics sums to N, stop, exit 0 or 1
+    #[arg(long, value_name = "N")]
     self_test: Option<u64>,
+    /// serve the same app in this one process with 2 threads, no workers (the
+    /// baseline of benches/prefork-rps.sh)
+    #[arg(long, value_name = "true|false", action = clap::ArgAction::Set, default_value_t = false)]
     single_process: bool,
 }
 
-fn parse() -> Result<Args, String> {
-    let mut args = Args {
-        workers: 4,
-        listen: ([127, 0, 0, 1], 8080).into(),
-        dir: default_dir(),
-        framework: Framework::Axum,
-        self_test: None,
-        single_process: false,
-    };
-    if std::env::args().any(|a| a == "--help" || a == "-h") {
-        return Err(String::new());
+/// `--workers`: a fork per worker, so a bounded number.
+fn workers(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(n @ 1..=256) => Ok(n),
+        Ok(_) => Err("--workers must be between 1 and 256".to_owned()),
+        Err(e) => Err(e.to_string()),
     }
-    for (flag, value) in herd_examples::flag_values()? {
-        match flag.as_str() {
-            "--workers" => {
-                args.workers = herd_examples::parse_flag(&flag, &value)?;
-                if args.workers == 0 || args.workers > 256 {
-                    return Err("--workers must be between 1 and 256".into());
-                }
-            }
-            "--listen" => args.listen = herd_examples::parse_flag(&flag, &value)?,
-            "--dir" => args.dir = value.into(),
-            "--framework" => {
-                args.framework = match value.as_str() {
-                    "axum" => Framework::Axum,
-                    "actix" => Framework::Actix,
-                    other => return Err(format!("--framework {other:?}: axum or actix")),
-                }
-            }
-            "--self-test" => args.self_test = Some(herd_examples::parse_flag(&flag, &value)?),
-            "--single-process" => args.single_process = herd_examples::parse_flag(&flag, &value)?,
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok(args)
 }
 
 /// A tmpfs when there is one: metrics files are rewritten constantly and need no
@@ -134,16 +113,9 @@ fn default_dir() -> PathBuf {
 }
 
 fn main() -> ExitCode {
-    let args = match parse() {
+    let args = match herd_examples::parse_args::<Args>(2) {
         Ok(args) => args,
-        Err(e) if e.is_empty() => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("prefork-demo: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     match run(&args) {
         Ok(code) => code,
@@ -157,7 +129,7 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     // Everything before the fork: the directory, the socket, the registry and the
     // middleware. Workers inherit them; each worker's writes land in its own file.
-    let dir = claim_dir(&args.dir)?;
+    let dir = claim_dir(args.dir.clone().unwrap_or_else(default_dir))?;
     let registry = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
     // The same families, names and labels whichever framework serves: one dashboard.
     let red = RedMetrics::register(&registry, herd_examples::red_options())?;

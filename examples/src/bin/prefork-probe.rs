@@ -20,11 +20,45 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herd_examples::prefork::log_lines;
-use herd_examples::{flag_values, parse_flag};
 use herd_prefork::{Listener, Supervisor};
 
+/// A herd-prefork master whose workers misbehave on purpose
+#[derive(Debug, clap::Parser)]
+#[command(args_override_self = true)]
+struct Args {
+    /// what each worker does: exit, stubborn, idle (any other value) or serve
+    #[arg(long, default_value = "idle")]
+    mode: String,
+    /// worker processes
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    workers: usize,
+    /// how long a stop waits before SIGKILL
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    graceful_ms: u64,
+    /// first restart delay
+    #[arg(long, value_name = "MS", default_value_t = 100)]
+    backoff_ms: u64,
+    /// longest restart delay
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    max_backoff_ms: u64,
+    /// HOST:PORT or unix:PATH
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    listen: String,
+    /// a socket of its own per worker (SO_REUSEPORT)
+    #[arg(long, value_name = "true|false", action = clap::ArgAction::Set, default_value_t = false)]
+    reuse_port: bool,
+    /// replace each worker after this age
+    #[arg(long, value_name = "MS")]
+    max_age_ms: Option<u64>,
+}
+
 fn main() -> ExitCode {
-    match run() {
+    let args = match herd_examples::parse_args::<Args>(1) {
+        Ok(args) => args,
+        // A bad command line fails with exit code 1, as before clap.
+        Err(code) => return code,
+    };
+    match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("prefork-probe: {e}");
@@ -33,25 +67,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let (mut mode, mut workers, mut graceful, mut backoff, mut max_backoff) =
-        (String::from("idle"), 2usize, 10_000u64, 100u64, 30_000u64);
-    let mut max_age = None;
-    let mut reuse_port = false;
-    let mut listen = String::from("127.0.0.1:0");
-    for (flag, value) in flag_values()? {
-        match flag.as_str() {
-            "--mode" => mode = value,
-            "--workers" => workers = parse_flag(&flag, &value)?,
-            "--graceful-ms" => graceful = parse_flag(&flag, &value)?,
-            "--backoff-ms" => backoff = parse_flag(&flag, &value)?,
-            "--max-backoff-ms" => max_backoff = parse_flag(&flag, &value)?,
-            "--listen" => listen = value,
-            "--reuse-port" => reuse_port = parse_flag(&flag, &value)?,
-            "--max-age-ms" => max_age = Some(Duration::from_millis(parse_flag(&flag, &value)?)),
-            other => return Err(format!("unknown argument {other:?}").into()),
-        }
-    }
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let Args {
+        mode, workers, graceful_ms: graceful, backoff_ms: backoff, max_backoff_ms: max_backoff, ..
+    } = args;
+    let (listen, reuse_port) = (args.listen, args.reuse_port);
+    let max_age = args.max_age_ms.map(Duration::from_millis);
     log_lines("prefork-probe")?;
     let mut builder = Supervisor::builder();
     if let Some(age) = max_age {

@@ -24,35 +24,38 @@ use herd_core::Registry;
 use herd_mmap::{fork, Forked};
 use herd_statsd::{Aggregation, StatsdBridge};
 
+/// Forked workers pushing StatsD lines through one bridge
+#[derive(Debug, clap::Parser)]
+#[command(args_override_self = true)]
 struct Args {
+    /// the StatsD server
+    #[arg(long, value_name = "HOST:PORT", required = true)]
     statsd: String,
+    /// worker processes to fork
+    #[arg(long, value_name = "N", default_value_t = 4)]
     workers: u32,
+    /// jobs per worker
+    #[arg(long, value_name = "N", default_value_t = 1000)]
     count: u64,
-    aggregation: Aggregation,
+    /// a line per update, or aggregated per flush interval
+    #[arg(long, value_enum, default_value_t = AggregationArg::PerEvent)]
+    aggregation: AggregationArg,
 }
 
-fn parse() -> Result<Args, String> {
-    let mut args =
-        Args { statsd: String::new(), workers: 4, count: 1000, aggregation: Aggregation::PerEvent };
-    for (flag, value) in herd_examples::flag_values()? {
-        match flag.as_str() {
-            "--statsd" => args.statsd = value,
-            "--workers" => args.workers = herd_examples::parse_flag(&flag, &value)?,
-            "--count" => args.count = herd_examples::parse_flag(&flag, &value)?,
-            "--aggregation" => {
-                args.aggregation = match value.as_str() {
-                    "per-event" => Aggregation::PerEvent,
-                    "per-interval" => Aggregation::PerInterval,
-                    other => return Err(format!("--aggregation {other:?}: per-event or per-interval")),
-                }
-            }
-            other => return Err(format!("unknown argument {other:?}")),
+/// `--aggregation`: herd-statsd's `Aggregation` by its command-line names.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum AggregationArg {
+    PerEvent,
+    PerInterval,
+}
+
+impl From<AggregationArg> for Aggregation {
+    fn from(arg: AggregationArg) -> Self {
+        match arg {
+            AggregationArg::PerEvent => Self::PerEvent,
+            AggregationArg::PerInterval => Self::PerInterval,
         }
     }
-    if args.statsd.is_empty() {
-        return Err("--statsd is required".into());
-    }
-    Ok(args)
 }
 
 fn main() -> ExitCode {
@@ -66,12 +69,14 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let args = parse().map_err(|e| {
-        format!("{e}; usage: statsd-fork-workers --statsd HOST:PORT [--workers N] [--count N] [--aggregation per-event|per-interval]")
-    })?;
+    let args = match herd_examples::parse_args::<Args>(1) {
+        Ok(args) => args,
+        // A bad command line fails with exit code 1, as before clap.
+        Err(code) => return Ok(code),
+    };
     // Per event by default, so that the test can tell each line's sender and see that
     // what the master had queued at the fork is sent once, by the master.
-    let aggregation = args.aggregation;
+    let aggregation = Aggregation::from(args.aggregation);
     let bridge = StatsdBridge::udp(&args.statsd).aggregation(move |_| aggregation).build()?;
     let per_event = aggregation == Aggregation::PerEvent;
     let registry = Registry::new();

@@ -23,33 +23,22 @@ use herd_statsd::StatsdBridge;
 
 const QUEUES: [&str; 2] = ["emails", "reports"];
 
+/// One process pushing StatsD lines for N jobs
+#[derive(Debug, clap::Parser)]
+#[command(args_override_self = true)]
 struct Args {
+    /// the StatsD server
+    #[arg(long, value_name = "HOST:PORT", required = true)]
     statsd: String,
+    /// jobs to record
+    #[arg(long, value_name = "N", default_value_t = 0)]
     count: u64,
 }
 
-fn parse() -> Result<Args, String> {
-    let mut args = Args { statsd: String::new(), count: 0 };
-    for (flag, value) in herd_examples::flag_values()? {
-        match flag.as_str() {
-            "--statsd" => args.statsd = value,
-            "--count" => args.count = herd_examples::parse_flag(&flag, &value)?,
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    if args.statsd.is_empty() {
-        return Err("--statsd is required".into());
-    }
-    Ok(args)
-}
-
 fn main() -> ExitCode {
-    let args = match parse() {
+    let args = match herd_examples::parse_args::<Args>(2) {
         Ok(args) => args,
-        Err(e) => {
-            eprintln!("statsd-worker: {e}; usage: statsd-worker --statsd HOST:PORT --count N");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     match run(&args) {
         Ok(code) => code,

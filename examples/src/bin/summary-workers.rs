@@ -18,26 +18,19 @@ use herd_core::{Format, Objectives, Registry};
 use herd_examples::worker_values;
 use herd_mmap::{claim_dir, fork, Aggregator, Forked, MmapStorage};
 
+/// Forked workers observing into one summary, then the merged quantiles
+#[derive(Debug, clap::Parser)]
+#[command(args_override_self = true)]
 struct Args {
+    /// metrics directory (claimed: wiped at start)
+    #[arg(long, value_name = "DIR", required = true)]
     dir: std::path::PathBuf,
+    /// worker processes to fork
+    #[arg(long, value_name = "N", default_value_t = 4)]
     workers: u32,
+    /// observations per worker, times its number
+    #[arg(long, value_name = "N", default_value_t = 2000)]
     count: u32,
-}
-
-fn parse() -> Result<Args, String> {
-    let mut args = Args { dir: Default::default(), workers: 4, count: 2000 };
-    for (flag, value) in herd_examples::flag_values()? {
-        match flag.as_str() {
-            "--dir" => args.dir = value.into(),
-            "--workers" => args.workers = herd_examples::parse_flag(&flag, &value)?,
-            "--count" => args.count = herd_examples::parse_flag(&flag, &value)?,
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    if args.dir.as_os_str().is_empty() {
-        return Err("--dir is required".into());
-    }
-    Ok(args)
 }
 
 fn main() -> ExitCode {
@@ -51,8 +44,11 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let args =
-        parse().map_err(|e| format!("{e}; usage: summary-workers --dir DIR [--workers N] [--count N]"))?;
+    let args = match herd_examples::parse_args::<Args>(1) {
+        Ok(args) => args,
+        // A bad command line fails with exit code 1, as before clap.
+        Err(code) => return Ok(code),
+    };
     let dir = claim_dir(&args.dir)?;
     let registry = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
     let duration = registry
