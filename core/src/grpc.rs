@@ -446,6 +446,8 @@ struct CodeSeries {
 /// A known method (or the [`UNKNOWN`] one, at index 0), its series made on first use.
 struct MethodEntry {
     labels: [Box<str>; 3],
+    /// The declared type; `None` for the unknown method.
+    kind: Option<RpcType>,
     series: OnceBox<MethodSeries>,
     codes: [OnceBox<CodeSeries>; CODES],
 }
@@ -458,6 +460,7 @@ struct Inner {
 }
 
 impl Inner {
+    #[inline]
     fn entry(&self, method: u32) -> &MethodEntry {
         // Indices come from `index` or are 0; the table is never empty.
         &self.methods[method as usize]
@@ -575,12 +578,17 @@ impl GrpcMetrics {
                 .then(|| histogram().labels(by_code).register())
                 .transpose()?,
         };
-        let entry = |kind: &str, service: &str, method: &str| MethodEntry {
-            labels: [names.type_value.unwrap_or(kind).into(), service.into(), method.into()],
+        let entry = |kind: Option<RpcType>, service: &str, method: &str| MethodEntry {
+            labels: [
+                names.type_value.unwrap_or(kind.map_or(UNKNOWN, RpcType::label)).into(),
+                service.into(),
+                method.into(),
+            ],
+            kind,
             series: OnceBox::new(),
             codes: Default::default(),
         };
-        let mut methods = vec![entry(UNKNOWN, UNKNOWN, UNKNOWN)];
+        let mut methods = vec![entry(None, UNKNOWN, UNKNOWN)];
         let mut index = HashMap::with_hasher(foldhash::fast::RandomState::default());
         for (path, kind) in &options.methods {
             let Some((service, method)) = split_path(path) else { continue };
@@ -588,7 +596,7 @@ impl GrpcMetrics {
                 continue;
             }
             index.insert(path.as_str().into(), methods.len() as u32);
-            methods.push(entry(kind.label(), service, method));
+            methods.push(entry(Some(*kind), service, method));
         }
         Ok(Self {
             inner: Arc::new(Inner {
@@ -672,6 +680,17 @@ impl CallTimer {
     /// The call's message counter.
     pub fn messages(&self) -> &Messages {
         &self.messages
+    }
+
+    /// The declared type of the call's method; `None` for a path that was not
+    /// declared (recorded as [`UNKNOWN`]).
+    ///
+    /// A unary or server-streaming method takes exactly one request message, so an
+    /// adapter may count it when the call starts rather than watch the request body
+    /// for it, as go-grpc-prometheus counts it once per call its interceptor sees.
+    #[inline]
+    pub fn rpc_type(&self) -> Option<RpcType> {
+        self.messages.inner.entry(self.messages.method).kind
     }
 
     /// The call's status code is known (from `grpc-status` in the headers or the
