@@ -520,16 +520,12 @@ impl PathIndex {
 /// method name, where declared paths differ), folded by one multiplication.
 #[inline]
 fn path_hash(path: &[u8]) -> u64 {
-    let word = |b: &[u8]| {
-        let mut w = [0; 8];
-        let n = b.len().min(8);
-        if let (Some(to), Some(from)) = (w.get_mut(..n), b.get(..n)) {
-            to.copy_from_slice(from);
-        }
-        u64::from_le_bytes(w)
+    let (head, tail) = match (path.first_chunk::<8>(), path.last_chunk::<8>()) {
+        (Some(head), Some(tail)) => (u64::from_le_bytes(*head), u64::from_le_bytes(*tail)),
+        // Shorter than any declared path ("/a.S/M" is the shortest form, at 6 bytes
+        // still rare): byte by byte.
+        _ => (path.iter().fold(0, |w, &b| (w << 8) | u64::from(b)), 0),
     };
-    let head = word(path);
-    let tail = word(path.get(path.len().saturating_sub(8)..).unwrap_or_default());
     let product = u128::from(head ^ 0x243f_6a88_85a3_08d3)
         * u128::from(tail ^ 0x1319_8a2e_0370_7344 ^ path.len() as u64);
     (product as u64) ^ ((product >> 64) as u64)
