@@ -28,6 +28,15 @@
 //! frequency step, a busy neighbour on a shared VM) falls on both alike. Subtracting
 //! the medians of two benchmarks run seconds apart, as the plain groups allow, moved a
 //! ratio of added costs between 0.27 and 0.60 from run to run of the same code here.
+//!
+//! A block is timed by the thread's CPU clock, not the wall clock, and a sample
+//! reports the median of its blocks' differences: on a 2-vCPU machine shared by
+//! several builds (load average 14), a block during which the thread was descheduled
+//! counted the wait as the layer's cost, and one such block in a sample outweighed
+//! the rest (median absolute deviations as large as the medians). A block that lost
+//! its caches to a neighbour still runs slower on CPU; the median leaves it out on
+//! either side alike. Every block is whole requests, so costs paid once per few
+//! requests are still counted.
 
 use std::convert::Infallible;
 use std::error::Error;
@@ -35,7 +44,7 @@ use std::future::{ready, Future, Ready};
 use std::hint::black_box;
 use std::pin::pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::MatchedPath;
 use axum::routing::get;
@@ -85,29 +94,44 @@ fn block_on<F: Future>(f: F) -> F::Output {
 /// against the machine's drifts, long against the clock's overhead.
 const BLOCK: u64 = 256;
 
+/// The CPU time this thread has used.
+fn thread_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    // The clock counts from the thread's start: never negative.
+    Duration::new(u64::try_from(t.tv_sec).unwrap_or(0), u32::try_from(t.tv_nsec).unwrap_or(0))
+}
+
 /// Runs `with` and `without` `iters` times each, in alternating blocks of [`BLOCK`],
-/// and returns how much longer the `with` runs took in all: the cost `with` adds.
+/// and returns how much longer the `with` runs took: the cost `with` adds, `iters`
+/// times the median over blocks of the added CPU time per request.
 fn added(iters: u64, mut with: impl FnMut() -> usize, mut without: impl FnMut() -> usize) -> Duration {
-    let (mut with_total, mut without_total) = (Duration::ZERO, Duration::ZERO);
+    let mut per_request = Vec::with_capacity(usize::try_from(iters.div_ceil(BLOCK)).unwrap_or(0));
     let mut left = iters;
     while left > 0 {
         let n = left.min(BLOCK);
-        let start = Instant::now();
+        let start = thread_cpu();
         for _ in 0..n {
             black_box(without());
         }
-        without_total += start.elapsed();
-        let start = Instant::now();
+        let middle = thread_cpu();
         for _ in 0..n {
             black_box(with());
         }
-        with_total += start.elapsed();
+        let end = thread_cpu();
+        let (with_ns, without_ns) = ((end - middle).as_nanos() as f64, (middle - start).as_nanos() as f64);
+        per_request.push((with_ns - without_ns) / n as f64);
         left -= n;
     }
+    per_request.sort_by(f64::total_cmp);
+    let median = match per_request.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => per_request[n / 2],
+        n => (per_request[n / 2 - 1] + per_request[n / 2]) / 2.0,
+    };
     // Never zero: criterion rejects a sample of zero time, which a busy machine's noise
     // can produce when a sample has few iterations; 1 ns over a whole sample is far
     // below what is measured.
-    with_total.saturating_sub(without_total).max(Duration::from_nanos(1))
+    Duration::from_nanos((median * iters as f64).max(1.0) as u64)
 }
 
 /// Settings of a paired group: criterion plans its samples from the durations it is
@@ -358,6 +382,10 @@ impl<B: Body> Service<Request<B>> for GrpcHello {
     }
 }
 
+/// Made once, as tonic does: a name given as `&str` is parsed on every insert, a cost
+/// of the trivial service that would only add noise to the difference.
+const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+
 /// One data frame, then the trailers.
 struct GrpcBody {
     sent: u8,
@@ -376,7 +404,7 @@ impl Body for GrpcBody {
             1 => Some(Ok(http_body::Frame::data(Bytes::from_static(GRPC_MESSAGE)))),
             2 => {
                 let mut trailers = http::HeaderMap::new();
-                trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                trailers.insert(GRPC_STATUS, http::HeaderValue::from_static("0"));
                 Some(Ok(http_body::Frame::trailers(trailers)))
             }
             _ => None,

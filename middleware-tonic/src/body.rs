@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use bytes::Buf;
 use herd_core::grpc::{code, parse_code, CallTimer, FrameCounter, Messages};
-use http::HeaderName;
+use http::{HeaderMap, HeaderName};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
@@ -19,25 +19,48 @@ pub(crate) static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status
 /// missed (counts only, never the code).
 const SLICES: usize = 4;
 
+#[inline]
 fn count<D: Buf>(frames: &mut FrameCounter, data: &D) -> u64 {
+    let chunk = data.chunk();
+    if chunk.len() == data.remaining() {
+        return frames.feed(chunk);
+    }
     let mut slices = [IoSlice::new(&[]); SLICES];
     let n = data.chunks_vectored(&mut slices);
     frames.feed_vectored(slices.get(..n).unwrap_or_default())
 }
 
+/// Entries up to which [`grpc_status`] compares names rather than look one up: the
+/// map's lookup hashes the name byte by byte, which costs more than comparing it with
+/// the few names gRPC responses carry (`content-type`, `grpc-status`,
+/// `grpc-message`).
+const SCAN: usize = 8;
+
+/// The code in `map`'s `grpc-status`, if it has one.
+#[inline]
+pub(crate) fn grpc_status(map: &HeaderMap) -> Option<u8> {
+    let value = if map.len() <= SCAN {
+        map.iter().find_map(|(name, value)| (*name == GRPC_STATUS).then_some(value))
+    } else {
+        map.get(&GRPC_STATUS)
+    };
+    value.map(|v| parse_code(v.as_bytes()))
+}
+
 pin_project! {
     /// The request body the inner service reads: counts request messages as they
-    /// arrive.
+    /// arrive (for a unary or server-streaming method, whose one message was counted
+    /// when its call started, it only forwards).
     pub struct RequestBody<B> {
         #[pin]
         inner: B,
         frames: FrameCounter,
-        messages: Messages,
+        messages: Option<Messages>,
     }
 }
 
 impl<B> RequestBody<B> {
-    pub(crate) fn new(inner: B, messages: Messages) -> Self {
+    pub(crate) fn new(inner: B, messages: Option<Messages>) -> Self {
         Self { inner, frames: FrameCounter::new(), messages }
     }
 
@@ -69,9 +92,9 @@ impl<B: Body> Body for RequestBody<B> {
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let this = self.project();
         let polled = this.inner.poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
+        if let (Some(messages), Poll::Ready(Some(Ok(frame)))) = (this.messages, &polled) {
             if let Some(data) = frame.data_ref() {
-                this.messages.received(count(this.frames, data));
+                messages.received(count(this.frames, data));
             }
         }
         polled
@@ -153,10 +176,8 @@ impl<B: Body> Body for ResponseBody<B> {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     timer.messages().sent(count(this.frames, data));
-                } else if let Some(trailers) = frame.trailers_ref() {
-                    if let Some(status) = trailers.get(&GRPC_STATUS) {
-                        timer.code(parse_code(status.as_bytes()));
-                    }
+                } else if let Some(code) = frame.trailers_ref().and_then(grpc_status) {
+                    timer.code(code);
                 }
                 this.inner.is_end_stream()
             }

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use herd_core::grpc::{code, http_status_code, parse_code, CallTimer};
+use herd_core::grpc::{code, http_status_code, CallTimer};
 use http::{Response, StatusCode};
 use http_body::Body;
 use pin_project_lite::pin_project;
@@ -55,8 +55,8 @@ where
                 let timer = timer.map(|mut t| {
                     if response.status() != StatusCode::OK {
                         t.code(http_status_code(response.status().as_u16()));
-                    } else if let Some(status) = response.headers().get(&crate::body::GRPC_STATUS) {
-                        t.code(parse_code(status.as_bytes()));
+                    } else if let Some(code) = crate::body::grpc_status(response.headers()) {
+                        t.code(code);
                     }
                     t
                 });

@@ -2,7 +2,7 @@
 
 use std::task::{Context, Poll};
 
-use herd_core::grpc::GrpcMetrics;
+use herd_core::grpc::{GrpcMetrics, RpcType};
 use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
@@ -13,8 +13,10 @@ use crate::{RequestBody, ResponseFuture};
 ///
 /// Transparent: `poll_ready` is forwarded, errors are the inner service's, and
 /// recording never fails a call. The request body is wrapped to count request
-/// messages, the response body to count response messages and read `grpc-status`
-/// from the trailers. Made by [`MetricsLayer`](crate::MetricsLayer).
+/// messages (of client- and bidi-streaming methods, and undeclared paths: a unary or
+/// server-streaming method's one request message is counted when the call starts),
+/// the response body to count response messages and read `grpc-status` from the
+/// trailers. Made by [`MetricsLayer`](crate::MetricsLayer).
 #[derive(Debug, Clone)]
 pub struct Metrics<S> {
     inner: S,
@@ -60,7 +62,16 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let timer = self.metrics.start(req.uri().path());
-        let messages = timer.messages().clone();
+        let messages = match timer.rpc_type() {
+            // One request message by the method's type: counted now, which spares the
+            // body a second reference to the families (two atomic operations per call)
+            // and its frame parsing.
+            Some(RpcType::Unary | RpcType::ServerStream) => {
+                timer.messages().received(1);
+                None
+            }
+            _ => Some(timer.messages().clone()),
+        };
         let req = req.map(|body| RequestBody::new(body, messages));
         ResponseFuture::new(self.inner.call(req), timer)
     }

@@ -1,7 +1,9 @@
 //! A steady-state call through the layer allocates nothing: measured around a trivial
 //! gRPC service whose future and body allocate nothing themselves (its trailers and
 //! headers are built before measuring), for a call that ends with `grpc-status` in
-//! the trailers and one answered Trailers-Only.
+//! the trailers and one answered Trailers-Only, to a unary method (whose request
+//! message is counted at the start), a client-streaming one and an undeclared path
+//! (whose request bodies are watched for messages).
 
 use std::convert::Infallible;
 use std::future::{ready, Future, Ready};
@@ -124,9 +126,12 @@ fn requests(n: usize, path: &'static str) -> Vec<Request<Full<Bytes>>> {
 #[test]
 fn a_steady_state_call_allocates_nothing() -> Result<(), Box<dyn std::error::Error>> {
     let registry = Registry::new();
-    let layer = MetricsLayer::builder().method("/t.S/M", RpcType::Unary).build(&registry)?;
+    let layer = MetricsLayer::builder()
+        .method("/t.S/M", RpcType::Unary)
+        .method("/t.S/C", RpcType::ClientStream)
+        .build(&registry)?;
     let n = 1000;
-    let mut ok = layer.layer(Prebuilt { ok: true, maps: maps(n + 1, "0") });
+    let mut ok = layer.layer(Prebuilt { ok: true, maps: maps(3 * n + 3, "0") });
     let mut missing = layer.layer(Prebuilt { ok: false, maps: maps(n + 1, "5") });
     // Warm-up: the first call of each kind resolves and caches its series.
     for r in requests(1, "/t.S/M") {
@@ -135,13 +140,20 @@ fn a_steady_state_call_allocates_nothing() -> Result<(), Box<dyn std::error::Err
     for r in requests(1, "/t.S/M") {
         call(&mut missing, r);
     }
+    for r in requests(1, "/t.S/C").into_iter().chain(requests(1, "/t.S/Nope")) {
+        call(&mut ok, r);
+    }
     let (a, b) = (requests(n, "/t.S/M"), requests(n, "/t.S/M"));
+    let (c, d) = (requests(n, "/t.S/C"), requests(n, "/t.S/Nope"));
     let allocations = allocation_counter::measure(|| {
         for r in a {
             call(&mut ok, r);
         }
         for r in b {
             call(&mut missing, r);
+        }
+        for r in c.into_iter().chain(d) {
+            call(&mut ok, r);
         }
     })
     .count_total;
@@ -152,6 +164,9 @@ fn a_steady_state_call_allocates_nothing() -> Result<(), Box<dyn std::error::Err
         r#"grpc_server_handled_total{grpc_type="unary",grpc_service="t.S",grpc_method="M",grpc_code="NotFound"} 1001"#,
         r#"grpc_server_msg_received_total{grpc_type="unary",grpc_service="t.S",grpc_method="M"} 2002"#,
         r#"grpc_server_msg_sent_total{grpc_type="unary",grpc_service="t.S",grpc_method="M"} 1001"#,
+        r#"grpc_server_msg_received_total{grpc_type="client_stream",grpc_service="t.S",grpc_method="C"} 1001"#,
+        r#"grpc_server_msg_received_total{grpc_type="unknown",grpc_service="unknown",grpc_method="unknown"} 1001"#,
+        r#"grpc_server_handled_total{grpc_type="unknown",grpc_service="unknown",grpc_method="unknown",grpc_code="OK"} 1001"#,
     ] {
         assert!(text.contains(line), "{line} missing in\n{text}");
     }
