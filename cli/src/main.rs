@@ -5,6 +5,7 @@
 //! herd serve --dir DIR --listen ADDR   # a sidecar /metrics for workers without HTTP
 //! herd inspect DIR                     # processes, families, broken files
 //! herd compact DIR                     # fold dead processes into the archive
+//! herd push --dir DIR --to URL         # push the aggregate (Pushgateway, remote write, OTLP)
 //! ```
 //!
 //! Exit codes are part of the interface (scripts and health checks rely on them); see
@@ -20,10 +21,11 @@ use std::process::ExitCode;
 use herd_mmap::MmapError;
 
 mod inspect;
+mod push;
 mod serve;
 
 const USAGE: &str = "\
-herd: serve, inspect and compact a herd-mmap metrics directory
+herd: serve, inspect, compact and push a herd-mmap metrics directory
 
 Usage: herd <COMMAND> [ARGS]
 
@@ -31,6 +33,8 @@ Commands:
   serve     Serve the directory's aggregate on /metrics (a sidecar)
   inspect   Print the processes, families and unreadable files of a directory
   compact   Fold dead processes' files into the directory's archive
+  push      Push the directory's aggregate to a Pushgateway, a remote-write
+            receiver or an OTLP collector
   help      Print this message, or a command's help (herd help serve)
 
 Options:
@@ -117,11 +121,13 @@ fn run(args: &[OsString]) -> Result<Exit, Failed> {
         Some("serve") => serve::run(&Args::parse("serve", rest, serve::SWITCHES)?),
         Some("inspect") => inspect::inspect(&Args::parse("inspect", rest, &[])?),
         Some("compact") => inspect::compact(&Args::parse("compact", rest, &[])?),
+        Some("push") => push::run(&Args::parse("push", rest, push::SWITCHES)?),
         Some("help") => {
             match rest.first().and_then(|c| c.to_str()) {
                 Some("serve") => print!("{}", serve::USAGE),
                 Some("inspect") => print!("{}", inspect::INSPECT_USAGE),
                 Some("compact") => print!("{}", inspect::COMPACT_USAGE),
+                Some("push") => print!("{}", push::USAGE),
                 _ => print!("{USAGE}"),
             }
             Ok(Exit::Ok)

@@ -90,7 +90,7 @@ pub(crate) fn run(args: &Args) -> Result<Exit, Failed> {
 }
 
 /// Resolves on SIGINT or SIGTERM (what systemd and Kubernetes send).
-async fn shutdown() {
+pub(crate) async fn shutdown() {
     use tokio::signal::unix::{signal, SignalKind};
     match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
         (Ok(mut term), Ok(mut int)) => {
