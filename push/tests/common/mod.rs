@@ -39,10 +39,13 @@ pub fn recorded() -> Result<Registry, Box<dyn std::error::Error + Send + Sync>> 
     Ok(registry)
 }
 
+/// Series by rendered label set: `(value, timestamp in ms)`.
+pub type Series = BTreeMap<String, (f64, i64)>;
+
 /// A remote-write body, decompressed (snappy block format) and decoded: series by
 /// their label sets rendered `name{a="b",...}` in the order sent, with their
 /// `(value, timestamp)`; and whether every series' labels were sorted and unique.
-pub fn decode_remote_write(body: &[u8]) -> Result<(BTreeMap<String, (f64, i64)>, bool), String> {
+pub fn decode_remote_write(body: &[u8]) -> Result<(Series, bool), String> {
     let raw = snap::raw::Decoder::new()
         .decompress_vec(body)
         .map_err(|e| format!("not snappy block format: {e}"))?;
