@@ -1,0 +1,114 @@
+//! One push of a 32-worker x 11,000-series directory against one scrape of the same
+//! directory (issue 20's "must reach": CPU per push at most 2x a scrape's).
+//!
+//! The directory holds the scrape comparison's workload (`herd_benches::scrape`): 32
+//! live writers (32 herd-mmap files held by this process), each with 11,000 counter
+//! series and 1,100 histogram series (11 default buckets). **scrape** is what
+//! `/metrics` does on a warm `Aggregator`: collect, then encode text 0.0.4. **push/…**
+//! is one `Pusher::push` on its own warm `Aggregator`: collect, encode for the sink
+//! (text; protobuf + snappy; OTLP protobuf), send over loopback to a receiver thread
+//! that reads the body and answers 2xx. The receiver's own reading is part of the
+//! figure, so the ratio is, if anything, unfair to the push.
+
+use std::error::Error;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use criterion::Criterion;
+use herd_benches::scrape;
+use herd_core::{Collector, Format, Registry, Snapshot};
+use herd_mmap::{claim_dir, Aggregator, MmapStorage};
+use herd_push::{PushMetrics, Pusher, Retry, Sink};
+
+#[allow(dead_code)]
+mod common;
+
+const WORKERS: usize = 32;
+const SERIES: usize = 11_000;
+
+/// A receiver on 127.0.0.1 that reads each request whole and answers 204.
+fn receiver() -> Result<String, Box<dyn Error>> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    std::thread::Builder::new().name("receiver".into()).spawn(move || {
+        let mut body = Vec::new();
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let mut reader = BufReader::new(&conn);
+            let mut length = 0usize;
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            body.clear();
+            let _ = reader.by_ref().take(length as u64).read_to_end(&mut body);
+            let _ = (&conn)
+                .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    })?;
+    Ok(format!("http://{addr}"))
+}
+
+fn push(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
+    let tmp = tempfile::tempdir()?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
+    let mut writers = Vec::with_capacity(WORKERS);
+    for _ in 0..WORKERS {
+        let registry = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
+        scrape::populate(&registry, SERIES)?;
+        writers.push(registry);
+    }
+    let url = receiver()?;
+
+    let scraper = Aggregator::new(&dir)?;
+    let scrape = || -> Result<usize, Box<dyn Error>> {
+        let mut families = Vec::new();
+        scraper.try_collect(&mut families)?;
+        let mut out = Vec::new();
+        herd_core::encode(&Snapshot { families }, Format::Text, &mut out);
+        Ok(out.len())
+    };
+    eprintln!("push/scrape: {} bytes of text", scrape()?);
+
+    let own = Registry::new();
+    let metrics = PushMetrics::register(&own)?;
+    let sinks = [
+        ("pushgateway", Sink::pushgateway(&url, "bench")?),
+        ("remote_write", Sink::remote_write(&format!("{url}/api/v1/write"))?),
+        ("otlp", Sink::otlp(&url)?),
+    ];
+    let mut pushers = Vec::new();
+    for (name, sink) in sinks {
+        let mut pusher = Pusher::builder(sink)
+            .collector(Arc::new(Aggregator::new(&dir)?))
+            .metrics(metrics.clone())
+            .retry(Retry::never())
+            .build()?;
+        pusher.push()?; // warm, and a check that the receiver answers
+        pushers.push((name, pusher));
+    }
+
+    let mut g = c.benchmark_group("push");
+    g.sample_size(20);
+    g.bench_function("scrape", |b| b.iter(|| scrape().map_err(|e| e.to_string())));
+    for (name, pusher) in &mut pushers {
+        g.bench_function(*name, |b| b.iter(|| pusher.push().map_err(|e| e.to_string())));
+    }
+    g.finish();
+    drop(writers);
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let mut c = common::config();
+    push(&mut c)?;
+    c.final_summary();
+    Ok(())
+}
