@@ -66,7 +66,17 @@ pub(crate) fn encode(
     out: &mut Vec<u8>,
 ) {
     let mut w = Writer { extra, labels: Vec::new(), used: 0, timestamp_ms, out };
+    // `le` and `quantile` strings, rendered once per distinct set of bounds: every
+    // series of a family shares its bounds, so this is once per family in practice.
     let mut le = Vec::new();
+    let mut le_of: Vec<f64> = Vec::new();
+    let mut rendered = |values: &[f64], le: &mut Vec<String>| {
+        if le_of.as_slice() != values || le.len() != values.len() {
+            canonical_floats(values, le);
+            le_of.clear();
+            le_of.extend_from_slice(values);
+        }
+    };
     for family in families {
         let name = &*family.name;
         for series in &family.series {
@@ -75,7 +85,7 @@ pub(crate) fn encode(
                 SeriesValue::Counter(c) => w.row(name, "_total", labels, None, c.total()),
                 SeriesValue::Gauge(v) | SeriesValue::Unknown(v) => w.row(name, "", labels, None, *v),
                 SeriesValue::Histogram(h) => {
-                    canonical_floats(&h.bounds, &mut le);
+                    rendered(&h.bounds, &mut le);
                     let mut cumulative = 0u64;
                     for (i, count) in h.counts.iter().enumerate() {
                         cumulative = cumulative.saturating_add(*count);
@@ -87,7 +97,7 @@ pub(crate) fn encode(
                 }
                 SeriesValue::Summary(s) => {
                     let qs: Vec<f64> = s.quantiles.iter().map(|(q, _)| *q).collect();
-                    canonical_floats(&qs, &mut le);
+                    rendered(&qs, &mut le);
                     for ((_, v), q) in s.quantiles.iter().zip(&le) {
                         w.row(name, "", labels, Some(("quantile", q)), *v);
                     }

@@ -3,8 +3,8 @@
 //! Prometheus 2.x stores `le="1"` and `le="1.0"` as two series, so a pushed `le` must
 //! be byte for byte what a scrape of the same family gives. herd-core keeps its float
 //! rendering private; rather than copy it (and one day differ), this asks its text
-//! encoder to render a histogram with the wanted bounds and reads them back. Once per
-//! histogram series per push, a small cost beside the series' own rows.
+//! encoder to render a histogram with the wanted bounds and reads them back; the remote
+//! write encoder does it once per distinct set of bounds in a push.
 
 use std::sync::Arc;
 
