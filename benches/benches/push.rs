@@ -3,8 +3,10 @@
 //!
 //! The directory holds the scrape comparison's workload (`herd_benches::scrape`): 32
 //! live writers (32 herd-mmap files held by this process), each with 11,000 counter
-//! series and 1,100 histogram series (11 default buckets). **scrape** is what
-//! `/metrics` does on a warm `Aggregator`: collect, then encode text 0.0.4. **push/…**
+//! series and 1,100 histogram series (11 default buckets). **scrape** is the least a
+//! `/metrics` does on a warm `Aggregator`: collect, then encode text 0.0.4;
+//! **scrape_as_prometheus_asks** is herd's whole `/metrics` answer to Prometheus 2.42's
+//! `Accept` and `Accept-Encoding: gzip` (OpenMetrics, gzipped). **push/…**
 //! is one `Pusher::push` on its own warm `Aggregator`: collect, encode for the sink
 //! (text; protobuf + snappy; OTLP protobuf), send over loopback to a receiver thread
 //! that reads the body and answers 2xx. The receiver's own reading is part of the
@@ -17,6 +19,7 @@ use std::sync::Arc;
 
 use criterion::Criterion;
 use herd_benches::scrape;
+use herd_core::http::MetricsSource;
 use herd_core::{Collector, Format, Registry, Snapshot};
 use herd_mmap::{claim_dir, Aggregator, MmapStorage};
 use herd_push::{PushMetrics, Pusher, Retry, Sink};
@@ -26,6 +29,8 @@ mod common;
 
 const WORKERS: usize = 32;
 const SERIES: usize = 11_000;
+/// Prometheus 2.42's scrape `Accept` header.
+const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
 /// A receiver on 127.0.0.1 that reads each request whole and answers 204.
 fn receiver() -> Result<String, Box<dyn Error>> {
@@ -76,6 +81,15 @@ fn push(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
         Ok(out.len())
     };
     eprintln!("push/scrape: {} bytes of text", scrape()?);
+    let source = MetricsSource::collector(Arc::new(Aggregator::new(&dir)?));
+    let as_prometheus_asks = || source.respond(Some(PROMETHEUS_ACCEPT), ["gzip"]);
+    let answer = as_prometheus_asks();
+    eprintln!(
+        "push/scrape_as_prometheus_asks: {} {} bytes, {:?}",
+        answer.status,
+        answer.body.len(),
+        answer.content_encoding
+    );
 
     let own = Registry::new();
     let metrics = PushMetrics::register(&own)?;
@@ -98,6 +112,7 @@ fn push(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
     let mut g = c.benchmark_group("push");
     g.sample_size(20);
     g.bench_function("scrape", |b| b.iter(|| scrape().map_err(|e| e.to_string())));
+    g.bench_function("scrape_as_prometheus_asks", |b| b.iter(as_prometheus_asks));
     for (name, pusher) in &mut pushers {
         g.bench_function(*name, |b| b.iter(|| pusher.push().map_err(|e| e.to_string())));
     }
