@@ -271,3 +271,52 @@ fn a_source_that_cannot_be_read_sends_nothing_and_counts() -> TestResult {
     assert_eq!(metrics.failures(SinkKind::RemoteWrite).get(), 1.0);
     Ok(())
 }
+
+/// A receiver on a raw socket that answers every connection with `answer` (after
+/// reading the request head), or not at all when `answer` is `None`.
+fn raw_receiver(answer: Option<&'static [u8]>) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            match answer {
+                Some(bytes) => {
+                    let _ = conn.write_all(bytes);
+                }
+                // Keep the connection open and silent.
+                None => held.push(conn),
+            }
+        }
+    });
+    Ok(format!("http://{addr}/api/v1/write"))
+}
+
+#[test]
+fn a_receiver_that_is_not_http_or_never_answers_is_a_counted_error() -> TestResult {
+    let registry = recorded()?;
+    let metrics = PushMetrics::register(&registry)?;
+    let cases: [(Option<&'static [u8]>, &str); 4] = [
+        (Some(b"SSH-2.0-OpenSSH_9.2\r\n"), "not HTTP"),
+        (Some(b""), "closed at once"),
+        (Some(b"HTTP/1.1 204 No Content\r\nContent-Len"), "cut inside the headers"),
+        (None, "silent"),
+    ];
+    for (n, (answer, what)) in cases.into_iter().enumerate() {
+        let sink = Sink::remote_write(&raw_receiver(answer)?)?;
+        let mut pusher = Pusher::builder(sink)
+            .registry(&registry)
+            .metrics(metrics.clone())
+            .retry(Retry::never())
+            .timeout(Duration::from_millis(300))
+            .build()?;
+        let err = pusher.push().err().ok_or(format!("{what}: the push must fail"))?;
+        assert!(matches!(err, PushError::Response { .. } | PushError::Io { .. }), "{what}: {err:?}");
+        assert_eq!(metrics.failures(SinkKind::RemoteWrite).get(), (n + 1) as f64, "{what}");
+    }
+    Ok(())
+}
