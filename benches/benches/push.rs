@@ -11,11 +11,19 @@
 //! (text; protobuf + snappy; OTLP protobuf), send over loopback to a receiver thread
 //! that reads the body and answers 2xx. The receiver's own reading is part of the
 //! figure, so the ratio is, if anything, unfair to the push.
+//!
+//! Criterion's wall-clock medians of groups run seconds apart drift with the load of a
+//! shared machine, so before them the suite prints a paired measurement: rounds that
+//! run the scrape and each push back to back, timing the CPU of this thread alone
+//! (`CLOCK_THREAD_CPUTIME_ID`: the push's collection, encoding, compression and
+//! system calls; not the receiver thread), and the median over rounds of each push's
+//! CPU over the scrape's of the same round. That ratio is the figure.
 
 use std::error::Error;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use criterion::Criterion;
 use herd_benches::scrape;
@@ -109,6 +117,8 @@ fn push(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
         pushers.push((name, pusher));
     }
 
+    paired(&scrape, &as_prometheus_asks, &mut pushers)?;
+
     let mut g = c.benchmark_group("push");
     g.sample_size(20);
     g.bench_function("scrape", |b| b.iter(|| scrape().map_err(|e| e.to_string())));
@@ -118,6 +128,62 @@ fn push(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
     }
     g.finish();
     drop(writers);
+    Ok(())
+}
+
+/// CPU time used by this thread so far.
+fn thread_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(u64::try_from(t.tv_sec).unwrap_or(0), u32::try_from(t.tv_nsec).unwrap_or(0))
+}
+
+fn cpu_of<T>(f: impl FnOnce() -> T) -> (Duration, T) {
+    let start = thread_cpu();
+    let out = f();
+    (thread_cpu().saturating_sub(start), out)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Rounds of the scrape then every push, back to back; prints the median CPU of each
+/// and the median per-round ratio of each push's CPU to the scrape's.
+fn paired(
+    scrape: &dyn Fn() -> Result<usize, Box<dyn Error>>,
+    as_prometheus_asks: &dyn Fn() -> herd_core::http::ScrapeResponse,
+    pushers: &mut [(&str, Pusher)],
+) -> Result<(), Box<dyn Error>> {
+    const ROUNDS: usize = 21;
+    let mut scrapes = Vec::with_capacity(ROUNDS);
+    let mut asks = Vec::with_capacity(ROUNDS);
+    let mut pushes = vec![Vec::with_capacity(ROUNDS); pushers.len()];
+    let mut ratios = vec![Vec::with_capacity(ROUNDS); pushers.len()];
+    for _ in 0..ROUNDS {
+        let (cpu, result) = cpu_of(scrape);
+        result?;
+        let scrape_ms = cpu.as_secs_f64() * 1e3;
+        scrapes.push(scrape_ms);
+        asks.push(cpu_of(as_prometheus_asks).0.as_secs_f64() * 1e3);
+        for (i, (_, pusher)) in pushers.iter_mut().enumerate() {
+            let (cpu, result) = cpu_of(|| pusher.push());
+            result?;
+            let push_ms = cpu.as_secs_f64() * 1e3;
+            pushes[i].push(push_ms);
+            ratios[i].push(push_ms / scrape_ms);
+        }
+    }
+    let scrape_ms = median(scrapes);
+    eprintln!("push/paired: CPU of this thread, median of {ROUNDS} rounds");
+    eprintln!("push/paired: scrape {scrape_ms:.2} ms; scrape_as_prometheus_asks {:.2} ms", median(asks));
+    for (i, (name, _)) in pushers.iter().enumerate() {
+        eprintln!(
+            "push/paired: {name} {:.2} ms, {:.2}x the scrape (median of per-round ratios)",
+            median(pushes[i].clone()),
+            median(ratios[i].clone())
+        );
+    }
     Ok(())
 }
 
