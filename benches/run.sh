@@ -24,7 +24,7 @@ churn_line="$target_dir/herd-bench/churn.txt"
 # A line from an earlier run must not pass for this one's.
 rm -f "$scrape_line" "$churn_line"
 
-cargo bench -p herd-benches --bench hot_path --bench encode --bench middleware --bench statsd --bench facade -- "$@"
+cargo bench -p herd-benches --bench hot_path --bench encode --bench middleware --bench statsd --bench facade --bench push -- "$@"
 bash benches/scrape-compare.sh --workers 32 --series 10000 | tee "$scrape_line"
 bash benches/scrape-compare.sh --scaling --workers 32 --series 10000
 cargo run --quiet --release -p herd-benches --bin scrape-compare -- --churn | tee "$churn_line"

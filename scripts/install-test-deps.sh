@@ -6,6 +6,8 @@
 #   - Debian `strace` (herd-core's and herd-statsd's no-syscall tests)
 #   - Debian `systemd` (`systemd-analyze verify` of the systemd example's units and
 #     ops/'s unit) and Python `PyYAML` (ops/'s Kubernetes manifest)
+#   - Debian `prometheus-pushgateway` and `victoria-metrics`, and Python
+#     `opentelemetry-proto==1.45.2` (herd-push's receivers)
 #   - cargo-nextest, the test runner, via cargo install
 # Idempotent and quiet: prints one line per thing installed, and the
 # installer's output only when it fails.
@@ -18,6 +20,7 @@ cd "$repo_root"
 PY_CLIENT_VERSION="0.26.0"
 STATSD_VERSION="0.9.0"
 PYYAML_VERSION="6.0.3"
+OTLP_PROTO_VERSION="1.45.2"
 NODE_PREFIX=".test-deps/node"
 PYTHON="${HERD_PYTHON:-python3}"
 
@@ -44,6 +47,14 @@ fi
 # and ops/deploy/systemd/herd-app.service.
 if ! command -v systemd-analyze >/dev/null 2>&1; then
     apt_missing+=(systemd)
+fi
+# herd-push's receivers: the batch example pushes to a Pushgateway, `herd push`
+# remote-writes to VictoriaMetrics (and to Prometheus, above).
+if ! command -v prometheus-pushgateway >/dev/null 2>&1; then
+    apt_missing+=(prometheus-pushgateway)
+fi
+if ! command -v victoria-metrics >/dev/null 2>&1; then
+    apt_missing+=(victoria-metrics)
 fi
 
 apt_install
@@ -90,6 +101,22 @@ if ! "$PYTHON" -c 'import yaml' >/dev/null 2>&1; then
         exit 1
     fi
     echo "install-test-deps: installed Python pyyaml==$PYYAML_VERSION"
+fi
+
+# --- Python opentelemetry-proto ----------------------------------------------
+# herd-push's OTLP receiver (push/tests/otlp_receiver.py) decodes with it.
+otlp_proto_version() {
+    "$PYTHON" -c 'import importlib.metadata as m, opentelemetry.proto; print(m.version("opentelemetry-proto"))' 2>/dev/null || true
+}
+
+if [ "$(otlp_proto_version)" != "$OTLP_PROTO_VERSION" ]; then
+    pip_install "opentelemetry-proto==$OTLP_PROTO_VERSION"
+    got="$(otlp_proto_version)"
+    if [ "$got" != "$OTLP_PROTO_VERSION" ]; then
+        echo "install-test-deps: opentelemetry-proto is '${got:-absent}' after pip install, expected $OTLP_PROTO_VERSION (python: $(command -v "$PYTHON"))" >&2
+        exit 1
+    fi
+    echo "install-test-deps: installed Python opentelemetry-proto==$OTLP_PROTO_VERSION"
 fi
 
 # --- npm statsd ---------------------------------------------------------------

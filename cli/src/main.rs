@@ -1,10 +1,11 @@
-//! `herd`: serve, inspect and compact a herd-mmap metrics directory from outside the
-//! processes that write it.
+//! `herd`: serve, inspect, compact and push a herd-mmap metrics directory from outside
+//! the processes that write it.
 //!
 //! ```text
 //! herd serve --dir DIR --listen ADDR   # a sidecar /metrics for workers without HTTP
 //! herd inspect DIR                     # processes, families, broken files
 //! herd compact DIR                     # fold dead processes into the archive
+//! herd push --dir DIR --to URL         # push the aggregate (Pushgateway, remote write, OTLP)
 //! ```
 //!
 //! Exit codes are part of the interface (scripts and health checks rely on them); see
@@ -22,6 +23,7 @@ use clap::{Parser, Subcommand};
 use herd_mmap::MmapError;
 
 mod inspect;
+mod push;
 mod serve;
 
 const EXIT_CODES: &str = "\
@@ -40,7 +42,7 @@ Exit codes:
 #[command(
     name = "herd",
     version,
-    about = "herd: serve, inspect and compact a herd-mmap metrics directory",
+    about = "herd: serve, inspect, compact and push a herd-mmap metrics directory",
     override_usage = "herd <COMMAND> [ARGS]",
     after_help = EXIT_CODES,
     subcommand_required = true,
@@ -71,6 +73,9 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Fold dead processes' files into the directory's archive
     Compact(inspect::CompactArgs),
+    /// Push the directory's aggregate to a Pushgateway, a remote-write receiver or an
+    /// OTLP collector
+    Push(push::PushArgs),
 }
 
 /// The directory a command works on: `--dir DIR` or the first free argument (the
@@ -157,6 +162,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&args),
         Command::Inspect(args) => inspect::inspect(&args),
         Command::Compact(args) => inspect::compact(&args),
+        Command::Push(args) => push::run(&args),
     };
     match result {
         Ok(exit) => ExitCode::from(exit as u8),

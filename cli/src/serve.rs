@@ -122,7 +122,7 @@ fn compact_on_schedule(aggregator: &Arc<Aggregator>, interval: Duration) -> Resu
 }
 
 /// Resolves on SIGINT or SIGTERM (what systemd and Kubernetes send).
-async fn shutdown() {
+pub(crate) async fn shutdown() {
     use tokio::signal::unix::{signal, SignalKind};
     match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
         (Ok(mut term), Ok(mut int)) => {

@@ -11,6 +11,8 @@
 //!   the adversarial corpus every encoder, middleware and peer test uses.
 //! - [`Prometheus`]: a real Prometheus (Debian's 2.42 in CI) scraping
 //!   [`ScrapeJob`]s, with helpers for the HTTP API.
+//! - [`Pushgateway`] / [`VictoriaMetrics`]: receivers of pushed metrics (Debian's
+//!   `prometheus-pushgateway` 1.5.1 and `victoria-metrics` 1.79).
 //! - [`StatsdServer`]: a real Etsy statsd (npm `statsd@0.9.0`) whose flushes add up
 //!   into [`StatsdTotals`].
 //! - [`syscalls_between_markers`]: the system calls a test's thread makes between two
@@ -20,7 +22,7 @@
 //! Everything listens on 127.0.0.1 only, every wait is bounded, and child
 //! processes and temp dirs are cleaned up on `Drop`. The peers are installed
 //! by `scripts/install-test-deps.sh`; `$HERD_PYTHON`, `$HERD_PROMTOOL`,
-//! `$HERD_PROMETHEUS`, `$HERD_NODE` and `$HERD_STATSD` override the executables
+//! `$HERD_PROMETHEUS`, `$HERD_PUSHGATEWAY`, `$HERD_VICTORIA_METRICS`, `$HERD_NODE` and `$HERD_STATSD` override the executables
 //! used.
 //!
 //! A test that cannot run here (a peer, `strace` or root is missing) calls
@@ -36,6 +38,7 @@ mod http;
 mod process;
 mod prometheus;
 mod promtool;
+mod push_peers;
 mod python;
 mod statsd;
 mod strace;
@@ -48,6 +51,7 @@ pub use crate::hostile::{
 pub use crate::http::{http_get, url_encode, HttpConn, Request, Response, TestServer};
 pub use crate::prometheus::{Prometheus, QueryResult, ScrapeJob, TargetHealth};
 pub use crate::promtool::promtool_check;
+pub use crate::push_peers::{Pushgateway, VictoriaMetrics};
 pub use crate::python::{python_parse, PyExemplar, PyFamily, PyFormat, PySample, PARSE_EXPOSITION_SCRIPT};
 pub use crate::statsd::{
     StatsdServer, StatsdTotals, STATSD_BACKEND_SCRIPT, STATSD_FLUSH_INTERVAL, STATSD_PROBE_KEY,

@@ -158,18 +158,7 @@ impl Prometheus {
     }
 
     fn api_get(&self, path: &str) -> Result<Value, String> {
-        let (status, _, body) = http_get(self.addr, path, &[])?;
-        let json: Value = serde_json::from_slice(&body).map_err(|e| {
-            format!("GET {path}: HTTP {status}, body is not JSON ({e}): {}", String::from_utf8_lossy(&body))
-        })?;
-        if json.get("status").and_then(Value::as_str) != Some("success") {
-            return Err(format!(
-                "GET {path}: HTTP {status}: {}: {}",
-                json.get("errorType").and_then(Value::as_str).unwrap_or("?"),
-                json.get("error").and_then(Value::as_str).unwrap_or("?"),
-            ));
-        }
-        json.get("data").cloned().ok_or_else(|| format!("GET {path}: response without data: {json}"))
+        api_get(self.addr, path)
     }
 
     /// Runs an instant query (`/api/v1/query`) at the current time.
@@ -177,33 +166,7 @@ impl Prometheus {
     /// A vector result gives one entry per series; a scalar gives one entry
     /// with no labels. Other result types are an error.
     pub fn query(&self, promql: &str) -> Result<Vec<QueryResult>, String> {
-        let data = self.api_get(&format!("/api/v1/query?query={}", url_encode(promql)))?;
-        let ctx = |e: String| format!("query {promql:?}: {e}");
-        match data.get("resultType").and_then(Value::as_str) {
-            Some("vector") => data
-                .get("result")
-                .and_then(Value::as_array)
-                .ok_or_else(|| ctx(format!("vector without result list: {data}")))?
-                .iter()
-                .map(|series| {
-                    let metric = series
-                        .get("metric")
-                        .and_then(Value::as_object)
-                        .ok_or_else(|| format!("series without metric: {series}"))?
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                        .collect();
-                    let value = sample_value(series.get("value"))?;
-                    Ok(QueryResult { metric, value })
-                })
-                .collect::<Result<_, String>>()
-                .map_err(ctx),
-            Some("scalar") => Ok(vec![QueryResult {
-                metric: BTreeMap::new(),
-                value: sample_value(data.get("result")).map_err(ctx)?,
-            }]),
-            other => Err(ctx(format!("unsupported result type {other:?}: {data}"))),
-        }
+        query(self.addr, promql)
     }
 
     /// Active targets and their scrape health (`/api/v1/targets?state=active`).
@@ -293,6 +256,54 @@ impl Drop for Prometheus {
     }
 }
 
+/// `GET path` from a Prometheus-compatible HTTP API at `addr`: its `data` on success.
+pub(crate) fn api_get(addr: SocketAddr, path: &str) -> Result<Value, String> {
+    let (status, _, body) = http_get(addr, path, &[])?;
+    let json: Value = serde_json::from_slice(&body).map_err(|e| {
+        format!("GET {path}: HTTP {status}, body is not JSON ({e}): {}", String::from_utf8_lossy(&body))
+    })?;
+    if json.get("status").and_then(Value::as_str) != Some("success") {
+        return Err(format!(
+            "GET {path}: HTTP {status}: {}: {}",
+            json.get("errorType").and_then(Value::as_str).unwrap_or("?"),
+            json.get("error").and_then(Value::as_str).unwrap_or("?"),
+        ));
+    }
+    json.get("data").cloned().ok_or_else(|| format!("GET {path}: response without data: {json}"))
+}
+
+/// An instant query against the Prometheus-compatible API at `addr` (Prometheus
+/// itself, VictoriaMetrics).
+pub(crate) fn query(addr: SocketAddr, promql: &str) -> Result<Vec<QueryResult>, String> {
+    let data = api_get(addr, &format!("/api/v1/query?query={}", url_encode(promql)))?;
+    let ctx = |e: String| format!("query {promql:?}: {e}");
+    match data.get("resultType").and_then(Value::as_str) {
+        Some("vector") => data
+            .get("result")
+            .and_then(Value::as_array)
+            .ok_or_else(|| ctx(format!("vector without result list: {data}")))?
+            .iter()
+            .map(|series| {
+                let metric = series
+                    .get("metric")
+                    .and_then(Value::as_object)
+                    .ok_or_else(|| format!("series without metric: {series}"))?
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                    .collect();
+                let value = sample_value(series.get("value"))?;
+                Ok(QueryResult { metric, value })
+            })
+            .collect::<Result<_, String>>()
+            .map_err(ctx),
+        Some("scalar") => Ok(vec![QueryResult {
+            metric: BTreeMap::new(),
+            value: sample_value(data.get("result")).map_err(ctx)?,
+        }]),
+        other => Err(ctx(format!("unsupported result type {other:?}: {data}"))),
+    }
+}
+
 /// Polls `/-/ready` until it answers 200, the process exits or
 /// [`READY_TIMEOUT`] passes.
 fn wait_ready(child: &mut Child, addr: SocketAddr, log_path: &Path) -> Result<(), String> {
@@ -332,7 +343,7 @@ fn sample_value(v: Option<&Value>) -> Result<f64, String> {
     }
 }
 
-fn free_loopback_port() -> Result<SocketAddr, String> {
+pub(crate) fn free_loopback_port() -> Result<SocketAddr, String> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| format!("cannot find a free loopback port: {e}"))
