@@ -31,7 +31,18 @@ const EXAMPLES: &[(&str, &str, &[&str], i32)] = &[
     ("chaos", env!("CARGO_BIN_EXE_chaos"), &["--dir", "--workers", "--seconds", "--seed"], 1),
     ("churn", env!("CARGO_BIN_EXE_churn"), &["--dir", "--processes", "--series"], 1),
     ("fork-without-file", env!("CARGO_BIN_EXE_fork-without-file"), &["--dir"], 1),
-    ("grpc-fork-workers", env!("CARGO_BIN_EXE_grpc-fork-workers"), &["--dir", "--workers"], 1),
+    (
+        "grpc-fork-workers",
+        env!("CARGO_BIN_EXE_grpc-fork-workers"),
+        &["--dir", "--workers", "--listen", "--metrics"],
+        1,
+    ),
+    (
+        "batch-push",
+        env!("CARGO_BIN_EXE_batch-push"),
+        &["--dir", "--to", "--job", "--grouping", "--workers", "--items"],
+        1,
+    ),
     (
         "prefork-probe",
         env!("CARGO_BIN_EXE_prefork-probe"),

@@ -23,43 +23,33 @@ use herd_core::{Buckets, GaugeMode, Registry};
 use herd_mmap::{claim_dir, fork, Aggregator, Forked, MmapStorage};
 use herd_push::{PushMetrics, Pusher, Sink};
 
+/// A batch job: 4 forked workers, then one push of their aggregate to a Pushgateway
+#[derive(Debug, clap::Parser)]
+#[command(args_override_self = true)]
 struct Args {
+    /// metrics directory (claimed: wiped at start)
+    #[arg(long, value_name = "DIR", required = true)]
     dir: std::path::PathBuf,
+    /// the Pushgateway's base URL (http:// only)
+    #[arg(long, value_name = "URL", required = true)]
     to: String,
+    /// the Pushgateway job
+    #[arg(long, value_name = "NAME", default_value = "nightly_batch")]
     job: String,
+    /// a grouping-key label; repeatable
+    #[arg(long, value_name = "NAME=VALUE", value_parser = grouping, action = clap::ArgAction::Append)]
     grouping: Vec<(String, String)>,
+    /// worker processes to fork
+    #[arg(long, value_name = "N", default_value_t = 4)]
     workers: u32,
+    /// items each worker processes
+    #[arg(long, value_name = "N", default_value_t = 1000)]
     items: u64,
 }
 
-fn parse() -> Result<Args, String> {
-    let mut args = Args {
-        dir: Default::default(),
-        to: String::new(),
-        job: "nightly_batch".into(),
-        grouping: Vec::new(),
-        workers: 4,
-        items: 1000,
-    };
-    for (flag, value) in herd_examples::flag_values()? {
-        match flag.as_str() {
-            "--dir" => args.dir = value.into(),
-            "--to" => args.to = value,
-            "--job" => args.job = value,
-            "--grouping" => {
-                let (n, v) =
-                    value.split_once('=').ok_or(format!("--grouping {value:?}: expected NAME=VALUE"))?;
-                args.grouping.push((n.to_owned(), v.to_owned()));
-            }
-            "--workers" => args.workers = herd_examples::parse_flag(&flag, &value)?,
-            "--items" => args.items = herd_examples::parse_flag(&flag, &value)?,
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    if args.dir.as_os_str().is_empty() || args.to.is_empty() {
-        return Err("--dir and --to are required".into());
-    }
-    Ok(args)
+fn grouping(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text.split_once('=').ok_or("expected NAME=VALUE")?;
+    Ok((name.to_owned(), value.to_owned()))
 }
 
 fn main() -> ExitCode {
@@ -73,9 +63,11 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let args = parse().map_err(|e| {
-        format!("{e}; usage: batch-push --dir DIR --to URL [--job NAME] [--grouping NAME=VALUE]... [--workers N] [--items N]")
-    })?;
+    let args = match herd_examples::parse_args::<Args>(1) {
+        Ok(args) => args,
+        // A bad command line fails with exit code 1, like any other failure.
+        Err(code) => return Ok(code),
+    };
     // The sink is checked before any work: a wrong URL or label fails the job now.
     let mut sink = Sink::pushgateway(&args.to, &args.job)?;
     for (name, value) in &args.grouping {
