@@ -597,3 +597,29 @@ fn prometheus_with_native_histograms_scrapes_protobuf_and_reads_back_the_values(
     assert!(native.is_empty(), "{native:?}");
     Ok(())
 }
+
+/// The encoder allocates nothing of its own: into a buffer with room enough, a
+/// snapshot of every type (exemplars, 64 KiB label values included) is written
+/// without one allocation.
+#[test]
+fn encoding_into_a_large_enough_buffer_allocates_nothing() -> TestResult {
+    let r = Registry::new();
+    let c = r.counter("c_total", "C.").labels(["v"]).exemplars().register()?;
+    for v in hostile_label_values() {
+        c.with_labels([v.as_str()]).inc_by_with_exemplar(2, &[("trace_id", "t")])?;
+    }
+    let h = r.histogram("h", "H.").labels(["v"]).exemplars().register()?;
+    h.with_labels(["x"]).observe_with_exemplar(0.3, &[("trace_id", "t")])?;
+    r.summary("s", "S.").register()?.observe(1.0);
+    r.gauge("g", "G.").register()?.set(f64::NAN);
+    let snapshot = r.snapshot();
+    let mut out = Vec::with_capacity(4 << 20);
+    let allocations =
+        allocation_counter::measure(|| encode(&snapshot, Format::Protobuf, &mut out)).count_total;
+    assert!(out.len() > 2 * 64 * 1024, "{} bytes", out.len());
+    assert_eq!(allocations, 0);
+    // The counter does count in this test binary: the same encode into an empty buffer.
+    let mut empty = Vec::new();
+    assert!(allocation_counter::measure(|| encode(&snapshot, Format::Protobuf, &mut empty)).count_total > 0);
+    Ok(())
+}
