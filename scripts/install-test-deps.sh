@@ -2,6 +2,7 @@
 # Installs the peers herd's tests talk to, only those that are missing:
 #   - Debian `prometheus` (prometheus + promtool), via apt-get
 #   - Python `prometheus-client==0.26.0` (client_python's parsers), via pip
+#   - Python `protobuf` (the independent decoder of herd's protobuf exposition), via pip
 #   - npm `statsd@0.9.0` (Etsy statsd) into .test-deps/node (repo-local)
 #   - Debian `strace` (herd-core's and herd-statsd's no-syscall tests)
 #   - Debian `systemd` (`systemd-analyze verify` of the systemd example's units and
@@ -20,6 +21,7 @@ cd "$repo_root"
 PY_CLIENT_VERSION="0.26.0"
 STATSD_VERSION="0.9.0"
 PYYAML_VERSION="6.0.3"
+PROTOBUF_VERSION="7.36.2"
 OTLP_PROTO_VERSION="1.45.2"
 NODE_PREFIX=".test-deps/node"
 PYTHON="${HERD_PYTHON:-python3}"
@@ -101,6 +103,22 @@ if ! "$PYTHON" -c 'import yaml' >/dev/null 2>&1; then
         exit 1
     fi
     echo "install-test-deps: installed Python pyyaml==$PYYAML_VERSION"
+fi
+
+# --- Python protobuf ----------------------------------------------------------
+# testkit/decode_protobuf.py decodes herd's protobuf exposition with it.
+py_protobuf_version() {
+    "$PYTHON" -c 'import importlib.metadata as m, google.protobuf; print(m.version("protobuf"))' 2>/dev/null || true
+}
+
+if [ "$(py_protobuf_version)" != "$PROTOBUF_VERSION" ]; then
+    pip_install "protobuf==$PROTOBUF_VERSION"
+    got="$(py_protobuf_version)"
+    if [ "$got" != "$PROTOBUF_VERSION" ]; then
+        echo "install-test-deps: protobuf is '${got:-absent}' after pip install, expected $PROTOBUF_VERSION (python: $(command -v "$PYTHON"))" >&2
+        exit 1
+    fi
+    echo "install-test-deps: installed Python protobuf==$PROTOBUF_VERSION"
 fi
 
 # --- Python opentelemetry-proto ----------------------------------------------

@@ -19,7 +19,8 @@ use crate::{DirArg, Exit, Failed};
     after_help = "\
 Every scrape of http://ADDR/metrics sums the files of every process that wrote
 into DIR, live or dead, in the format the scraper asks for (Prometheus text
-0.0.4 or OpenMetrics; gzip when accepted), with herd_mmap_* self-metrics.
+0.0.4, OpenMetrics, or protobuf when named in full; gzip when accepted), with
+herd_mmap_* self-metrics.
 Unreadable files are skipped, logged to stderr once and counted in
 herd_mmap_skipped_files. If DIR itself cannot be read, a scrape answers 500
 with the reason, so the scraper records it as down.

@@ -1,5 +1,5 @@
 //! herd-core: metric handles, labelled families, a registry with a storage seam, and
-//! encoders for both Prometheus text formats.
+//! encoders for both Prometheus text formats and the protobuf format.
 //!
 //! herd gives a service whose work is spread over many processes one correct
 //! Prometheus `/metrics`. This crate is the part every other herd crate builds on; used
@@ -12,8 +12,10 @@
 //!   into one overflow series.
 //! - **Storage** ([`Storage`]) decides where cells live: process memory by default, a
 //!   shared file mapping with herd-mmap. Handles are the same either way.
-//! - **Exposition**: a [`Snapshot`] of families is encoded as Prometheus text 0.0.4 or
-//!   OpenMetrics 1.0 ([`encode()`]), chosen from an `Accept` header by [`negotiate`].
+//! - **Exposition**: a [`Snapshot`] of families is encoded as Prometheus text 0.0.4,
+//!   OpenMetrics 1.0 or protobuf (delimited `io.prometheus.client.MetricFamily`, what
+//!   Prometheus asks for with native histograms enabled) ([`encode()`]), chosen from an
+//!   `Accept` header by [`negotiate`].
 //!
 //! # Examples
 //!
@@ -67,7 +69,9 @@
 //!
 //! - Series are never removed from a family: the cardinality limit bounds them instead.
 //! - Exemplars are kept in process memory, beside the cells, and appear only in
-//!   OpenMetrics output.
+//!   OpenMetrics and protobuf output.
+//! - Protobuf carries histograms with their classic buckets only: native (sparse)
+//!   buckets have no storage yet. It carries no unit and no `_created`.
 //! - Summary quantiles carry a 2% relative error and resolve values from `1e-5` to
 //!   about `3.5e6`; zero and negative observations are reported as 0 (see [`Summary`]).
 #![forbid(unsafe_code)]

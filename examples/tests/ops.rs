@@ -794,7 +794,7 @@ fn every_dashboard_query_returns_data_from_prometheus_scraping_the_prefork_demo_
     let demo = Demo::start("3", &[])?;
     let (grpc, grpc_addr) = start_grpc_workers()?;
     // One Prometheus as 2.42 runs by default (it negotiates OpenMetrics), one with
-    // native histograms on (it asks for protobuf first; herd answers OpenMetrics).
+    // native histograms on (it asks for protobuf first, and herd answers protobuf).
     let classic = prometheus_with_rules(demo.addr, grpc.addr, &[])?;
     let native = prometheus_with_rules(demo.addr, grpc.addr, &["--enable-feature=native-histograms"])?;
 

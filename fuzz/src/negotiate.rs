@@ -15,7 +15,10 @@ pub fn check(data: &[u8]) -> Result<(), String> {
     let header = String::from_utf8_lossy(data);
     let accept = Some(&*header);
     let both = [Format::Text, Format::OpenMetrics];
+    let all = [Format::Text, Format::OpenMetrics, Format::Protobuf];
     let chosen = negotiate(accept);
+    let among_all = negotiate_among(accept, &all);
+    let protobuf_only = negotiate_among(accept, &[Format::Protobuf]);
     let among_both = negotiate_among(accept, &both);
     let among_reversed = negotiate_among(accept, &[Format::OpenMetrics, Format::Text]);
     let text_only = negotiate_among(accept, &[Format::Text]);
@@ -27,8 +30,17 @@ pub fn check(data: &[u8]) -> Result<(), String> {
              {among_reversed:?}, text only {text_only:?}, OpenMetrics only {om_only:?}, none {none:?}"
         ))
     };
-    if chosen != among_both.unwrap_or(Format::Text) {
-        return err("negotiate differs from negotiate_among over both formats");
+    if chosen != among_all.unwrap_or(Format::Text) {
+        return err("negotiate differs from negotiate_among over all formats");
+    }
+    if chosen == Format::Protobuf && protobuf_only != Some(Format::Protobuf) {
+        return err("protobuf chosen, yet refused when offered alone");
+    }
+    if chosen != Format::Protobuf && among_all != among_both {
+        return err("offering protobuf changed the answer, yet protobuf was not chosen");
+    }
+    if protobuf_only.is_some_and(|f| f != Format::Protobuf) {
+        return err("a format that was not offered");
     }
     if none.is_some() {
         return err("a format chosen among none offered");

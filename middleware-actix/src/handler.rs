@@ -11,8 +11,8 @@ use herd_core::http::{MetricsSource, ScrapeResponse, SCRAPE_VARY};
 use herd_core::{Collector, Registry, Snapshot};
 
 /// Answers a scrape: takes a snapshot, encodes it in the format the `Accept` header
-/// prefers ([`herd_core::negotiate`]: OpenMetrics for Prometheus, text 0.0.4
-/// otherwise), and compresses it with gzip when `Accept-Encoding` allows; all of it
+/// prefers ([`herd_core::negotiate`]: OpenMetrics for Prometheus, protobuf for one with
+/// native histograms enabled, text 0.0.4 otherwise), and compresses it with gzip when `Accept-Encoding` allows; all of it
 /// [`MetricsSource::respond`], shared with herd's other web adapters.
 ///
 /// It is an actix-web handler taking the [`HttpRequest`]: mount it with

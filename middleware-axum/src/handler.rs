@@ -16,7 +16,8 @@ use tokio::task::JoinHandle;
 use tower_service::Service;
 
 /// Answers a scrape: takes a snapshot, encodes it in the format the `Accept` header
-/// prefers ([`herd_core::negotiate`]: OpenMetrics for Prometheus, text 0.0.4 otherwise), and
+/// prefers ([`herd_core::negotiate`]: OpenMetrics for Prometheus, protobuf for one with
+/// native histograms enabled, text 0.0.4 otherwise), and
 /// compresses it with gzip when `Accept-Encoding` allows: all of it
 /// [`MetricsSource::respond`], shared with herd's other web adapters.
 ///

@@ -3,6 +3,10 @@
 //! - [`promtool_check`]: `promtool check metrics` (parse + lint, text 0.0.4).
 //! - [`python_parse`]: client_python's text and OpenMetrics parsers, through
 //!   `parse_exposition.py` next to this crate's `Cargo.toml`.
+//! - [`python_decode_protobuf`]: Python's `protobuf` package decoding a delimited
+//!   protobuf exposition with the client_model messages (`decode_protobuf.py`,
+//!   `fixtures/client_model/metrics.proto`); [`python_protobuf_available`] says
+//!   whether it can run.
 //! - [`fuzz_inputs`]: the committed fuzz seeds and regression inputs, for replays.
 //! - [`TestServer`] / [`http_get`] / [`HttpConn`] / [`url_encode`]: a tiny HTTP/1.1
 //!   server and clients on `std` only ([`HttpConn`] keeps its connection and sends
@@ -52,7 +56,10 @@ pub use crate::http::{http_get, url_encode, HttpConn, Request, Response, TestSer
 pub use crate::prometheus::{Prometheus, QueryResult, ScrapeJob, TargetHealth};
 pub use crate::promtool::promtool_check;
 pub use crate::push_peers::{Pushgateway, VictoriaMetrics};
-pub use crate::python::{python_parse, PyExemplar, PyFamily, PyFormat, PySample, PARSE_EXPOSITION_SCRIPT};
+pub use crate::python::{
+    python_decode_protobuf, python_parse, python_protobuf_available, PyExemplar, PyFamily, PyFormat,
+    PySample, DECODE_PROTOBUF_SCRIPT, PARSE_EXPOSITION_SCRIPT,
+};
 pub use crate::statsd::{
     StatsdServer, StatsdTotals, STATSD_BACKEND_SCRIPT, STATSD_FLUSH_INTERVAL, STATSD_PROBE_KEY,
 };

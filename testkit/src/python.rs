@@ -190,3 +190,69 @@ pub(crate) fn parse_float(s: &str) -> Result<f64, String> {
         _ => s.parse::<f64>().map_err(|e| format!("bad float {s:?}: {e}")),
     }
 }
+
+/// Absolute path of `decode_protobuf.py`, which decodes a delimited protobuf exposition
+/// with Google's `protobuf` package and the client_model messages of
+/// `fixtures/client_model/metrics.proto` (no protoc involved).
+pub const DECODE_PROTOBUF_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/decode_protobuf.py");
+
+fn python() -> String {
+    std::env::var("HERD_PYTHON").ok().filter(|p| !p.is_empty()).unwrap_or_else(|| "python3".to_owned())
+}
+
+/// `Err(reason)` when Python or its `protobuf` package is missing, for
+/// [`cannot_run`](crate::cannot_run); checked apart from [`python_decode_protobuf`] so
+/// that a test skips only for a missing peer, never for a decoding error.
+pub fn python_protobuf_available() -> Result<(), String> {
+    let python = python();
+    let mut cmd = Command::new(&python);
+    cmd.args(["-c", "import google.protobuf"]);
+    match run_with_input(&mut cmd, b"", PYTHON_TIMEOUT, "python3 -c 'import google.protobuf'") {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(_) => Err(format!(
+            "Python's protobuf package is not installed for {python:?}: run scripts/install-test-deps.sh"
+        )),
+        Err(RunError::NotFound) => {
+            Err(format!("python not found ({python:?}): set HERD_PYTHON or run scripts/install-test-deps.sh"))
+        }
+        Err(RunError::Other(e)) => Err(e),
+    }
+}
+
+/// Decodes a delimited `io.prometheus.client.MetricFamily` stream with Python's
+/// `protobuf` package (`decode_protobuf.py`): one JSON object per family holding its
+/// set fields (`name`, `help`, `type` by enum name, `metric` …), repeated fields as
+/// arrays, doubles as strings of Python's `repr` (`"1.5"`, `"nan"`, `"inf"`,
+/// `"-inf"`; Rust's `str::parse::<f64>` reads them all), integers as numbers.
+///
+/// Err carries the decoder's reason (a bad frame or message) or says why Python could
+/// not be run.
+pub fn python_decode_protobuf(exposition: &[u8]) -> Result<Vec<Value>, String> {
+    let python = python();
+    let mut cmd = Command::new(&python);
+    cmd.arg(DECODE_PROTOBUF_SCRIPT);
+    let out = match run_with_input(&mut cmd, exposition, PYTHON_TIMEOUT, "decode_protobuf.py") {
+        Ok(out) => out,
+        Err(RunError::NotFound) => {
+            return Err(format!(
+                "python not found ({python:?}): set HERD_PYTHON or run scripts/install-test-deps.sh"
+            ))
+        }
+        Err(RunError::Other(e)) => return Err(e),
+    };
+    if !out.status.success() {
+        return Err(format!(
+            "the protobuf decoder rejected the exposition (exit code {}): {}",
+            out.code(),
+            out.combined().trim_end()
+        ));
+    }
+    match serde_json::from_slice(&out.stdout) {
+        Ok(Value::Array(families)) => Ok(families),
+        Ok(other) => Err(format!("decode_protobuf.py printed {other} instead of a list")),
+        Err(e) => Err(format!(
+            "decode_protobuf.py printed invalid JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )),
+    }
+}

@@ -1,10 +1,13 @@
-//! Encoders for the Prometheus 0.0.4 and OpenMetrics 1.0 text formats.
+//! Encoders for the Prometheus 0.0.4 and OpenMetrics 1.0 text formats and the
+//! Prometheus protobuf format (delimited `io.prometheus.client.MetricFamily`).
 //!
-//! Both read a [`Snapshot`]; neither allocates per sample beyond growing the output
-//! buffer: label sets arrive pre-rendered and numbers are formatted on the stack.
+//! All three read a [`Snapshot`]; none allocates per sample beyond growing the output
+//! buffer: label sets arrive pre-rendered (the text formats) or as unescaped pairs
+//! (protobuf), and numbers are formatted on the stack.
 
 mod float;
 mod negotiate;
+mod protobuf;
 
 pub use negotiate::{negotiate, negotiate_among};
 
@@ -22,6 +25,12 @@ pub enum Format {
     Text,
     /// OpenMetrics 1.0 text: adds `# UNIT`, exemplars, `_created` and `# EOF`.
     OpenMetrics,
+    /// The Prometheus protobuf format: length-delimited `io.prometheus.client.MetricFamily`
+    /// messages (client_model v0.3.0). What Prometheus asks for first when native
+    /// histograms are enabled (`--enable-feature=native-histograms` on 2.x), and the only
+    /// format that carries them to 2.x. Carries counter and bucket exemplars; no unit and
+    /// no `_created`.
+    Protobuf,
 }
 
 impl Format {
@@ -30,14 +39,29 @@ impl Format {
         match self {
             Self::Text => "text/plain; version=0.0.4; charset=utf-8",
             Self::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Self::Protobuf => PROTOBUF_CONTENT_TYPE,
         }
     }
+
+    /// The format whose [`content_type`](Self::content_type) is exactly `content_type`.
+    pub fn from_content_type(content_type: &str) -> Option<Self> {
+        [Self::Text, Self::OpenMetrics, Self::Protobuf].into_iter().find(|f| f.content_type() == content_type)
+    }
 }
+
+/// The `Content-Type` of [`Format::Protobuf`]. Prometheus picks its parser from the media
+/// type alone; the parameters say which message and framing, as client_golang writes them.
+pub const PROTOBUF_CONTENT_TYPE: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
 
 /// Appends `snapshot` to `out` in `format`.
 ///
 /// Families without series are left out (a labelled family no one has used yet).
 pub fn encode(snapshot: &Snapshot, format: Format, out: &mut Vec<u8>) {
+    if format == Format::Protobuf {
+        protobuf::encode(snapshot, out);
+        return;
+    }
     let om = format == Format::OpenMetrics;
     // One reservation up front rather than a dozen doublings (each a copy of all the
     // output so far): a sample line is rarely longer than this, labels included.

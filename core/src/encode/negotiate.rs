@@ -6,8 +6,12 @@ use super::Format;
 ///
 /// The acceptable entry with the highest `q` wins (the earlier one on a tie); an
 /// OpenMetrics entry must name version 1.0.0, 0.0.1 or none, a `text/plain` entry
-/// version 0.0.4 or none. No header, an unparsable one, or one that names nothing
-/// herd writes gives [`Format::Text`]: every Prometheus understands 0.0.4.
+/// version 0.0.4 or none. [`Format::Protobuf`] is chosen only for an entry that names
+/// it in full, `application/vnd.google.protobuf` with
+/// `proto=io.prometheus.client.MetricFamily` and `encoding=delimited` (what Prometheus
+/// sends with native histograms enabled); no wildcard reaches it, so a client that does
+/// not ask for protobuf never gets it. No header, an unparsable one, or one that names
+/// nothing herd writes gives [`Format::Text`]: every Prometheus understands 0.0.4.
 ///
 /// # Examples
 ///
@@ -16,11 +20,14 @@ use super::Format;
 /// // What Prometheus 2.42 sends:
 /// let accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 /// assert_eq!(negotiate(Some(accept)), Format::OpenMetrics);
+/// // With `--enable-feature=native-histograms`:
+/// let native = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+/// assert_eq!(negotiate(Some(native)), Format::Protobuf);
 /// assert_eq!(negotiate(None), Format::Text);
 /// assert_eq!(negotiate(Some("application/json")), Format::Text);
 /// ```
 pub fn negotiate(accept: Option<&str>) -> Format {
-    negotiate_among(accept, &[Format::Text, Format::OpenMetrics]).unwrap_or(Format::Text)
+    negotiate_among(accept, &[Format::Text, Format::OpenMetrics, Format::Protobuf]).unwrap_or(Format::Text)
 }
 
 /// Like [`negotiate`], but only among `offered` formats, and `None` when the header
@@ -50,13 +57,15 @@ fn parse_entry(entry: &str) -> Option<(f32, &'static [Format])> {
     let mut parts = entry.split(';');
     let media = parts.next()?.trim();
     let mut q = 1.0f32;
-    let mut version = None;
+    let (mut version, mut proto, mut encoding) = (None, None, None);
     for param in parts {
         let (k, v) = param.split_once('=')?;
         let v = v.trim().trim_matches('"');
         match k.trim().to_ascii_lowercase().as_str() {
             "q" => q = v.parse().ok().filter(|q: &f32| (0.0..=1.0).contains(q))?,
             "version" => version = Some(v),
+            "proto" => proto = Some(v),
+            "encoding" => encoding = Some(v),
             _ => {}
         }
     }
@@ -69,6 +78,13 @@ fn parse_entry(entry: &str) -> Option<(f32, &'static [Format])> {
         match version {
             None | Some("0.0.4") => &[Format::Text],
             Some(_) => &[],
+        }
+    } else if media.eq_ignore_ascii_case("application/vnd.google.protobuf") {
+        // client_golang's rule: the message must be named, and only the delimited
+        // framing is written (not `text` or `compact-text`).
+        match (proto, encoding) {
+            (Some("io.prometheus.client.MetricFamily"), Some("delimited")) => &[Format::Protobuf],
+            _ => &[],
         }
     } else if media == "*/*" || media.eq_ignore_ascii_case("text/*") {
         &[Format::Text]
@@ -92,8 +108,37 @@ mod tests {
     fn what_prometheus_sends() {
         assert_eq!(negotiate(Some(PROMETHEUS_2_42)), Format::OpenMetrics);
         assert_eq!(negotiate(Some(PROMETHEUS_3)), Format::OpenMetrics);
-        assert_eq!(negotiate(Some(PROMETHEUS_NATIVE)), Format::OpenMetrics);
+        assert_eq!(negotiate(Some(PROMETHEUS_NATIVE)), Format::Protobuf);
         assert_eq!(negotiate_among(Some(PROMETHEUS_2_42), &[Format::Text]), Some(Format::Text));
+        // A server that does not offer protobuf answers Prometheus' second choice.
+        assert_eq!(
+            negotiate_among(Some(PROMETHEUS_NATIVE), &[Format::Text, Format::OpenMetrics]),
+            Some(Format::OpenMetrics)
+        );
+        assert_eq!(negotiate_among(Some(PROMETHEUS_NATIVE), &[Format::Text]), Some(Format::Text));
+    }
+
+    #[test]
+    fn protobuf_only_when_named_in_full() {
+        let full =
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited";
+        assert_eq!(negotiate(Some(full)), Format::Protobuf);
+        assert_eq!(
+            negotiate(Some("Application/Vnd.Google.Protobuf; proto=\"io.prometheus.client.MetricFamily\"; encoding=delimited")),
+            Format::Protobuf
+        );
+        for not_delimited in [
+            "application/vnd.google.protobuf",
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily",
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text",
+            "application/vnd.google.protobuf;proto=other.Message;encoding=delimited",
+            "application/*",
+            "*/*",
+        ] {
+            assert_ne!(negotiate(Some(not_delimited)), Format::Protobuf, "{not_delimited}");
+        }
+        assert_eq!(negotiate(Some(&format!("{full};q=0.4,text/plain;q=0.5"))), Format::Text);
+        assert_eq!(negotiate(Some(&format!("{full};q=0"))), Format::Text);
     }
 
     #[test]

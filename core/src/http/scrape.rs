@@ -101,8 +101,8 @@ impl MetricsSource {
     /// The answer to a scrape whose `Accept` header is `accept` and whose
     /// `Accept-Encoding` headers (every one of them, in order) are `accept_encoding`.
     ///
-    /// The format is the one [`negotiate`] picks (OpenMetrics for Prometheus, text
-    /// 0.0.4 otherwise); the body is gzipped when [`accepts_gzip`] says so and the
+    /// The format is the one [`negotiate`] picks (OpenMetrics for Prometheus, protobuf
+    /// for a Prometheus with native histograms enabled, text 0.0.4 otherwise); the body is gzipped when [`accepts_gzip`] says so and the
     /// crate's `gzip` feature is on (herd's web adapters turn it on). Header values that
     /// are not text are the adapter's to skip.
     ///
@@ -165,11 +165,7 @@ impl ScrapeResponse {
 
     /// The format the body is in.
     pub fn format(&self) -> Format {
-        if self.content_type == Format::OpenMetrics.content_type() {
-            Format::OpenMetrics
-        } else {
-            Format::Text
-        }
+        Format::from_content_type(self.content_type).unwrap_or(Format::Text)
     }
 }
 
