@@ -756,6 +756,30 @@ mod tests {
     }
 
     #[test]
+    fn chunked_response_is_sent_in_1024_byte_chunks() -> Result<(), String> {
+        let server = TestServer::start(|_| {
+            Response::ok("text/plain", vec![b'x'; 2500]).with_header("Transfer-Encoding", "chunked")
+        })?;
+        let mut stream = TcpStream::connect(server.addr()).map_err(|e| e.to_string())?;
+        stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .map_err(|e| e.to_string())?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+        let raw = String::from_utf8_lossy(&raw);
+        let (head, body) = raw.split_once("\r\n\r\n").ok_or("no end of head")?;
+        assert!(!head.to_ascii_lowercase().contains("content-length"), "{head}");
+        let x = |n: usize| "x".repeat(n);
+        // Chunk sizes are hex of either case (hyper writes upper case).
+        assert_eq!(
+            body.to_ascii_lowercase(),
+            format!("400\r\n{}\r\n400\r\n{}\r\n1c4\r\n{}\r\n0\r\n\r\n", x(1024), x(1024), x(452))
+        );
+        Ok(())
+    }
+
+    #[test]
     fn malformed_request_gets_400() -> Result<(), String> {
         let server = TestServer::start(|_| Response::new(200))?;
         let stream = TcpStream::connect(server.addr()).map_err(|e| e.to_string())?;
