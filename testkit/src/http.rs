@@ -1,20 +1,27 @@
-//! A tiny HTTP/1.1 server and GET client on `std` only.
+//! A tiny HTTP/1.1 test server on hyper, and clients on `std` only that send
+//! exactly the bytes they are given (hyper's client would refuse malformed ones).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::{SocketAddr, TcpStream};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-/// How long a socket read blocks before the stop flag and deadline are re-checked.
+use http_body_util::BodyExt;
+use hyper::body::{Bytes, Frame, Incoming, SizeHint};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::sync::oneshot;
+
+/// How long a client's socket read blocks before its deadline is re-checked.
 const POLL: Duration = Duration::from_millis(100);
-/// How long a keep-alive connection may sit idle between requests.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long one request (after its first byte) or one response may take.
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long dropping a [`TestServer`] waits for handlers still running.
+const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 /// Timeout of [`http_get`].
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest accepted start or header line.
@@ -35,7 +42,8 @@ pub struct Request {
     pub method: String,
     /// Request target as sent: the path including any `?query`.
     pub path: String,
-    /// Headers in arrival order; names are lowercased, values trimmed.
+    /// Headers in arrival order, except that the repeats of a name follow its
+    /// first occurrence (hyper's `HeaderMap`); names are lowercased, values trimmed.
     pub headers: Vec<(String, String)>,
     /// Body, de-chunked if it was sent chunked.
     pub body: Vec<u8>,
@@ -123,18 +131,17 @@ fn bad(msg: impl Into<String>) -> io::Error {
 }
 
 /// A buffered reader over a socket whose read timeout is [`POLL`]: every
-/// read retries until data arrives, the deadline passes or `stop` is set.
+/// read retries until data arrives or the deadline passes.
 struct HttpReader {
     stream: TcpStream,
     buf: Vec<u8>,
     pos: usize,
     deadline: Instant,
-    stop: Option<Arc<AtomicBool>>,
 }
 
 impl HttpReader {
-    fn new(stream: TcpStream, deadline: Instant, stop: Option<Arc<AtomicBool>>) -> HttpReader {
-        HttpReader { stream, buf: Vec::new(), pos: 0, deadline, stop }
+    fn new(stream: TcpStream, deadline: Instant) -> HttpReader {
+        HttpReader { stream, buf: Vec::new(), pos: 0, deadline }
     }
 
     fn buffered(&self) -> &[u8] {
@@ -153,9 +160,6 @@ impl HttpReader {
     fn fill(&mut self) -> io::Result<usize> {
         let mut tmp = [0u8; 16 * 1024];
         loop {
-            if self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
-                return Err(io::Error::new(io::ErrorKind::Interrupted, "server stopping"));
-            }
             if Instant::now() >= self.deadline {
                 return Err(timed_out("reading from the peer"));
             }
@@ -313,21 +317,21 @@ fn read_body(r: &mut HttpReader, headers: &[(String, String)], until_eof: bool) 
 type Handler = dyn Fn(&Request) -> Response + Send + Sync + 'static;
 
 struct Shared {
-    stop: Arc<AtomicBool>,
     handler: Box<Handler>,
     requests: Mutex<VecDeque<Request>>,
-    conns: Mutex<HashMap<u64, TcpStream>>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
-    next_id: AtomicU64,
 }
 
-/// A tiny HTTP/1.1 server on `127.0.0.1:<random port>` for tests.
+/// A tiny HTTP/1.1 server on `127.0.0.1:<random port>` for tests, on hyper.
 ///
-/// One thread accepts; each connection gets its own thread and may carry
-/// any number of keep-alive requests (as Prometheus does) until the client
-/// closes it or sends `Connection: close`. Every request is recorded (the
-/// last 1000 are kept, see [`TestServer::requests`]). A handler panic is
-/// answered with a 500. Dropping the server stops all of its threads.
+/// One thread runs a current-thread tokio runtime that accepts and serves
+/// every connection; handlers run on tokio's blocking pool, so a slow handler
+/// does not hold up other connections. A connection may carry any number of
+/// keep-alive requests (as Prometheus does) until the client closes it or
+/// sends `Connection: close`. Every request is recorded (the last 1000 are
+/// kept, see [`TestServer::requests`]). A handler panic is answered with a
+/// 500, a request hyper cannot parse with a 400 (and it is not recorded).
+/// Dropping the server closes every connection and waits at most 2 s for
+/// handlers still running.
 ///
 /// ```no_run
 /// use herd_testkit::{http_get, Response, TestServer};
@@ -341,7 +345,9 @@ struct Shared {
 pub struct TestServer {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    acceptor: Option<JoinHandle<()>>,
+    /// Dropped to stop the server thread.
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for TestServer {
@@ -356,28 +362,37 @@ impl TestServer {
     where
         F: Fn(&Request) -> Response + Send + Sync + 'static,
     {
-        let listener = TcpListener::bind("127.0.0.1:0")
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
             .map_err(|e| format!("TestServer: cannot bind 127.0.0.1:0: {e}"))?;
         let addr = listener.local_addr().map_err(|e| format!("TestServer: local_addr: {e}"))?;
-        // Non-blocking accept polled every few ms, so that stopping never
-        // depends on waking a blocked accept().
         listener.set_nonblocking(true).map_err(|e| format!("TestServer: set_nonblocking: {e}"))?;
-        let shared = Arc::new(Shared {
-            stop: Arc::new(AtomicBool::new(false)),
-            handler: Box::new(handler),
-            requests: Mutex::new(VecDeque::new()),
-            conns: Mutex::new(HashMap::new()),
-            threads: Mutex::new(Vec::new()),
-            next_id: AtomicU64::new(0),
-        });
-        let acceptor = {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| format!("TestServer: cannot build a tokio runtime: {e}"))?;
+        let listener = {
+            let _in_runtime = runtime.enter();
+            tokio::net::TcpListener::from_std(listener)
+                .map_err(|e| format!("TestServer: cannot register the listener: {e}"))?
+        };
+        let shared = Arc::new(Shared { handler: Box::new(handler), requests: Mutex::new(VecDeque::new()) });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = {
             let shared = Arc::clone(&shared);
             thread::Builder::new()
-                .name(format!("herd-testkit-accept-{}", addr.port()))
-                .spawn(move || accept_loop(&listener, &shared))
-                .map_err(|e| format!("TestServer: cannot spawn accept thread: {e}"))?
+                .name(format!("herd-testkit-server-{}", addr.port()))
+                .spawn(move || {
+                    runtime.spawn(accept_loop(listener, shared));
+                    // Returns when the TestServer drops `stop`.
+                    let _ = runtime.block_on(stopped);
+                    // Drops every connection task (closing its socket); a handler
+                    // still running on the blocking pool is waited for, boundedly.
+                    runtime.shutdown_timeout(STOP_TIMEOUT);
+                })
+                .map_err(|e| format!("TestServer: cannot spawn the server thread: {e}"))?
         };
-        Ok(TestServer { addr, shared, acceptor: Some(acceptor) })
+        Ok(TestServer { addr, shared, stop: Some(stop), thread: Some(thread) })
     }
 
     /// The bound address (`127.0.0.1:<port>`).
@@ -398,209 +413,108 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        if let Some(acceptor) = self.acceptor.take() {
-            // The accept loop polls the stop flag every few milliseconds.
-            let _ = acceptor.join();
-        }
-        for stream in lock(&self.shared.conns).values() {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-        // Connection threads notice the stop flag within POLL; give them a
-        // bounded time (a handler might be stuck) and detach the rest.
-        let deadline = Instant::now() + Duration::from_secs(2);
-        let mut threads = std::mem::take(&mut *lock(&self.shared.threads));
-        while !threads.is_empty() && Instant::now() < deadline {
-            let (done, running): (Vec<_>, Vec<_>) = threads.into_iter().partition(|t| t.is_finished());
-            for t in done {
-                let _ = t.join();
-            }
-            threads = running;
-            if !threads.is_empty() {
-                thread::sleep(Duration::from_millis(5));
-            }
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            // Bounded by STOP_TIMEOUT: see the server thread in `start`.
+            let _ = thread.join();
         }
     }
 }
 
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
-    while !shared.stop.load(Ordering::SeqCst) {
-        match listener.accept() {
-            Ok((stream, _peer)) => spawn_connection(stream, shared),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                thread::sleep(Duration::from_millis(2));
-            }
-            // E.g. EMFILE or a connection reset before accept: keep serving.
-            Err(_) => thread::sleep(Duration::from_millis(10)),
-        }
-    }
-}
-
-fn spawn_connection(stream: TcpStream, shared: &Arc<Shared>) {
-    let setup = || -> io::Result<(TcpStream, TcpStream)> {
-        stream.set_nonblocking(false)?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(POLL))?;
-        stream.set_write_timeout(Some(IO_TIMEOUT))?;
-        Ok((stream.try_clone()?, stream.try_clone()?))
-    };
-    let Ok((reader, registered)) = setup() else {
-        return;
-    };
-    let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
-    lock(&shared.conns).insert(id, registered);
-    let conn_shared = Arc::clone(shared);
-    let spawned = thread::Builder::new().name(format!("herd-testkit-conn-{id}")).spawn(move || {
-        serve_connection(reader, stream, &conn_shared);
-        lock(&conn_shared.conns).remove(&id);
-    });
-    match spawned {
-        Ok(handle) => {
-            let mut threads = lock(&shared.threads);
-            threads.retain(|t| !t.is_finished());
-            threads.push(handle);
-        }
-        Err(_) => {
-            if let Some(s) = lock(&shared.conns).remove(&id) {
-                let _ = s.shutdown(Shutdown::Both);
-            }
-        }
-    }
-}
-
-fn serve_connection(read_half: TcpStream, mut out: TcpStream, shared: &Shared) {
-    let mut reader =
-        HttpReader::new(read_half, Instant::now() + IDLE_TIMEOUT, Some(Arc::clone(&shared.stop)));
+async fn accept_loop(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
     loop {
-        reader.deadline = Instant::now() + IDLE_TIMEOUT;
-        let (start, headers) = match read_head(&mut reader) {
-            Ok(Some(head)) => head,
-            Ok(None) => return,
-            Err(e) => {
-                if e.kind() == io::ErrorKind::InvalidData {
-                    let _ = write_response(&mut out, &error_response(400, &e), false, true);
-                }
-                return;
+        let stream = match listener.accept().await {
+            Ok((stream, _peer)) => stream,
+            // E.g. EMFILE or a connection reset before accept: keep serving.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
             }
         };
-        reader.deadline = Instant::now() + IO_TIMEOUT;
-        let mut parts = start.split_whitespace();
-        let (Some(method), Some(path), Some(version), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            let e = bad(format!("malformed request line {start:?}"));
-            let _ = write_response(&mut out, &error_response(400, &e), false, true);
-            return;
-        };
-        let http10 = match version {
-            "HTTP/1.1" => false,
-            "HTTP/1.0" => true,
-            _ => {
-                let e = bad(format!("unsupported version {version:?}"));
-                let _ = write_response(&mut out, &error_response(505, &e), false, true);
-                return;
-            }
-        };
-        if header_has_token(&headers, "expect", "100-continue")
-            && out.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").is_err()
-        {
-            return;
+        let _ = stream.set_nodelay(true);
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            let service = service_fn(move |req| respond(Arc::clone(&shared), req));
+            // An error (a malformed request, already answered with a 400, or a
+            // peer that went away) ends only this connection.
+            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
+
+async fn respond(
+    shared: Arc<Shared>,
+    req: hyper::Request<Incoming>,
+) -> Result<hyper::Response<Chunks>, hyper::Error> {
+    let (head, body) = req.into_parts();
+    let body = body.collect().await?.to_bytes().to_vec();
+    let headers = head
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned())
+        })
+        .collect();
+    let request =
+        Request { method: head.method.as_str().to_owned(), path: head.uri.to_string(), headers, body };
+    {
+        let mut log = lock(&shared.requests);
+        if log.len() >= KEEP_REQUESTS {
+            log.pop_front();
         }
-        let body = match read_body(&mut reader, &headers, false) {
-            Ok(b) => b,
-            Err(e) => {
-                if e.kind() == io::ErrorKind::InvalidData {
-                    let _ = write_response(&mut out, &error_response(400, &e), false, true);
-                }
-                return;
-            }
-        };
-        let keep_alive = if http10 {
-            header_has_token(&headers, "connection", "keep-alive")
-        } else {
-            !header_has_token(&headers, "connection", "close")
-        };
-        let request = Request { method: method.to_owned(), path: path.to_owned(), headers, body };
-        {
-            let mut log = lock(&shared.requests);
-            if log.len() >= KEEP_REQUESTS {
-                log.pop_front();
-            }
-            log.push_back(request.clone());
-        }
-        let response = catch_unwind(AssertUnwindSafe(|| (shared.handler)(&request))).unwrap_or_else(|_| {
+        log.push_back(request.clone());
+    }
+    // The handler is synchronous and may block: off the runtime's only thread.
+    let response =
+        tokio::task::spawn_blocking(move || (shared.handler)(&request)).await.unwrap_or_else(|_| {
             Response::new(500)
                 .with_header("Content-Type", "text/plain; charset=utf-8")
                 .with_body("TestServer handler panicked\n")
         });
-        let close = !keep_alive || header_has_token(&response.headers, "connection", "close");
-        let head_only = request.method.eq_ignore_ascii_case("HEAD");
-        if write_response(&mut out, &response, head_only, close).is_err() || close {
-            let _ = out.shutdown(Shutdown::Write);
-            return;
+    Ok(to_hyper(response))
+}
+
+/// `response` for hyper; a status or header hyper cannot send becomes a 500
+/// that says why.
+fn to_hyper(response: Response) -> hyper::Response<Chunks> {
+    let mut builder = hyper::Response::builder().status(response.status);
+    for (name, value) in &response.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    builder.body(Chunks(Bytes::from(response.body))).unwrap_or_else(|e| {
+        let mut error = hyper::Response::new(Chunks(Bytes::from(format!("TestServer: bad response: {e}\n"))));
+        *error.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+        error
+    })
+}
+
+/// A response body handed to hyper in frames of at most [`CHUNK`] bytes, so
+/// that a `Transfer-Encoding: chunked` response has chunks of that size. Its
+/// exact size lets hyper add `Content-Length` when no framing header is set.
+struct Chunks(Bytes);
+
+impl hyper::body::Body for Chunks {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.0.is_empty() {
+            return Poll::Ready(None);
         }
+        let n = self.0.len().min(CHUNK);
+        Poll::Ready(Some(Ok(Frame::data(self.0.split_to(n)))))
     }
-}
 
-fn error_response(status: u16, e: &io::Error) -> Response {
-    Response::new(status).with_header("Content-Type", "text/plain; charset=utf-8").with_body(format!("{e}\n"))
-}
+    fn is_end_stream(&self) -> bool {
+        self.0.is_empty()
+    }
 
-fn reason(status: u16) -> &'static str {
-    match status {
-        100 => "Continue",
-        200 => "OK",
-        201 => "Created",
-        202 => "Accepted",
-        204 => "No Content",
-        301 => "Moved Permanently",
-        302 => "Found",
-        304 => "Not Modified",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        406 => "Not Acceptable",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        505 => "HTTP Version Not Supported",
-        _ => "Status",
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.0.len() as u64)
     }
-}
-
-fn write_response(out: &mut TcpStream, resp: &Response, head_only: bool, close: bool) -> io::Result<()> {
-    let chunked = header_has_token(&resp.headers, "transfer-encoding", "chunked");
-    let no_body = head_only || (100..200).contains(&resp.status) || resp.status == 204 || resp.status == 304;
-    let mut msg = format!("HTTP/1.1 {} {}\r\n", resp.status, reason(resp.status)).into_bytes();
-    for (name, value) in &resp.headers {
-        msg.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
-    }
-    if !chunked
-        && find_header(&resp.headers, "content-length").is_none()
-        && resp.status != 204
-        && resp.status != 304
-    {
-        msg.extend_from_slice(format!("Content-Length: {}\r\n", resp.body.len()).as_bytes());
-    }
-    if close && find_header(&resp.headers, "connection").is_none() {
-        msg.extend_from_slice(b"Connection: close\r\n");
-    }
-    msg.extend_from_slice(b"\r\n");
-    if !no_body {
-        if chunked {
-            for chunk in resp.body.chunks(CHUNK) {
-                msg.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-                msg.extend_from_slice(chunk);
-                msg.extend_from_slice(b"\r\n");
-            }
-            msg.extend_from_slice(b"0\r\n\r\n");
-        } else {
-            msg.extend_from_slice(&resp.body);
-        }
-    }
-    out.write_all(&msg)?;
-    out.flush()
 }
 
 // ---------------------------------------------------------------------------
@@ -653,7 +567,7 @@ pub(crate) fn http_get_timeout(
     req.push_str("\r\n");
     out.write_all(req.as_bytes()).and_then(|()| out.flush()).map_err(|e| ctx(&e))?;
 
-    let mut reader = HttpReader::new(stream, deadline, None);
+    let mut reader = HttpReader::new(stream, deadline);
     loop {
         let (start, resp_headers) = read_head(&mut reader)
             .map_err(|e| ctx(&e))?
@@ -740,7 +654,7 @@ impl HttpConn {
                 stream.try_clone()
             };
             let out = setup().map_err(|e| ctx(&e))?;
-            self.conn = Some((out, HttpReader::new(stream, deadline, None)));
+            self.conn = Some((out, HttpReader::new(stream, deadline)));
         }
         let Some((out, reader)) = self.conn.as_mut() else { return Err(ctx(&"not connected")) };
         reader.deadline = deadline;
@@ -804,7 +718,7 @@ mod tests {
         let stream = TcpStream::connect(server.addr()).map_err(|e| e.to_string())?;
         stream.set_read_timeout(Some(POLL)).map_err(|e| e.to_string())?;
         let mut out = stream.try_clone().map_err(|e| e.to_string())?;
-        let mut reader = HttpReader::new(stream, Instant::now() + Duration::from_secs(10), None);
+        let mut reader = HttpReader::new(stream, Instant::now() + Duration::from_secs(10));
 
         // 1: plain GET, connection stays open.
         out.write_all(b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n").map_err(|e| e.to_string())?;
@@ -842,12 +756,36 @@ mod tests {
     }
 
     #[test]
+    fn chunked_response_is_sent_in_1024_byte_chunks() -> Result<(), String> {
+        let server = TestServer::start(|_| {
+            Response::ok("text/plain", vec![b'x'; 2500]).with_header("Transfer-Encoding", "chunked")
+        })?;
+        let mut stream = TcpStream::connect(server.addr()).map_err(|e| e.to_string())?;
+        stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .map_err(|e| e.to_string())?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+        let raw = String::from_utf8_lossy(&raw);
+        let (head, body) = raw.split_once("\r\n\r\n").ok_or("no end of head")?;
+        assert!(!head.to_ascii_lowercase().contains("content-length"), "{head}");
+        let x = |n: usize| "x".repeat(n);
+        // Chunk sizes are hex of either case (hyper writes upper case).
+        assert_eq!(
+            body.to_ascii_lowercase(),
+            format!("400\r\n{}\r\n400\r\n{}\r\n1c4\r\n{}\r\n0\r\n\r\n", x(1024), x(1024), x(452))
+        );
+        Ok(())
+    }
+
+    #[test]
     fn malformed_request_gets_400() -> Result<(), String> {
         let server = TestServer::start(|_| Response::new(200))?;
         let stream = TcpStream::connect(server.addr()).map_err(|e| e.to_string())?;
         stream.set_read_timeout(Some(POLL)).map_err(|e| e.to_string())?;
         let mut out = stream.try_clone().map_err(|e| e.to_string())?;
-        let mut reader = HttpReader::new(stream, Instant::now() + Duration::from_secs(10), None);
+        let mut reader = HttpReader::new(stream, Instant::now() + Duration::from_secs(10));
         out.write_all(b"GET / HTTP/1.1\r\nno colon here\r\n\r\n").map_err(|e| e.to_string())?;
         let ((start, _), _) = read_response(&mut reader)?;
         assert_eq!(start, "HTTP/1.1 400 Bad Request");

@@ -9,8 +9,8 @@
 //!   whether it can run.
 //! - [`fuzz_inputs`]: the committed fuzz seeds and regression inputs, for replays.
 //! - [`TestServer`] / [`http_get`] / [`HttpConn`] / [`url_encode`]: a tiny HTTP/1.1
-//!   server and clients on `std` only ([`HttpConn`] keeps its connection and sends
-//!   request lines byte for byte).
+//!   server on hyper, and clients on `std` only that send malformed bytes as given
+//!   ([`HttpConn`] keeps its connection and sends request lines byte for byte).
 //! - [`HOSTILE_LABEL_VALUES`] / [`hostile_label_values`] / [`HOSTILE_REQUEST_TARGETS`]:
 //!   the adversarial corpus every encoder, middleware and peer test uses.
 //! - [`Prometheus`]: a real Prometheus (Debian's 2.42 in CI) scraping
