@@ -446,10 +446,8 @@ fn middleware_grpc(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
     let path = matched_path("/users/{id}")?;
     let registry = herd_core::Registry::new();
     let axum = herd_axum::MetricsLayer::new(&registry)?.layer(Hello);
-    let tonic = herd_tonic::MetricsLayer::builder()
-        .method("/test.Echo/Unary", herd_tonic::RpcType::Unary)
-        .build(&registry)?
-        .layer(GrpcHello);
+    let options = herd_tonic::GrpcOptions::new().method("/test.Echo/Unary", herd_tonic::RpcType::Unary);
+    let tonic = herd_tonic::MetricsLayer::with_options(&registry, options)?.layer(GrpcHello);
     for len in [one_grpc(&GrpcHello), one_grpc(&tonic)] {
         if len != GRPC_MESSAGE.len() {
             return Err(format!("a gRPC variant answered {len} bytes").into());

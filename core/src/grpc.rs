@@ -67,10 +67,13 @@ use std::time::Instant;
 use once_cell::race::OnceBox;
 
 use crate::error::RegistryError;
-use crate::family::{Family, DEFAULT_CARDINALITY_LIMIT};
-use crate::http::{Tracked, DURATION_BUCKETS};
-use crate::metrics::{Buckets, Counter, Histogram};
+use crate::family::Family;
+use crate::http::Tracked;
+use crate::metrics::{Counter, Histogram};
 use crate::observe::Observer;
+#[cfg(doc)]
+use crate::options::DURATION_BUCKETS;
+use crate::options::{sealed, Kind, ServerOptions};
 use crate::registry::Registry;
 
 /// The service, method and type label of a call to a method that was not declared.
@@ -322,95 +325,42 @@ impl Preset {
 }
 
 /// How [`GrpcMetrics`] registers its families, and which methods it knows.
-#[derive(Clone)]
-#[must_use]
-pub struct GrpcOptions {
-    prefix: Option<String>,
-    preset: Preset,
-    duration_buckets: Option<Buckets>,
+///
+/// The defaults ([`GrpcOptions::new`]): [`Preset::GoGrpcPrometheus`] names, no prefix,
+/// the OpenTelemetry duration buckets ([`DURATION_BUCKETS`]), no method declared
+/// (every call is [`UNKNOWN`]), 2,000 series per family, no observer. The setters it
+/// shares with HTTP's [`RedOptions`](crate::http::RedOptions) are [`ServerOptions`]'.
+pub type GrpcOptions = ServerOptions<GrpcKind>;
+
+/// What gRPC's [`GrpcOptions`] add to the shared [`ServerOptions`]: the declared
+/// methods.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct GrpcKind {
     methods: Vec<(String, RpcType)>,
-    cardinality_limit: usize,
-    observer: Option<Arc<dyn Observer>>,
 }
 
-impl fmt::Debug for GrpcOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GrpcOptions")
-            .field("prefix", &self.prefix)
-            .field("preset", &self.preset)
-            .field("duration_buckets", &self.duration_buckets)
-            .field("methods", &self.methods)
-            .field("cardinality_limit", &self.cardinality_limit)
-            .field("observer", &self.observer.is_some())
-            .finish()
-    }
+impl sealed::Sealed for GrpcKind {}
+
+impl Kind for GrpcKind {
+    type Preset = Preset;
 }
 
-impl Default for GrpcOptions {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl GrpcOptions {
-    /// The defaults: go-grpc-prometheus names, no prefix, the OpenTelemetry duration
-    /// buckets ([`DURATION_BUCKETS`]), no method declared (every call is
-    /// [`UNKNOWN`]), 2,000 series per family, no observer.
-    pub fn new() -> Self {
-        Self {
-            prefix: None,
-            preset: Preset::GoGrpcPrometheus,
-            duration_buckets: None,
-            methods: Vec::new(),
-            cardinality_limit: DEFAULT_CARDINALITY_LIMIT,
-            observer: None,
-        }
-    }
-
-    /// Prepends `prefix_` to every family name.
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = Some(prefix.into());
-        self
-    }
-
-    /// The names to use; [`Preset::GoGrpcPrometheus`] unless set.
-    pub fn preset(mut self, preset: Preset) -> Self {
-        self.preset = preset;
-        self
-    }
-
-    /// Bucket bounds of the duration histogram, in seconds.
-    pub fn duration_buckets(mut self, buckets: Buckets) -> Self {
-        self.duration_buckets = Some(buckets);
-        self
-    }
-
+impl ServerOptions<GrpcKind> {
     /// Declares a method by its path, `/package.Service/Method`, so that its calls
     /// are recorded under its service and method names with this type. Calls to any
     /// other path are recorded as [`UNKNOWN`]. A path not of that form is ignored.
     pub fn method(mut self, path: impl Into<String>, kind: RpcType) -> Self {
-        self.methods.push((path.into(), kind));
+        self.kind.methods.push((path.into(), kind));
         self
     }
 
-    /// Declares every method of `service` (`package.Service`): `methods` are the
-    /// method names and types.
+    /// Declares every method of `service` (`package.Service`, tonic's
+    /// `NamedService::NAME`): `methods` are the method names and types.
     pub fn service(mut self, service: &str, methods: &[(&str, RpcType)]) -> Self {
         for (method, kind) in methods {
-            self.methods.push((format!("/{service}/{method}"), *kind));
+            self.kind.methods.push((format!("/{service}/{method}"), *kind));
         }
-        self
-    }
-
-    /// Series per family before new label sets fold into the overflow series.
-    pub fn cardinality_limit(mut self, limit: usize) -> Self {
-        self.cardinality_limit = limit;
-        self
-    }
-
-    /// Reports every update to `observer` as well (a StatsD sender, say).
-    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
-        self.observer = Some(observer);
         self
     }
 }
@@ -607,17 +557,11 @@ impl GrpcMetrics {
     /// [`RegistryError`] when a name is taken or invalid, or the limit is zero.
     pub fn register(registry: &Registry, options: GrpcOptions) -> Result<Self, RegistryError> {
         let names = options.preset.names();
-        let name = |spec: &MetricSpec| match &options.prefix {
-            Some(p) => format!("{p}_{}", spec.name),
-            None => spec.name.to_owned(),
-        };
+        let name = |spec: &MetricSpec| options.family_name(spec.name);
         let limit = options.cardinality_limit;
         let by_method = [names.type_label, names.service_label, names.method_label];
         let by_code = [names.type_label, names.service_label, names.method_label, names.code_label];
-        let bounds = options
-            .duration_buckets
-            .clone()
-            .unwrap_or_else(|| Buckets::new(DURATION_BUCKETS).unwrap_or_default());
+        let bounds = options.durations();
         let counter = |spec: &MetricSpec| {
             registry.counter(name(spec), spec.help).cardinality_limit(limit).labels(by_method).register()
         };
@@ -665,7 +609,7 @@ impl GrpcMetrics {
         };
         let mut methods = vec![entry("", None, UNKNOWN, UNKNOWN)];
         let mut seen = HashSet::new();
-        for (path, kind) in &options.methods {
+        for (path, kind) in &options.kind.methods {
             let Some((service, method)) = split_path(path) else { continue };
             if seen.insert(path.as_str()) {
                 methods.push(entry(path, Some(*kind), service, method));

@@ -96,6 +96,7 @@ pub mod labels;
 pub mod metrics;
 mod model;
 pub mod observe;
+pub mod options;
 #[cfg(target_os = "linux")]
 pub mod process;
 mod registry;

@@ -28,7 +28,7 @@ use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::server::{Grpc, NamedService};
 use tonic::{Code, Status};
 
-use herd_tonic::{MetricsLayer, MetricsLayerBuilder, RpcType};
+use herd_tonic::{GrpcOptions, MetricsLayer, RpcType};
 
 /// An error any of this module's functions can return.
 pub type BoxError = Box<dyn Error + Send + Sync>;
@@ -99,9 +99,9 @@ pub const METHODS: [(&str, RpcType); 4] = [
     ("Forever", RpcType::ServerStream),
 ];
 
-/// A layer builder with `test.Echo` declared.
-pub fn layer_builder() -> MetricsLayerBuilder {
-    MetricsLayer::builder().service(SERVICE, &METHODS)
+/// The layer's options with `test.Echo` declared.
+pub fn grpc_options() -> GrpcOptions {
+    GrpcOptions::new().service(SERVICE, &METHODS)
 }
 
 /// The server side of `test.Echo`. `forever_dropped` is notified each time a

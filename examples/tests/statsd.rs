@@ -276,12 +276,13 @@ fn requests_through_herd_axum_are_mirrored_to_a_real_statsd_exactly() -> TestRes
 
 #[test]
 fn grpc_calls_through_herd_tonic_are_mirrored_to_a_real_statsd_exactly() -> TestResult {
-    use herd_examples::grpc_echo::{layer_builder, scenario, serve};
+    use herd_examples::grpc_echo::{grpc_options, scenario, serve};
 
     let statsd = StatsdServer::start()?;
     let bridge = herd_statsd::StatsdBridge::udp(statsd.addr().to_string()).prefix("rpc").build()?;
     let registry = herd_core::Registry::new();
-    let layer = layer_builder().observer(bridge.observer()).build(&registry)?;
+    let layer =
+        herd_tonic::MetricsLayer::with_options(&registry, grpc_options().observer(bridge.observer()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let runs = 3u64;
     runtime

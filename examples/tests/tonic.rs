@@ -3,8 +3,8 @@
 //! cancels mid-stream, unknown methods, and bounded series under random method names.
 
 use herd_core::{Format, Registry};
-use herd_examples::grpc_echo::{layer_builder, scenario, scenario_counts, serve, EchoClient, Msg};
-use herd_tonic::Preset;
+use herd_examples::grpc_echo::{grpc_options, scenario, scenario_counts, serve, EchoClient, Msg};
+use herd_tonic::{MetricsLayer, Preset};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
@@ -22,7 +22,7 @@ fn counters(text: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_outcome_is_counted_with_its_code_and_messages() -> TestResult {
     let registry = Registry::new();
-    let server = serve(layer_builder().build(&registry)?).await?;
+    let server = serve(MetricsLayer::with_options(&registry, grpc_options())?).await?;
     scenario(&server).await?;
     server.stop().await?;
     let text = text(&registry)?;
@@ -42,7 +42,8 @@ async fn every_outcome_is_counted_with_its_code_and_messages() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_opentelemetry_preset_counts_calls_by_numeric_code() -> TestResult {
     let registry = Registry::new();
-    let server = serve(layer_builder().preset(Preset::OpenTelemetry).build(&registry)?).await?;
+    let server =
+        serve(MetricsLayer::with_options(&registry, grpc_options().preset(Preset::OpenTelemetry))?).await?;
     scenario(&server).await?;
     server.stop().await?;
     let text = text(&registry)?;
@@ -64,7 +65,7 @@ async fn the_opentelemetry_preset_counts_calls_by_numeric_code() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_random_unknown_methods_leave_a_bounded_number_of_series() -> TestResult {
     let registry = Registry::new();
-    let server = serve(layer_builder().build(&registry)?).await?;
+    let server = serve(MetricsLayer::with_options(&registry, grpc_options())?).await?;
     let mut client = EchoClient::connect(server.addr).await?;
     // A xorshift, so that the names are random but the test is repeatable.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;

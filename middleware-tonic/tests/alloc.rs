@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_util::task::noop_waker_ref;
 use herd_core::{Format, Registry};
-use herd_tonic::{MetricsLayer, RpcType};
+use herd_tonic::{GrpcOptions, MetricsLayer, RpcType};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body, Frame};
 use http_body_util::Full;
@@ -126,10 +126,8 @@ fn requests(n: usize, path: &'static str) -> Vec<Request<Full<Bytes>>> {
 #[test]
 fn a_steady_state_call_allocates_nothing() -> Result<(), Box<dyn std::error::Error>> {
     let registry = Registry::new();
-    let layer = MetricsLayer::builder()
-        .method("/t.S/M", RpcType::Unary)
-        .method("/t.S/C", RpcType::ClientStream)
-        .build(&registry)?;
+    let options = GrpcOptions::new().method("/t.S/M", RpcType::Unary).method("/t.S/C", RpcType::ClientStream);
+    let layer = MetricsLayer::with_options(&registry, options)?;
     let n = 1000;
     let mut ok = layer.layer(Prebuilt { ok: true, maps: maps(3 * n + 3, "0") });
     let mut missing = layer.layer(Prebuilt { ok: false, maps: maps(n + 1, "5") });

@@ -69,8 +69,8 @@
 //!
 //! The names and constants are re-exported here; the modules only divide the work:
 //! `label_values` (methods and statuses folded to fixed values), `names` (the presets),
-//! `options` ([`RedOptions`], buckets), `red` ([`RedMetrics`]: registration), `cache`
-//! (the series cache over [`WriteOnceTable`](crate::table::WriteOnceTable)s), `timer`
+//! `options` ([`RedOptions`], over the shared [`crate::options`]; body-size buckets),
+//! `red` ([`RedMetrics`]: registration), `cache` (the series cache over [`WriteOnceTable`](crate::table::WriteOnceTable)s), `timer`
 //! ([`RequestTimer`]), `tracked` (a handle and its observer, shared with
 //! [`crate::grpc`]) and `scrape` (`/metrics`).
 
@@ -85,12 +85,13 @@ mod tests;
 mod timer;
 mod tracked;
 
+pub use crate::options::DURATION_BUCKETS;
 pub use label_values::{
     fold_method, status_label, CANCELLED_STATUS, ERROR_STATUS, KNOWN_METHODS, OTHER_METHOD, OTHER_STATUS,
     UNMATCHED_ROUTE,
 };
 pub use names::{MetricSpec, Preset, RedNames};
-pub use options::{RedOptions, BODY_SIZE_BUCKETS, DURATION_BUCKETS};
+pub use options::{HttpKind, RedOptions, BODY_SIZE_BUCKETS};
 pub use red::RedMetrics;
 pub use scrape::{accepts_gzip, MetricsSource, ScrapeResponse, SCRAPE_VARY};
 pub use timer::RequestTimer;

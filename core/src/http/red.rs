@@ -7,11 +7,12 @@ use std::time::Instant;
 use super::cache::{Families, Inner, Response, RouteRef, SpillObservers, SpilledRoute};
 use super::label_values::{method_index, UNMATCHED_ROUTE};
 use super::names::{MetricSpec, RedNames};
-use super::options::{buckets, RedOptions, BODY_SIZE_BUCKETS, DURATION_BUCKETS};
+use super::options::{RedOptions, BODY_SIZE_BUCKETS};
 use super::timer::RequestTimer;
 use crate::error::RegistryError;
 use crate::metrics::Buckets;
 use crate::model::GaugeMode;
+use crate::options::buckets;
 use crate::registry::Registry;
 use crate::table::WriteOnceTable;
 
@@ -47,14 +48,11 @@ impl RedMetrics {
     /// cardinality limit is zero.
     pub fn register(registry: &Registry, options: RedOptions) -> Result<Self, RegistryError> {
         let names = options.preset.names();
-        let name = |spec: &MetricSpec| match &options.prefix {
-            Some(p) => format!("{p}_{}", spec.name),
-            None => spec.name.to_owned(),
-        };
+        let name = |spec: &MetricSpec| options.family_name(spec.name);
         let limit = options.cardinality_limit;
         let series = [names.method_label, names.route_label, names.status_label];
-        let durations = options.duration_buckets.clone().unwrap_or_else(|| buckets(&DURATION_BUCKETS));
-        let sizes = options.size_buckets.clone().unwrap_or_else(|| buckets(&BODY_SIZE_BUCKETS));
+        let durations = options.durations();
+        let sizes = options.kind.size_buckets.clone().unwrap_or_else(|| buckets(&BODY_SIZE_BUCKETS));
         let histogram = |spec: &MetricSpec, unit: &str, bounds: &Buckets| {
             registry
                 .histogram(name(spec), spec.help)
@@ -80,9 +78,14 @@ impl RedMetrics {
                 .labels([names.method_label, names.route_label])
                 .register()?,
             aborted: counter(&names.aborted)?,
-            request_size: options.body_sizes.then(|| size_histogram(&names.request_size)).transpose()?,
-            response_size: options.body_sizes.then(|| size_histogram(&names.response_size)).transpose()?,
+            request_size: options.kind.body_sizes.then(|| size_histogram(&names.request_size)).transpose()?,
+            response_size: options
+                .kind
+                .body_sizes
+                .then(|| size_histogram(&names.response_size))
+                .transpose()?,
             time_to_headers: options
+                .kind
                 .time_to_headers
                 .then(|| duration_histogram(&names.time_to_headers))
                 .transpose()?,
@@ -91,7 +94,7 @@ impl RedMetrics {
             inner: Arc::new(Inner {
                 families,
                 observer: options.observer,
-                excluded: options.excluded.into_boxed_slice(),
+                excluded: options.kind.excluded.into_boxed_slice(),
                 routes: WriteOnceTable::new(limit),
                 responses: WriteOnceTable::new(limit),
                 spill: SpillObservers::default(),

@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::options::buckets;
 use super::*;
 use crate::error::RegistryError;
 use crate::labels::LabelSet;
 use crate::observe::{Observer, SeriesObserver};
+use crate::options::buckets;
 use crate::registry::Registry;
 use crate::Format;
 

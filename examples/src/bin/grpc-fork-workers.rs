@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use herd_axum::MetricsHandler;
 use herd_core::{Format, Registry};
-use herd_examples::grpc_echo::{layer_builder, scenario, serve, serve_on};
+use herd_examples::grpc_echo::{grpc_options, scenario, serve, serve_on};
 use herd_mmap::{claim_dir, fork, Aggregator, Forked, MmapStorage};
 use herd_prefork::{Listener, Supervisor, Worker};
 
@@ -63,7 +63,7 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let registry = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
     // Registered before the fork, as a pre-forking server would: each worker records
     // into its own file through the handles it inherits.
-    let layer = layer_builder().build(&registry)?;
+    let layer = herd_tonic::MetricsLayer::with_options(&registry, grpc_options())?;
     if let Some((listen, metrics)) = serve_at {
         return serve_forever(&dir, workers, layer, listen, metrics);
     }
