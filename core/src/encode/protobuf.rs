@@ -22,9 +22,9 @@
 //! | Bucket | cumulative_count=1, upper_bound=2, exemplar=3 |
 //! | Exemplar | label=1, value=2, timestamp=3 (`google.protobuf.Timestamp` {seconds=1, nanos=2}) |
 
-use crate::model::MetricKind;
 use crate::labels::LabelSet;
 use crate::metrics::Exemplar;
+use crate::model::MetricKind;
 use crate::snapshot::{FamilySnapshot, HistogramValue, SeriesSnapshot, SeriesValue, Snapshot, SummaryValue};
 
 /// Protobuf wire types.
