@@ -1,6 +1,6 @@
 //! The pieces of the examples' masters that are not about metrics: waiting for forked
-//! workers, printing herd-prefork's events, and a small blocking HTTP client for the
-//! demo's self-test. Keeping workers alive is herd-prefork's `Supervisor`.
+//! workers, printing herd-prefork's events, a worker's stop signal, and a small
+//! blocking HTTP client for the demo's self-test. Keeping workers alive is herd-prefork's `Supervisor`.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
@@ -26,6 +26,22 @@ pub fn wait_all(children: &[u32]) -> io::Result<usize> {
         }
     }
     Ok(failed)
+}
+
+/// Resolves on SIGTERM or SIGINT (what herd-prefork's master and systemd send a
+/// worker): a worker's server's graceful shutdown. Without signal handlers it never
+/// resolves, and the default action still stops the process.
+pub async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
 }
 
 /// A `log` logger for the examples' masters: `NAME: message` on stdout (errors on

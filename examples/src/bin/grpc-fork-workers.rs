@@ -148,20 +148,7 @@ fn serve_worker(
         let server = serve_on(tokio::net::TcpListener::from_std(grpc)?, layer)?;
         let app = axum::Router::new().route_service("/metrics", handler);
         let metrics = tokio::net::TcpListener::from_std(metrics)?;
-        axum::serve(metrics, app).with_graceful_shutdown(stop_signal()).await?;
+        axum::serve(metrics, app).with_graceful_shutdown(herd_examples::prefork::stop_signal()).await?;
         server.stop().await
     })
-}
-
-async fn stop_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => std::future::pending().await,
-    }
 }

@@ -222,21 +222,8 @@ fn serve_axum(listener: TcpListener, app: axum::Router) -> io::Result<()> {
         // Already so under the supervisor; not in --single-process.
         listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        axum::serve(listener, app).with_graceful_shutdown(stop_signal()).await
+        axum::serve(listener, app).with_graceful_shutdown(herd_examples::prefork::stop_signal()).await
     })
-}
-
-async fn stop_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => std::future::pending().await,
-    }
 }
 
 /// The requests of the self-test: request `i` goes to route `i % 4`.
