@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
-use herd_core::{Buckets, Format, GaugeMode, Registry};
+use herd_core::{Format, Registry};
 use herd_mmap::{claim_dir, MmapStorage};
 use herd_testkit::{http_get, python_parse, PyFormat, PySample};
 
 mod common;
-use common::{AnyResult, Serve};
+use common::{workload, AnyResult, Serve};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
@@ -27,26 +27,6 @@ fn text(bytes: &[u8]) -> String {
 /// A private metrics directory in a temp dir.
 fn metrics_dir(tmp: &Path) -> AnyResult<PathBuf> {
     Ok(claim_dir(tmp.join("metrics"))?)
-}
-
-/// A registry writing into `dir`, with one family of each type.
-fn workload(dir: &Path) -> AnyResult<Registry> {
-    let registry = Registry::builder().storage(Arc::new(MmapStorage::open(dir)?)).build()?;
-    let jobs = registry.counter("jobs_total", "Jobs done.").labels(["queue"]).register()?;
-    let depth =
-        registry.gauge("queue_depth", "Jobs waiting.").multiprocess_mode(GaugeMode::Sum).register()?;
-    let took = registry
-        .histogram("job_duration_seconds", "Time per job.")
-        .buckets(Buckets::new([0.1, 1.0])?)
-        .register()?;
-    let sizes = registry.summary("job_size_bytes", "Job sizes.").register()?;
-    for i in 0..250u32 {
-        jobs.with_labels([if i % 3 == 0 { "mail" } else { "resize" }]).inc();
-        took.observe(f64::from(i % 7) / 4.0);
-        sizes.observe(f64::from(i));
-    }
-    depth.set(12.0);
-    Ok(registry)
 }
 
 /// Where [`writer_process`] writes, when this test binary runs as a writer.

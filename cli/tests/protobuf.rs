@@ -3,43 +3,21 @@
 //! Prometheus 2.42 run with `--enable-feature=native-histograms` ingests it and
 //! answers PromQL with them.
 
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use herd_core::{Buckets, Format, GaugeMode, Registry};
-use herd_mmap::{claim_dir, MmapStorage};
+use herd_core::Format;
+use herd_mmap::claim_dir;
 use herd_testkit::{
     cannot_run, http_get, python_decode_protobuf, python_protobuf_available, Prometheus, ScrapeJob,
 };
 
 mod common;
-use common::Serve;
+use common::{workload, Serve};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// What Prometheus 2.42 sends with `--enable-feature=native-histograms`.
 const PROMETHEUS_NATIVE_ACCEPT: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
-
-/// One family of each type in `dir`, with known totals.
-fn workload(dir: &Path) -> Result<Registry, Box<dyn std::error::Error + Send + Sync>> {
-    let registry = Registry::builder().storage(Arc::new(MmapStorage::open(dir)?)).build()?;
-    let jobs = registry.counter("jobs_total", "Jobs done.").labels(["queue"]).register()?;
-    let depth =
-        registry.gauge("queue_depth", "Jobs waiting.").multiprocess_mode(GaugeMode::Sum).register()?;
-    let took = registry
-        .histogram("job_duration_seconds", "Time per job.")
-        .buckets(Buckets::new([0.1, 1.0])?)
-        .register()?;
-    let sizes = registry.summary("job_size_bytes", "Job sizes.").register()?;
-    for i in 0..250u32 {
-        jobs.with_labels([if i % 3 == 0 { "mail" } else { "resize" }]).inc();
-        took.observe(f64::from(i % 7) / 4.0);
-        sizes.observe(f64::from(i));
-    }
-    depth.set(12.0);
-    Ok(registry)
-}
 
 #[test]
 fn serve_answers_prometheus_with_native_histograms_in_protobuf() -> TestResult {

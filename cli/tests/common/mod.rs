@@ -4,6 +4,10 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use herd_core::{Buckets, GaugeMode, Registry};
+use herd_mmap::MmapStorage;
 
 pub(crate) type AnyResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -55,4 +59,25 @@ impl Drop for Serve {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A registry writing into `dir`, with one family of each type and known totals.
+#[allow(dead_code)] // not every test binary uses every helper
+pub(crate) fn workload(dir: &Path) -> AnyResult<Registry> {
+    let registry = Registry::builder().storage(Arc::new(MmapStorage::open(dir)?)).build()?;
+    let jobs = registry.counter("jobs_total", "Jobs done.").labels(["queue"]).register()?;
+    let depth =
+        registry.gauge("queue_depth", "Jobs waiting.").multiprocess_mode(GaugeMode::Sum).register()?;
+    let took = registry
+        .histogram("job_duration_seconds", "Time per job.")
+        .buckets(Buckets::new([0.1, 1.0])?)
+        .register()?;
+    let sizes = registry.summary("job_size_bytes", "Job sizes.").register()?;
+    for i in 0..250u32 {
+        jobs.with_labels([if i % 3 == 0 { "mail" } else { "resize" }]).inc();
+        took.observe(f64::from(i % 7) / 4.0);
+        sizes.observe(f64::from(i));
+    }
+    depth.set(12.0);
+    Ok(registry)
 }
