@@ -692,26 +692,8 @@ fn assert_errors_seen_on_the_error_route_alone(
         assert!(others.iter().all(|r| r.value == 0.0), "{promql}: errors off /error: {ratios:?}");
     }
 
-    let alert = |job: &str| format!(r#"ALERTS{{alertname="HerdHighErrorRatio",job="{job}"}}"#);
-    let firing = prometheus.wait_until(Duration::from_secs(30), "HerdHighErrorRatio pending", |p| {
-        let alerts = p.query(&alert(JOB))?;
-        Ok((!alerts.is_empty()).then_some(alerts))
-    })?;
-    assert!(
-        firing
-            .iter()
-            .all(|a| matches!(a.metric.get("alertstate").map(String::as_str), Some("pending" | "firing"))),
-        "{firing:?}"
-    );
     let computed = format!(r#"job:http_request_errors:ratio_rate5m{{job="{JOB_WITHOUT_ERRORS}"}}"#);
-    // That job was added by a reload: its rate needs two of its scrapes and a rule
-    // evaluation after them, so wait (bounded) for the ratio to exist, then check it.
-    let ratio =
-        prometheus.wait_until(Duration::from_secs(30), "the ratio of the job without errors", |p| {
-            let ratio = p.query(&computed)?;
-            Ok((!ratio.is_empty()).then_some(ratio))
-        })?;
-    assert!(ratio.len() == 1 && ratio[0].value == 0.0, "{computed} = {ratio:?}");
+    let alert = error_alert_pending_and_ratio_zero(prometheus, "HerdHighErrorRatio", JOB, &computed)?;
     let silent = prometheus.query(&alert(JOB_WITHOUT_ERRORS))?;
     assert!(silent.is_empty(), "HerdHighErrorRatio without errors: {silent:?}");
     Ok(())
@@ -730,25 +712,9 @@ fn assert_grpc_errors_seen(prometheus: &Prometheus) -> TestResult {
         assert!(code(c).is_some_and(|r| r.value > 0.0 && r.value < 1.0), "{c}: {ratios:?}");
     }
     assert!(code("OK").is_none(), "{ratios:?}");
-    let alert = |job: &str| format!(r#"ALERTS{{alertname="HerdGrpcHighErrorRatio",job="{job}"}}"#);
-    let firing = prometheus.wait_until(Duration::from_secs(30), "HerdGrpcHighErrorRatio pending", |p| {
-        let alerts = p.query(&alert(GRPC_JOB))?;
-        Ok((!alerts.is_empty()).then_some(alerts))
-    })?;
-    assert!(
-        firing
-            .iter()
-            .all(|a| matches!(a.metric.get("alertstate").map(String::as_str), Some("pending" | "firing"))),
-        "{firing:?}"
-    );
     let computed = format!(r#"job:grpc_server_errors:ratio_rate5m{{job="{GRPC_JOB_WITHOUT_ERRORS}"}}"#);
-    // Added by a reload, like the HTTP job without errors: wait (bounded) for its ratio.
-    let ratio =
-        prometheus.wait_until(Duration::from_secs(30), "the gRPC ratio of the job without errors", |p| {
-            let ratio = p.query(&computed)?;
-            Ok((!ratio.is_empty()).then_some(ratio))
-        })?;
-    assert!(ratio.len() == 1 && ratio[0].value == 0.0, "{computed} = {ratio:?}");
+    let alert =
+        error_alert_pending_and_ratio_zero(prometheus, "HerdGrpcHighErrorRatio", GRPC_JOB, &computed)?;
     let client_codes = prometheus.query(&format!(
         r#"job_instance_grpc_code:grpc_server_handled:ratio_rate5m{{job="{GRPC_JOB_WITHOUT_ERRORS}",grpc_code="NotFound"}}"#
     ))?;
@@ -759,6 +725,36 @@ fn assert_grpc_errors_seen(prometheus: &Prometheus) -> TestResult {
     let silent = prometheus.query(&alert(GRPC_JOB_WITHOUT_ERRORS))?;
     assert!(silent.is_empty(), "HerdGrpcHighErrorRatio on the client's codes: {silent:?}");
     Ok(())
+}
+
+/// `alertname` goes pending (or firing) for `job`, and `computed`, the ratio of a job
+/// without errors, is 0; returns the ALERTS selector of the alert for a job, for the
+/// caller to check it stays silent for that one. The job without errors was added by a
+/// reload: its rate needs two of its scrapes and a rule evaluation after them, so the
+/// ratio is waited for (bounded) before it is checked.
+fn error_alert_pending_and_ratio_zero(
+    prometheus: &Prometheus,
+    alertname: &'static str,
+    job: &str,
+    computed: &str,
+) -> Result<impl Fn(&str) -> String, Box<dyn std::error::Error + Send + Sync>> {
+    let alert = move |job: &str| format!(r#"ALERTS{{alertname="{alertname}",job="{job}"}}"#);
+    let firing = prometheus.wait_until(Duration::from_secs(30), &format!("{alertname} pending"), |p| {
+        let alerts = p.query(&alert(job))?;
+        Ok((!alerts.is_empty()).then_some(alerts))
+    })?;
+    assert!(
+        firing
+            .iter()
+            .all(|a| matches!(a.metric.get("alertstate").map(String::as_str), Some("pending" | "firing"))),
+        "{firing:?}"
+    );
+    let ratio = prometheus.wait_until(Duration::from_secs(30), &format!("{computed} exists"), |p| {
+        let ratio = p.query(computed)?;
+        Ok((!ratio.is_empty()).then_some(ratio))
+    })?;
+    assert!(ratio.len() == 1 && ratio[0].value == 0.0, "{computed} = {ratio:?}");
+    Ok(alert)
 }
 
 /// `expr` with the dashboard's variables set: `$job` and `$instance` as a user picks
