@@ -54,6 +54,19 @@ impl Format {
 pub const PROTOBUF_CONTENT_TYPE: &str =
     "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
 
+/// About how many samples `snapshot` encodes to (a histogram's buckets, sum and
+/// count each one): what the encoders size their one reservation by.
+fn samples(snapshot: &Snapshot) -> usize {
+    snapshot
+        .families
+        .iter()
+        .map(|f| match f.series.first().map(|s| &s.value) {
+            Some(SeriesValue::Histogram(h)) => f.series.len() * (h.bounds.len() + 3),
+            _ => f.series.len(),
+        })
+        .sum()
+}
+
 /// Appends `snapshot` to `out` in `format`.
 ///
 /// Families without series are left out (a labelled family no one has used yet).
@@ -65,15 +78,7 @@ pub fn encode(snapshot: &Snapshot, format: Format, out: &mut Vec<u8>) {
     let om = format == Format::OpenMetrics;
     // One reservation up front rather than a dozen doublings (each a copy of all the
     // output so far): a sample line is rarely longer than this, labels included.
-    let lines: usize = snapshot
-        .families
-        .iter()
-        .map(|f| match f.series.first().map(|s| &s.value) {
-            Some(SeriesValue::Histogram(h)) => f.series.len() * (h.bounds.len() + 3),
-            _ => f.series.len(),
-        })
-        .sum();
-    out.reserve(lines * 96);
+    out.reserve(samples(snapshot) * 96);
     for family in snapshot.families.iter().filter(|f| !f.series.is_empty()) {
         header(family, om, out);
         for series in &family.series {

@@ -44,15 +44,7 @@ const HISTOGRAM: u64 = 4;
 pub(super) fn encode(snapshot: &Snapshot, out: &mut Vec<u8>) {
     // Far fewer bytes per sample than text (no names repeated per sample, numbers in 8
     // bytes): one reservation covers most bodies.
-    let samples: usize = snapshot
-        .families
-        .iter()
-        .map(|f| match f.series.first().map(|s| &s.value) {
-            Some(SeriesValue::Histogram(h)) => f.series.len() * (h.bounds.len() + 3),
-            _ => f.series.len(),
-        })
-        .sum();
-    out.reserve(samples * 48);
+    out.reserve(super::samples(snapshot) * 48);
     for family in snapshot.families.iter().filter(|f| !f.series.is_empty()) {
         // The delimiter is the same varint a nested message's length is.
         let at = begin(out);
