@@ -61,11 +61,7 @@ fi
 
 apt_install
 
-# --- Python prometheus-client -------------------------------------------------
-py_client_version() {
-    "$PYTHON" -c 'import importlib.metadata as m, prometheus_client; print(m.version("prometheus_client"))' 2>/dev/null || true
-}
-
+# --- Python packages ------------------------------------------------------------
 # pip_install SPEC: installs SPEC for $PYTHON, per user when site-packages is not
 # writable, past Debian's PEP 668 guard (this machine is a test box).
 pip_install() {
@@ -84,15 +80,29 @@ pip_install() {
     fi
 }
 
-if [ "$(py_client_version)" != "$PY_CLIENT_VERSION" ]; then
-    pip_install "prometheus-client==$PY_CLIENT_VERSION"
-    got="$(py_client_version)"
-    if [ "$got" != "$PY_CLIENT_VERSION" ]; then
-        echo "install-test-deps: prometheus-client is '${got:-absent}' after pip install, expected $PY_CLIENT_VERSION (python: $(command -v "$PYTHON"))" >&2
+# py_version DIST MODULE: the installed version of distribution DIST, if MODULE imports.
+py_version() {
+    "$PYTHON" -c 'import importlib, importlib.metadata as m, sys; importlib.import_module(sys.argv[2]); print(m.version(sys.argv[1]))' "$1" "$2" 2>/dev/null || true
+}
+
+# pip_pinned DIST MODULE VERSION: installs DIST==VERSION unless it is there already,
+# then checks that MODULE imports at that version.
+pip_pinned() {
+    local dist="$1" module="$2" version="$3" got
+    if [ "$(py_version "$dist" "$module")" = "$version" ]; then
+        return
+    fi
+    pip_install "$dist==$version"
+    got="$(py_version "$dist" "$module")"
+    if [ "$got" != "$version" ]; then
+        echo "install-test-deps: $dist is '${got:-absent}' after pip install, expected $version (python: $(command -v "$PYTHON"))" >&2
         exit 1
     fi
-    echo "install-test-deps: installed Python prometheus-client==$PY_CLIENT_VERSION"
-fi
+    echo "install-test-deps: installed Python $dist==$version"
+}
+
+# client_python's parsers (testkit/src/python.rs).
+pip_pinned prometheus-client prometheus_client "$PY_CLIENT_VERSION"
 
 # --- Python PyYAML ------------------------------------------------------------
 # examples/tests/ops.rs parses ops/deploy/kubernetes/pod.yaml with it.
@@ -105,37 +115,11 @@ if ! "$PYTHON" -c 'import yaml' >/dev/null 2>&1; then
     echo "install-test-deps: installed Python pyyaml==$PYYAML_VERSION"
 fi
 
-# --- Python protobuf ----------------------------------------------------------
-# testkit/decode_protobuf.py decodes herd's protobuf exposition with it.
-py_protobuf_version() {
-    "$PYTHON" -c 'import importlib.metadata as m, google.protobuf; print(m.version("protobuf"))' 2>/dev/null || true
-}
-
-if [ "$(py_protobuf_version)" != "$PROTOBUF_VERSION" ]; then
-    pip_install "protobuf==$PROTOBUF_VERSION"
-    got="$(py_protobuf_version)"
-    if [ "$got" != "$PROTOBUF_VERSION" ]; then
-        echo "install-test-deps: protobuf is '${got:-absent}' after pip install, expected $PROTOBUF_VERSION (python: $(command -v "$PYTHON"))" >&2
-        exit 1
-    fi
-    echo "install-test-deps: installed Python protobuf==$PROTOBUF_VERSION"
-fi
-
-# --- Python opentelemetry-proto ----------------------------------------------
-# herd-push's OTLP receiver (push/tests/otlp_receiver.py) decodes with it.
-otlp_proto_version() {
-    "$PYTHON" -c 'import importlib.metadata as m, opentelemetry.proto; print(m.version("opentelemetry-proto"))' 2>/dev/null || true
-}
-
-if [ "$(otlp_proto_version)" != "$OTLP_PROTO_VERSION" ]; then
-    pip_install "opentelemetry-proto==$OTLP_PROTO_VERSION"
-    got="$(otlp_proto_version)"
-    if [ "$got" != "$OTLP_PROTO_VERSION" ]; then
-        echo "install-test-deps: opentelemetry-proto is '${got:-absent}' after pip install, expected $OTLP_PROTO_VERSION (python: $(command -v "$PYTHON"))" >&2
-        exit 1
-    fi
-    echo "install-test-deps: installed Python opentelemetry-proto==$OTLP_PROTO_VERSION"
-fi
+# testkit/decode_protobuf.py decodes herd's protobuf exposition with protobuf;
+# herd-push's OTLP receiver (push/tests/otlp_receiver.py) with opentelemetry-proto,
+# which needs protobuf >= 5 and < 8: protobuf first, so pip keeps the pinned one.
+pip_pinned protobuf google.protobuf "$PROTOBUF_VERSION"
+pip_pinned opentelemetry-proto opentelemetry.proto "$OTLP_PROTO_VERSION"
 
 # --- npm statsd ---------------------------------------------------------------
 statsd_version() {
