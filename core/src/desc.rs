@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::model::{Buckets, GaugeMode, MetricKind, SummaryLayout};
+use crate::model::{Buckets, GaugeMode, MetricKind, NativeBuckets, SummaryLayout};
 
 /// Everything about a family that does not change after registration.
 ///
@@ -22,8 +22,11 @@ pub struct FamilyDesc {
     pub kind: MetricKind,
     /// The variable label names, in order (constant labels are not included).
     pub label_names: Arc<[Arc<str>]>,
-    /// The bucket upper bounds, for histograms.
+    /// The classic bucket upper bounds, for histograms that keep them (every histogram
+    /// but a native-only one).
     pub buckets: Option<Buckets>,
+    /// The native buckets, for histograms that keep them.
+    pub native: Option<NativeBuckets>,
     /// How a multiprocess aggregator combines this gauge across processes
     /// ([`GaugeMode::All`] for every other type).
     pub gauge_mode: GaugeMode,

@@ -561,16 +561,12 @@ impl GrpcMetrics {
         let limit = options.cardinality_limit;
         let by_method = [names.type_label, names.service_label, names.method_label];
         let by_code = [names.type_label, names.service_label, names.method_label, names.code_label];
-        let bounds = options.durations();
         let counter = |spec: &MetricSpec| {
             registry.counter(name(spec), spec.help).cardinality_limit(limit).labels(by_method).register()
         };
         let histogram = || {
-            registry
-                .histogram(name(&names.duration), names.duration.help)
-                .unit("seconds")
-                .buckets(bounds.clone())
-                .cardinality_limit(limit)
+            let builder = registry.histogram(name(&names.duration), names.duration.help).unit("seconds");
+            options.duration_buckets_of(builder).cardinality_limit(limit)
         };
         let families = Families {
             names,

@@ -113,9 +113,10 @@ pub use family::{Family, DEFAULT_CARDINALITY_LIMIT, MAX_CARDINALITY_LIMIT, OVERF
 pub use interop::PrometheusClientBridge;
 pub use labels::LabelSet;
 pub use metrics::{
-    Buckets, Counter, Exemplar, Gauge, Histogram, Objectives, Summary, SummaryError, SummaryLayout, Window,
+    Buckets, Counter, Exemplar, Gauge, Histogram, NativeBuckets, Objectives, Summary, SummaryError,
+    SummaryLayout, Window,
 };
-pub use model::{GaugeMode, MetricKind};
+pub use model::{BucketsError, GaugeMode, MetricKind};
 pub use observe::{Observer, SeriesObserver};
 #[cfg(target_os = "linux")]
 pub use process::{ProcStat, ProcessCollector};

@@ -25,8 +25,9 @@ use std::sync::Arc;
 #[cfg(doc)]
 use crate::family::Family;
 use crate::family::DEFAULT_CARDINALITY_LIMIT;
-use crate::metrics::Buckets;
+use crate::metrics::{Buckets, Histogram, NativeBuckets};
 use crate::observe::Observer;
+use crate::registry::MetricBuilder;
 
 /// The bucket bounds of request and call durations, in seconds: the advice of
 /// OpenTelemetry's `http.server.request.duration` (and `rpc.server.call.duration`).
@@ -56,6 +57,7 @@ pub struct ServerOptions<K: Kind> {
     pub(crate) prefix: Option<String>,
     pub(crate) preset: K::Preset,
     pub(crate) duration_buckets: Option<Buckets>,
+    pub(crate) native_durations: Option<NativeBuckets>,
     pub(crate) cardinality_limit: usize,
     pub(crate) observer: Option<Arc<dyn Observer>>,
     pub(crate) kind: K,
@@ -67,6 +69,7 @@ impl<K: Kind> fmt::Debug for ServerOptions<K> {
             .field("prefix", &self.prefix)
             .field("preset", &self.preset)
             .field("duration_buckets", &self.duration_buckets)
+            .field("native_durations", &self.native_durations)
             .field("cardinality_limit", &self.cardinality_limit)
             .field("observer", &self.observer.is_some())
             .field("kind", &self.kind)
@@ -90,6 +93,7 @@ impl<K: Kind> ServerOptions<K> {
             prefix: None,
             preset: K::Preset::default(),
             duration_buckets: None,
+            native_durations: None,
             cardinality_limit: DEFAULT_CARDINALITY_LIMIT,
             observer: None,
             kind: K::default(),
@@ -112,6 +116,24 @@ impl<K: Kind> ServerOptions<K> {
     /// unless set.
     pub fn duration_buckets(mut self, buckets: Buckets) -> Self {
         self.duration_buckets = Some(buckets);
+        self
+    }
+
+    /// Records durations in native (sparse exponential) buckets as well as in the
+    /// classic ones: a Prometheus with native histograms enabled reads the native ones
+    /// from the protobuf exposition, and their quantiles merge exactly across processes
+    /// and hosts; text scrapers read the classic ones, as without this option. Costs
+    /// one more increment per request, and [`NativeBuckets::len`] × 2 + 1 cells per
+    /// series.
+    ///
+    /// ```
+    /// use herd_core::http::RedOptions;
+    /// use herd_core::NativeBuckets;
+    /// let options = RedOptions::new().native_durations(NativeBuckets::default());
+    /// # drop(options);
+    /// ```
+    pub fn native_durations(mut self, buckets: NativeBuckets) -> Self {
+        self.native_durations = Some(buckets);
         self
     }
 
@@ -141,6 +163,18 @@ impl<K: Kind> ServerOptions<K> {
     /// The duration buckets in force.
     pub(crate) fn durations(&self) -> Buckets {
         self.duration_buckets.clone().unwrap_or_else(|| buckets(&DURATION_BUCKETS))
+    }
+
+    /// A duration histogram's builder with the buckets in force, classic and native.
+    pub(crate) fn duration_buckets_of<'r, L>(
+        &self,
+        builder: MetricBuilder<'r, Histogram, L>,
+    ) -> MetricBuilder<'r, Histogram, L> {
+        let builder = builder.buckets(self.durations());
+        match self.native_durations {
+            Some(native) => builder.native(native),
+            None => builder,
+        }
     }
 }
 

@@ -106,6 +106,10 @@ pub struct HistogramValue {
     pub sum: f64,
     /// One optional exemplar per bucket, or empty when exemplars are off.
     pub exemplars: Vec<Option<Exemplar>>,
+    /// The native (sparse exponential) buckets, for a histogram that keeps them. A
+    /// histogram with native buckets only has no finite `bounds` and one count, its
+    /// total.
+    pub native: Option<NativeValue>,
 }
 
 impl HistogramValue {
@@ -114,6 +118,34 @@ impl HistogramValue {
         // Saturating, as the encoder's cumulative counts: counts read from a file may be
         // anything, and `_count` must equal the `+Inf` bucket without ever panicking.
         self.counts.iter().fold(0u64, |a, &c| a.saturating_add(c))
+    }
+}
+
+/// A native histogram's buckets, as Prometheus numbers them: at `schema`, bucket `i`
+/// holds the magnitudes in `(base^(i-1), base^i]` with `base = 2^(2^-schema)`. Counts
+/// are per bucket, not cumulative; empty buckets may be listed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NativeValue {
+    /// Each power of two is split into `2^schema` buckets; −4 to 8.
+    pub schema: i8,
+    /// Magnitudes at most this counted in `zero_count`; always positive.
+    pub zero_threshold: f64,
+    /// Observations whose magnitude was at most the zero threshold.
+    pub zero_count: u64,
+    /// The bucket index of `positive[0]` and of `negative[0]`.
+    pub first_index: i32,
+    /// Counts of positive observations, from bucket `first_index` on.
+    pub positive: Vec<u64>,
+    /// Counts of negative observations by magnitude, from bucket `first_index` on.
+    pub negative: Vec<u64>,
+}
+
+impl NativeValue {
+    /// The number of observations in every bucket, the zero bucket included.
+    pub fn count(&self) -> u64 {
+        // Saturating, as a classic histogram's count: counts read from a file may be
+        // anything.
+        self.positive.iter().chain(&self.negative).fold(self.zero_count, |a, &c| a.saturating_add(c))
     }
 }
 

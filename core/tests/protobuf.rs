@@ -370,6 +370,7 @@ fn edge_values_decode_exactly() -> TestResult {
                     counts: vec![2, 3, 0],
                     sum: -35.5,
                     exemplars: vec![Some(exemplar(-12.0, Some(1.7e9))?), None, None],
+                    native: None,
                 }),
             ),
             series(
@@ -379,6 +380,7 @@ fn edge_values_decode_exactly() -> TestResult {
                     counts: vec![0, 0, 0],
                     sum: 0.0,
                     exemplars: Vec::new(),
+                    native: None,
                 }),
             ),
             series(
@@ -388,6 +390,7 @@ fn edge_values_decode_exactly() -> TestResult {
                     counts: vec![u64::MAX - 1, 5, 1],
                     sum: f64::NAN,
                     exemplars: Vec::new(),
+                    native: None,
                 }),
             ),
         ],

@@ -249,6 +249,7 @@ fn archive_bytes(index: &mut Index, folded: &[Folded], now: u64) -> Result<(Vec<
             label_names: info.label_names.iter().map(|n| n.to_string()).collect(),
             buckets: info.bounds.to_vec(),
             summary: info.summary.as_deref().cloned(),
+            native: info.native,
         };
         out.extend_from_slice(&encode_family(&family));
         for (labels, cells) in series {

@@ -5,12 +5,15 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use herd_core::{GaugeMode, MetricKind, SummaryLayout};
+use herd_core::{GaugeMode, MetricKind, NativeBuckets, SummaryLayout};
 
 /// `HERDMMAP`.
 pub(crate) const MAGIC: [u8; 8] = *b"HERDMMAP";
-/// The format version this code writes and reads.
-pub(crate) const VERSION: u32 = 1;
+/// The format version this code writes; it reads this one and every earlier one.
+pub(crate) const VERSION: u32 = 2;
+/// The oldest version this code reads: version 2 only added the native histogram
+/// block, so a version 1 file reads as it always did.
+const OLDEST_VERSION: u32 = 1;
 /// Written natively; reads back as this value only on a little-endian host.
 pub(crate) const ENDIAN_MARK: u32 = 0x0102_0304;
 /// Records start here.
@@ -28,6 +31,9 @@ pub(crate) const FLAG_ARCHIVE: u32 = 1;
 /// Family record flag (the u16 after the gauge mode): a summary sketch's parameters
 /// follow the bucket bounds.
 const FAMILY_HAS_SKETCH: u16 = 1;
+/// Family record flag (version 2): a histogram's native buckets follow the bucket
+/// bounds.
+const FAMILY_HAS_NATIVE: u16 = 2;
 /// Record header: `len` (u32), `kind` (u16), `flags` (u16).
 const RECORD_HEADER: usize = 8;
 
@@ -116,7 +122,7 @@ impl Header {
                 FormatError::BadHeader("endianness marker")
             });
         }
-        if version != VERSION {
+        if !(OLDEST_VERSION..=VERSION).contains(&version) {
             return Err(FormatError::UnsupportedVersion(version));
         }
         if u32_at(b, 16) as usize != HEADER_LEN {
@@ -150,6 +156,17 @@ pub(crate) struct FamilyRecord {
     pub(crate) buckets: Vec<f64>,
     /// A summary's sketch layout, when it reports quantiles.
     pub(crate) summary: Option<SummaryLayout>,
+    /// A histogram's native buckets, when it keeps them.
+    pub(crate) native: Option<NativeLayout>,
+}
+
+/// A histogram family's native buckets, and whether classic counts lead its cells.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct NativeLayout {
+    pub(crate) buckets: NativeBuckets,
+    /// Whether the cells start with one count per classic bucket; without them the
+    /// family has no bucket bounds and its sum is cell 0.
+    pub(crate) classic: bool,
 }
 
 /// A series as a file records it: string ids for its labels; its cells follow at
@@ -274,7 +291,9 @@ pub(crate) fn encode_family(f: &FamilyRecord) -> Vec<u8> {
     r.u32(f.id);
     r.u8(kind_code(f.kind));
     r.u8(f.gauge_mode);
-    r.u16(if f.summary.is_some() { FAMILY_HAS_SKETCH } else { 0 });
+    let flags = if f.summary.is_some() { FAMILY_HAS_SKETCH } else { 0 }
+        | if f.native.is_some() { FAMILY_HAS_NATIVE } else { 0 };
+    r.u16(flags);
     r.u32(f.cells_per_series);
     r.str(&f.name);
     r.str(&f.help);
@@ -298,6 +317,13 @@ pub(crate) fn encode_family(f: &FamilyRecord) -> Vec<u8> {
         r.u32(l.bins());
         r.0.extend_from_slice(&l.relative_error().to_le_bytes());
         r.0.extend_from_slice(&l.lowest().to_le_bytes());
+    }
+    if let Some(n) = &f.native {
+        r.u32(i32::from(n.buckets.schema()) as u32);
+        r.u32(n.buckets.first_index() as u32);
+        r.u32(n.buckets.len() as u32);
+        r.u32(u32::from(n.classic));
+        r.0.extend_from_slice(&n.buckets.zero_threshold().to_le_bytes());
     }
     r.finish()
 }
@@ -590,6 +616,25 @@ pub(crate) fn decode_record(
             } else {
                 None
             };
+            let native = if family_flags & FAMILY_HAS_NATIVE != 0 {
+                let schema = c.u32().ok_or_else(short)? as i32;
+                let first = c.u32().ok_or_else(short)? as i32;
+                let len = c.u32().ok_or_else(short)?;
+                let classic = match c.u32().ok_or_else(short)? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(bad("invalid native histogram parameters")),
+                };
+                let zero_threshold = c.f64().ok_or_else(short)?;
+                let buckets = i8::try_from(schema)
+                    .ok()
+                    .and_then(|schema| NativeBuckets::from_parts(schema, zero_threshold, first, len))
+                    .filter(|_| kind == MetricKind::Histogram && (classic || buckets.is_empty()))
+                    .ok_or(bad("invalid native histogram parameters"))?;
+                Some(NativeLayout { buckets, classic })
+            } else {
+                None
+            };
             Ok(Record::Family(FamilyRecord {
                 id,
                 kind,
@@ -601,6 +646,7 @@ pub(crate) fn decode_record(
                 label_names,
                 buckets,
                 summary,
+                native,
             }))
         }
         KIND_SERIES => {
@@ -703,6 +749,7 @@ mod tests {
             label_names: vec!["route".into(), "méthode".into()],
             buckets: vec![0.1, 1.0],
             summary: None,
+            native: None,
         }
     }
 
@@ -727,9 +774,12 @@ mod tests {
         bad[0] = b'X';
         assert_eq!(Header::decode(&bad, 4096), Err(FormatError::BadMagic));
         let mut future = b;
-        future[8..12].copy_from_slice(&2u32.to_le_bytes());
-        assert_eq!(Header::decode(&future, 4096), Err(FormatError::UnsupportedVersion(2)));
-        assert!(FormatError::UnsupportedVersion(2).to_string().contains("newer"));
+        future[8..12].copy_from_slice(&3u32.to_le_bytes());
+        assert_eq!(Header::decode(&future, 4096), Err(FormatError::UnsupportedVersion(3)));
+        assert!(FormatError::UnsupportedVersion(3).to_string().contains("newer"));
+        let mut first = b;
+        first[8..12].copy_from_slice(&1u32.to_le_bytes());
+        assert_eq!(Header::decode(&first, 4096), Ok(h), "version 1 still reads");
         let mut big = b;
         big[12..16].copy_from_slice(&ENDIAN_MARK.to_be_bytes());
         assert_eq!(Header::decode(&big, 4096), Err(FormatError::WrongEndianness));
@@ -741,6 +791,29 @@ mod tests {
     /// Family 3 has two labels and four cells per series; no other family exists.
     fn shape(family: u32) -> Option<SeriesShape> {
         (family == 3).then_some(SeriesShape { labels: 2, cells: 4 })
+    }
+
+    #[test]
+    fn native_blocks_round_trip_and_are_checked() {
+        let buckets = NativeBuckets::default();
+        for classic in [true, false] {
+            let f = FamilyRecord {
+                buckets: if classic { vec![0.1, 1.0] } else { Vec::new() },
+                native: Some(NativeLayout { buckets, classic }),
+                ..family()
+            };
+            assert_eq!(decode_record(&encode_family(&f), 128, &shape), Ok(Record::Family(f)));
+        }
+        // A native block whose first index does not follow from its threshold, or on a
+        // native-only family with classic bounds, is corrupt.
+        let f = FamilyRecord { native: Some(NativeLayout { buckets, classic: false }), ..family() };
+        assert!(matches!(decode_record(&encode_family(&f), 128, &shape), Err(FormatError::BadRecord { .. })));
+        let f = FamilyRecord { native: Some(NativeLayout { buckets, classic: true }), ..family() };
+        let mut bytes = encode_family(&f);
+        let first = buckets.first_index().to_le_bytes();
+        let at = bytes.windows(4).rposition(|w| w == first).unwrap();
+        bytes[at..at + 4].copy_from_slice(&7i32.to_le_bytes());
+        assert!(matches!(decode_record(&bytes, 128, &shape), Err(FormatError::BadRecord { .. })));
     }
 
     #[test]

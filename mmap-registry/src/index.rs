@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use hashbrown::HashTable;
 use herd_core::snapshot::{
-    CounterValue, FamilySnapshot, HistogramValue, SeriesSnapshot, SeriesValue, Snapshot, SummaryValue,
+    CounterValue, FamilySnapshot, HistogramValue, NativeValue, SeriesSnapshot, SeriesValue, Snapshot,
+    SummaryValue,
 };
 use herd_core::{LabelSet, MetricKind};
 
@@ -295,12 +296,30 @@ fn value(info: &FamilyInfo, cells: &[u64], now: Duration) -> SeriesValue {
         }
         MetricKind::Gauge => SeriesValue::Gauge(float(0)),
         MetricKind::Histogram => {
-            let n = info.bounds.len() + 1;
+            // Classic counts (none for a native-only family), the sum, the native block.
+            let sum_at = info.float_cell;
+            let native = info.native.map(|n| {
+                let len = n.buckets.len();
+                let block = cells.get(sum_at + 1..).unwrap_or_default();
+                NativeValue {
+                    schema: n.buckets.schema(),
+                    zero_threshold: n.buckets.zero_threshold(),
+                    zero_count: int(sum_at + 1),
+                    first_index: n.buckets.first_index(),
+                    positive: block.get(1..=len).unwrap_or_default().to_vec(),
+                    negative: block.get(1 + len..).unwrap_or_default().to_vec(),
+                }
+            });
+            let counts = match &native {
+                Some(n) if sum_at == 0 => vec![n.count()],
+                _ => (0..sum_at).map(int).collect(),
+            };
             SeriesValue::Histogram(HistogramValue {
                 bounds: info.bounds.clone(),
-                counts: (0..n).map(int).collect(),
-                sum: float(n),
+                counts,
+                sum: float(sum_at),
                 exemplars: Vec::new(),
+                native,
             })
         }
         MetricKind::Summary => match &info.summary {

@@ -16,7 +16,7 @@ use herd_core::{GaugeMode, MetricKind, SummaryLayout};
 use crate::error::MmapError;
 use crate::format::{
     decode_record, decode_series_into, decode_strings_into, gauge_mode_from_code, Folded, FormatError,
-    Header, Record, SeriesShape, FLAG_ARCHIVE, HEADER_LEN, KIND_SERIES, KIND_STRINGS,
+    Header, NativeLayout, Record, SeriesShape, FLAG_ARCHIVE, HEADER_LEN, KIND_SERIES, KIND_STRINGS,
 };
 use crate::index::{Index, SlotId};
 use crate::protocol::{self, Word};
@@ -61,6 +61,8 @@ pub(crate) struct FamilyInfo {
     pub(crate) float_cell: usize,
     /// A summary's sketch layout, when it reports quantiles.
     pub(crate) summary: Option<Arc<SummaryLayout>>,
+    /// A histogram's native buckets, when it keeps them.
+    pub(crate) native: Option<NativeLayout>,
 }
 
 impl FamilyInfo {
@@ -73,6 +75,7 @@ impl FamilyInfo {
             && self.bounds == other.bounds
             && self.label_names == other.label_names
             && self.summary == other.summary
+            && self.native == other.native
     }
 }
 
@@ -495,7 +498,12 @@ fn family_info(f: crate::format::FamilyRecord, mode: GaugeMode) -> Option<(u32, 
     let (expected, float_cell) = match f.kind {
         MetricKind::Counter => (cells == 2, 1),
         MetricKind::Gauge => (cells == if mode.timestamped() { 2 } else { 1 }, 0),
-        MetricKind::Histogram => (cells == buckets + 2, buckets + 1),
+        // Classic counts (unless native-only), the sum, then the native block.
+        MetricKind::Histogram => {
+            let classic = if f.native.is_some_and(|n| !n.classic) { 0 } else { buckets + 1 };
+            let native = f.native.map_or(0, |n| 1 + 2 * n.buckets.len());
+            (cells == classic + 1 + native, classic)
+        }
         // A summary without a sketch is count and sum (and, from a file written before
         // sketches, possibly cells this reader leaves alone).
         MetricKind::Summary => match &f.summary {
@@ -527,6 +535,7 @@ fn family_info(f: crate::format::FamilyRecord, mode: GaugeMode) -> Option<(u32, 
         merge,
         float_cell,
         summary: f.summary.map(Arc::new),
+        native: f.native,
     };
     Some((f.id, info))
 }

@@ -19,7 +19,7 @@ use crate::dir::{check_dir, WORKER_PREFIX, WORKER_SUFFIX};
 use crate::error::MmapError;
 use crate::format::{
     encode_family, encode_padding, encode_series, gauge_mode_code, label_strings, FamilyRecord, Header,
-    StringTable, HEADER_LEN,
+    NativeLayout, StringTable, HEADER_LEN,
 };
 use crate::protocol;
 use crate::stamp::{now_ns, random_id};
@@ -343,6 +343,7 @@ impl Writer {
             label_names: family.label_names.iter().map(|n| n.to_string()).collect(),
             buckets: family.buckets.as_ref().map(|b| b.bounds().to_vec()).unwrap_or_default(),
             summary: family.summary.clone(),
+            native: family.native.map(|buckets| NativeLayout { buckets, classic: family.buckets.is_some() }),
         };
         self.append(&encode_family(&record))?;
         self.families.insert(family.name.clone(), (id, family.clone()));
@@ -435,6 +436,7 @@ fn same_shape(a: &FamilyDesc, b: &FamilyDesc) -> bool {
         && a.label_names == b.label_names
         && a.buckets.as_ref().map(|b| b.bounds()) == b.buckets.as_ref().map(|b| b.bounds())
         && a.summary == b.summary
+        && a.native == b.native
 }
 
 /// A family's shape in words, for the conflict error.
@@ -443,6 +445,9 @@ fn shape(f: &FamilyDesc) -> String {
     let mut out = format!("a {} with labels {labels:?}", f.kind);
     if let Some(b) = &f.buckets {
         out.push_str(&format!(" and buckets {:?}", b.bounds()));
+    }
+    if let Some(n) = &f.native {
+        out.push_str(&format!(" and native buckets {n:?}"));
     }
     if f.kind == herd_core::MetricKind::Gauge {
         out.push_str(&format!(" in mode {:?}", f.gauge_mode));

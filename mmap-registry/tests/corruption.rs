@@ -28,7 +28,7 @@ fn corrupt() -> Vec<(&'static str, FormatError)> {
     vec![
         ("truncated.herd", FormatError::Truncated),
         ("bad-magic.herd", FormatError::BadMagic),
-        ("future-version.herd", FormatError::UnsupportedVersion(2)),
+        ("future-version.herd", FormatError::UnsupportedVersion(3)),
         ("big-endian.herd", FormatError::WrongEndianness),
         ("random.herd", FormatError::BadMagic),
         ("foreign.herd", FormatError::BadMagic),
@@ -184,7 +184,10 @@ fn regenerate_fixtures() -> TestResult {
     let committed = u64::from_le_bytes(full[40..48].try_into()?) as usize;
     let valid = full[..committed].to_vec();
     let out = fixtures();
-    std::fs::write(out.join("valid.herd"), &valid)?;
+    // valid.herd pins version 1, as first written: a newer writer must not replace it.
+    if !out.join("valid.herd").exists() {
+        std::fs::write(out.join("valid.herd"), &valid)?;
+    }
     std::fs::write(out.join("truncated.herd"), &valid[..100])?;
     let patched = |at: usize, bytes: &[u8]| {
         let mut v = valid.clone();
@@ -192,7 +195,7 @@ fn regenerate_fixtures() -> TestResult {
         v
     };
     std::fs::write(out.join("bad-magic.herd"), patched(0, b"NOTHERD!"))?;
-    std::fs::write(out.join("future-version.herd"), patched(8, &2u32.to_le_bytes()))?;
+    std::fs::write(out.join("future-version.herd"), patched(8, &3u32.to_le_bytes()))?;
     std::fs::write(out.join("big-endian.herd"), patched(12, &0x0102_0304u32.to_be_bytes()))?;
     std::fs::write(out.join("cut-record.herd"), patched(40, &((committed - 8) as u64).to_le_bytes()))?;
     std::fs::write(

@@ -27,6 +27,7 @@ pub(crate) fn canonical_floats(values: &[f64], out: &mut Vec<String>) {
                     counts: vec![0; values.len() + 1],
                     sum: 0.0,
                     exemplars: Vec::new(),
+                    native: None,
                 }),
                 created: None,
             }],

@@ -18,7 +18,8 @@
 //! | Counter | value=1, exemplar=2 |
 //! | Gauge, Untyped | value=1 |
 //! | Summary | sample_count=1, sample_sum=2, quantile=3 {quantile=1, value=2} |
-//! | Histogram | sample_count=1, sample_sum=2, bucket=3; native fields 5–14: [`write_native`] |
+//! | Histogram | sample_count=1, sample_sum=2, bucket=3; native: schema=5, zero_threshold=6, zero_count=7, negative_span=9, negative_delta=10, positive_span=12, positive_delta=13 ([`write_native`]) |
+//! | BucketSpan | offset=1, length=2 |
 //! | Bucket | cumulative_count=1, upper_bound=2, exemplar=3 |
 //! | Exemplar | label=1, value=2, timestamp=3 (`google.protobuf.Timestamp` {seconds=1, nanos=2}) |
 
@@ -148,22 +149,91 @@ fn write_histogram(out: &mut Vec<u8>, h: &HistogramValue) {
     write_native(h, out);
 }
 
-/// Where a histogram's native (sparse exponential) buckets will be written: fields
-/// `schema`=5 (sint32), `zero_threshold`=6 (double), `zero_count`=7 (uint64),
-/// `negative_span`=9 / `positive_span`=12 (repeated `BucketSpan` {offset=1 sint32,
-/// length=2 uint32}), `negative_delta`=10 / `positive_delta`=13 (repeated sint64: the
-/// first bucket's count, then each one's difference from the one before). The float
-/// variants (`sample_count_float`=4, `zero_count_float`=8, `negative_count`=11,
-/// `positive_count`=14) are not needed: herd's counts are integers.
+/// A histogram's native (sparse exponential) buckets, when it keeps them: `schema`=5
+/// (sint32), `zero_threshold`=6 (double), `zero_count`=7 (uint64), `negative_span`=9 /
+/// `positive_span`=12 (repeated `BucketSpan` {offset=1 sint32, length=2 uint32}),
+/// `negative_delta`=10 / `positive_delta`=13 (packed sint64: the first bucket's count,
+/// then each one's difference from the one before, across spans). The float variants
+/// (fields 4, 8, 11, 14) are not needed: herd's counts are integers.
 ///
-/// [`HistogramValue`] carries no native buckets yet, so nothing is written and the
-/// histogram is classic. When it does: always write `zero_threshold` > 0 (client_golang's
-/// default is 2^-128). Prometheus 2.42 decides "native" from the first series of a
-/// family only, by its deltas, zero count or zero threshold; an empty histogram with a
-/// zero threshold of 0 would be ingested as classic. The classic `bucket` entries
-/// above stay beside the native fields: they are what a scraper without native
-/// histograms reads, and where 2.42 looks for a native histogram's exemplars.
-fn write_native(_histogram: &HistogramValue, _out: &mut Vec<u8>) {}
+/// `zero_threshold` is always written, and always positive: Prometheus 2.42 decides
+/// "native" from the first series of a family only, by its deltas, zero count or zero
+/// threshold, and an empty histogram with a threshold of 0 would be taken for a
+/// classic one. The classic `bucket` entries stay beside the native fields: they are
+/// what a scraper without native histograms reads, and where 2.42 looks for a native
+/// histogram's exemplars.
+fn write_native(h: &HistogramValue, out: &mut Vec<u8>) {
+    let Some(native) = &h.native else { return };
+    key(out, 5, VARINT);
+    varint(out, zigzag(i64::from(native.schema)));
+    double(out, 6, native.zero_threshold);
+    if native.zero_count != 0 {
+        key(out, 7, VARINT);
+        varint(out, native.zero_count);
+    }
+    write_buckets(out, 9, native.first_index, &native.negative);
+    write_buckets(out, 12, native.first_index, &native.positive);
+}
+
+/// One sign's buckets as spans (field `span_field`) and their deltas (the field after
+/// it), leaving runs of more than two empty buckets out.
+fn write_buckets(out: &mut Vec<u8>, span_field: u32, first_index: i32, counts: &[u64]) {
+    let mut previous_end = None;
+    for (start, len) in runs(counts) {
+        let at = nested(out, span_field);
+        // The first span's offset is its bucket index; each later one's, the gap after
+        // the span before it.
+        let offset = match previous_end {
+            None => i64::from(first_index) + start as i64,
+            Some(end) => (start - end) as i64,
+        };
+        key(out, 1, VARINT);
+        varint(out, zigzag(offset));
+        key(out, 2, VARINT);
+        varint(out, len as u64);
+        end(out, at);
+        previous_end = Some(start + len);
+    }
+    if previous_end.is_none() {
+        return;
+    }
+    let at = nested(out, span_field + 1);
+    let mut previous = 0u64;
+    for (start, len) in runs(counts) {
+        for &count in &counts[start..start + len] {
+            // Two's complement: a difference of two u64 counts read from a file may be
+            // anything, and Prometheus adds the deltas back the same way.
+            varint(out, zigzag(count.wrapping_sub(previous) as i64));
+            previous = count;
+        }
+    }
+    end(out, at);
+}
+
+/// The runs of `counts` worth a span: `(start, len)`, each starting and ending with a
+/// non-empty bucket, with at most two empty buckets inside (an empty bucket costs one
+/// delta byte, a new span about four).
+fn runs(counts: &[u64]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let start = at + counts.get(at..)?.iter().position(|&c| c != 0)?;
+        let mut end = start + 1;
+        for (i, &c) in counts.iter().enumerate().skip(end) {
+            if c != 0 {
+                end = i + 1;
+            } else if i - end >= 2 {
+                break;
+            }
+        }
+        at = end;
+        Some((start, end - start))
+    })
+}
+
+/// A signed integer as `sint32`/`sint64` carry it.
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
 
 fn write_labels(out: &mut Vec<u8>, field: u32, labels: &LabelSet) {
     for (name, value) in labels.pairs() {
@@ -328,5 +398,45 @@ mod tests {
         let mut none = Vec::new();
         write_exemplar(&mut none, 2, &e(Some(f64::NAN)));
         assert_eq!(none.len(), 11, "a NaN timestamp is left out");
+    }
+
+    #[test]
+    fn runs_keep_at_most_two_empty_buckets_inside() {
+        let runs = |c: &[u64]| runs(c).collect::<Vec<_>>();
+        assert_eq!(runs(&[]), vec![]);
+        assert_eq!(runs(&[0, 0]), vec![]);
+        assert_eq!(runs(&[1, 0, 0, 2]), vec![(0, 4)]);
+        assert_eq!(runs(&[0, 1, 0, 0, 0, 2, 0]), vec![(1, 1), (5, 1)]);
+        assert_eq!(runs(&[3, 0, 4, 0, 0]), vec![(0, 3)]);
+    }
+
+    #[test]
+    fn spans_and_deltas_follow_the_buckets() {
+        let mut out = Vec::new();
+        // Buckets -2 and 3..=4 hold 5, 1 and 1: two spans, deltas 5, -4, 0.
+        write_buckets(&mut out, 12, -2, &[5, 0, 0, 0, 0, 1, 1]);
+        let want = [
+            0x62,
+            4,
+            0x08,
+            zigzag(-2) as u8,
+            0x10,
+            1, // span {offset -2, length 1}
+            0x62,
+            4,
+            0x08,
+            zigzag(4) as u8,
+            0x10,
+            2, // span {offset 4 (gap), length 2}
+            0x6a,
+            3,
+            zigzag(5) as u8,
+            zigzag(-4) as u8,
+            0, // packed deltas
+        ];
+        assert_eq!(out, want);
+        let mut empty = Vec::new();
+        write_buckets(&mut empty, 12, 0, &[0, 0]);
+        assert!(empty.is_empty(), "no span and no deltas for empty buckets");
     }
 }

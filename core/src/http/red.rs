@@ -10,7 +10,6 @@ use super::names::{MetricSpec, RedNames};
 use super::options::{RedOptions, BODY_SIZE_BUCKETS};
 use super::timer::RequestTimer;
 use crate::error::RegistryError;
-use crate::metrics::Buckets;
 use crate::model::GaugeMode;
 use crate::options::buckets;
 use crate::registry::Registry;
@@ -51,19 +50,15 @@ impl RedMetrics {
         let name = |spec: &MetricSpec| options.family_name(spec.name);
         let limit = options.cardinality_limit;
         let series = [names.method_label, names.route_label, names.status_label];
-        let durations = options.durations();
         let sizes = options.kind.size_buckets.clone().unwrap_or_else(|| buckets(&BODY_SIZE_BUCKETS));
-        let histogram = |spec: &MetricSpec, unit: &str, bounds: &Buckets| {
-            registry
-                .histogram(name(spec), spec.help)
-                .unit(unit)
-                .buckets(bounds.clone())
-                .cardinality_limit(limit)
-                .labels(series)
-                .register()
+        let histogram = |spec: &MetricSpec, unit: &str| {
+            registry.histogram(name(spec), spec.help).unit(unit).cardinality_limit(limit)
         };
-        let duration_histogram = |spec: &MetricSpec| histogram(spec, "seconds", &durations);
-        let size_histogram = |spec: &MetricSpec| histogram(spec, "bytes", &sizes);
+        let duration_histogram = |spec: &MetricSpec| {
+            options.duration_buckets_of(histogram(spec, "seconds")).labels(series).register()
+        };
+        let size_histogram =
+            |spec: &MetricSpec| histogram(spec, "bytes").buckets(sizes.clone()).labels(series).register();
         let counter = |spec: &MetricSpec| {
             registry.counter(name(spec), spec.help).cardinality_limit(limit).labels(series).register()
         };

@@ -8,15 +8,45 @@ use parking_lot::Mutex;
 use super::{sealed, Metric};
 use crate::cell::{add_f64, load_f64, CellBlock};
 use crate::model::exemplar::{self, Exemplar, ExemplarError};
-use crate::model::{Buckets, MetricKind};
-use crate::snapshot::{HistogramValue, SeriesValue};
+use crate::model::native::NativeIndex;
+use crate::model::{Buckets, MetricKind, NativeBuckets};
+use crate::snapshot::{HistogramValue, NativeValue, SeriesValue};
 
 /// Per-family histogram settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[doc(hidden)]
 pub struct HistogramConfig {
     pub(crate) buckets: Buckets,
     pub(crate) exemplars: bool,
+    pub(crate) native: Option<NativeBuckets>,
+    /// Whether the classic buckets are kept; only a native histogram may go without.
+    pub(crate) classic: bool,
+}
+
+impl Default for HistogramConfig {
+    fn default() -> Self {
+        Self { buckets: Buckets::default(), exemplars: false, native: None, classic: true }
+    }
+}
+
+impl HistogramConfig {
+    /// The classic bounds the series keep: none for a native-only histogram.
+    fn bounds(&self) -> Arc<[f64]> {
+        if self.classic || self.native.is_none() {
+            self.buckets.shared()
+        } else {
+            Arc::from([])
+        }
+    }
+
+    /// Where the sum is: after the classic counts, or first without them.
+    fn sum_at(&self) -> usize {
+        if self.classic || self.native.is_none() {
+            self.buckets.bounds().len() + 1
+        } else {
+            0
+        }
+    }
 }
 
 /// Observations counted into fixed buckets, with their sum.
@@ -24,6 +54,13 @@ pub struct HistogramConfig {
 /// Each bucket has its own cell and counts only its own observations; the cumulative
 /// `le` counts and `_count` are derived when read, so one observation is one bucket
 /// increment (not one per bucket above it) and `_count` always equals the `+Inf` bucket.
+///
+/// A histogram may also keep native (sparse exponential) buckets
+/// ([`native`](crate::MetricBuilder::native), [`NativeBuckets`]): an observation is then
+/// one more increment, of its native bucket. Prometheus reads them from the protobuf
+/// exposition and merges them across targets; the text formats show the classic
+/// buckets, or, for a histogram with native buckets only, the `+Inf` bucket, `_sum` and
+/// `_count`.
 ///
 /// # Examples
 ///
@@ -42,10 +79,14 @@ pub struct HistogramConfig {
 #[derive(Clone)]
 #[must_use = "a histogram handle does nothing unless observed"]
 pub struct Histogram {
-    // Cell layout: one count per bucket (bounds.len() + 1, the last for +Inf), then the
-    // sum as f64 bits.
+    // Cell layout: with classic buckets, one count per bucket (bounds.len() + 1, the last
+    // for +Inf); then the sum as f64 bits; with native buckets, the zero bucket, then
+    // each positive bucket, then each negative one (FORMAT.md in herd-mmap).
     cells: CellBlock,
+    // Empty for a native-only histogram, whose sum is then cell 0.
     bounds: Arc<[f64]>,
+    classic: bool,
+    native: Option<NativeIndex>,
     exemplars: Option<Arc<[Mutex<Option<Exemplar>>]>>,
 }
 
@@ -116,12 +157,26 @@ impl Histogram {
     /// The number of observations so far.
     pub fn count(&self) -> u64 {
         let cells = self.cells.cells();
-        cells[..=self.bounds.len()].iter().map(|c| c.load(Ordering::Relaxed)).sum()
+        let counts = if self.classic {
+            &cells[..=self.bounds.len()]
+        } else {
+            cells.get(self.sum_at() + 1..).unwrap_or_default()
+        };
+        counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
     }
 
     /// The sum of observations so far.
     pub fn sum(&self) -> f64 {
-        load_f64(&self.cells.cells()[self.bounds.len() + 1], Ordering::Relaxed)
+        load_f64(&self.cells.cells()[self.sum_at()], Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn sum_at(&self) -> usize {
+        if self.classic {
+            self.bounds.len() + 1
+        } else {
+            0
+        }
     }
 
     #[inline]
@@ -136,10 +191,16 @@ impl Histogram {
     #[inline]
     fn record(&self, bucket: usize, v: f64) {
         let cells = self.cells.cells();
-        add_f64(&cells[self.bounds.len() + 1], v);
+        let sum_at = self.sum_at();
+        add_f64(&cells[sum_at], v);
         // Release after the sum: a reader that loads the buckets with Acquire and then
         // the sum sees every counted observation's value in the sum.
-        cells[bucket].fetch_add(1, Ordering::Release);
+        if let Some(native) = &self.native {
+            cells[sum_at + 1 + native.cell_of(v)].fetch_add(1, Ordering::Release);
+        }
+        if self.classic {
+            cells[bucket].fetch_add(1, Ordering::Release);
+        }
     }
 }
 
@@ -227,39 +288,65 @@ impl Metric for Histogram {
     type Config = HistogramConfig;
 
     fn buckets(config: &HistogramConfig) -> Option<Buckets> {
-        Some(config.buckets.clone())
+        // A native-only histogram has no classic buckets to describe.
+        (config.sum_at() != 0).then(|| config.buckets.clone())
+    }
+
+    fn native(config: &HistogramConfig) -> Option<NativeBuckets> {
+        config.native
     }
 
     fn cell_count(config: &HistogramConfig) -> usize {
-        config.buckets.bounds().len() + 2
+        config.sum_at() + 1 + config.native.map_or(0, |n| n.cells())
     }
 
     fn from_block(cells: CellBlock, config: &HistogramConfig) -> Option<Self> {
-        let bounds = config.buckets.shared();
-        if cells.cells().len() != bounds.len() + 2 {
+        if cells.cells().len() != Self::cell_count(config) {
             return None;
         }
-        let exemplars = config.exemplars.then(|| (0..=bounds.len()).map(|_| Mutex::new(None)).collect());
-        Some(Self { cells, bounds, exemplars })
+        Some(Self::with_cells(cells, config))
     }
 
     fn detached(config: &HistogramConfig) -> Self {
-        let bounds = config.buckets.shared();
-        let exemplars = config.exemplars.then(|| (0..=bounds.len()).map(|_| Mutex::new(None)).collect());
-        Self { cells: CellBlock::detached(bounds.len() + 2), bounds, exemplars }
+        Self::with_cells(CellBlock::detached(Self::cell_count(config)), config)
     }
 
     fn read(&self) -> SeriesValue {
         let cells = self.cells.cells();
-        let n = self.bounds.len();
-        let counts = cells[..=n].iter().map(|c| c.load(Ordering::Acquire)).collect();
-        let sum = load_f64(&cells[n + 1], Ordering::Relaxed);
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Acquire);
+        let sum_at = self.sum_at();
+        let native = self.native.as_ref().map(|n| {
+            let block = &cells[sum_at + 1..];
+            let len = n.buckets.len();
+            NativeValue {
+                schema: n.buckets.schema(),
+                zero_threshold: n.buckets.zero_threshold(),
+                zero_count: load(&block[0]),
+                first_index: n.buckets.first_index(),
+                positive: block[1..=len].iter().map(load).collect(),
+                negative: block[1 + len..].iter().map(load).collect(),
+            }
+        });
+        let counts = match (&native, self.classic) {
+            (Some(n), false) => vec![n.count()],
+            _ => cells[..sum_at].iter().map(load).collect(),
+        };
+        let sum = load_f64(&cells[sum_at], Ordering::Relaxed);
         let exemplars = self
             .exemplars
             .as_ref()
             .map(|slots| slots.iter().map(|s| s.lock().clone()).collect())
             .unwrap_or_default();
-        SeriesValue::Histogram(HistogramValue { bounds: self.bounds.clone(), counts, sum, exemplars })
+        SeriesValue::Histogram(HistogramValue { bounds: self.bounds.clone(), counts, sum, exemplars, native })
+    }
+}
+
+impl Histogram {
+    fn with_cells(cells: CellBlock, config: &HistogramConfig) -> Self {
+        let bounds = config.bounds();
+        let exemplars = config.exemplars.then(|| (0..=bounds.len()).map(|_| Mutex::new(None)).collect());
+        let classic = config.sum_at() != 0;
+        Self { cells, bounds, classic, native: config.native.map(NativeIndex::new), exemplars }
     }
 }
 
@@ -297,8 +384,11 @@ mod tests {
     }
 
     fn histogram(bounds: &[f64]) -> Histogram {
-        let config =
-            HistogramConfig { buckets: Buckets::new(bounds.iter().copied()).unwrap(), exemplars: true };
+        let config = HistogramConfig {
+            buckets: Buckets::new(bounds.iter().copied()).unwrap(),
+            exemplars: true,
+            ..Default::default()
+        };
         Histogram::detached(&config)
     }
 
@@ -313,6 +403,39 @@ mod tests {
         assert_eq!(v.counts, vec![3, 2, 2]);
         assert_eq!(h.count(), 7);
         assert_eq!(v.sum, f64::INFINITY);
+    }
+
+    #[test]
+    fn native_buckets_count_beside_classic_ones_or_alone() {
+        let native = NativeBuckets::new(0, 0.25, 4.0).unwrap(); // buckets 0..=2: (0.5,1], (1,2], (2,4]
+        assert_eq!((native.first_index(), native.len()), (-1, 4)); // (0.25, 0.5] first
+        for classic in [true, false] {
+            let config = HistogramConfig {
+                buckets: Buckets::new([1.0]).unwrap(),
+                native: Some(native),
+                classic,
+                exemplars: false,
+            };
+            let h = Histogram::detached(&config);
+            for v in [0.1, -0.2, 0.0, 0.75, 1.5, -1.5, 3.0, 100.0, -f64::INFINITY, f64::NAN] {
+                h.observe(v);
+            }
+            let SeriesValue::Histogram(v) = h.read() else { unreachable!() };
+            let n = v.native.as_ref().unwrap();
+            assert_eq!(n.zero_count, 3, "0.1, -0.2 and 0 are within the threshold");
+            assert_eq!(n.first_index, -1);
+            assert_eq!(n.positive, vec![0, 1, 1, 2], "100 counts in the last bucket");
+            assert_eq!(n.negative, vec![0, 0, 1, 1]);
+            assert_eq!(h.count(), 9, "NaN is ignored");
+            assert_eq!(v.count(), 9);
+            assert_eq!(n.count(), 9);
+            if classic {
+                assert_eq!((&v.bounds[..], &v.counts[..]), (&[1.0][..], &[6, 3][..]));
+            } else {
+                assert_eq!((&v.bounds[..], &v.counts[..]), (&[][..], &[9][..]));
+                assert_eq!(Histogram::cell_count(&config), 1 + 9);
+            }
+        }
     }
 
     #[test]

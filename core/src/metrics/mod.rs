@@ -16,7 +16,7 @@ use crate::cell::CellBlock;
 use crate::model::{GaugeMode, MetricKind};
 use crate::snapshot::SeriesValue;
 
-pub use crate::model::{Buckets, BucketsError, Exemplar, ExemplarError, SummaryLayout};
+pub use crate::model::{Buckets, BucketsError, Exemplar, ExemplarError, NativeBuckets, SummaryLayout};
 pub use counter::Counter;
 pub use gauge::Gauge;
 pub use histogram::{Histogram, HistogramTimer, OwnedHistogramTimer};
@@ -51,6 +51,13 @@ pub trait Metric: Clone + Send + Sync + fmt::Debug + sealed::Sealed + 'static {
     /// The bucket bounds, for histograms.
     #[doc(hidden)]
     fn buckets(config: &Self::Config) -> Option<Buckets> {
+        let _ = config;
+        None
+    }
+
+    /// The native buckets, for histograms that keep them.
+    #[doc(hidden)]
+    fn native(config: &Self::Config) -> Option<NativeBuckets> {
         let _ = config;
         None
     }

@@ -9,8 +9,10 @@ mod buckets;
 pub(crate) mod exemplar;
 mod kind;
 mod layout;
+pub(crate) mod native;
 
 pub use buckets::{Buckets, BucketsError};
 pub use exemplar::{Exemplar, ExemplarError};
 pub use kind::{GaugeMode, MetricKind};
 pub use layout::SummaryLayout;
+pub use native::NativeBuckets;

@@ -12,7 +12,9 @@ use crate::clock::Clock;
 use crate::error::RegistryError;
 use crate::family::Family;
 use crate::labels::{validate_metric_name, LabelSet};
-use crate::metrics::{Buckets, Counter, Gauge, Histogram, Metric, Objectives, Summary, Window};
+use crate::metrics::{
+    Buckets, Counter, Gauge, Histogram, Metric, NativeBuckets, Objectives, Summary, Window,
+};
 use crate::model::GaugeMode;
 use crate::storage::{HeapStorage, Storage};
 
@@ -222,6 +224,38 @@ impl<L> MetricBuilder<'_, Histogram, L> {
     /// [`Histogram::observe_with_exemplar`]); written in OpenMetrics only.
     pub fn exemplars(mut self) -> Self {
         self.config.exemplars = true;
+        self
+    }
+
+    /// Keeps native (sparse exponential) buckets too, beside the classic ones: the
+    /// protobuf exposition carries both, and a Prometheus with native histograms enabled
+    /// stores the native ones, whose quantiles merge exactly across processes and hosts;
+    /// the text formats carry the classic ones.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use herd_core::{NativeBuckets, Registry};
+    /// let registry = Registry::new();
+    /// let latency = registry
+    ///     .histogram("request_duration_seconds", "Time per request.")
+    ///     .native(NativeBuckets::default())
+    ///     .register()?;
+    /// latency.observe(0.042);
+    /// assert_eq!(latency.count(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn native(mut self, buckets: NativeBuckets) -> Self {
+        self.config.native = Some(buckets);
+        self.config.classic = true;
+        self
+    }
+
+    /// Keeps native buckets and no classic ones: one increment fewer per observation,
+    /// and the text formats show only the `+Inf` bucket, `_sum` and `_count`.
+    pub fn native_only(mut self, buckets: NativeBuckets) -> Self {
+        self.config.native = Some(buckets);
+        self.config.classic = false;
         self
     }
 }

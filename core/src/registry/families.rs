@@ -10,7 +10,11 @@ use crate::family::{FamilyCore, FamilyParams, Health};
 use crate::labels::{validate_label_name, validate_metric_name, NameError};
 use crate::metrics::counter::CounterConfig;
 use crate::metrics::{Counter, Metric};
-use crate::model::{GaugeMode, MetricKind};
+use crate::model::{BucketsError, GaugeMode, MetricKind};
+
+/// The most cells one series may take: what a herd-mmap file accepts (a histogram with
+/// [`Buckets::MAX_BOUNDS`](crate::Buckets::MAX_BOUNDS) classic bounds takes that many).
+const MAX_CELLS_PER_SERIES: usize = 65_536;
 
 impl Registry {
     /// The family name a registration of `name` gets (the registry's prefix added, a
@@ -51,6 +55,11 @@ impl Registry {
             if !valid || !full.ends_with(&format!("_{unit}")) {
                 return Err(RegistryError::Unit { name: shown, unit: unit.clone() });
             }
+        }
+        if M::cell_count(&config) > MAX_CELLS_PER_SERIES {
+            return Err(RegistryError::Buckets(BucketsError::BadParameters(
+                "classic and native buckets together need more than 65,536 cells a series",
+            )));
         }
         let limit = limit.unwrap_or(self.inner.cardinality_limit);
         if limit == 0 {
@@ -146,6 +155,7 @@ pub(super) fn describe<M: Metric>(
         kind: M::KIND,
         label_names: label_names.into(),
         buckets: M::buckets(config),
+        native: M::native(config),
         gauge_mode: M::gauge_mode(config),
         summary: M::summary(config),
         cells_per_series: M::cell_count(config),
