@@ -13,7 +13,7 @@ use herd_core::metrics::Exemplar;
 use herd_core::snapshot::{
     CounterValue, FamilySnapshot, HistogramValue, SeriesSnapshot, SeriesValue, Snapshot, SummaryValue,
 };
-use herd_core::{encode, negotiate, Buckets, Format, LabelSet, MetricKind, Registry};
+use herd_core::{encode, negotiate, Buckets, Format, LabelSet, MetricKind, NativeBuckets, Registry};
 use herd_testkit::{
     cannot_run, hostile_label_values, python_decode_protobuf, python_protobuf_available, Prometheus,
     Response, ScrapeJob, TestServer,
@@ -192,13 +192,70 @@ fn check_histogram(what: &str, got: &Value, h: &HistogramValue) -> Result<(), St
         check_float(&bw, b.get("upper_bound"), bound)?;
         check_exemplar(&bw, b.get("exemplar"), h.exemplars.get(i).and_then(Option::as_ref))?;
     }
-    // Classic only: nothing of a native histogram, so Prometheus stores `_bucket` series.
-    for native in ["schema", "zero_threshold", "zero_count", "positive_span", "positive_delta"] {
-        if got.get(native).is_some() {
-            return Err(format!("{what}: native field {native} written: {got}"));
+    let Some(native) = &h.native else {
+        // Classic only: nothing of a native histogram, so Prometheus stores `_bucket` series.
+        for native in ["schema", "zero_threshold", "zero_count", "positive_span", "positive_delta"] {
+            if got.get(native).is_some() {
+                return Err(format!("{what}: native field {native} written: {got}"));
+            }
+        }
+        return Ok(());
+    };
+    let schema = got.get("schema").and_then(Value::as_i64);
+    if schema != Some(i64::from(native.schema)) {
+        return Err(format!("{what}: schema {schema:?}, recorded {}", native.schema));
+    }
+    // Always positive, or Prometheus 2.42 could take an empty one for a classic one.
+    check_float(&format!("{what} zero_threshold"), got.get("zero_threshold"), native.zero_threshold)?;
+    let zero_count = got.get("zero_count").map_or(Ok(0), |v| uint(Some(v)))?;
+    if zero_count != native.zero_count {
+        return Err(format!("{what}: zero_count {zero_count}, recorded {}", native.zero_count));
+    }
+    for (sign, recorded) in [("positive", &native.positive), ("negative", &native.negative)] {
+        let decoded = native_buckets(got, sign).map_err(|e| format!("{what} {sign}: {e}"))?;
+        let recorded: BTreeMap<i64, u64> = recorded
+            .iter()
+            .enumerate()
+            .filter(|(_, &c)| c != 0)
+            .map(|(i, &c)| (i64::from(native.first_index) + i as i64, c))
+            .collect();
+        if decoded != recorded {
+            return Err(format!("{what} {sign} buckets: decoded {decoded:?}, recorded {recorded:?}"));
         }
     }
     Ok(())
+}
+
+/// One sign's native buckets as the decoder read them, spans and deltas added back up
+/// the way Prometheus does: bucket index to count, empty buckets left out.
+fn native_buckets(got: &Value, sign: &str) -> Result<BTreeMap<i64, u64>, String> {
+    let empty = Vec::new();
+    let spans = got.get(format!("{sign}_span")).and_then(Value::as_array).unwrap_or(&empty);
+    let deltas = got.get(format!("{sign}_delta")).and_then(Value::as_array).unwrap_or(&empty);
+    let mut deltas = deltas.iter().map(|d| d.as_i64().ok_or(format!("delta {d}")));
+    let (mut index, mut count, mut out) = (0i64, 0i64, BTreeMap::new());
+    for (n, span) in spans.iter().enumerate() {
+        let offset = span.get("offset").and_then(Value::as_i64).unwrap_or(0);
+        let length = span.get("length").and_then(Value::as_u64).ok_or(format!("span {span}"))?;
+        if length == 0 {
+            return Err(format!("an empty span: {span}"));
+        }
+        index = if n == 0 { offset } else { index + offset };
+        for _ in 0..length {
+            count += deltas.next().ok_or("fewer deltas than the spans' buckets")??;
+            if count < 0 {
+                return Err(format!("a negative count at bucket {index}"));
+            }
+            if count > 0 {
+                out.insert(index, count as u64);
+            }
+            index += 1;
+        }
+    }
+    if deltas.next().is_some() {
+        return Err("more deltas than the spans' buckets".into());
+    }
+    Ok(out)
 }
 
 fn check_summary(what: &str, got: &Value, s: &SummaryValue) -> Result<(), String> {
@@ -289,6 +346,54 @@ fn every_type_decodes_as_recorded() -> TestResult {
     let never = &by_name("never_observed").ok_or("no never_observed")?["metric"][0]["histogram"];
     assert_eq!(never["sample_count"], 0);
     assert_eq!(never["bucket"].as_array().map(Vec::len), Some(2));
+    Ok(())
+}
+
+/// Native histograms: beside classic buckets and alone, positive, negative, within the
+/// zero threshold and past the range; empty and negative-only; with hostile labels.
+#[test]
+fn native_histograms_decode_as_recorded() -> TestResult {
+    let r = Registry::new();
+    let both = r.histogram("both_seconds", "Classic and native.").native(NativeBuckets::default()).register()?;
+    for v in [0.001, 0.0011, 0.25, 0.3, 7.0, -2.5, 0.0, 1e-9, 5e6, -f64::INFINITY, f64::NAN] {
+        both.observe(v);
+    }
+    let fine = NativeBuckets::new(8, 1e-3, 1e3)?;
+    let alone = r.histogram("alone", "Native only.").native_only(fine).labels(["path"]).register()?;
+    for (i, value) in hostile_label_values().iter().enumerate() {
+        for k in 0..=i {
+            alone.with_labels([value.as_str()]).observe(0.01 * (k + 1) as f64);
+        }
+    }
+    let _empty = r.histogram("empty", "Never observed.").native_only(NativeBuckets::default()).register()?;
+    let negative = r.histogram("negative", "Below zero only.").native(NativeBuckets::new(-2, 0.5, 1e9)?).register()?;
+    for v in [-1.0, -1.5, -300.0, -1e8] {
+        negative.observe(v);
+    }
+
+    let snapshot = r.snapshot();
+    let Some(decoded) = decode(&snapshot)? else { return Ok(()) };
+    check_decoded(&snapshot, &decoded)?;
+    // Spot checks in the decoder's own terms: the empty one is still native (a positive
+    // zero threshold, nothing else), the native-only one has its count in `+Inf`.
+    let by_name = |n: &str| decoded.iter().find(|f| f.get("name").and_then(Value::as_str) == Some(n));
+    let empty = &by_name("empty").ok_or("no empty")?["metric"][0]["histogram"];
+    assert_eq!(empty["schema"], 3);
+    assert!(float(empty.get("zero_threshold"))? > 0.0);
+    assert!(empty.get("positive_span").is_none());
+    let both = &by_name("both_seconds").ok_or("no both_seconds")?["metric"][0]["histogram"];
+    assert_eq!(both["sample_count"], 10, "NaN is not counted");
+    assert_eq!(both["zero_count"], 2, "0 and 1e-9");
+    assert_eq!(native_buckets(both, "negative")?.values().sum::<u64>(), 2);
+    assert_eq!(native_buckets(both, "positive")?.values().sum::<u64>(), 6);
+    assert_eq!(
+        native_buckets(both, "positive")?.keys().last(),
+        Some(&160),
+        "5e6 counts in the last bucket, 2^20"
+    );
+    let negative = &by_name("negative").ok_or("no negative")?["metric"][0]["histogram"];
+    assert!(negative.get("positive_span").is_none());
+    assert_eq!(native_buckets(negative, "negative")?.values().sum::<u64>(), 4);
     Ok(())
 }
 

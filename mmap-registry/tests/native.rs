@@ -1,0 +1,93 @@
+//! Native histograms across processes' files: the aggregate of live files, dead ones
+//! and the archive equals one registry that saw every observation, bucket for bucket;
+//! a file read alone (a sidecar's view) carries its native buckets.
+
+use std::sync::Arc;
+
+use herd_core::snapshot::{HistogramValue, SeriesValue};
+use herd_core::{Buckets, Histogram, NativeBuckets, Registry, Snapshot};
+use herd_mmap::{claim_dir, decode_file, Aggregator, MmapStorage};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// A registry's two native families: `latency_seconds` (classic and native buckets, a
+/// label) and `offset` (native only, both signs, schema 1).
+fn families(r: &Registry) -> Result<(herd_core::Family<Histogram, 1>, Histogram), Box<dyn std::error::Error>> {
+    let latency = r
+        .histogram("latency_seconds", "Latency.")
+        .buckets(Buckets::new([0.01, 0.1, 1.0])?)
+        .native(NativeBuckets::default())
+        .labels(["route"])
+        .register()?;
+    let offset = r.histogram("offset", "Signed.").native_only(NativeBuckets::new(1, 1e-3, 1e3)?).register()?;
+    Ok((latency, offset))
+}
+
+/// Process `p`'s observations: dyadic values, so every sum is exact in any order.
+fn observe(p: u32, latency: &herd_core::Family<Histogram, 1>, offset: &Histogram) {
+    for k in 0..200u32 {
+        let v = f64::from((k * 7 + p * 13) % 1000) / 1024.0;
+        latency.with_labels([if k % 3 == 0 { "/a" } else { "/b" }]).observe(v * f64::from(p));
+        offset.observe((v - 0.5) * f64::from(1 << p));
+    }
+    offset.observe(0.0);
+    offset.observe(1e9);
+}
+
+fn histograms(snapshot: &Snapshot) -> Vec<(String, String, HistogramValue)> {
+    let mut out = Vec::new();
+    for name in ["latency_seconds", "offset"] {
+        for s in snapshot.family(name).map(|f| f.series.as_slice()).unwrap_or_default() {
+            if let SeriesValue::Histogram(h) = &s.value {
+                out.push((name.to_owned(), s.labels.rendered().to_owned(), h.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn native_buckets_add_up_across_live_dead_and_archived_files() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
+    let reference = Registry::new();
+    let (ref_latency, ref_offset) = families(&reference)?;
+    let mut writers = Vec::new();
+    for p in 1..=3 {
+        let r = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
+        let (latency, offset) = families(&r)?;
+        observe(p, &latency, &offset);
+        observe(p, &ref_latency, &ref_offset);
+        writers.push(r);
+    }
+    let want = histograms(&reference.snapshot());
+    assert_eq!(want.len(), 3);
+    let native = want[0].2.native.as_ref().ok_or("no native buckets")?;
+    assert!(native.positive.iter().filter(|&&c| c > 0).count() > 20, "{native:?}");
+    let offset = want[2].2.native.as_ref().ok_or("no native buckets")?;
+    assert!(offset.negative.iter().any(|&c| c > 0) && offset.zero_count == 3);
+
+    let agg = Aggregator::new(&dir)?.compact_threshold(None);
+    assert_eq!(histograms(&agg.snapshot()?), want, "live files");
+
+    // Two processes die, and are folded into the archive: nothing changes.
+    writers.truncate(1);
+    assert_eq!(histograms(&agg.snapshot()?), want, "dead files");
+    assert_eq!(herd_mmap::compact(&dir)?.folded_files, 2);
+    assert_eq!(histograms(&agg.snapshot()?), want, "archive and a live file");
+    assert_eq!(histograms(&Aggregator::new(&dir)?.snapshot()?), want, "a new aggregator");
+
+    // The survivor's file alone, as `herd inspect` or a sidecar reads it.
+    let file = std::fs::read_dir(&*dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("w-")))
+        .ok_or("no worker file")?;
+    let alone = histograms(&decode_file(&std::fs::read(file)?)?);
+    assert_eq!(alone.len(), 3);
+    let offset = alone[2].2.native.as_ref().ok_or("no native buckets in the file")?;
+    assert_eq!((offset.schema, offset.zero_count), (1, 1));
+    assert_eq!(alone[2].2.bounds.len(), 0, "native only: no classic bounds");
+    assert_eq!(alone[2].2.counts, vec![202], "its one count is the total");
+    Ok(())
+}
