@@ -354,7 +354,8 @@ fn every_type_decodes_as_recorded() -> TestResult {
 #[test]
 fn native_histograms_decode_as_recorded() -> TestResult {
     let r = Registry::new();
-    let both = r.histogram("both_seconds", "Classic and native.").native(NativeBuckets::default()).register()?;
+    let both =
+        r.histogram("both_seconds", "Classic and native.").native(NativeBuckets::default()).register()?;
     for v in [0.001, 0.0011, 0.25, 0.3, 7.0, -2.5, 0.0, 1e-9, 5e6, -f64::INFINITY, f64::NAN] {
         both.observe(v);
     }
@@ -366,7 +367,8 @@ fn native_histograms_decode_as_recorded() -> TestResult {
         }
     }
     let _empty = r.histogram("empty", "Never observed.").native_only(NativeBuckets::default()).register()?;
-    let negative = r.histogram("negative", "Below zero only.").native(NativeBuckets::new(-2, 0.5, 1e9)?).register()?;
+    let negative =
+        r.histogram("negative", "Below zero only.").native(NativeBuckets::new(-2, 0.5, 1e9)?).register()?;
     for v in [-1.0, -1.5, -300.0, -1e8] {
         negative.observe(v);
     }

@@ -135,6 +135,31 @@ pub fn worker_values(w: u32, count: u32) -> Vec<f64> {
     (0..n).map(|i| 10f64.powf(low + 2.0 * i as f64 / n as f64)).collect()
 }
 
+/// The latencies worker `w` (1-based) of `native-workers` on host `host` observes:
+/// `count` of them, log-normal-like around 40 ms on host 1 and around 400 ms on host 2
+/// (a different spread for each worker), rounded to multiples of 2⁻²⁰ s, so that every
+/// sum of them is exact in any order. Deterministic: a test recomputes them.
+pub fn native_worker_values(host: u32, w: u32, count: u32) -> Vec<f64> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (u64::from(host) << 32 | u64::from(w));
+    let mut uniform = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        // 53 random bits in (0, 1).
+        ((x >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    let median = if host == 1 { 0.04 } else { 0.4 };
+    let spread = 0.5 + 0.25 * f64::from(w);
+    (0..count)
+        .map(|_| {
+            // Box-Muller: a standard normal from two uniforms.
+            let normal = (-2.0 * uniform().ln()).sqrt() * (std::f64::consts::TAU * uniform()).cos();
+            let v = median * (spread * normal).exp();
+            (v * 1_048_576.0).round().max(1.0) / 1_048_576.0
+        })
+        .collect()
+}
+
 /// The `main` of the single-server examples (`axum-basic`, `actix-basic`): parses
 /// `[--listen ADDR]` (127.0.0.1:3000 by default) and calls `serve` with the address.
 /// A bad command line exits 2 with the usage, a failure exits 1 (reported as

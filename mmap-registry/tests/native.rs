@@ -12,14 +12,17 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// A registry's two native families: `latency_seconds` (classic and native buckets, a
 /// label) and `offset` (native only, both signs, schema 1).
-fn families(r: &Registry) -> Result<(herd_core::Family<Histogram, 1>, Histogram), Box<dyn std::error::Error>> {
+fn families(
+    r: &Registry,
+) -> Result<(herd_core::Family<Histogram, 1>, Histogram), Box<dyn std::error::Error>> {
     let latency = r
         .histogram("latency_seconds", "Latency.")
         .buckets(Buckets::new([0.01, 0.1, 1.0])?)
         .native(NativeBuckets::default())
         .labels(["route"])
         .register()?;
-    let offset = r.histogram("offset", "Signed.").native_only(NativeBuckets::new(1, 1e-3, 1e3)?).register()?;
+    let offset =
+        r.histogram("offset", "Signed.").native_only(NativeBuckets::new(1, 1e-3, 1e3)?).register()?;
     Ok((latency, offset))
 }
 

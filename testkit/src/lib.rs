@@ -22,6 +22,7 @@
 //! - [`syscalls_between_markers`]: the system calls a test's thread makes between two
 //!   markers, counted by `strace`.
 //! - [`Tmpfs`]: a small tmpfs of the test's own (root only), to fill up.
+//! - [`herd_binary`]: the workspace's `herd` binary, for other packages' tests.
 //!
 //! Everything listens on 127.0.0.1 only, every wait is bounded, and child
 //! processes and temp dirs are cleaned up on `Drop`. The peers are installed
@@ -84,6 +85,24 @@ pub fn cannot_run(reason: &str) {
         panic!("this test cannot run here, and {REQUIRE_PEERS_ENV} is set: {reason}");
     }
     eprintln!("skipped: {reason} (set {REQUIRE_PEERS_ENV}=1 to make this a failure)");
+}
+
+/// The workspace's `herd` binary, beside the calling test's own executable (a test
+/// binary is `target/<profile>/deps/NAME-HASH`, the binaries `target/<profile>/NAME`),
+/// for tests of other packages that run `herd serve`; `cargo nextest run --workspace`
+/// builds it. `Err` says how to build it.
+pub fn herd_binary() -> Result<std::path::PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("current exe: {e}"))?;
+    let herd = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .map(|profile| profile.join("herd"))
+        .ok_or_else(|| format!("no target directory above {}", exe.display()))?;
+    if herd.is_file() {
+        Ok(herd)
+    } else {
+        Err(format!("{} is not built (cargo build -p herd-cli)", herd.display()))
+    }
 }
 
 /// Content-Type of the text format 0.0.4.
