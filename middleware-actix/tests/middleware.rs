@@ -15,7 +15,8 @@ use actix_web::{guard, App, HttpResponse};
 use common::{block_on, drain};
 use herd_actix::red::{Preset, RedOptions};
 use herd_actix::{Metrics, MetricsHandler};
-use herd_core::{Format, Registry};
+use herd_core::snapshot::SeriesValue;
+use herd_core::{Format, NativeBuckets, Registry};
 
 fn text(registry: &Registry) -> String {
     String::from_utf8_lossy(&registry.encode(Format::Text)).into_owned()
@@ -401,4 +402,46 @@ impl herd_core::Collector for CollectRegistry {
     fn collect(&self, out: &mut Vec<herd_core::snapshot::FamilySnapshot>) {
         out.extend(self.0.snapshot().families);
     }
+}
+
+/// What Prometheus 2.42 sends with `--enable-feature=native-histograms`.
+const PROMETHEUS_NATIVE_ACCEPT: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+#[actix_web::test]
+async fn native_durations_reach_protobuf_scrapers_and_text_keeps_the_classic_buckets() {
+    let registry = Registry::new();
+    let options = RedOptions::new().native_durations(NativeBuckets::default());
+    let app = test::init_service(
+        App::new()
+            .wrap(Metrics::with_options(&registry, options).unwrap())
+            .route("/users/{id}", web::get().to(|| async { "a user" }))
+            .route("/metrics", web::get().to(MetricsHandler::new(&registry))),
+    )
+    .await;
+    for _ in 0..3 {
+        test::call_and_read_body(&app, TestRequest::get().uri("/users/7").to_request()).await;
+    }
+    let snapshot = registry.snapshot();
+    let duration = snapshot.family("http_request_duration_seconds").unwrap();
+    let series = duration.series.iter().find(|s| s.labels.rendered().contains("/users/{id}")).unwrap();
+    let SeriesValue::Histogram(h) = &series.value else { panic!("not a histogram") };
+    assert_eq!(h.native.as_ref().map(|n| (n.schema, n.count())), Some((3, 3)), "{h:?}");
+
+    let request =
+        TestRequest::get().uri("/metrics").insert_header(("accept", PROMETHEUS_NATIVE_ACCEPT)).to_request();
+    let native = test::call_service(&app, request).await;
+    assert_eq!(header(&native, "content-type"), Format::Protobuf.content_type());
+    let body = test::read_body(native).await;
+    // The scrape is itself a request in flight, so the body is not the snapshot's; the
+    // native histogram is in it: its zero threshold, field 6 (a double, key 0x31).
+    let mut zero_threshold = vec![0x31];
+    zero_threshold.extend_from_slice(&NativeBuckets::default().zero_threshold().to_le_bytes());
+    assert!(body.windows(9).any(|w| w == zero_threshold), "no native histogram in {body:?}");
+    let text = String::from_utf8(
+        test::call_and_read_body(&app, TestRequest::get().uri("/metrics").to_request()).await.to_vec(),
+    )
+    .unwrap();
+    let bucket =
+        r#"http_request_duration_seconds_bucket{method="GET",route="/users/{id}",status="200",le="+Inf"} 3"#;
+    assert!(text.contains(bucket), "{text}");
 }

@@ -15,7 +15,8 @@ use bytes::Bytes;
 use common::{block_on, drain, Fixed};
 use herd_axum::red::{Preset, RedOptions};
 use herd_axum::{MetricsHandler, MetricsLayer};
-use herd_core::{Format, Registry};
+use herd_core::snapshot::SeriesValue;
+use herd_core::{Format, NativeBuckets, Registry};
 use http::{Request, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::{Full, StreamBody};
@@ -292,4 +293,35 @@ fn route_fn_falls_back_to_the_axum_template() {
             r#"http_requests_total{method="GET",route="/items/{id}",status="200"} 1"#,
         ]
     );
+}
+
+/// What Prometheus 2.42 sends with `--enable-feature=native-histograms`.
+const PROMETHEUS_NATIVE_ACCEPT: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+#[test]
+fn native_durations_reach_protobuf_scrapers_and_text_keeps_the_classic_buckets() {
+    let registry = Registry::new();
+    let options = RedOptions::new().native_durations(NativeBuckets::default());
+    let layer = MetricsLayer::with_options(&registry, options).unwrap();
+    let app: Router = Router::new().route("/users/{id}", get(|| async { "a user" })).layer(layer);
+    for _ in 0..3 {
+        let response =
+            block_on(app.clone().oneshot(Request::get("/users/7").body(Body::empty()).unwrap())).unwrap();
+        drain(response.into_body());
+    }
+    let snapshot = registry.snapshot();
+    let duration = snapshot.family("http_request_duration_seconds").unwrap();
+    let SeriesValue::Histogram(h) = &duration.series[0].value else { panic!("not a histogram") };
+    assert_eq!(h.native.as_ref().map(|n| (n.schema, n.count())), Some((3, 3)), "{h:?}");
+    assert_eq!(h.count(), 3, "the classic buckets count too");
+
+    let handler = MetricsHandler::new(&registry);
+    let (native, body) = scrape(&handler, &[("accept", PROMETHEUS_NATIVE_ACCEPT)]).unwrap();
+    assert_eq!(native.headers()["content-type"], Format::Protobuf.content_type());
+    assert_eq!(body, registry.encode(Format::Protobuf));
+    let (_, body) = scrape(&handler, &[]).unwrap();
+    let text = String::from_utf8(body).unwrap();
+    let bucket =
+        r#"http_request_duration_seconds_bucket{method="GET",route="/users/{id}",status="200",le="+Inf"} 3"#;
+    assert!(text.contains(bucket), "{text}");
 }

@@ -120,7 +120,8 @@ fn native_histograms_mirror_and_flush_like_classic_ones() -> TestResult {
         }
     }
     let periodic = Registry::builder().prefix("batch").build()?;
-    let sizes = periodic.histogram("rows", "Rows.").native_only(NativeBuckets::new(0, 0.5, 1e6)?).register()?;
+    let sizes =
+        periodic.histogram("rows", "Rows.").native_only(NativeBuckets::new(0, 0.5, 1e6)?).register()?;
     bridge.flush_registry_every(&periodic, Duration::from_millis(50))?;
     for batch in 1..=20u32 {
         sizes.observe(f64::from(batch));
@@ -131,7 +132,9 @@ fn native_histograms_mirror_and_flush_like_classic_ones() -> TestResult {
 
     let (both_timer, alone_timer) = ("both_seconds;queue=emails", "alone_seconds;queue=emails");
     statsd.wait_until(WAIT, "every observation", |t| {
-        t.timer_count(both_timer) >= N && t.timer_count(alone_timer) >= N && t.counter("batch_rows_count") >= 20.0
+        t.timer_count(both_timer) >= N
+            && t.timer_count(alone_timer) >= N
+            && t.counter("batch_rows_count") >= 20.0
     })?;
     let totals = statsd.settle(2)?;
     assert_eq!(totals.timer_count(both_timer), N, "{totals:?}");
