@@ -374,6 +374,41 @@ fn summary_observe(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
+/// A histogram with native buckets (the default layout: schema 3, 320 buckets a sign)
+/// beside one with the 11 default classic bounds, in the same group and run, in process
+/// and in a herd-mmap file: the ratio `bench-report` checks. `-native` keeps both kinds
+/// of buckets (what `native()` and the RED option give), `-native-only` native ones.
+fn native_observe(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
+    let heap = herd_core::Registry::new();
+    let (_tmp, mmap) = mmap_registry()?;
+    let mut handles = Vec::new();
+    for (registry, storage) in [(&heap, "herd"), (&mmap, "herd-mmap")] {
+        let builder = |name: &str| {
+            registry
+                .histogram(name, "Benchmark histogram.")
+                .buckets(herd_core::Buckets::new(DEFAULT_BUCKETS).unwrap_or_default())
+        };
+        let native = herd_core::NativeBuckets::default();
+        handles.push((storage.to_owned(), builder("bench_classic_seconds").register()?));
+        handles
+            .push((format!("{storage}-native"), builder("bench_native_seconds").native(native).register()?));
+        handles.push((
+            format!("{storage}-native-only"),
+            builder("bench_native_only_seconds").native_only(native).register()?,
+        ));
+    }
+    let mut g = c.benchmark_group("native_observe");
+    for (id, histogram) in &handles {
+        g.bench_function(id.as_str(), |b| {
+            observe_each(b, |v| {
+                black_box(histogram).observe(v);
+            })
+        });
+    }
+    g.finish();
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn Error>> {
     let mut c = common::config();
     install_metrics_recorder()?;
@@ -383,6 +418,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     labelled_inc(&mut c)?;
     histogram_observe(&mut c)?;
     summary_observe(&mut c)?;
+    native_observe(&mut c)?;
     c.final_summary();
     Ok(())
 }

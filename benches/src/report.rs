@@ -224,6 +224,16 @@ pub const GROUPS: &[Group] = &[
         reference: "herd",
     },
     Group {
+        name: "native_observe",
+        title: "Native histogram observe beside classic observe",
+        about: "One `observe(v)` on a cached histogram, `v` cycling through the histogram \
+                group's 64 values. `herd`: the 11 default classic bounds; `-native`: the \
+                same classic bounds and `NativeBuckets::default()` (schema 3, 320 buckets a \
+                sign, what the RED option adds); `-native-only`: native buckets alone. \
+                `herd-mmap` ids: cells in a herd-mmap file.",
+        reference: "herd",
+    },
+    Group {
         name: "summary_observe",
         title: "Summary observe beside histogram observe",
         about: "One `observe(v)` on a cached summary with the default sketch (objectives \
@@ -427,6 +437,22 @@ pub const TARGETS: &[Target] = &[
         baselines: &["prometheus-client"],
         max_ratio: 1.0,
         strict: true,
+    },
+    Target {
+        group: "native_observe",
+        claim: "native histogram observe vs classic observe (in process): ratio (target ≤ 1.5x)",
+        subject: "herd-native-only",
+        baselines: &["herd"],
+        max_ratio: 1.5,
+        strict: false,
+    },
+    Target {
+        group: "native_observe",
+        claim: "native histogram observe vs classic observe (herd-mmap): ratio (target ≤ 1.5x)",
+        subject: "herd-mmap-native-only",
+        baselines: &["herd-mmap"],
+        max_ratio: 1.5,
+        strict: false,
     },
     Target {
         group: "summary_observe",
