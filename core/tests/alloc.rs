@@ -1,7 +1,7 @@
 //! The hot path allocates nothing: `inc`, `set` and `observe` on cached handles, and a
 //! label lookup of an existing series, run under an allocator that counts.
 
-use herd_core::{Buckets, Registry};
+use herd_core::{Buckets, NativeBuckets, Registry};
 
 /// Allocations made by `f` on this thread (allocation-counter wraps the global
 /// allocator and counts per thread, so the test harness's threads do not interfere).
@@ -16,6 +16,7 @@ fn cached_handles_and_existing_lookups_do_not_allocate() -> Result<(), Box<dyn s
     let gauge = registry.gauge("g", "g").register()?;
     let histogram = registry.histogram("h_seconds", "h").buckets(Buckets::default()).register()?;
     let summary = registry.summary("s_seconds", "s").register()?;
+    let native = registry.histogram("n_seconds", "n").native(NativeBuckets::default()).register()?;
     let family = registry.counter("f_total", "f").labels(["method", "route", "status"]).register()?;
     let labelled_histogram = registry.histogram("lh_seconds", "lh").labels(["route"]).register()?;
     family.with_labels(["GET", "/users/{id}", "200"]).inc();
@@ -34,6 +35,7 @@ fn cached_handles_and_existing_lookups_do_not_allocate() -> Result<(), Box<dyn s
             gauge.add(2.5);
             histogram.observe(v);
             summary.observe(v);
+            native.observe(v - 5.0);
             cached.inc();
             family.with_labels(["GET", "/users/{id}", "200"]).inc();
             labelled_histogram.with_labels(["/"]).observe(v);
@@ -43,6 +45,7 @@ fn cached_handles_and_existing_lookups_do_not_allocate() -> Result<(), Box<dyn s
     assert_eq!(counter.get(), 10_000.0 * 4.5);
     assert_eq!(family.with_labels(["GET", "/users/{id}", "200"]).get(), 20_001.0);
     assert_eq!(histogram.count(), 10_000);
+    assert_eq!(native.count(), 10_000);
     Ok(())
 }
 

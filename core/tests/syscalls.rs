@@ -1,13 +1,14 @@
 //! The hot path makes no system call: summary `observe` reads the wall clock (the
-//! coarse clock, through the vDSO) and resets age buckets, histogram `observe` and
-//! counter `inc` touch cells only. The test runs itself again under `strace` and counts
-//! the calls between two markers (`herd_testkit::syscalls_between_markers`).
+//! coarse clock, through the vDSO) and resets age buckets, histogram `observe` (classic
+//! or native buckets) and counter `inc` touch cells only. The test runs itself again
+//! under `strace` and counts the calls between two markers
+//! (`herd_testkit::syscalls_between_markers`).
 //!
 //! Skipped, saying so, where `strace` is not installed.
 
 use std::time::Duration;
 
-use herd_core::{Buckets, Registry, Window};
+use herd_core::{Buckets, NativeBuckets, Registry, Window};
 use herd_testkit::{strace_marker, syscalls_between_markers};
 
 const CHILD_ENV: &str = "HERD_CORE_SYSCALLS_CHILD";
@@ -23,6 +24,7 @@ fn workload() -> Result<(), Box<dyn std::error::Error>> {
     let short =
         registry.summary("short_seconds", "s").window(Window::new(Duration::from_secs(3), 3)?).register()?;
     let histogram = registry.histogram("h_seconds", "h").buckets(Buckets::default()).register()?;
+    let native = registry.histogram("n_seconds", "n").native_only(NativeBuckets::default()).register()?;
     let counter = registry.counter("c_total", "c").register()?;
     summary.observe(1.0);
     short.observe(1.0);
@@ -33,6 +35,7 @@ fn workload() -> Result<(), Box<dyn std::error::Error>> {
         summary.observe(v);
         short.observe(v);
         histogram.observe(v);
+        native.observe(-v);
         counter.inc();
     }
     strace_marker(END);
