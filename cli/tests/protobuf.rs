@@ -9,15 +9,13 @@ use herd_core::Format;
 use herd_mmap::claim_dir;
 use herd_testkit::{
     cannot_run, http_get, python_decode_protobuf, python_protobuf_available, Prometheus, ScrapeJob,
+    PROMETHEUS_NATIVE_ACCEPT,
 };
 
 mod common;
 use common::{workload, Serve};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
-
-/// What Prometheus 2.42 sends with `--enable-feature=native-histograms`.
-const PROMETHEUS_NATIVE_ACCEPT: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
 #[test]
 fn serve_answers_prometheus_with_native_histograms_in_protobuf() -> TestResult {
@@ -51,16 +49,12 @@ fn serve_answers_prometheus_with_native_histograms_in_protobuf() -> TestResult {
         assert_eq!(totals, [(Some("mail"), Some("84.0")), (Some("resize"), Some("166.0"))]);
     }
 
-    let prometheus = match Prometheus::start_with_args(
+    let Some(prometheus) = Prometheus::start_or_cannot_run(
         &[ScrapeJob::new("sidecar", serve.addr)],
         &["--enable-feature=native-histograms"],
-    ) {
-        Ok(p) => p,
-        Err(e) if e.contains("prometheus not found") => {
-            cannot_run(&e);
-            return Ok(());
-        }
-        Err(e) => return Err(e.into()),
+    )?
+    else {
+        return Ok(());
     };
     prometheus.wait_for_targets_up(Duration::from_secs(30))?;
     let sum: f64 = (0..250u32).map(|i| f64::from(i % 7) / 4.0).sum();

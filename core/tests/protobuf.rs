@@ -16,14 +16,11 @@ use herd_core::snapshot::{
 use herd_core::{encode, negotiate, Buckets, Format, LabelSet, MetricKind, NativeBuckets, Registry};
 use herd_testkit::{
     cannot_run, hostile_label_values, python_decode_protobuf, python_protobuf_available, Prometheus,
-    Response, ScrapeJob, TestServer,
+    Response, ScrapeJob, TestServer, PROMETHEUS_NATIVE_ACCEPT,
 };
 use serde_json::Value;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-/// What Prometheus 2.42 sends with `--enable-feature=native-histograms`.
-const PROMETHEUS_NATIVE_ACCEPT: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
 /// The decoder's families, or `None` after [`cannot_run`] when Python's `protobuf` is
 /// missing.
@@ -631,16 +628,12 @@ fn prometheus_with_native_histograms_scrapes_protobuf_and_reads_back_the_values(
             }
         })?
     };
-    let prometheus = match Prometheus::start_with_args(
+    let Some(prometheus) = Prometheus::start_or_cannot_run(
         &[ScrapeJob::new("herd", server.addr())],
         &["--enable-feature=native-histograms"],
-    ) {
-        Ok(p) => p,
-        Err(e) if e.contains("prometheus not found") => {
-            cannot_run(&e);
-            return Ok(());
-        }
-        Err(e) => return Err(e.into()),
+    )?
+    else {
+        return Ok(());
     };
     prometheus.wait_for_targets_up(Duration::from_secs(30))?;
 

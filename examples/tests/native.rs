@@ -99,13 +99,9 @@ fn two_hosts_merge_into_the_fleets_quantiles_and_classic_buckets_stay_exact() ->
     let sum: f64 = values.iter().sum();
     let error = NativeBuckets::default().relative_error();
 
-    let native = match Prometheus::start_with_args(&jobs, &["--enable-feature=native-histograms"]) {
-        Ok(p) => p,
-        Err(e) if e.contains("prometheus not found") => {
-            cannot_run(&e);
-            return Ok(());
-        }
-        Err(e) => return Err(e.into()),
+    let Some(native) = Prometheus::start_or_cannot_run(&jobs, &["--enable-feature=native-histograms"])?
+    else {
+        return Ok(());
     };
     native.wait_for_targets_up(Duration::from_secs(30))?;
     let count = native.wait_until(Duration::from_secs(30), "both hosts' native histograms", |p| {

@@ -17,6 +17,7 @@ use herd_actix::red::{Preset, RedOptions};
 use herd_actix::{Metrics, MetricsHandler};
 use herd_core::snapshot::SeriesValue;
 use herd_core::{Format, NativeBuckets, Registry};
+use herd_testkit::PROMETHEUS_NATIVE_ACCEPT;
 
 fn text(registry: &Registry) -> String {
     String::from_utf8_lossy(&registry.encode(Format::Text)).into_owned()
@@ -403,9 +404,6 @@ impl herd_core::Collector for CollectRegistry {
         out.extend(self.0.snapshot().families);
     }
 }
-
-/// What Prometheus 2.42 sends with `--enable-feature=native-histograms`.
-const PROMETHEUS_NATIVE_ACCEPT: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
 #[actix_web::test]
 async fn native_durations_reach_protobuf_scrapers_and_text_keeps_the_classic_buckets() {

@@ -17,6 +17,7 @@ use herd_axum::red::{Preset, RedOptions};
 use herd_axum::{MetricsHandler, MetricsLayer};
 use herd_core::snapshot::SeriesValue;
 use herd_core::{Format, NativeBuckets, Registry};
+use herd_testkit::PROMETHEUS_NATIVE_ACCEPT;
 use http::{Request, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::{Full, StreamBody};
@@ -294,9 +295,6 @@ fn route_fn_falls_back_to_the_axum_template() {
         ]
     );
 }
-
-/// What Prometheus 2.42 sends with `--enable-feature=native-histograms`.
-const PROMETHEUS_NATIVE_ACCEPT: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
 #[test]
 fn native_durations_reach_protobuf_scrapers_and_text_keeps_the_classic_buckets() {

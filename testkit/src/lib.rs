@@ -105,6 +105,10 @@ pub fn herd_binary() -> Result<std::path::PathBuf, String> {
     }
 }
 
+/// The `Accept` header Prometheus 2.42 sends with `--enable-feature=native-histograms`
+/// (`scrape/scrape.go` at v2.42.0): protobuf first.
+pub const PROMETHEUS_NATIVE_ACCEPT: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
 /// Content-Type of the text format 0.0.4.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 

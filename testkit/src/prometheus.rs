@@ -137,6 +137,20 @@ impl Prometheus {
         Err(last_err)
     }
 
+    /// [`Prometheus::start_with_args`], or `Ok(None)` after [`cannot_run`](crate::cannot_run)
+    /// when no Prometheus is installed (which fails the test under
+    /// `HERD_REQUIRE_PEERS`); any other failure to start is an error.
+    pub fn start_or_cannot_run(
+        jobs: &[ScrapeJob],
+        extra_args: &[&str],
+    ) -> Result<Option<Prometheus>, String> {
+        if find_binary("prometheus", "HERD_PROMETHEUS").is_none() {
+            crate::cannot_run("prometheus not found: run scripts/install-test-deps.sh");
+            return Ok(None);
+        }
+        Prometheus::start_with_args(jobs, extra_args).map(Some)
+    }
+
     /// Address of the Prometheus web API.
     pub fn addr(&self) -> SocketAddr {
         self.addr
