@@ -212,6 +212,10 @@ impl Receiver {
         }
         // Every update's line, to check each one.
         .aggregation(|_| Aggregation::PerEvent)
+        // A Unix datagram socket queues 10 datagrams by default (net.unix.max_dgram_qlen):
+        // on a loaded machine the receiving thread may fall that far behind for longer
+        // than the default timeout, and a line this test checks would be dropped.
+        .send_timeout(Duration::from_secs(5))
     }
 
     /// Takes datagrams until `lines` lines have come.
