@@ -230,7 +230,8 @@ pub const GROUPS: &[Group] = &[
                 group's 64 values. `herd`: the 11 default classic bounds; `-native`: the \
                 same classic bounds and `NativeBuckets::default()` (schema 3, 320 buckets a \
                 sign, what the RED option adds); `-native-only`: native buckets alone. \
-                `herd-mmap` ids: cells in a herd-mmap file.",
+                `herd-mmap` ids: cells in a herd-mmap file. Timed by the bench thread's CPU \
+                clock.",
         reference: "herd",
     },
     Group {
