@@ -1,7 +1,7 @@
 //! Settings: which facade names get which buckets, summaries, gauge modes and label
 //! names.
 
-use herd_core::{Buckets, GaugeMode, Objectives, Registry};
+use herd_core::{Buckets, GaugeMode, NativeBuckets, Objectives, Registry};
 
 use crate::recorder::HerdRecorder;
 
@@ -59,6 +59,7 @@ impl<T> Rules<T> {
 pub(crate) enum HistogramShape {
     Buckets(Buckets),
     Summary(Objectives),
+    Native(NativeBuckets),
 }
 
 /// Settings for a [`HerdRecorder`]; returned by [`HerdRecorder::builder`].
@@ -108,6 +109,15 @@ impl Builder {
     /// Histograms whose name `matcher` selects get these buckets.
     pub fn buckets(mut self, matcher: Matcher, buckets: Buckets) -> Self {
         self.histograms.0.push((matcher, HistogramShape::Buckets(buckets)));
+        self
+    }
+
+    /// Histograms whose name `matcher` selects keep native (sparse exponential) buckets
+    /// beside the default classic ones: a Prometheus scraping protobuf with native
+    /// histograms enabled merges their quantiles exactly across processes and hosts
+    /// (see herd-core's `NativeBuckets`); text scrapers read the classic buckets.
+    pub fn native(mut self, matcher: Matcher, buckets: NativeBuckets) -> Self {
+        self.histograms.0.push((matcher, HistogramShape::Native(buckets)));
         self
     }
 

@@ -66,8 +66,9 @@
 //!   `absolute` (the first call adds `v`; a smaller `v` is read as the source having
 //!   restarted, and adds `v`).
 //! - **Histograms** have buckets: [`Builder::buckets`] by name (full, prefix or suffix
-//!   [`Matcher`]), Prometheus' default set otherwise; [`Builder::summary`] makes
-//!   herd's mergeable summaries instead.
+//!   [`Matcher`]), Prometheus' default set otherwise; [`Builder::native`] adds native
+//!   buckets beside them (quantiles that merge across hosts); [`Builder::summary`]
+//!   makes herd's mergeable summaries instead.
 //! - **Cardinality**: each family has herd's cap; past it, label sets share the
 //!   overflow series and `herd_cardinality_overflow_total{family}` counts them.
 //! - **Refused calls** (an empty name, a name another type holds, two label keys that

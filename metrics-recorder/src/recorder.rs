@@ -525,7 +525,12 @@ impl Inner {
                         Some(HistogramShape::Buckets(b)) => b.clone(),
                         _ => self.default_buckets.clone(),
                     };
-                    family::register(with_unit!(r.histogram(name, help).buckets(buckets)), names)
+                    let builder = r.histogram(name, help).buckets(buckets);
+                    let builder = match shape {
+                        Some(HistogramShape::Native(native)) => builder.native(*native),
+                        _ => builder,
+                    };
+                    family::register(with_unit!(builder), names)
                         .map(|f| f.map(|r| (Fam::Histogram(r.family), r.fold)))
                 }
             },

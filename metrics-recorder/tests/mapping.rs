@@ -229,6 +229,31 @@ fn histograms_get_buckets_by_matcher_and_summaries_only_where_asked() -> TestRes
 }
 
 #[test]
+fn a_native_rule_keeps_native_buckets_beside_the_classic_ones() -> TestResult {
+    let recorder = HerdRecorder::builder(Registry::new())
+        .native(Matcher::Suffix("_seconds".into()), herd_core::NativeBuckets::default())
+        .build()?;
+    with_local_recorder(&recorder, || {
+        for v in [0.003, 0.04, -1.0] {
+            metrics::histogram!("rpc_seconds").record(v);
+        }
+        metrics::histogram!("rows").record(3.0);
+    });
+    let snapshot = recorder.snapshot();
+    let histogram = |family: &str| match snapshot.family(family).map(|f| &f.series[0].value) {
+        Some(SeriesValue::Histogram(h)) => Some(h.clone()),
+        _ => None,
+    };
+    let rpc = histogram("rpc_seconds").ok_or("no rpc_seconds")?;
+    let native = rpc.native.as_ref().ok_or("no native buckets")?;
+    assert_eq!((native.schema, native.count(), rpc.count()), (3, 3, 3));
+    assert_eq!(native.negative.iter().sum::<u64>(), 1);
+    assert_eq!(rpc.bounds.len(), 11, "the default classic buckets stay");
+    assert!(histogram("rows").ok_or("no rows")?.native.is_none(), "the rule selects by name");
+    peers_accept(&recorder)
+}
+
+#[test]
 fn reserved_label_names_are_renamed_not_refused() -> TestResult {
     let registry = Registry::builder().const_label("service", "api").build()?;
     let recorder = HerdRecorder::builder(registry)
