@@ -51,6 +51,10 @@ pub(crate) struct PushArgs {
     /// Push once and exit (0 if it worked, 1 if not)
     #[arg(long)]
     once: bool,
+    /// Remote write: also send histograms with native buckets as native histograms
+    /// (the receiver must have them enabled)
+    #[arg(long)]
+    native_histograms: bool,
 }
 
 fn sink_kind(text: &str) -> Result<SinkKind, String> {
@@ -77,7 +81,13 @@ pub(crate) fn run(args: &PushArgs) -> Result<Exit, Failed> {
     let url = args.to.as_str();
     let kind = args.sink;
     let every = args.every;
-    let mut sink = Sink::new(kind, url).map_err(|e| usage(e.to_string()))?.job(&args.job);
+    if args.native_histograms && kind != SinkKind::RemoteWrite {
+        return Err(usage("--native-histograms is for --sink remote-write".to_owned()));
+    }
+    let mut sink = Sink::new(kind, url)
+        .map_err(|e| usage(e.to_string()))?
+        .job(&args.job)
+        .native_histograms(args.native_histograms);
     for (name, value) in &args.grouping {
         sink = sink.label(name, value).map_err(|e| usage(format!("--grouping: {e}")))?;
     }

@@ -1,6 +1,7 @@
 //! `herd push` as a sidecar over a directory of live workers, into the real remote-write
 //! receivers (Prometheus 2.42 with `--web.enable-remote-write-receiver`, and
-//! VictoriaMetrics): PromQL returns the exact totals. And its usage and exit codes.
+//! VictoriaMetrics): PromQL returns the exact totals; native histograms into a
+//! Prometheus that has them enabled. And its usage and exit codes.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -8,7 +9,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use herd_core::{Buckets, GaugeMode, Registry};
+use herd_core::{Buckets, GaugeMode, NativeBuckets, Registry};
 use herd_mmap::{claim_dir, MmapStorage};
 use herd_testkit::{cannot_run, Prometheus, QueryResult, VictoriaMetrics};
 
@@ -221,6 +222,54 @@ fn herd(args: &[&str]) -> Result<std::process::Output, std::io::Error> {
     Command::new(env!("CARGO_BIN_EXE_herd")).args(args).output()
 }
 
+/// `herd push --native-histograms` into a Prometheus 2.42 with native histograms: the
+/// histogram arrives as a native one (its count and sum exact, its quantile within the
+/// schema's error) beside its classic series.
+#[test]
+fn prometheus_2_42_receives_native_histograms_pushed_with_their_classic_series() -> TestResult {
+    let args = ["--web.enable-remote-write-receiver", "--enable-feature=native-histograms"];
+    let Some(prometheus) = Prometheus::start_or_cannot_run(&[], &args)? else { return Ok(()) };
+    let tmp = tempfile::tempdir()?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
+    let registry = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
+    let latency = registry
+        .histogram("rpc_seconds", "RPC time.")
+        .buckets(Buckets::new([0.1, 1.0])?)
+        .native(NativeBuckets::default())
+        .register()?;
+    // 1,000 values k/1024 s: every sum is exact; the median is 500/1024.
+    for k in 1..=1000u32 {
+        latency.observe(f64::from(k) / 1024.0);
+    }
+    let url = format!("http://{}/api/v1/write", prometheus.addr());
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let push = ["push", "--sink", "remote-write", "--native-histograms", "--once", "--job", "batch"];
+    let out = herd(&[&push[..], &["--to", &url, "--dir", &dir_arg]].concat())?;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let sum = 1000.0 * 1001.0 / 2.0 / 1024.0;
+    let want = [
+        ("histogram_count(rpc_seconds{job=\"batch\"})", 1000.0),
+        ("histogram_sum(rpc_seconds{job=\"batch\"})", sum),
+        ("rpc_seconds_count{job=\"batch\"}", 1000.0),
+        ("rpc_seconds_bucket{job=\"batch\",le=\"0.1\"}", 102.0),
+    ];
+    prometheus.wait_until(Duration::from_secs(30), "the pushed histogram", |p| {
+        for (query, value) in want {
+            if p.query(query)?.first().map(|r| r.value) != Some(value) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(()))
+    })?;
+    let median = prometheus.query("histogram_quantile(0.5, rpc_seconds{job=\"batch\"})")?;
+    let median = median.first().map(|r| r.value).ok_or("no median")?;
+    let exact = 500.0 / 1024.0;
+    let error = NativeBuckets::default().relative_error();
+    assert!((median - exact).abs() <= error * exact, "median {median}, exact {exact}");
+    Ok(())
+}
+
 #[test]
 fn push_has_help_and_refuses_bad_usage() -> TestResult {
     for args in [&["push", "--help"][..], &["help", "push"]] {
@@ -242,6 +291,7 @@ fn push_has_help_and_refuses_bad_usage() -> TestResult {
         (vec!["push", "--dir", &dir, "--to", "https://x/"], 2),
         (vec!["push", "--dir", &dir, "--to", to, "--grouping", "novalue"], 2),
         (vec!["push", "--dir", &dir, "--to", to, "--grouping", "__x=1"], 2),
+        (vec!["push", "--dir", &dir, "--to", to, "--native-histograms"], 2),
         (vec!["push", "--dir", "/nonexistent/herd", "--to", to, "--once"], 3),
         // Port 9 (discard) on loopback: nothing answers, the one push fails.
         (vec!["push", "--dir", &dir, "--to", to, "--sink", "remote-write", "--once"], 1),

@@ -147,6 +147,27 @@ impl NativeValue {
         // anything.
         self.positive.iter().chain(&self.negative).fold(self.zero_count, |a, &c| a.saturating_add(c))
     }
+
+    /// The runs of one sign's `counts` that a sparse encoding (Prometheus' spans and
+    /// deltas) writes: `(start, len)`, each starting and ending with a non-empty bucket,
+    /// with at most two empty buckets inside (an empty bucket costs one delta byte, a
+    /// new span about four). Shared by the protobuf exposition and remote write.
+    pub fn runs(counts: &[u64]) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            let start = at + counts.get(at..)?.iter().position(|&c| c != 0)?;
+            let mut end = start + 1;
+            for (i, &c) in counts.iter().enumerate().skip(end) {
+                if c != 0 {
+                    end = i + 1;
+                } else if i - end >= 2 {
+                    break;
+                }
+            }
+            at = end;
+            Some((start, end - start))
+        })
+    }
 }
 
 /// A summary's state.

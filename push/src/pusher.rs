@@ -330,7 +330,13 @@ impl Pusher {
                 }
                 labels.extend(self.sink.labels.iter().cloned());
                 let ms = i64::try_from(now.as_millis()).unwrap_or(i64::MAX);
-                remote_write::encode(&self.families, &labels, ms, &mut self.body);
+                remote_write::encode(
+                    &self.families,
+                    &labels,
+                    ms,
+                    self.sink.native_histograms,
+                    &mut self.body,
+                );
                 let headers = [
                     ("Content-Type", "application/x-protobuf"),
                     ("Content-Encoding", "snappy"),

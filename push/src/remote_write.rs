@@ -5,10 +5,13 @@
 //! give Prometheus: `<name>_total` for a counter, `_bucket` (cumulative, `le` rendered
 //! exactly as herd's encoders render it), `_sum` and `_count` for a histogram,
 //! `{quantile}`, `_sum` and `_count` for a summary, so dashboards and rules work the
-//! same on pushed and scraped data. Native histograms (`TimeSeries.histograms`, field
-//! 4) are the place to add when herd-core has them.
+//! same on pushed and scraped data. A histogram with native buckets is also sent as
+//! a native histogram (`TimeSeries.histograms`, field 4: series `<name>`, no suffix)
+//! when the sink asks for it ([`Sink::native_histograms`](crate::Sink::native_histograms)):
+//! a receiver must have them enabled (Prometheus 2.42:
+//! `--enable-feature=native-histograms`), or it refuses the whole request.
 
-use herd_core::snapshot::{FamilySnapshot, SeriesValue};
+use herd_core::snapshot::{FamilySnapshot, NativeValue, SeriesValue};
 use herd_core::LabelSet;
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, message, WireType};
 
@@ -23,15 +26,111 @@ pub struct WriteRequest {
     pub timeseries: Vec<TimeSeries>,
 }
 
-/// `prompb.TimeSeries` without exemplars and native histograms.
+/// `prompb.TimeSeries` without exemplars.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct TimeSeries {
     /// Sorted by name, `__name__` among them.
     #[prost(message, repeated, tag = "1")]
     pub labels: Vec<Label>,
-    /// One sample per push.
+    /// One sample per push (none for a native histogram's series).
     #[prost(message, repeated, tag = "2")]
     pub samples: Vec<Sample>,
+    /// A native histogram's one value per push.
+    #[prost(message, repeated, tag = "4")]
+    pub histograms: Vec<Histogram>,
+}
+
+/// `prompb.Histogram` with integer counts (the `count_int` and `zero_count_int` arms
+/// of its oneofs), as Prometheus 2.42's `prompb/types.proto` numbers it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Histogram {
+    /// Observations in every bucket.
+    #[prost(uint64, tag = "1")]
+    pub count_int: u64,
+    /// Their sum.
+    #[prost(double, tag = "3")]
+    pub sum: f64,
+    /// −4 to 8.
+    #[prost(sint32, tag = "4")]
+    pub schema: i32,
+    /// The zero bucket's upper magnitude.
+    #[prost(double, tag = "5")]
+    pub zero_threshold: f64,
+    /// Observations in the zero bucket.
+    #[prost(uint64, tag = "6")]
+    pub zero_count_int: u64,
+    /// Runs of negative buckets.
+    #[prost(message, repeated, tag = "8")]
+    pub negative_spans: Vec<BucketSpan>,
+    /// Each negative bucket's count as a difference from the one before.
+    #[prost(sint64, repeated, tag = "9")]
+    pub negative_deltas: Vec<i64>,
+    /// Runs of positive buckets.
+    #[prost(message, repeated, tag = "11")]
+    pub positive_spans: Vec<BucketSpan>,
+    /// Each positive bucket's count as a difference from the one before.
+    #[prost(sint64, repeated, tag = "12")]
+    pub positive_deltas: Vec<i64>,
+    /// `ResetHint`: 0, unknown (Prometheus works it out from the counts).
+    #[prost(int32, tag = "14")]
+    pub reset_hint: i32,
+    /// Milliseconds since the Unix epoch.
+    #[prost(int64, tag = "15")]
+    pub timestamp: i64,
+}
+
+/// `prompb.BucketSpan`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct BucketSpan {
+    /// The first span's first bucket index; for later spans, the gap after the one
+    /// before.
+    #[prost(sint32, tag = "1")]
+    pub offset: i32,
+    /// Buckets in the span.
+    #[prost(uint32, tag = "2")]
+    pub length: u32,
+}
+
+impl Histogram {
+    /// The message for a herd native histogram's value at `timestamp_ms`.
+    fn from_native(n: &NativeValue, sum: f64, timestamp_ms: i64) -> Self {
+        let (negative_spans, negative_deltas) = sparse(n.first_index, &n.negative);
+        let (positive_spans, positive_deltas) = sparse(n.first_index, &n.positive);
+        Self {
+            count_int: n.count(),
+            sum,
+            schema: i32::from(n.schema),
+            zero_threshold: n.zero_threshold,
+            zero_count_int: n.zero_count,
+            negative_spans,
+            negative_deltas,
+            positive_spans,
+            positive_deltas,
+            reset_hint: 0,
+            timestamp: timestamp_ms,
+        }
+    }
+}
+
+/// One sign's buckets as spans and deltas, as the protobuf exposition writes them.
+fn sparse(first_index: i32, counts: &[u64]) -> (Vec<BucketSpan>, Vec<i64>) {
+    let (mut spans, mut deltas) = (Vec::new(), Vec::new());
+    let (mut previous_end, mut previous) = (None, 0u64);
+    for (start, len) in NativeValue::runs(counts) {
+        // Bucket positions fit an i32: a layout keeps at most 16,383 buckets a sign.
+        let offset = match previous_end {
+            None => first_index.saturating_add(start as i32),
+            Some(end) => (start - end) as i32,
+        };
+        spans.push(BucketSpan { offset, length: len as u32 });
+        for &count in &counts[start..start + len] {
+            // Two's complement, as Prometheus adds them back.
+            deltas.push(count.wrapping_sub(previous) as i64);
+            previous = count;
+        }
+        previous_end = Some(start + len);
+    }
+    (spans, deltas)
 }
 
 /// `prompb.Label`.
@@ -63,6 +162,7 @@ pub(crate) fn encode(
     families: &[FamilySnapshot],
     extra: &[(String, String)],
     timestamp_ms: i64,
+    native_histograms: bool,
     out: &mut Vec<u8>,
 ) {
     let mut w = Writer { extra, labels: Vec::new(), timestamp_ms, out };
@@ -94,6 +194,10 @@ pub(crate) fn encode(
                     }
                     w.row(name, "_sum", labels, None, h.sum);
                     w.row(name, "_count", labels, None, h.count() as f64);
+                    if let Some(native) = h.native.as_ref().filter(|_| native_histograms) {
+                        let histogram = Histogram::from_native(native, h.sum, timestamp_ms);
+                        w.series(name, "", labels, None, &Value::Histogram(&histogram));
+                    }
                 }
                 SeriesValue::Summary(s) => {
                     let qs: Vec<f64> = s.quantiles.iter().map(|(q, _)| *q).collect();
@@ -104,8 +208,8 @@ pub(crate) fn encode(
                     w.row(name, "_sum", labels, None, s.sum);
                     w.row(name, "_count", labels, None, s.count as f64);
                 }
-                // A value kind added to herd-core later (native histograms) is skipped
-                // until this module learns it, rather than sent wrong.
+                // A value kind added to herd-core later is skipped until this module
+                // learns it, rather than sent wrong.
                 #[allow(unreachable_patterns)]
                 _ => {}
             }
@@ -168,8 +272,26 @@ fn label_len(name: &str, value_len: usize) -> usize {
     name + if value_len == 0 { 0 } else { field_len(value_len) }
 }
 
+/// What a series carries: a sample, or a native histogram.
+enum Value<'a> {
+    Sample(Sample),
+    Histogram(&'a Histogram),
+}
+
 impl Writer<'_> {
     fn row(&mut self, name: &str, suffix: &str, own: &LabelSet, bound: Option<(&str, &str)>, value: f64) {
+        let sample = Sample { value, timestamp: self.timestamp_ms };
+        self.series(name, suffix, own, bound, &Value::Sample(sample));
+    }
+
+    fn series(
+        &mut self,
+        name: &str,
+        suffix: &str,
+        own: &LabelSet,
+        bound: Option<(&str, &str)>,
+        value: &Value<'_>,
+    ) {
         let row = Row { name, suffix, own, bound, extra: self.extra };
         self.labels.clear();
         self.labels.push(Src::Name);
@@ -186,7 +308,10 @@ impl Writer<'_> {
         self.labels.sort_unstable_by(|a, b| row.get(*a).0.cmp(row.get(*b).0));
         // The `TimeSeries` (field 1 of `WriteRequest`) written by hand, so that only the
         // used labels go out and nothing is built or copied per row.
-        let sample = Sample { value, timestamp: self.timestamp_ms };
+        let value_len = match value {
+            Value::Sample(sample) => message::encoded_len(2, sample),
+            Value::Histogram(histogram) => message::encoded_len(4, *histogram),
+        };
         let len = self
             .labels
             .iter()
@@ -195,7 +320,7 @@ impl Writer<'_> {
                 field_len(label_len(n, v.len() + s.len()))
             })
             .sum::<usize>()
-            + message::encoded_len(2, &sample);
+            + value_len;
         encode_key(1, WireType::LengthDelimited, self.out);
         encode_varint(len as u64, self.out);
         for src in &self.labels {
@@ -215,7 +340,10 @@ impl Writer<'_> {
                 self.out.extend_from_slice(s.as_bytes());
             }
         }
-        message::encode(2, &sample, self.out);
+        match value {
+            Value::Sample(sample) => message::encode(2, sample, self.out),
+            Value::Histogram(histogram) => message::encode(4, *histogram, self.out),
+        }
     }
 }
 
@@ -247,7 +375,7 @@ mod tests {
         };
         let extra = [("job".to_owned(), "j".to_owned()), ("zone".to_owned(), "ignored".to_owned())];
         let mut out = Vec::new();
-        encode(&[family], &extra, 1234, &mut out);
+        encode(&[family], &extra, 1234, true, &mut out);
         let label = |n: &str, v: &str| Label { name: n.to_owned(), value: v.to_owned() };
         let want = WriteRequest {
             timeseries: vec![TimeSeries {
@@ -261,6 +389,7 @@ mod tests {
                     label("zone", "b"),
                 ],
                 samples: vec![Sample { value: 7.5, timestamp: 1234 }],
+                histograms: Vec::new(),
             }],
         };
         assert_eq!(WriteRequest::decode(out.as_slice())?, want);

@@ -94,6 +94,7 @@ pub struct Sink {
     pub(crate) job: Option<String>,
     pub(crate) labels: Vec<(String, String)>,
     pub(crate) method: PushMethod,
+    pub(crate) native_histograms: bool,
 }
 
 impl Sink {
@@ -137,7 +138,14 @@ impl Sink {
         if kind == SinkKind::Otlp && endpoint.path.is_empty() {
             endpoint.path = "/v1/metrics".to_owned();
         }
-        Ok(Self { kind, endpoint, job: None, labels: Vec::new(), method: PushMethod::Put })
+        Ok(Self {
+            kind,
+            endpoint,
+            job: None,
+            labels: Vec::new(),
+            method: PushMethod::Put,
+            native_histograms: false,
+        })
     }
 
     /// Sets the job (see the table above). A Pushgateway sink without one pushes as
@@ -175,6 +183,17 @@ impl Sink {
     #[must_use]
     pub fn method(mut self, method: PushMethod) -> Self {
         self.method = method;
+        self
+    }
+
+    /// Whether a remote-write sink also sends each histogram with native buckets as a
+    /// native histogram (series `<name>`, beside its classic `_bucket`, `_sum` and
+    /// `_count` series); off unless set, because a receiver without native histograms
+    /// enabled (Prometheus 2.42 without `--enable-feature=native-histograms`) refuses
+    /// the whole request. Other sinks ignore it: they send the classic buckets.
+    #[must_use]
+    pub fn native_histograms(mut self, on: bool) -> Self {
+        self.native_histograms = on;
         self
     }
 

@@ -26,7 +26,9 @@
 use crate::labels::LabelSet;
 use crate::metrics::Exemplar;
 use crate::model::MetricKind;
-use crate::snapshot::{FamilySnapshot, HistogramValue, SeriesSnapshot, SeriesValue, Snapshot, SummaryValue};
+use crate::snapshot::{
+    FamilySnapshot, HistogramValue, NativeValue, SeriesSnapshot, SeriesValue, Snapshot, SummaryValue,
+};
 
 /// Protobuf wire types.
 const VARINT: u8 = 0;
@@ -179,7 +181,7 @@ fn write_native(h: &HistogramValue, out: &mut Vec<u8>) {
 /// it), leaving runs of more than two empty buckets out.
 fn write_buckets(out: &mut Vec<u8>, span_field: u32, first_index: i32, counts: &[u64]) {
     let mut previous_end = None;
-    for (start, len) in runs(counts) {
+    for (start, len) in NativeValue::runs(counts) {
         let at = nested(out, span_field);
         // The first span's offset is its bucket index; each later one's, the gap after
         // the span before it.
@@ -199,7 +201,7 @@ fn write_buckets(out: &mut Vec<u8>, span_field: u32, first_index: i32, counts: &
     }
     let at = nested(out, span_field + 1);
     let mut previous = 0u64;
-    for (start, len) in runs(counts) {
+    for (start, len) in NativeValue::runs(counts) {
         for &count in &counts[start..start + len] {
             // Two's complement: a difference of two u64 counts read from a file may be
             // anything, and Prometheus adds the deltas back the same way.
@@ -208,26 +210,6 @@ fn write_buckets(out: &mut Vec<u8>, span_field: u32, first_index: i32, counts: &
         }
     }
     end(out, at);
-}
-
-/// The runs of `counts` worth a span: `(start, len)`, each starting and ending with a
-/// non-empty bucket, with at most two empty buckets inside (an empty bucket costs one
-/// delta byte, a new span about four).
-fn runs(counts: &[u64]) -> impl Iterator<Item = (usize, usize)> + '_ {
-    let mut at = 0;
-    std::iter::from_fn(move || {
-        let start = at + counts.get(at..)?.iter().position(|&c| c != 0)?;
-        let mut end = start + 1;
-        for (i, &c) in counts.iter().enumerate().skip(end) {
-            if c != 0 {
-                end = i + 1;
-            } else if i - end >= 2 {
-                break;
-            }
-        }
-        at = end;
-        Some((start, end - start))
-    })
 }
 
 /// A signed integer as `sint32`/`sint64` carry it.
@@ -402,7 +384,7 @@ mod tests {
 
     #[test]
     fn runs_keep_at_most_two_empty_buckets_inside() {
-        let runs = |c: &[u64]| runs(c).collect::<Vec<_>>();
+        let runs = |c: &[u64]| NativeValue::runs(c).collect::<Vec<_>>();
         assert_eq!(runs(&[]), vec![]);
         assert_eq!(runs(&[0, 0]), vec![]);
         assert_eq!(runs(&[1, 0, 0, 2]), vec![(0, 4)]);
