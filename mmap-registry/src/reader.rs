@@ -120,7 +120,9 @@ pub(crate) struct FileReader {
 pub(crate) struct Parsed {
     /// Bytes parsed (the header included).
     pub(crate) to: u64,
-    families: HashMap<u32, Arc<FamilyInfo>>,
+    /// Looked up for every series record: foldhash, not SipHash (keyed per reader, as
+    /// the ids come from the file).
+    families: HashMap<u32, Arc<FamilyInfo>, foldhash::fast::RandomState>,
     /// The file's strings, by id, in one arena: string `i` ends at `ends[i]` of `text`
     /// (and starts where string `i - 1` ends). Kept for the series published later: a
     /// string is written once per file and referred to by every series that repeats it.
@@ -140,7 +142,7 @@ impl Parsed {
     pub(crate) fn new() -> Self {
         Self {
             to: HEADER_LEN as u64,
-            families: HashMap::new(),
+            families: HashMap::default(),
             text: String::new(),
             ends: Vec::new(),
             series: Vec::new(),
