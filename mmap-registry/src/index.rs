@@ -17,7 +17,7 @@ use herd_core::snapshot::{
 };
 use herd_core::{LabelSet, MetricKind};
 
-use crate::reader::{FamilyInfo, Merge};
+use crate::reader::{FamilyInfo, Merge, Parsed, SeriesEntry};
 
 /// A slot's place in the index.
 pub(crate) type SlotId = u32;
@@ -150,8 +150,24 @@ impl Index {
         }
     }
 
+    /// Folds one file's series into their slots: `series` are the file's, their cells
+    /// among `words`; with `live` false (a dead file), the series of `live` gauge modes
+    /// are left out. One call per file rather than per series: this loop is most of a
+    /// steady scrape.
+    pub(crate) fn add_file(&mut self, series: &[SeriesEntry], words: &[AtomicU64], live: bool) {
+        for entry in series {
+            let Some(slot) = entry.slot() else { continue };
+            if !live && entry.family.mode.live_only() {
+                continue;
+            }
+            self.add(slot, Parsed::cells(words, entry));
+        }
+    }
+
     /// Folds one file's cells of a series into its slot.
+    #[inline]
     pub(crate) fn add(&mut self, slot: SlotId, cells: &[AtomicU64]) {
+        let round = self.round;
         let Some(s) = self.slots.get_mut(slot as usize) else { return };
         let Some(family) = self.families.get(s.family as usize) else { return };
         let info = &family.info;
@@ -161,21 +177,21 @@ impl Index {
         }
         // Relaxed: each cell is an independent total; a scrape is a moment's reading,
         // not a consistent cut across cells.
-        let load = |i: usize| cells[i].load(Ordering::Relaxed);
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         if let (Merge::Sketch, Some(layout)) = (info.merge, &info.summary) {
             // Age buckets are matched by epoch, not summed blindly; a slot first
             // reached in this round starts from nothing.
-            if s.round != self.round {
-                s.round = self.round;
+            if s.round != round {
+                s.round = round;
                 acc.fill(0);
             }
             layout.merge(acc, cells);
             return;
         }
-        if s.round != self.round {
-            s.round = self.round;
-            for (i, a) in acc.iter_mut().enumerate() {
-                *a = load(i);
+        if s.round != round {
+            s.round = round;
+            for (a, c) in acc.iter_mut().zip(cells) {
+                *a = load(c);
             }
             return;
         }
@@ -184,26 +200,33 @@ impl Index {
             // a pid was reused: their values add up.
             // (Sketches were merged above.)
             Merge::Sum | Merge::PerProcess | Merge::Sketch => {
-                let float = info.float_cell;
-                for (i, a) in acc.iter_mut().enumerate() {
-                    *a = if i == float {
-                        (f64::from_bits(*a) + f64::from_bits(load(i))).to_bits()
-                    } else {
-                        a.wrapping_add(load(i))
-                    };
+                // The counts before and after the one float cell, each a plain loop.
+                let float = info.float_cell.min(acc.len());
+                let (ints, rest) = acc.split_at_mut(float);
+                let (int_cells, rest_cells) = cells.split_at(float);
+                for (a, c) in ints.iter_mut().zip(int_cells) {
+                    *a = a.wrapping_add(load(c));
+                }
+                if let (Some((f, ints)), Some((fc, int_cells))) =
+                    (rest.split_first_mut(), rest_cells.split_first())
+                {
+                    *f = (f64::from_bits(*f) + f64::from_bits(load(fc))).to_bits();
+                    for (a, c) in ints.iter_mut().zip(int_cells) {
+                        *a = a.wrapping_add(load(c));
+                    }
                 }
             }
             Merge::Min | Merge::Max => {
-                let (old, new) = (f64::from_bits(acc[0]), f64::from_bits(load(0)));
+                let (old, new) = (f64::from_bits(acc[0]), f64::from_bits(load(&cells[0])));
                 let replace = if info.merge == Merge::Min { new < old } else { new > old };
                 if replace || old.is_nan() {
                     acc[0] = new.to_bits();
                 }
             }
             Merge::Latest => {
-                if acc.len() == 2 && load(1) > acc[1] {
-                    acc[0] = load(0);
-                    acc[1] = load(1);
+                if acc.len() == 2 && load(&cells[1]) > acc[1] {
+                    acc[0] = load(&cells[0]);
+                    acc[1] = load(&cells[1]);
                 }
             }
         }

@@ -293,6 +293,7 @@ impl Parsed {
 
     /// The cells of `s` among `words`; empty if they lie outside (never, for a series
     /// parsed from these words).
+    #[inline]
     pub(crate) fn cells<'w, W>(words: &'w [W], s: &SeriesEntry) -> &'w [W] {
         let first = s.first_word as usize;
         words.get(first..first + s.family.cells).unwrap_or(&[])
@@ -466,6 +467,11 @@ impl FileReader {
     /// The cells of `s`.
     pub(crate) fn cells(&self, s: &SeriesEntry) -> &[AtomicU64] {
         Parsed::cells(self.map.words(), s)
+    }
+
+    /// The mapped file, as words: where [`Parsed::cells`] finds a series' cells.
+    pub(crate) fn words(&self) -> &[AtomicU64] {
+        self.map.words()
     }
 
     /// The series parsed so far.

@@ -11,6 +11,7 @@ mod protobuf;
 
 pub use negotiate::{negotiate, negotiate_among};
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use crate::labels::escape_help;
@@ -57,7 +58,7 @@ pub const PROTOBUF_CONTENT_TYPE: &str =
     "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
 
 /// About how many samples `snapshot` encodes to (a histogram's buckets, sum and
-/// count each one): what the encoders size their one reservation by.
+/// count each one): what the protobuf encoder sizes its one reservation by.
 fn samples(snapshot: &Snapshot) -> usize {
     snapshot
         .families
@@ -65,6 +66,25 @@ fn samples(snapshot: &Snapshot) -> usize {
         .map(|f| match f.series.first().map(|s| &s.value) {
             Some(SeriesValue::Histogram(h)) => f.series.len() * (h.bounds.len() + 3),
             _ => f.series.len(),
+        })
+        .sum()
+}
+
+/// About how many bytes `snapshot` encodes to as text: each sample's name, labels and
+/// a value's worth, so that label-heavy series do not outgrow the reservation.
+fn text_bytes(snapshot: &Snapshot) -> usize {
+    snapshot
+        .families
+        .iter()
+        .map(|f| {
+            let per_series = match f.series.first().map(|s| &s.value) {
+                Some(SeriesValue::Histogram(h)) => h.bounds.len() + 3,
+                Some(SeriesValue::Summary(s)) => s.quantiles.len() + 2,
+                _ => 1,
+            };
+            let line = f.name.len() + 48;
+            128 + f.help.len()
+                + f.series.iter().map(|s| per_series * (line + s.labels.rendered().len())).sum::<usize>()
         })
         .sum()
 }
@@ -79,8 +99,8 @@ pub fn encode(snapshot: &Snapshot, format: Format, out: &mut Vec<u8>) {
     }
     let om = format == Format::OpenMetrics;
     // One reservation up front rather than a dozen doublings (each a copy of all the
-    // output so far): a sample line is rarely longer than this, labels included.
-    out.reserve(samples(snapshot) * 96);
+    // output so far).
+    out.reserve(text_bytes(snapshot));
     let mut le = BoundsText::default();
     for family in snapshot.families.iter().filter(|f| !f.series.is_empty()) {
         header(family, om, out);
@@ -204,15 +224,25 @@ fn write_histogram(
     le: &mut BoundsText,
 ) {
     let mut cumulative = 0u64;
+    // `name_bucket{labels,` is written once and copied from the output for the other
+    // buckets: one copy per line instead of four.
+    let mut prefix = None;
     for (i, count) in h.counts.iter().enumerate() {
         // Saturating: counts read from a file may be anything, and the `le` series must
         // stay cumulative (and never panic) even then.
         cumulative = cumulative.saturating_add(*count);
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"_bucket{");
-        if !labels.is_empty() {
-            out.extend_from_slice(labels.as_bytes());
-            out.push(b',');
+        match &prefix {
+            Some(written) => out.extend_from_within(Range::clone(written)),
+            None => {
+                let start = out.len();
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b"_bucket{");
+                if !labels.is_empty() {
+                    out.extend_from_slice(labels.as_bytes());
+                    out.push(b',');
+                }
+                prefix = Some(start..out.len());
+            }
         }
         out.extend_from_slice(le.get(&h.bounds, i));
         out.extend_from_slice(b"} ");
