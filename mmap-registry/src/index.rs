@@ -6,7 +6,7 @@
 //! A slot reached by no file in a round is not reported.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +30,9 @@ struct Slot {
     labels: Arc<LabelSet>,
     /// The hash of its labels, for the family's table to grow without rehashing them.
     hash: u64,
+    /// Where its labels' key lies in the index's arena of keys.
+    key_at: u32,
+    key_len: u32,
     /// Index of the slot's first accumulator cell.
     at: usize,
     /// The round that last reached this slot.
@@ -52,6 +55,11 @@ pub(crate) struct Index {
     families: Vec<FamilyAgg>,
     by_name: HashMap<Arc<str>, u32>,
     slots: Vec<Slot>,
+    /// Every slot's key (its labels as [`resolve`](Index::resolve) lays them out), one
+    /// after another.
+    keys: Vec<u8>,
+    /// The key being resolved, reused.
+    key: Vec<u8>,
     acc: Vec<u64>,
     round: u64,
     /// Totals that do not change between rounds (dead files, the archive), and the
@@ -74,14 +82,26 @@ impl Index {
     /// rather than mixed).
     pub(crate) fn resolve(&mut self, family: &Arc<FamilyInfo>, labels: &[(&str, &str)]) -> Option<SlotId> {
         let f = self.family_of(family)?;
-        let hash = hash_labels(&self.hasher, labels.iter().copied());
-        let (families, slots) = (&mut self.families, &mut self.slots);
+        // The labels as one key (`name 0xFF value 0xFF ...`, 0xFF being a byte UTF-8
+        // never holds, so no two label lists make the same key), hashed and compared
+        // in one piece against the slots' keys, which sit side by side in one arena.
+        let key = &mut self.key;
+        key.clear();
+        for (name, value) in labels {
+            key.extend_from_slice(name.as_bytes());
+            key.push(0xff);
+            key.extend_from_slice(value.as_bytes());
+            key.push(0xff);
+        }
+        let hash = self.hasher.hash_one(key.as_slice());
+        let (families, slots, keys) = (&mut self.families, &mut self.slots, &mut self.keys);
         let agg = families.get_mut(f as usize)?;
         let same = |id: &SlotId| {
             // The full hash first: the table's probe matches only 7 bits of it.
-            slots
-                .get(*id as usize)
-                .is_some_and(|s| s.hash == hash && s.labels.pairs().eq(labels.iter().copied()))
+            slots.get(*id as usize).is_some_and(|s| {
+                s.hash == hash
+                    && keys.get(s.key_at as usize..(s.key_at + s.key_len) as usize) == Some(key.as_slice())
+            })
         };
         if let Some(&slot) = agg.by_labels.find(hash, same) {
             return Some(slot);
@@ -89,7 +109,18 @@ impl Index {
         // First sight in this index: the one allocation per distinct series.
         let labels = LabelSet::new(labels.iter().copied()).ok()?;
         let slot = SlotId::try_from(slots.len()).ok().filter(|&id| id != SlotId::MAX)?;
-        slots.push(Slot { family: f, labels: Arc::new(labels), hash, at: self.acc.len(), round: 0 });
+        let key_at = u32::try_from(keys.len()).ok()?;
+        let key_len = u32::try_from(key.len()).ok().filter(|len| key_at.checked_add(*len).is_some())?;
+        keys.extend_from_slice(key);
+        slots.push(Slot {
+            family: f,
+            labels: Arc::new(labels),
+            hash,
+            key_at,
+            key_len,
+            at: self.acc.len(),
+            round: 0,
+        });
         self.acc.resize(self.acc.len() + agg.info.cells, 0);
         agg.by_labels.insert_unique(hash, slot, |id| slots.get(*id as usize).map_or(0, |s| s.hash));
         agg.slots.push(slot);
@@ -289,22 +320,6 @@ impl Index {
             family.sorted = true;
         }
     }
-}
-
-/// The hash of a series' labels, as name and value bytes each closed by 0xFF (a byte
-/// UTF-8 never holds, so no two label lists hash the same bytes).
-fn hash_labels<'a>(
-    hasher: &foldhash::fast::RandomState,
-    labels: impl Iterator<Item = (&'a str, &'a str)>,
-) -> u64 {
-    let mut h = hasher.build_hasher();
-    for (name, value) in labels {
-        h.write(name.as_bytes());
-        h.write_u8(0xff);
-        h.write(value.as_bytes());
-        h.write_u8(0xff);
-    }
-    h.finish()
 }
 
 /// A series value from accumulated cells, in herd-core's layouts (FORMAT.md, "Cell
