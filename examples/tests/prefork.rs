@@ -199,7 +199,7 @@ fn relayed_scrapes_negotiate_and_survive_the_designated_worker() -> TestResult {
             let got = herd_examples::prefork::requests_by_route(&String::from_utf8(body)?);
             assert_eq!(got, expected, "{framework}");
         }
-        demo.wait_line("worker 1 started", Duration::from_secs(20))?;
+        demo.wait_line("worker 1 restarted", Duration::from_secs(20))?;
         for _ in 0..6 {
             let (status, _, body) = http_get(demo.addr, "/metrics", &[])?;
             assert_eq!(status, 200, "{framework}");
