@@ -19,9 +19,6 @@ use herd_core::{LabelSet, MetricKind};
 
 use crate::reader::{FamilyInfo, Merge, Parsed, SeriesEntry};
 
-/// How many series ahead of the one being folded a scrape asks for cells.
-const PREFETCH_AHEAD: usize = 8;
-
 /// A slot's place in the index.
 pub(crate) type SlotId = u32;
 
@@ -189,12 +186,7 @@ impl Index {
     /// are left out. One call per file rather than per series: this loop is most of a
     /// steady scrape.
     pub(crate) fn add_file(&mut self, series: &[SeriesEntry], words: &[AtomicU64], live: bool) {
-        for (i, entry) in series.iter().enumerate() {
-            // The cells are read from memory, not cache, at every scrape (a whole
-            // directory's outgrows the cache): ask for those of a few series ahead.
-            if let Some(word) = series.get(i + PREFETCH_AHEAD).and_then(|ahead| words.get(ahead.first_word())) {
-                crate::sys::prefetch(word);
-            }
+        for entry in series {
             let Some(slot) = entry.slot() else { continue };
             if !live && entry.family.mode.live_only() {
                 continue;

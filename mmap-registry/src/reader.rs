@@ -95,11 +95,6 @@ impl SeriesEntry {
     pub(crate) fn slot(&self) -> Option<SlotId> {
         (self.slot != NO_SLOT).then_some(self.slot)
     }
-
-    /// Index of its first cell among the mapping's words.
-    pub(crate) fn first_word(&self) -> usize {
-        self.first_word as usize
-    }
 }
 
 /// Labels of one series, on the stack for the usual handful.

@@ -39,22 +39,6 @@ pub(crate) struct Mapping {
     offset: u64,
 }
 
-/// Asks the CPU to start loading the cache line of `word`: a scrape's walk over the
-/// files' cells knows its next addresses long before it reads them. A hint only; no
-/// effect off x86-64.
-#[inline(always)]
-pub(crate) fn prefetch(word: &AtomicU64) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch never faults and changes no memory, whatever the address (here
-    // a valid reference's); SSE, which provides it, is part of the x86-64 baseline.
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>((word as *const AtomicU64).cast::<i8>());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = word;
-}
-
 impl Mapping {
     /// Maps `len` bytes of `file` from `offset` (a multiple of the page size), readable
     /// and writable.
