@@ -423,7 +423,7 @@ fn skipped_reason(reader: &FileReader) -> Option<String> {
 /// Folds one file's series into the index; a dead file's series of `live` gauge modes
 /// are left out.
 fn add(index: &mut Index, cached: &Cached, live: bool) {
-    index.add_file(cached.reader.series(), cached.reader.words(), live);
+    index.add_file(&cached.reader.parsed, cached.reader.words(), live);
 }
 
 /// The worker files of `dir`, sorted.

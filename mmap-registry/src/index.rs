@@ -17,7 +17,7 @@ use herd_core::snapshot::{
 };
 use herd_core::{LabelSet, MetricKind};
 
-use crate::reader::{FamilyInfo, Merge, Parsed, SeriesEntry};
+use crate::reader::{FamilyInfo, Merge, Parsed};
 
 /// A slot's place in the index.
 pub(crate) type SlotId = u32;
@@ -181,14 +181,13 @@ impl Index {
         }
     }
 
-    /// Folds one file's series into their slots: `series` are the file's, their cells
-    /// among `words`; with `live` false (a dead file), the series of `live` gauge modes
-    /// are left out. One call per file rather than per series: this loop is most of a
-    /// steady scrape.
-    pub(crate) fn add_file(&mut self, series: &[SeriesEntry], words: &[AtomicU64], live: bool) {
-        for entry in series {
+    /// Folds one file's series (`parsed`, cells among `words`) into their slots; with
+    /// `live` false (a dead file), the series of `live` gauge modes are left out. One
+    /// call per file rather than per series: this loop is most of a steady scrape.
+    pub(crate) fn add_file(&mut self, parsed: &Parsed, words: &[AtomicU64], live: bool) {
+        for entry in &parsed.series {
             let Some(slot) = entry.slot() else { continue };
-            if !live && entry.family.mode.live_only() {
+            if !live && parsed.family(entry).is_none_or(|f| f.mode.live_only()) {
                 continue;
             }
             self.add(slot, Parsed::cells(words, entry));
