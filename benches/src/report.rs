@@ -1492,4 +1492,36 @@ mod tests {
         );
         assert!(!md.contains("\n\n\n"), "{md}");
     }
+
+    #[test]
+    fn scale_targets_are_judged_from_the_scrape_and_prefork_lines() {
+        let scrape = Line::parse("herd_index_bytes=41.8 herd_cold_vs_steady=12.5 herd_steady_cpu_ms=3.9");
+        let prefork = Line::parse(
+            "prefork_workers=8 prefork_series=11000 prefork_dir_bytes=5898240 prefork_one_growth_vs_worker=0.72 \
+             prefork_one_pss_bytes=25768960 prefork_one_growth_bytes=21396480 prefork_one_growth_vs_dir=3.63 \
+             prefork_each_growth_bytes=236865536 prefork_each_growth_vs_dir=40.2",
+        );
+        let inputs = ScrapeInputs { line: Some(scrape), prefork: Some(prefork), ..Default::default() };
+        let machine = Machine {
+            command: "bash benches/run.sh".into(),
+            date: "2026-01-01 00:00 UTC".into(),
+            cpu: "Intel(R) Xeon(R) Processor".into(),
+            cores: 2,
+            rustc: "rustc".into(),
+            load_before: Some("2.50 2.40 2.30".into()),
+        };
+        let md = render(&machine, &Results::new(), &[], &[], &inputs);
+        assert!(md.contains("- Machine: Intel(R) Xeon(R) Processor, 2 logical cores"), "{md}");
+        assert!(md.contains("| aggregator index at most 48 bytes per (file, series) pair | met | 41.8 (`herd_index_bytes`, needed ≤ 48.0) |"), "{md}");
+        assert!(md.contains("| cold scrape at most 5x a steady one (CPU time) | **missed** | 12.5 (`herd_cold_vs_steady`, needed ≤ 5.00) |"), "{md}");
+        assert!(md.contains("at most 4 ms of CPU | met | 3.90"), "{md}");
+        assert!(md.contains("(`prefork-demo --aggregate one`) | met | 0.720"), "{md}");
+        assert!(md.contains("### Pre-fork workers' memory"), "{md}");
+        assert!(md.contains("| `each` (every worker aggregates) | – | 226 MiB | 40.2 | – |"), "{md}");
+        assert!(
+            md.contains("grew like 0.720 aggregating workers of mode `each` (N-fold growth would be 8)"),
+            "{md}"
+        );
+        assert!(!md.contains("\n\n\n"), "{md}");
+    }
 }
