@@ -25,18 +25,33 @@ pub(crate) type SlotId = u32;
 /// The series of one family reached in a round: labels and accumulated cells.
 pub(crate) type Reached<'a> = (&'a Arc<FamilyInfo>, Vec<(&'a Arc<LabelSet>, &'a [u64])>);
 
+/// What a slot is: read when a series is resolved and when the snapshot is built.
 struct Slot {
-    family: u32,
     labels: Arc<LabelSet>,
     /// The hash of its labels, for the family's table to grow without rehashing them.
     hash: u64,
     /// Where its labels' key lies in the index's arena of keys.
     key_at: u32,
     key_len: u32,
+}
+
+/// What folding a file's cells into a slot reads and writes, apart from [`Slot`]: 16
+/// bytes a slot, so that a scrape's walk over every (file, series) pair keeps them in
+/// cache beside the accumulators.
+struct Fold {
     /// Index of the slot's first accumulator cell.
-    at: usize,
+    at: u32,
+    family: u32,
     /// The round that last reached this slot.
     round: u64,
+}
+
+/// A family's way of folding cells, copied out of its [`FamilyInfo`] for the same
+/// reason.
+struct FamilyFold {
+    cells: usize,
+    float_cell: usize,
+    merge: Merge,
 }
 
 struct FamilyAgg {
@@ -53,8 +68,12 @@ struct FamilyAgg {
 #[derive(Default)]
 pub(crate) struct Index {
     families: Vec<FamilyAgg>,
+    /// By family, as `families`.
+    family_folds: Vec<FamilyFold>,
     by_name: HashMap<Arc<str>, u32>,
     slots: Vec<Slot>,
+    /// By slot, as `slots`.
+    folds: Vec<Fold>,
     /// Every slot's key (its labels as [`resolve`](Index::resolve) lays them out), one
     /// after another.
     keys: Vec<u8>,
@@ -94,7 +113,8 @@ impl Index {
             key.push(0xff);
         }
         let hash = self.hasher.hash_one(key.as_slice());
-        let (families, slots, keys) = (&mut self.families, &mut self.slots, &mut self.keys);
+        let (families, slots, keys, folds) =
+            (&mut self.families, &mut self.slots, &mut self.keys, &mut self.folds);
         let agg = families.get_mut(f as usize)?;
         let same = |id: &SlotId| {
             // The full hash first: the table's probe matches only 7 bits of it.
@@ -111,16 +131,12 @@ impl Index {
         let slot = SlotId::try_from(slots.len()).ok().filter(|&id| id != SlotId::MAX)?;
         let key_at = u32::try_from(keys.len()).ok()?;
         let key_len = u32::try_from(key.len()).ok().filter(|len| key_at.checked_add(*len).is_some())?;
+        let at = u32::try_from(self.acc.len())
+            .ok()
+            .filter(|at| at.checked_add(agg.info.cells as u32).is_some())?;
         keys.extend_from_slice(key);
-        slots.push(Slot {
-            family: f,
-            labels: Arc::new(labels),
-            hash,
-            key_at,
-            key_len,
-            at: self.acc.len(),
-            round: 0,
-        });
+        slots.push(Slot { labels: Arc::new(labels), hash, key_at, key_len });
+        folds.push(Fold { at, family: f, round: 0 });
         self.acc.resize(self.acc.len() + agg.info.cells, 0);
         agg.by_labels.insert_unique(hash, slot, |id| slots.get(*id as usize).map_or(0, |s| s.hash));
         agg.slots.push(slot);
@@ -144,6 +160,11 @@ impl Index {
                     slots: Vec::new(),
                     sorted: true,
                 });
+                self.family_folds.push(FamilyFold {
+                    cells: info.cells,
+                    float_cell: info.float_cell,
+                    merge: info.merge,
+                });
                 self.by_name.insert(info.name.clone(), f);
             }),
         };
@@ -163,7 +184,7 @@ impl Index {
         self.base.clone_from(&self.acc);
         let round = self.round;
         self.base_slots =
-            (0..self.slots.len()).filter(|&i| self.slots[i].round == round).map(|i| i as SlotId).collect();
+            (0..self.folds.len()).filter(|&i| self.folds[i].round == round).map(|i| i as SlotId).collect();
     }
 
     /// Starts a round from the saved base: its slots are reached, with its totals.
@@ -175,8 +196,8 @@ impl Index {
             acc.copy_from_slice(&self.base);
         }
         for &id in &self.base_slots {
-            if let Some(slot) = self.slots.get_mut(id as usize) {
-                slot.round = self.round;
+            if let Some(fold) = self.folds.get_mut(id as usize) {
+                fold.round = self.round;
             }
         }
     }
@@ -198,17 +219,20 @@ impl Index {
     #[inline]
     pub(crate) fn add(&mut self, slot: SlotId, cells: &[AtomicU64]) {
         let round = self.round;
-        let Some(s) = self.slots.get_mut(slot as usize) else { return };
-        let Some(family) = self.families.get(s.family as usize) else { return };
-        let info = &family.info;
-        let Some(acc) = self.acc.get_mut(s.at..s.at + info.cells) else { return };
+        let Some(s) = self.folds.get_mut(slot as usize) else { return };
+        let Some(info) = self.family_folds.get(s.family as usize) else { return };
+        let at = s.at as usize;
+        let Some(acc) = self.acc.get_mut(at..at + info.cells) else { return };
         if cells.len() != acc.len() {
             return;
         }
         // Relaxed: each cell is an independent total; a scrape is a moment's reading,
         // not a consistent cut across cells.
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        if let (Merge::Sketch, Some(layout)) = (info.merge, &info.summary) {
+        let sketch = || self.families.get(s.family as usize).and_then(|f| f.info.summary.as_ref());
+        if let (Merge::Sketch, Some(layout)) =
+            (info.merge, (info.merge == Merge::Sketch).then(sketch).flatten())
+        {
             // Age buckets are matched by epoch, not summed blindly; a slot first
             // reached in this round starts from nothing.
             if s.round != round {
@@ -266,16 +290,19 @@ impl Index {
     pub(crate) fn reached(&mut self) -> impl Iterator<Item = Reached<'_>> {
         self.sort();
         let round = self.round;
-        let (slots, acc) = (&self.slots, &self.acc);
+        let (slots, folds, acc) = (&self.slots, &self.folds, &self.acc);
         let mut order: Vec<&FamilyAgg> = self.families.iter().collect();
         order.sort_by(|a, b| a.info.name.cmp(&b.info.name));
         order.into_iter().filter_map(move |family| {
             let series: Vec<_> = family
                 .slots
                 .iter()
-                .filter_map(|&id| slots.get(id as usize))
-                .filter(|s| s.round == round)
-                .filter_map(|s| Some((&s.labels, acc.get(s.at..s.at + family.info.cells)?)))
+                .filter_map(|&id| Some((slots.get(id as usize)?, folds.get(id as usize)?)))
+                .filter(|(_, fold)| fold.round == round)
+                .filter_map(|(s, fold)| {
+                    let at = fold.at as usize;
+                    Some((&s.labels, acc.get(at..at + family.info.cells)?))
+                })
                 .collect();
             (!series.is_empty()).then_some((&family.info, series))
         })
