@@ -196,7 +196,11 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let work = |worker: Worker| -> io::Result<()> {
         let relays = args.aggregate == Aggregate::One;
         if relays && worker.slot() == 0 {
-            relay.serve(MetricsSource::from(aggregator.clone()))?;
+            // Without the relay (a socket path too long for a Unix socket, say) every
+            // worker answers from an aggregator made for each scrape: exact, but cold.
+            if let Err(e) = relay.serve(MetricsSource::from(aggregator.clone())) {
+                log::error!("cannot serve the scrape relay on {}: {e}", relay.socket().display());
+            }
         }
         let listener = worker.into_listener().into_tcp()?;
         match (args.framework, relays) {
