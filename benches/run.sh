@@ -2,7 +2,8 @@
 # Runs the herd-vs-peers criterion suites and the multiprocess scrape comparison
 # (benches/scrape-compare.sh: herd-mmap beside Python prometheus_client and GitLab's
 # prometheus-client-mmap, installed first if missing, then its scaling curves), the
-# scrape cost before and after 2,000 short-lived workers (scrape-compare --churn), then
+# scrape cost before and after 2,000 short-lived workers (scrape-compare --churn), the
+# memory of prefork-demo's workers after each answered a scrape (benches/prefork-memory.sh), then
 # regenerates benches/RESULTS.md, benches/scaling.csv and benches/scaling.svg.
 # Extra arguments are passed to criterion (e.g. `bash benches/run.sh labelled_inc`).
 # Takes about seventeen minutes on 2 cores once compiled (the churn about a minute and
@@ -21,11 +22,14 @@ target_dir="${CARGO_TARGET_DIR:-target}"
 mkdir -p "$target_dir/herd-bench"
 scrape_line="$target_dir/herd-bench/scrape-compare.txt"
 churn_line="$target_dir/herd-bench/churn.txt"
+prefork_line="$target_dir/herd-bench/prefork-memory.txt"
 # A line from an earlier run must not pass for this one's.
-rm -f "$scrape_line" "$churn_line"
+rm -f "$scrape_line" "$churn_line" "$prefork_line"
 
 cargo bench -p herd-benches --bench hot_path --bench encode --bench middleware --bench statsd --bench facade --bench push -- "$@"
 bash benches/scrape-compare.sh --workers 32 --series 10000 | tee "$scrape_line"
 bash benches/scrape-compare.sh --scaling --workers 32 --series 10000
 cargo run --quiet --release -p herd-benches --bin scrape-compare -- --churn | tee "$churn_line"
-cargo run --release -p herd-benches --bin bench-report -- --scrape "$scrape_line" --churn "$churn_line"
+bash benches/prefork-memory.sh | tee "$prefork_line"
+cargo run --release -p herd-benches --bin bench-report -- --scrape "$scrape_line" --churn "$churn_line" \
+    --prefork "$prefork_line"

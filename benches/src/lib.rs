@@ -16,5 +16,6 @@
 
 pub mod churn;
 pub mod fixtures;
+pub mod prefork_memory;
 pub mod report;
 pub mod scrape;

@@ -858,6 +858,8 @@ pub struct ScrapeInputs {
     pub plot: Option<String>,
     /// The line of `scrape-compare --churn`, if it ran.
     pub churn: Option<Line>,
+    /// The line of `scrape-compare --prefork-memory`, if it ran.
+    pub prefork: Option<Line>,
 }
 
 /// The outcome of a scrape target: `Ok((met, ratio))` with the ratio peer over herd,
@@ -927,6 +929,17 @@ pub fn render(
         Err(_) => ("not measured".to_owned(), "–".to_owned()),
     };
     let _ = writeln!(out, "| {CHURN_CLAIM} | {result} | {ratio} |");
+    for t in &crate::scrape::SCALE_TARGETS {
+        let (result, value) =
+            match crate::scrape::evaluate_ceiling(t, &[scrape.line.as_ref(), scrape.prefork.as_ref()]) {
+                Ok((met, value)) => (
+                    if met { "met" } else { "**missed**" }.to_owned(),
+                    format!("{} (`{}`, needed ≤ {})", sig3(value), t.key, sig3(t.max)),
+                ),
+                Err(_) => ("not measured".to_owned(), "–".to_owned()),
+            };
+        let _ = writeln!(out, "| {} | {result} | {value} |", t.claim);
+    }
     let added_costs = || ADDED_COST_TARGETS.iter().filter(|t| groups.iter().any(|g| g.name == t.group));
     for t in added_costs().filter(|t| t.max_ratio.is_some()) {
         let (result, ratio) = match evaluate_added_cost(t, results) {
@@ -997,6 +1010,7 @@ fn render_scrape(out: &mut String, scrape: &ScrapeInputs) {
         out.push_str("_Not measured in this run._\n\n");
         render_scaling(out, scrape);
         render_churn(out, scrape);
+        render_prefork(out, scrape);
         return;
     };
     let (workers, series) = (line.get_f64("workers"), line.get_f64("series"));
@@ -1073,6 +1087,48 @@ fn render_scrape(out: &mut String, scrape: &ScrapeInputs) {
     }
     render_scaling(out, scrape);
     render_churn(out, scrape);
+    render_prefork(out, scrape);
+}
+
+/// `scrape-compare --prefork-memory`: the workers' memory in both aggregation modes.
+fn render_prefork(out: &mut String, scrape: &ScrapeInputs) {
+    out.push_str("### Pre-fork workers' memory\n\n");
+    let Some(line) = &scrape.prefork else {
+        out.push_str("_Not measured in this run._\n\n");
+        return;
+    };
+    let get = |key: &str| line.get(key).unwrap_or("–").to_owned();
+    let bytes = |key: &str| line.get_f64(key).map_or_else(|| "–".to_owned(), format_bytes);
+    let ratio = |key: &str| line.get_f64(key).map_or_else(|| "–".to_owned(), sig3);
+    let _ = write!(
+        out,
+        "From `bash benches/prefork-memory.sh` (`herd_benches::prefork_memory`): `prefork-demo` \
+         with {} workers on a directory that {} more writer processes fill with {} counter series \
+         each (and a tenth as many histograms), {} on disk. Scrapes of `/metrics` go to the \
+         demo until every worker has answered one; the workers' memory is the sum of their \
+         `Pss` (`/proc/PID/smaps_rollup`), growth is after the scrapes minus before.\n\n\
+         | `--aggregate` | workers' Pss after | growth | growth / directory | anonymous after |\n\
+         |---|---:|---:|---:|---:|\n\
+         | `one` (worker 0 aggregates, the others relay) | {} | {} | {} | {} |\n\
+         | `each` (every worker aggregates) | {} | {} | {} | {} |\n\n\
+         In mode `one` the workers together grew like {} aggregating workers of mode `each` \
+         (N-fold growth would be {}).\n\n\
+         The line as printed: `{line}`\n\n",
+        get("prefork_workers"),
+        get("prefork_workers"),
+        get("prefork_series"),
+        bytes("prefork_dir_bytes"),
+        bytes("prefork_one_pss_bytes"),
+        bytes("prefork_one_growth_bytes"),
+        ratio("prefork_one_growth_vs_dir"),
+        bytes("prefork_one_anon_bytes"),
+        bytes("prefork_each_pss_bytes"),
+        bytes("prefork_each_growth_bytes"),
+        ratio("prefork_each_growth_vs_dir"),
+        bytes("prefork_each_anon_bytes"),
+        ratio("prefork_one_growth_vs_worker"),
+        get("prefork_workers"),
+    );
 }
 
 /// The churn target, as the Targets table states it.
@@ -1426,6 +1482,7 @@ mod tests {
             scaling: vec![point],
             plot: Some("scaling.svg".into()),
             churn: Some(churn),
+            prefork: None,
         };
         let machine = Machine {
             command: "bash benches/run.sh".into(),
@@ -1458,6 +1515,38 @@ mod tests {
             md.contains(
                 "2.00 ms (MAD 100 µs) before, 2.50 ms (MAD 200 µs) after; the directory then held 12 files"
             ),
+            "{md}"
+        );
+        assert!(!md.contains("\n\n\n"), "{md}");
+    }
+
+    #[test]
+    fn scale_targets_are_judged_from_the_scrape_and_prefork_lines() {
+        let scrape = Line::parse("herd_index_bytes=41.8 herd_cold_vs_steady=12.5 herd_steady_cpu_ms=3.9");
+        let prefork = Line::parse(
+            "prefork_workers=8 prefork_series=11000 prefork_dir_bytes=5898240 prefork_one_growth_vs_worker=0.72 \
+             prefork_one_pss_bytes=25768960 prefork_one_growth_bytes=21396480 prefork_one_growth_vs_dir=3.63 \
+             prefork_each_growth_bytes=236865536 prefork_each_growth_vs_dir=40.2",
+        );
+        let inputs = ScrapeInputs { line: Some(scrape), prefork: Some(prefork), ..Default::default() };
+        let machine = Machine {
+            command: "bash benches/run.sh".into(),
+            date: "2026-01-01 00:00 UTC".into(),
+            cpu: "Intel(R) Xeon(R) Processor".into(),
+            cores: 2,
+            rustc: "rustc".into(),
+            load_before: Some("2.50 2.40 2.30".into()),
+        };
+        let md = render(&machine, &Results::new(), &[], &[], &inputs);
+        assert!(md.contains("- Machine: Intel(R) Xeon(R) Processor, 2 logical cores"), "{md}");
+        assert!(md.contains("| aggregator index at most 48 bytes per (file, series) pair | met | 41.8 (`herd_index_bytes`, needed ≤ 48.0) |"), "{md}");
+        assert!(md.contains("| cold scrape at most 5x a steady one (CPU time) | **missed** | 12.5 (`herd_cold_vs_steady`, needed ≤ 5.00) |"), "{md}");
+        assert!(md.contains("at most 4 ms of CPU | met | 3.90"), "{md}");
+        assert!(md.contains("(`prefork-demo --aggregate one`) | met | 0.720"), "{md}");
+        assert!(md.contains("### Pre-fork workers' memory"), "{md}");
+        assert!(md.contains("| `each` (every worker aggregates) | – | 226 MiB | 40.2 | – |"), "{md}");
+        assert!(
+            md.contains("grew like 0.720 aggregating workers of mode `each` (N-fold growth would be 8)"),
             "{md}"
         );
         assert!(!md.contains("\n\n\n"), "{md}");

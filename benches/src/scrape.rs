@@ -148,16 +148,36 @@ pub fn steady_scrape_times(
     aggregator: &herd_mmap::Aggregator,
     iterations: usize,
 ) -> Result<Vec<f64>, herd_mmap::MmapError> {
+    steady_scrapes(aggregator, iterations).map(|times| times.into_iter().map(|(wall, _)| wall).collect())
+}
+
+/// Like [`steady_scrape_times`], each scrape's (wall, CPU) milliseconds; the CPU time
+/// is this thread's, which a busy machine does not inflate as it does the wall time.
+///
+/// # Errors
+///
+/// As [`steady_scrape_times`].
+pub fn steady_scrapes(
+    aggregator: &herd_mmap::Aggregator,
+    iterations: usize,
+) -> Result<Vec<(f64, f64)>, herd_mmap::MmapError> {
     let mut times = Vec::with_capacity(iterations);
     for _ in 0..iterations {
         let start = std::time::Instant::now();
+        let cpu = thread_cpu_ms();
         let snapshot = aggregator.snapshot()?;
         let mut body = Vec::new();
         herd_core::encode(&snapshot, herd_core::Format::Text, &mut body);
         std::hint::black_box(&body);
-        times.push(start.elapsed().as_secs_f64() * 1e3);
+        times.push((start.elapsed().as_secs_f64() * 1e3, thread_cpu_ms() - cpu));
     }
     Ok(times)
+}
+
+/// CPU time this thread has used, in milliseconds.
+pub fn thread_cpu_ms() -> f64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    t.tv_sec as f64 * 1e3 + t.tv_nsec as f64 / 1e6
 }
 
 /// The median of `values` (the mean of the middle two for an even count); `NaN` when
@@ -328,6 +348,58 @@ pub const SCRAPE_TARGETS: [ScrapeTarget; 4] = [
         min: 5.0,
     },
 ];
+
+/// A figure that must stay at or below a bound.
+#[derive(Debug, Clone, Copy)]
+pub struct CeilingTarget {
+    /// The claim, in words.
+    pub claim: &'static str,
+    /// The key in the scrape-compare or `--prefork-memory` line.
+    pub key: &'static str,
+    /// The largest acceptable value.
+    pub max: f64,
+}
+
+/// Issue 24's targets (scrape at scale): the scrape at 32 workers x 10k series and the
+/// pre-fork memory at 8 workers x 11k series, each judged per run.
+pub const SCALE_TARGETS: [CeilingTarget; 4] = [
+    CeilingTarget {
+        claim: "aggregator index at most 48 bytes per (file, series) pair",
+        key: "herd_index_bytes",
+        max: 48.0,
+    },
+    CeilingTarget {
+        claim: "cold scrape at most 5x a steady one (CPU time)",
+        key: "herd_cold_vs_steady",
+        max: 5.0,
+    },
+    CeilingTarget {
+        claim: "steady scrape, aggregate plus encode, at most 4 ms of CPU",
+        key: "herd_steady_cpu_ms",
+        max: 4.0,
+    },
+    CeilingTarget {
+        claim:
+            "pre-fork workers' memory does not grow N-fold: 8 workers that each answered a scrape of \
+                8 x 11k series grow at most as much as 2 aggregating workers (`prefork-demo --aggregate one`)",
+        key: "prefork_one_growth_vs_worker",
+        max: 2.0,
+    },
+];
+
+/// Judges `target` on the first of `lines` that has its key: (met, value).
+///
+/// # Errors
+///
+/// No line has the key (the run that measures it did not run).
+pub fn evaluate_ceiling(target: &CeilingTarget, lines: &[Option<&Line>]) -> Result<(bool, f64), String> {
+    let value = lines
+        .iter()
+        .flatten()
+        .find_map(|l| l.get_f64(target.key))
+        .ok_or_else(|| format!("no {} measured", target.key))?;
+    Ok((value <= target.max, value))
+}
 
 /// One point of the scaling curves.
 #[derive(Debug, Clone, Default, PartialEq)]

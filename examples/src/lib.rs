@@ -12,6 +12,7 @@ pub mod actix_app;
 pub mod axum_app;
 pub mod grpc_echo;
 pub mod prefork;
+pub mod relay;
 
 use std::time::Duration;
 

@@ -160,6 +160,71 @@ fn the_self_test_counts_every_request_exactly() -> TestResult {
     Ok(())
 }
 
+/// `--aggregate one` (the default): every worker's scrape is answered by worker 0's
+/// aggregator through the relay socket, negotiated as herd's handler negotiates, and
+/// the scrapes go on, exact, while worker 0 is killed and restarted.
+#[test]
+fn relayed_scrapes_negotiate_and_survive_the_designated_worker() -> TestResult {
+    for framework in ["axum", "actix"] {
+        let demo = Demo::start("3", &["--framework", framework])?;
+        let designated = pid_of(&demo.wait_line("worker 1 started", Duration::from_secs(10))?)?;
+        demo.wait_line("worker 3 started", Duration::from_secs(10))?;
+        drive(demo.addr)?;
+        let expected: BTreeMap<String, f64> =
+            PLAN.iter().map(|(_, _, route, n)| ((*route).to_owned(), *n as f64)).collect();
+        let om = [("Accept", "application/openmetrics-text; version=1.0.0")];
+        for _ in 0..12 {
+            let (status, headers, body) = http_get(demo.addr, "/metrics", &om)?;
+            assert_eq!(status, 200, "{framework}");
+            let header = |name: &str| {
+                headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+            };
+            assert_eq!(
+                header("content-type"),
+                Some(herd_core::Format::OpenMetrics.content_type()),
+                "{framework}"
+            );
+            assert_eq!(header("vary"), Some("Accept, Accept-Encoding"), "{framework}");
+            let text = String::from_utf8(body)?;
+            assert!(text.ends_with("# EOF\n"), "{framework}: {text}");
+        }
+        assert!(demo.metrics_dir().join(herd_examples::relay::RELAY_SOCKET).exists());
+
+        let victim = rustix::process::Pid::from_raw(designated).ok_or("bad pid")?;
+        rustix::process::kill_process(victim, rustix::process::Signal::KILL)?;
+        // Until worker 0 is back, each worker answers from an aggregator of its own.
+        for _ in 0..12 {
+            let (status, _, body) = http_get(demo.addr, "/metrics", &[])?;
+            assert_eq!(status, 200, "{framework}");
+            let got = herd_examples::prefork::requests_by_route(&String::from_utf8(body)?);
+            assert_eq!(got, expected, "{framework}");
+        }
+        demo.wait_line("worker 1 restarted", Duration::from_secs(20))?;
+        for _ in 0..6 {
+            let (status, _, body) = http_get(demo.addr, "/metrics", &[])?;
+            assert_eq!(status, 200, "{framework}");
+            assert_eq!(herd_examples::prefork::requests_by_route(&String::from_utf8(body)?), expected);
+        }
+    }
+    Ok(())
+}
+
+/// `--aggregate each`: every worker aggregates on its own, as before the relay.
+#[test]
+fn the_self_test_passes_with_an_aggregator_in_each_worker() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let out = Command::new(env!("CARGO_BIN_EXE_prefork-demo"))
+        .args(["--workers", "3", "--listen", "127.0.0.1:0", "--self-test", "400", "--aggregate", "each"])
+        .arg("--dir")
+        .arg(dir.path().join("metrics"))
+        .output()?;
+    let stdout = String::from_utf8(out.stdout)?;
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.lines().any(|l| l == "self-test: ok"), "{stdout}");
+    assert!(!dir.path().join("metrics").join(herd_examples::relay::RELAY_SOCKET).exists());
+    Ok(())
+}
+
 #[test]
 fn bad_arguments_are_refused_with_usage() -> TestResult {
     for args in

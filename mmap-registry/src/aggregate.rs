@@ -423,13 +423,7 @@ fn skipped_reason(reader: &FileReader) -> Option<String> {
 /// Folds one file's series into the index; a dead file's series of `live` gauge modes
 /// are left out.
 fn add(index: &mut Index, cached: &Cached, live: bool) {
-    for series in cached.reader.series() {
-        let Some(slot) = series.slot() else { continue };
-        if !live && series.family.mode.live_only() {
-            continue;
-        }
-        index.add(slot, cached.reader.cells(series));
-    }
+    index.add_file(&cached.reader.parsed, cached.reader.words(), live);
 }
 
 /// The worker files of `dir`, sorted.

@@ -219,7 +219,8 @@ fn fold(index: &mut Index, archive: Option<&FileReader>, dead: &[(PathBuf, FileR
         for series in reader.series() {
             // A dead process has no live value, and one series per dead pid would grow
             // without bound: those gauge modes are not archived.
-            if series.family.merge == Merge::PerProcess || series.family.mode.live_only() {
+            let Some(family) = reader.parsed.family(series) else { continue };
+            if family.merge == Merge::PerProcess || family.mode.live_only() {
                 continue;
             }
             if let Some(slot) = series.slot() {

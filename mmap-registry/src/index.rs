@@ -6,7 +6,7 @@
 //! A slot reached by no file in a round is not reported.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +18,7 @@ use herd_core::snapshot::{
 };
 use herd_core::{LabelSet, MetricKind};
 
-use crate::reader::{FamilyInfo, Merge};
+use crate::reader::{FamilyInfo, Merge, Parsed};
 
 /// A slot's place in the index.
 pub(crate) type SlotId = u32;
@@ -26,15 +26,33 @@ pub(crate) type SlotId = u32;
 /// The series of one family reached in a round: labels and accumulated cells.
 pub(crate) type Reached<'a> = (&'a Arc<FamilyInfo>, Vec<(&'a Arc<LabelSet>, &'a [u64])>);
 
+/// What a slot is: read when a series is resolved and when the snapshot is built.
 struct Slot {
-    family: u32,
     labels: Arc<LabelSet>,
     /// The hash of its labels, for the family's table to grow without rehashing them.
     hash: u64,
+    /// Where its labels' key lies in the index's arena of keys.
+    key_at: u32,
+    key_len: u32,
+}
+
+/// What folding a file's cells into a slot reads and writes, apart from [`Slot`]: 16
+/// bytes a slot, so that a scrape's walk over every (file, series) pair keeps them in
+/// cache beside the accumulators.
+struct Fold {
     /// Index of the slot's first accumulator cell.
-    at: usize,
+    at: u32,
+    family: u32,
     /// The round that last reached this slot.
     round: u64,
+}
+
+/// A family's way of folding cells, copied out of its [`FamilyInfo`] for the same
+/// reason.
+struct FamilyFold {
+    cells: usize,
+    float_cell: usize,
+    merge: Merge,
 }
 
 struct FamilyAgg {
@@ -51,8 +69,17 @@ struct FamilyAgg {
 #[derive(Default)]
 pub(crate) struct Index {
     families: Vec<FamilyAgg>,
+    /// By family, as `families`.
+    family_folds: Vec<FamilyFold>,
     by_name: HashMap<Arc<str>, u32>,
     slots: Vec<Slot>,
+    /// By slot, as `slots`.
+    folds: Vec<Fold>,
+    /// Every slot's key (its labels as [`resolve`](Index::resolve) lays them out), one
+    /// after another.
+    keys: Vec<u8>,
+    /// The key being resolved, reused.
+    key: Vec<u8>,
     acc: Vec<u64>,
     round: u64,
     /// Totals that do not change between rounds (dead files, the archive), and the
@@ -75,14 +102,27 @@ impl Index {
     /// rather than mixed).
     pub(crate) fn resolve(&mut self, family: &Arc<FamilyInfo>, labels: &[(&str, &str)]) -> Option<SlotId> {
         let f = self.family_of(family)?;
-        let hash = hash_labels(&self.hasher, labels.iter().copied());
-        let (families, slots) = (&mut self.families, &mut self.slots);
+        // The labels as one key (`name 0xFF value 0xFF ...`, 0xFF being a byte UTF-8
+        // never holds, so no two label lists make the same key), hashed and compared
+        // in one piece against the slots' keys, which sit side by side in one arena.
+        let key = &mut self.key;
+        key.clear();
+        for (name, value) in labels {
+            key.extend_from_slice(name.as_bytes());
+            key.push(0xff);
+            key.extend_from_slice(value.as_bytes());
+            key.push(0xff);
+        }
+        let hash = self.hasher.hash_one(key.as_slice());
+        let (families, slots, keys, folds) =
+            (&mut self.families, &mut self.slots, &mut self.keys, &mut self.folds);
         let agg = families.get_mut(f as usize)?;
         let same = |id: &SlotId| {
             // The full hash first: the table's probe matches only 7 bits of it.
-            slots
-                .get(*id as usize)
-                .is_some_and(|s| s.hash == hash && s.labels.pairs().eq(labels.iter().copied()))
+            slots.get(*id as usize).is_some_and(|s| {
+                s.hash == hash
+                    && keys.get(s.key_at as usize..(s.key_at + s.key_len) as usize) == Some(key.as_slice())
+            })
         };
         if let Some(&slot) = agg.by_labels.find(hash, same) {
             return Some(slot);
@@ -90,7 +130,14 @@ impl Index {
         // First sight in this index: the one allocation per distinct series.
         let labels = LabelSet::new(labels.iter().copied()).ok()?;
         let slot = SlotId::try_from(slots.len()).ok().filter(|&id| id != SlotId::MAX)?;
-        slots.push(Slot { family: f, labels: Arc::new(labels), hash, at: self.acc.len(), round: 0 });
+        let key_at = u32::try_from(keys.len()).ok()?;
+        let key_len = u32::try_from(key.len()).ok().filter(|len| key_at.checked_add(*len).is_some())?;
+        let at = u32::try_from(self.acc.len())
+            .ok()
+            .filter(|at| at.checked_add(agg.info.cells as u32).is_some())?;
+        keys.extend_from_slice(key);
+        slots.push(Slot { labels: Arc::new(labels), hash, key_at, key_len });
+        folds.push(Fold { at, family: f, round: 0 });
         self.acc.resize(self.acc.len() + agg.info.cells, 0);
         agg.by_labels.insert_unique(hash, slot, |id| slots.get(*id as usize).map_or(0, |s| s.hash));
         agg.slots.push(slot);
@@ -114,6 +161,11 @@ impl Index {
                     slots: Vec::new(),
                     sorted: true,
                 });
+                self.family_folds.push(FamilyFold {
+                    cells: info.cells,
+                    float_cell: info.float_cell,
+                    merge: info.merge,
+                });
                 self.by_name.insert(info.name.clone(), f);
             }),
         };
@@ -133,7 +185,7 @@ impl Index {
         self.base.clone_from(&self.acc);
         let round = self.round;
         self.base_slots =
-            (0..self.slots.len()).filter(|&i| self.slots[i].round == round).map(|i| i as SlotId).collect();
+            (0..self.folds.len()).filter(|&i| self.folds[i].round == round).map(|i| i as SlotId).collect();
     }
 
     /// Starts a round from the saved base: its slots are reached, with its totals.
@@ -145,38 +197,56 @@ impl Index {
             acc.copy_from_slice(&self.base);
         }
         for &id in &self.base_slots {
-            if let Some(slot) = self.slots.get_mut(id as usize) {
-                slot.round = self.round;
+            if let Some(fold) = self.folds.get_mut(id as usize) {
+                fold.round = self.round;
             }
         }
     }
 
+    /// Folds one file's series (`parsed`, cells among `words`) into their slots; with
+    /// `live` false (a dead file), the series of `live` gauge modes are left out. One
+    /// call per file rather than per series: this loop is most of a steady scrape.
+    pub(crate) fn add_file(&mut self, parsed: &Parsed, words: &[AtomicU64], live: bool) {
+        for entry in &parsed.series {
+            let Some(slot) = entry.slot() else { continue };
+            if !live && parsed.family(entry).is_none_or(|f| f.mode.live_only()) {
+                continue;
+            }
+            self.add(slot, Parsed::cells(words, entry));
+        }
+    }
+
     /// Folds one file's cells of a series into its slot.
+    #[inline]
     pub(crate) fn add(&mut self, slot: SlotId, cells: &[AtomicU64]) {
-        let Some(s) = self.slots.get_mut(slot as usize) else { return };
-        let Some(family) = self.families.get(s.family as usize) else { return };
-        let info = &family.info;
-        let Some(acc) = self.acc.get_mut(s.at..s.at + info.cells) else { return };
+        let round = self.round;
+        let Some(s) = self.folds.get_mut(slot as usize) else { return };
+        let Some(info) = self.family_folds.get(s.family as usize) else { return };
+        let at = s.at as usize;
+        let Some(acc) = self.acc.get_mut(at..at + info.cells) else { return };
         if cells.len() != acc.len() {
             return;
         }
         // Relaxed: each cell is an independent total; a scrape is a moment's reading,
         // not a consistent cut across cells.
-        let load = |i: usize| cells[i].load(Ordering::Relaxed);
-        if let (Merge::Sketch, Some(layout)) = (info.merge, &info.summary) {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let sketch = || self.families.get(s.family as usize).and_then(|f| f.info.summary.as_ref());
+        if let (Merge::Sketch, Some(layout)) =
+            (info.merge, (info.merge == Merge::Sketch).then(sketch).flatten())
+        {
             // Age buckets are matched by epoch, not summed blindly; a slot first
             // reached in this round starts from nothing.
-            if s.round != self.round {
-                s.round = self.round;
+            if s.round != round {
+                s.round = round;
                 acc.fill(0);
             }
             layout.merge(acc, cells);
             return;
         }
-        if s.round != self.round {
-            s.round = self.round;
-            for (i, a) in acc.iter_mut().enumerate() {
-                *a = load(i);
+        if s.round != round {
+            s.round = round;
+            for (a, c) in acc.iter_mut().zip(cells) {
+                *a = load(c);
             }
             return;
         }
@@ -185,26 +255,33 @@ impl Index {
             // a pid was reused: their values add up.
             // (Sketches were merged above.)
             Merge::Sum | Merge::PerProcess | Merge::Sketch => {
-                let float = info.float_cell;
-                for (i, a) in acc.iter_mut().enumerate() {
-                    *a = if i == float {
-                        (f64::from_bits(*a) + f64::from_bits(load(i))).to_bits()
-                    } else {
-                        a.wrapping_add(load(i))
-                    };
+                // The counts before and after the one float cell, each a plain loop.
+                let float = info.float_cell.min(acc.len());
+                let (ints, rest) = acc.split_at_mut(float);
+                let (int_cells, rest_cells) = cells.split_at(float);
+                for (a, c) in ints.iter_mut().zip(int_cells) {
+                    *a = a.wrapping_add(load(c));
+                }
+                if let (Some((f, ints)), Some((fc, int_cells))) =
+                    (rest.split_first_mut(), rest_cells.split_first())
+                {
+                    *f = (f64::from_bits(*f) + f64::from_bits(load(fc))).to_bits();
+                    for (a, c) in ints.iter_mut().zip(int_cells) {
+                        *a = a.wrapping_add(load(c));
+                    }
                 }
             }
             Merge::Min | Merge::Max => {
-                let (old, new) = (f64::from_bits(acc[0]), f64::from_bits(load(0)));
+                let (old, new) = (f64::from_bits(acc[0]), f64::from_bits(load(&cells[0])));
                 let replace = if info.merge == Merge::Min { new < old } else { new > old };
                 if replace || old.is_nan() {
                     acc[0] = new.to_bits();
                 }
             }
             Merge::Latest => {
-                if acc.len() == 2 && load(1) > acc[1] {
-                    acc[0] = load(0);
-                    acc[1] = load(1);
+                if acc.len() == 2 && load(&cells[1]) > acc[1] {
+                    acc[0] = load(&cells[0]);
+                    acc[1] = load(&cells[1]);
                 }
             }
         }
@@ -214,16 +291,19 @@ impl Index {
     pub(crate) fn reached(&mut self) -> impl Iterator<Item = Reached<'_>> {
         self.sort();
         let round = self.round;
-        let (slots, acc) = (&self.slots, &self.acc);
+        let (slots, folds, acc) = (&self.slots, &self.folds, &self.acc);
         let mut order: Vec<&FamilyAgg> = self.families.iter().collect();
         order.sort_by(|a, b| a.info.name.cmp(&b.info.name));
         order.into_iter().filter_map(move |family| {
             let series: Vec<_> = family
                 .slots
                 .iter()
-                .filter_map(|&id| slots.get(id as usize))
-                .filter(|s| s.round == round)
-                .filter_map(|s| Some((&s.labels, acc.get(s.at..s.at + family.info.cells)?)))
+                .filter_map(|&id| Some((slots.get(id as usize)?, folds.get(id as usize)?)))
+                .filter(|(_, fold)| fold.round == round)
+                .filter_map(|(s, fold)| {
+                    let at = fold.at as usize;
+                    Some((&s.labels, acc.get(at..at + family.info.cells)?))
+                })
                 .collect();
             (!series.is_empty()).then_some((&family.info, series))
         })
@@ -267,22 +347,6 @@ impl Index {
             family.sorted = true;
         }
     }
-}
-
-/// The hash of a series' labels, as name and value bytes each closed by 0xFF (a byte
-/// UTF-8 never holds, so no two label lists hash the same bytes).
-fn hash_labels<'a>(
-    hasher: &foldhash::fast::RandomState,
-    labels: impl Iterator<Item = (&'a str, &'a str)>,
-) -> u64 {
-    let mut h = hasher.build_hasher();
-    for (name, value) in labels {
-        h.write(name.as_bytes());
-        h.write_u8(0xff);
-        h.write(value.as_bytes());
-        h.write_u8(0xff);
-    }
-    h.finish()
 }
 
 /// A series value from accumulated cells, in herd-core's layouts (FORMAT.md, "Cell

@@ -109,7 +109,7 @@ pub fn inspect(dir: impl AsRef<Path>) -> Result<Inspection, MmapError> {
         };
         let mut seen = Vec::new();
         for series in reader.series() {
-            let family = &series.family;
+            let Some(family) = reader.parsed.family(series) else { continue };
             let entry = families.entry(family.name.to_string()).or_insert_with(|| FamilySummary {
                 name: family.name.to_string(),
                 kind: family.kind,

@@ -80,13 +80,18 @@ impl FamilyInfo {
 }
 
 /// A series as one file holds it: 16 bytes, held for every (file, series) pair of a
-/// directory, so the labels are not here but in the index slot they resolved to once.
+/// directory, so the labels are not here but in the index slot they resolved to once,
+/// and the family is a position in the file's list rather than a reference count to
+/// bump for every series parsed.
 pub(crate) struct SeriesEntry {
-    pub(crate) family: Arc<FamilyInfo>,
+    /// Its family's position in [`Parsed::family`]'s list.
+    family: u32,
     /// Its slot in the index the file was parsed into; [`NO_SLOT`] when left out.
     slot: SlotId,
     /// Index of its first cell among the mapping's words.
     first_word: u32,
+    /// How many cells it has (its family's).
+    cells: u32,
 }
 
 /// The slot of a series parsed without an index, or left out by it.
@@ -123,7 +128,11 @@ pub(crate) struct FileReader {
 pub(crate) struct Parsed {
     /// Bytes parsed (the header included).
     pub(crate) to: u64,
-    families: HashMap<u32, Arc<FamilyInfo>>,
+    /// A family's position in `family_list` by its id in the file. Looked up for
+    /// every series record: foldhash, not SipHash (keyed per reader, as the ids come
+    /// from the file).
+    families: HashMap<u32, u32, foldhash::fast::RandomState>,
+    family_list: Vec<Arc<FamilyInfo>>,
     /// The file's strings, by id, in one arena: string `i` ends at `ends[i]` of `text`
     /// (and starts where string `i - 1` ends). Kept for the series published later: a
     /// string is written once per file and referred to by every series that repeats it.
@@ -143,7 +152,8 @@ impl Parsed {
     pub(crate) fn new() -> Self {
         Self {
             to: HEADER_LEN as u64,
-            families: HashMap::new(),
+            families: HashMap::default(),
+            family_list: Vec::new(),
             text: String::new(),
             ends: Vec::new(),
             series: Vec::new(),
@@ -184,9 +194,10 @@ impl Parsed {
                     }
                 }
                 _ => {
-                    let families = &self.families;
+                    let (families, list) = (&self.families, &self.family_list);
                     let shape = |id| {
-                        families.get(&id).map(|f| SeriesShape { labels: f.label_names.len(), cells: f.cells })
+                        let f = families.get(&id).and_then(|&at| list.get(at as usize))?;
+                        Some(SeriesShape { labels: f.label_names.len(), cells: f.cells })
                     };
                     match decode_record(&self.scratch, at, &shape)? {
                         Record::Padding => {}
@@ -213,7 +224,10 @@ impl Parsed {
                             }
                             let mode = gauge_mode_from_code(f.gauge_mode).ok_or(bad("unknown gauge mode"))?;
                             let (id, info) = family_info(f, mode).ok_or(bad("impossible cell layout"))?;
-                            self.families.insert(id, Arc::new(info));
+                            let at = u32::try_from(self.family_list.len())
+                                .map_err(|_| bad("too many families"))?;
+                            self.family_list.push(Arc::new(info));
+                            self.families.insert(id, at);
                         }
                         Record::Folded(ids) => {
                             if header.flags & FLAG_ARCHIVE == 0 {
@@ -237,11 +251,15 @@ impl Parsed {
     /// seen them.
     fn series_record(&mut self, at: usize, pid: &str, index: Option<&mut Index>) -> Result<(), FormatError> {
         let bad = |reason| FormatError::BadRecord { offset: at, reason };
-        let families = &self.families;
-        let shape =
-            |id| families.get(&id).map(|f| SeriesShape { labels: f.label_names.len(), cells: f.cells });
+        let (families, list) = (&self.families, &self.family_list);
+        let shape = |id| {
+            let f = families.get(&id).and_then(|&at| list.get(at as usize))?;
+            Some(SeriesShape { labels: f.label_names.len(), cells: f.cells })
+        };
         let head = decode_series_into(&self.scratch, at, &shape, &mut self.ids)?;
-        let family = families.get(&head.family).ok_or(bad("series of an unknown family"))?;
+        let position = *families.get(&head.family).ok_or(bad("series of an unknown family"))?;
+        let family = list.get(position as usize).ok_or(bad("series of an unknown family"))?;
+        let cells = u32::try_from(family.cells).map_err(|_| bad("impossible cell layout"))?;
         let first_word = u32::try_from((at + head.cells_at) / 8).map_err(|_| bad("file too large"))?;
         let (text, ends) = (&self.text, &self.ends);
         let string = |id: u32| -> Result<&str, FormatError> {
@@ -283,8 +301,13 @@ impl Parsed {
             }
         }
         let slot = index.and_then(|index| index.resolve(family, pairs)).unwrap_or(NO_SLOT);
-        self.series.push(SeriesEntry { family: family.clone(), slot, first_word });
+        self.series.push(SeriesEntry { family: position, slot, first_word, cells });
         Ok(())
+    }
+
+    /// The family of `s`, a series parsed here.
+    pub(crate) fn family(&self, s: &SeriesEntry) -> Option<&Arc<FamilyInfo>> {
+        self.family_list.get(s.family as usize)
     }
 
     /// Where string `id` starts in the arena.
@@ -294,9 +317,10 @@ impl Parsed {
 
     /// The cells of `s` among `words`; empty if they lie outside (never, for a series
     /// parsed from these words).
+    #[inline]
     pub(crate) fn cells<'w, W>(words: &'w [W], s: &SeriesEntry) -> &'w [W] {
         let first = s.first_word as usize;
-        words.get(first..first + s.family.cells).unwrap_or(&[])
+        words.get(first..first + s.cells as usize).unwrap_or(&[])
     }
 }
 
@@ -467,6 +491,11 @@ impl FileReader {
     /// The cells of `s`.
     pub(crate) fn cells(&self, s: &SeriesEntry) -> &[AtomicU64] {
         Parsed::cells(self.map.words(), s)
+    }
+
+    /// The mapped file, as words: where [`Parsed::cells`] finds a series' cells.
+    pub(crate) fn words(&self) -> &[AtomicU64] {
+        self.map.words()
     }
 
     /// The series parsed so far.

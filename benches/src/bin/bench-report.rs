@@ -1,14 +1,18 @@
 //! Writes `benches/RESULTS.md` from criterion's estimates.
 //!
 //! Usage: `cargo run --release -p herd-benches --bin bench-report [-- --criterion-dir DIR]
-//! [--scrape FILE] [--scaling FILE] [--churn FILE] [--out FILE]`
+//! [--scrape FILE] [--scaling FILE] [--churn FILE] [--prefork FILE] [--out FILE]`
 //!
 //! By default it reads `$CARGO_TARGET_DIR/criterion` (or `<workspace>/target/criterion`),
 //! the line `scrape-compare` printed, saved by `benches/run.sh` in
 //! `$CARGO_TARGET_DIR/herd-bench/scrape-compare.txt`, the scaling curves in
 //! `benches/scaling.csv`, and the line of `scrape-compare --churn`, saved in
-//! `$CARGO_TARGET_DIR/herd-bench/churn.txt`, and writes `benches/RESULTS.md`. A missing
-//! scrape file, curve or churn line leaves its section "not measured". The groups and
+//! `$CARGO_TARGET_DIR/herd-bench/churn.txt`, and the line of `scrape-compare
+//! --prefork-memory` (`benches/prefork-memory.sh`), saved in
+//! `$CARGO_TARGET_DIR/herd-bench/prefork-memory.txt`, and writes `benches/RESULTS.md`
+//! (the CPU model from `/proc/cpuinfo` and the load average at its head, each target
+//! judged met or missed). A missing scrape file, curve, churn or pre-fork line leaves
+//! its section "not measured". The groups and
 //! targets it knows are listed in `herd_benches::report`, `herd_benches::scrape` and
 //! `herd_benches::churn`.
 
@@ -37,6 +41,8 @@ struct Cli {
     /// the line of scrape-compare --churn (default: $CARGO_TARGET_DIR/herd-bench/churn.txt)
     #[arg(long, value_name = "FILE")]
     churn: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    prefork: Option<PathBuf>,
     /// the report written (default: benches/RESULTS.md)
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -65,6 +71,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     let scrape_file = cli.scrape.unwrap_or_else(|| target_dir.join("herd-bench").join("scrape-compare.txt"));
     let scaling_file = cli.scaling.unwrap_or_else(|| manifest_dir.join("scaling.csv"));
     let churn_file = cli.churn.unwrap_or_else(|| target_dir.join("herd-bench").join("churn.txt"));
+    let prefork_file =
+        cli.prefork.unwrap_or_else(|| target_dir.join("herd-bench").join("prefork-memory.txt"));
 
     let results = report::load(&criterion_dir)
         .map_err(|e| format!("reading {}: {e} (run `bash benches/run.sh` first)", criterion_dir.display()))?;
@@ -79,6 +87,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     };
     let mut scrape = scrape_inputs(&scrape_file, &scaling_file, &out)?;
     scrape.churn = churn_line(&churn_file)?;
+    scrape.prefork = last_line_with(&prefork_file, "prefork_one_growth_vs_dir")?;
     let mut markdown = report::render(&machine, &results, report::GROUPS, report::TARGETS, &scrape);
     let summary_bytes = report::measure_summary_bytes()?;
     markdown.push('\n');
@@ -112,6 +121,17 @@ fn main() -> Result<(), Box<dyn Error>> {
             .map(|(met, ratio)| (met, format!("ratio {}", report::sig3(ratio)))),
         &format!("scrape after churn at most {}x the scrape before", churn::CHURN_TARGET),
     );
+    for target in &scrape::SCALE_TARGETS {
+        let outcome = scrape::evaluate_ceiling(target, &[scrape.line.as_ref(), scrape.prefork.as_ref()]).map(
+            |(met, value)| (met, format!("{} {}, needed <= {}", target.key, report::sig3(value), target.max)),
+        );
+        verdict(outcome, target.claim);
+    }
+    println!(
+        "CPU: {}; load average before the run: {}",
+        machine.cpu,
+        machine.load_before.as_deref().unwrap_or("not recorded")
+    );
     for target in report::ADDED_COST_TARGETS {
         match report::evaluate_added_cost(target, &results) {
             Ok(e) => match e.met {
@@ -139,6 +159,20 @@ fn churn_line(file: &Path) -> Result<Option<Line>, Box<dyn Error>> {
 
 /// The scrape comparison's inputs: the last line of `scrape_file` holding
 /// `herd_steady_ms=`, and the points of `scaling_file`; either may be absent.
+/// The last line of `file` that has `key`; `None` (with a note) if the file or line is
+/// missing.
+fn last_line_with(file: &Path, key: &str) -> Result<Option<Line>, Box<dyn Error>> {
+    let line = match std::fs::read_to_string(file) {
+        Ok(text) => text.lines().rev().map(Line::parse).find(|l| l.get(key).is_some()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(format!("reading {}: {e}", file.display()).into()),
+    };
+    if line.is_none() {
+        eprintln!("bench-report: no line with {key} in {}", file.display());
+    }
+    Ok(line)
+}
+
 fn scrape_inputs(
     scrape_file: &Path,
     scaling_file: &Path,
@@ -165,7 +199,7 @@ fn scrape_inputs(
     let plot = (svg.is_file() && svg.parent() == out.parent())
         .then(|| svg.file_name().map(|n| n.to_string_lossy().into_owned()))
         .flatten();
-    Ok(ScrapeInputs { line, scaling, plot, churn: None })
+    Ok(ScrapeInputs { line, scaling, plot, churn: None, prefork: None })
 }
 
 fn cpu_model() -> Option<String> {

@@ -24,6 +24,10 @@
 //! - `herd_steady_ms`: the median of `--iterations` (20) (snapshot + encode) on the
 //!   last of those aggregators, each into a new buffer; `herd_steady_mad_ms` and
 //!   `herd_cold_mad_ms` are the spreads (median absolute deviations).
+//! - `herd_cold_cpu_ms`, `herd_steady_cpu_ms`: the same medians in CPU time (the
+//!   scraping thread's, `CLOCK_THREAD_CPUTIME_ID`), which a busy machine does not
+//!   inflate as it does wall time; `herd_cold_vs_steady` is their ratio (issue 24's
+//!   target: at most 5).
 //! - `herd_index_bytes`: the heap the first cold aggregator keeps after its scrape (its
 //!   index and parsed files; the snapshot and body it produced are freed), per (file,
 //!   series) pair: bytes kept / (live files × distinct series). Counted by
@@ -54,6 +58,13 @@
 //! ran, stays within `--peer-budget` seconds (60); the CSV's note says which were
 //! skipped and why.
 //!
+//! `--prefork-memory` measures the memory of `prefork-demo`'s workers (`--workers`, 8
+//! here) after each answered a scrape of a directory of `--workers` files of
+//! `--series` (11,000 here) series, in both of its `--aggregate` modes, and prints
+//! `prefork_dir_bytes= prefork_one_pss_bytes= prefork_one_growth_vs_dir= ...`; see
+//! [`herd_benches::prefork_memory`]. It needs `prefork-demo` built beside this
+//! program (`benches/prefork-memory.sh` builds both).
+//!
 //! `--churn` measures herd alone: the steady scrape of a master holding `--series`
 //! series, before and after `--processes` (2,000) short-lived workers forked one after
 //! another (the median of `--iterations`, 201 in this mode, each), and prints
@@ -68,6 +79,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use herd_benches::churn::{self, CHURN_KEYS};
+use herd_benches::prefork_memory::{self, PREFORK_KEYS};
 use herd_benches::scrape::{
     self, add_ratios, disk_bytes, histogram_series, Line, ScalingPoint, COUNTER_FAMILY, HISTOGRAM_FAMILY,
     KEY_ORDER, PEERS,
@@ -99,6 +111,7 @@ struct Args {
     peer_budget: Duration,
     scaling: bool,
     churn: bool,
+    prefork_memory: bool,
     processes: usize,
     csv: PathBuf,
     svg: PathBuf,
@@ -114,15 +127,16 @@ struct Args {
     args_override_self = true,
     override_usage = "scrape-compare [--workers N] [--series N] [--peers python,ruby|none] \
                       [--iterations N] [--cold-runs N] [--peer-runs N] [--scaling [--peer-budget SECS] \
-                      [--csv FILE] [--svg FILE]] | --churn [--processes N] [--series N] [--iterations N]"
+                      [--csv FILE] [--svg FILE]] | --churn [--processes N] [--series N] [--iterations N] | --prefork-memory [--workers N] [--series N]"
 )]
 struct Cli {
-    /// worker processes populating the directory
-    #[arg(long, value_name = "N", default_value_t = 32, value_parser = positive)]
-    workers: usize,
-    /// counter series per worker (and a tenth as many histogram series)
-    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = positive)]
-    series: usize,
+    /// worker processes populating the directory (default 32; 8 with --prefork-memory)
+    #[arg(long, value_name = "N", value_parser = positive)]
+    workers: Option<usize>,
+    /// counter series per worker, and a tenth as many histogram series (default
+    /// 10,000; 11,000 with --prefork-memory)
+    #[arg(long, value_name = "N", value_parser = positive)]
+    series: Option<usize>,
     /// peers to measure beside herd (default: those installed)
     #[arg(long, value_name = "python,ruby|none", value_parser = peers)]
     peers: Option<Peers>,
@@ -144,6 +158,9 @@ struct Cli {
     /// measure the steady scrape before and after short-lived workers
     #[arg(long)]
     churn: bool,
+    /// measure the memory of prefork-demo's workers after each answered a scrape
+    #[arg(long)]
+    prefork_memory: bool,
     /// with --churn: short-lived workers
     #[arg(long, value_name = "N", default_value_t = churn::DEFAULT_PROCESSES, value_parser = positive)]
     processes: usize,
@@ -180,9 +197,10 @@ fn positive(value: &str) -> Result<usize, String> {
 impl From<Cli> for Args {
     fn from(cli: Cli) -> Self {
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let (workers, series) = if cli.prefork_memory { (8, 11_000) } else { (32, 10_000) };
         Self {
-            workers: cli.workers,
-            series: cli.series,
+            workers: cli.workers.unwrap_or(workers),
+            series: cli.series.unwrap_or(series),
             peers: cli.peers.map(|p| p.0),
             iterations: cli.iterations.unwrap_or(20),
             iterations_given: cli.iterations.is_some(),
@@ -191,6 +209,7 @@ impl From<Cli> for Args {
             peer_budget: Duration::from_secs(cli.peer_budget as u64),
             scaling: cli.scaling,
             churn: cli.churn,
+            prefork_memory: cli.prefork_memory,
             processes: cli.processes,
             csv: cli.csv.unwrap_or_else(|| manifest.join("scaling.csv")),
             svg: cli.svg.unwrap_or_else(|| manifest.join("scaling.svg")),
@@ -233,6 +252,8 @@ fn main() -> ExitCode {
             }
             Ok(args) if args.scaling => run_scaling(&args),
             Ok(args) if args.churn => run_churn(&args),
+            Ok(args) if args.prefork_memory => prefork_memory::measure(args.workers, args.series)
+                .map(|line| println!("{}", line.ordered(&PREFORK_KEYS))),
             Ok(args) => run_once(&args),
             Err(code) => return code,
         }
@@ -251,15 +272,20 @@ fn usage() -> String {
     Cli::command().render_usage().to_string()
 }
 
-/// A worker: `--populate DIR SERIES`. Records its share, prints `ready <increments>
-/// <observations>`, then keeps its file live until its standard input closes.
+/// A worker: `--populate DIR SERIES [PREFIX]`. Records its share (its family names
+/// prefixed, if given), prints `ready <increments> <observations>`, then keeps its file
+/// live until its standard input closes.
 fn populate_worker(mut it: impl Iterator<Item = String>) -> Result<(), BoxError> {
     let (Some(dir), Some(series)) = (it.next(), it.next()) else {
         return Err("--populate needs DIR and SERIES".into());
     };
     let series: usize = series.parse()?;
     let storage = MmapStorage::open(Path::new(&dir))?;
-    let registry = Registry::builder().storage(Arc::new(storage)).build()?;
+    let mut builder = Registry::builder().storage(Arc::new(storage));
+    if let Some(prefix) = it.next() {
+        builder = builder.prefix(prefix);
+    }
+    let registry = builder.build()?;
     let work = scrape::populate(&registry, series)?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "ready {} {}", work.increments, work.observations)?;
@@ -350,6 +376,7 @@ fn measure_herd(
     let apparent = scrape::apparent_bytes(&dir)?;
 
     let mut colds = Vec::with_capacity(cold_runs);
+    let mut cold_cpu = Vec::with_capacity(cold_runs);
     let mut aggregator = None;
     let mut kept_bytes = 0;
     for run in 0..cold_runs {
@@ -363,8 +390,9 @@ fn measure_herd(
                 Ok((fresh, ms))
             }));
         });
-        let (fresh, ms) = scraped.ok_or("no cold scrape")??;
+        let (fresh, (ms, cpu)) = scraped.ok_or("no cold scrape")??;
         colds.push(ms);
+        cold_cpu.push(cpu);
         if run == 0 {
             kept_bytes = u64::try_from(heap.bytes_current).unwrap_or(0);
         }
@@ -378,7 +406,9 @@ fn measure_herd(
         );
     }
 
-    let times = scrape::steady_scrape_times(&aggregator, iterations)?;
+    let scrapes = scrape::steady_scrapes(&aggregator, iterations)?;
+    let times: Vec<f64> = scrapes.iter().map(|&(wall, _)| wall).collect();
+    let steady_cpu: Vec<f64> = scrapes.iter().map(|&(_, cpu)| cpu).collect();
     pool.finish()?;
     let pairs = (workers * report.series).max(1) as f64;
 
@@ -390,6 +420,10 @@ fn measure_herd(
     line.set_f64("herd_steady_mad_ms", scrape::mad(&times));
     line.set("herd_apparent_bytes", apparent);
     line.set_f64("herd_cold_mad_ms", scrape::mad(&colds));
+    let (cold_cpu, steady_cpu) = (scrape::median(&cold_cpu), scrape::median(&steady_cpu));
+    line.set_f64("herd_cold_cpu_ms", cold_cpu);
+    line.set_f64("herd_steady_cpu_ms", steady_cpu);
+    line.set_f64("herd_cold_vs_steady", cold_cpu / steady_cpu);
     line.set("cold_runs", cold_runs);
     line.set("iterations", iterations);
     line.set("workers", workers);
@@ -398,14 +432,15 @@ fn measure_herd(
 }
 
 /// A new aggregator's first scrape of `dir`, encoded as text 0.0.4: the aggregator, its
-/// snapshot, and the milliseconds it took.
-fn cold_scrape(dir: &Path) -> Result<(Aggregator, Snapshot, f64), BoxError> {
+/// snapshot, and the (wall, CPU) milliseconds it took.
+fn cold_scrape(dir: &Path) -> Result<(Aggregator, Snapshot, (f64, f64)), BoxError> {
     let start = Instant::now();
+    let cpu = scrape::thread_cpu_ms();
     let fresh = Aggregator::new(dir)?;
     let snapshot = fresh.snapshot()?;
     let mut body = Vec::new();
     herd_core::encode(&snapshot, Format::Text, &mut body);
-    Ok((fresh, snapshot, start.elapsed().as_secs_f64() * 1e3))
+    Ok((fresh, snapshot, (start.elapsed().as_secs_f64() * 1e3, scrape::thread_cpu_ms() - cpu)))
 }
 
 /// Checks the aggregate against what the workers reported doing.

@@ -11,6 +11,9 @@ mod protobuf;
 
 pub use negotiate::{negotiate, negotiate_among};
 
+use std::ops::Range;
+use std::sync::Arc;
+
 use crate::labels::escape_help;
 use crate::model::Exemplar;
 use crate::model::MetricKind;
@@ -55,7 +58,7 @@ pub const PROTOBUF_CONTENT_TYPE: &str =
     "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
 
 /// About how many samples `snapshot` encodes to (a histogram's buckets, sum and
-/// count each one): what the encoders size their one reservation by.
+/// count each one): what the protobuf encoder sizes its one reservation by.
 fn samples(snapshot: &Snapshot) -> usize {
     snapshot
         .families
@@ -63,6 +66,25 @@ fn samples(snapshot: &Snapshot) -> usize {
         .map(|f| match f.series.first().map(|s| &s.value) {
             Some(SeriesValue::Histogram(h)) => f.series.len() * (h.bounds.len() + 3),
             _ => f.series.len(),
+        })
+        .sum()
+}
+
+/// About how many bytes `snapshot` encodes to as text: each sample's name, labels and
+/// a value's worth, so that label-heavy series do not outgrow the reservation.
+fn text_bytes(snapshot: &Snapshot) -> usize {
+    snapshot
+        .families
+        .iter()
+        .map(|f| {
+            let per_series = match f.series.first().map(|s| &s.value) {
+                Some(SeriesValue::Histogram(h)) => h.bounds.len() + 3,
+                Some(SeriesValue::Summary(s)) => s.quantiles.len() + 2,
+                _ => 1,
+            };
+            let line = f.name.len() + 48;
+            128 + f.help.len()
+                + f.series.iter().map(|s| per_series * (line + s.labels.rendered().len())).sum::<usize>()
         })
         .sum()
 }
@@ -77,12 +99,13 @@ pub fn encode(snapshot: &Snapshot, format: Format, out: &mut Vec<u8>) {
     }
     let om = format == Format::OpenMetrics;
     // One reservation up front rather than a dozen doublings (each a copy of all the
-    // output so far): a sample line is rarely longer than this, labels included.
-    out.reserve(samples(snapshot) * 96);
+    // output so far).
+    out.reserve(text_bytes(snapshot));
+    let mut le = BoundsText::default();
     for family in snapshot.families.iter().filter(|f| !f.series.is_empty()) {
         header(family, om, out);
         for series in &family.series {
-            write_series(family, series, om, out);
+            write_series(family, series, om, &mut le, out);
         }
     }
     if om {
@@ -119,7 +142,13 @@ fn header(family: &FamilySnapshot, om: bool, out: &mut Vec<u8>) {
     }
 }
 
-fn write_series(family: &FamilySnapshot, series: &SeriesSnapshot, om: bool, out: &mut Vec<u8>) {
+fn write_series(
+    family: &FamilySnapshot,
+    series: &SeriesSnapshot,
+    om: bool,
+    le: &mut BoundsText,
+    out: &mut Vec<u8>,
+) {
     let name = &*family.name;
     let labels = series.labels.rendered();
     match &series.value {
@@ -140,7 +169,7 @@ fn write_series(family: &FamilySnapshot, series: &SeriesSnapshot, om: bool, out:
             write_float(out, *v);
             out.push(b'\n');
         }
-        SeriesValue::Histogram(h) => write_histogram(out, name, labels, h, om),
+        SeriesValue::Histogram(h) => write_histogram(out, name, labels, h, om, le),
         SeriesValue::Summary(s) => write_summary(out, name, labels, s, om),
     }
     if om {
@@ -152,14 +181,71 @@ fn write_series(family: &FamilySnapshot, series: &SeriesSnapshot, om: bool, out:
     }
 }
 
-fn write_histogram(out: &mut Vec<u8>, name: &str, labels: &str, h: &HistogramValue, om: bool) {
+/// A histogram family's `le` values rendered once for all its series: the float
+/// rendering of a bound costs more than the rest of its sample line.
+#[derive(Default)]
+struct BoundsText {
+    bounds: Option<Arc<[f64]>>,
+    /// `le="..."` of each bound, `+Inf` last, one after another.
+    text: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl BoundsText {
+    /// The rendered `le` of bucket `i` of `bounds` (`+Inf` past the last).
+    fn get(&mut self, bounds: &Arc<[f64]>, i: usize) -> &[u8] {
+        let same = self.bounds.as_ref().is_some_and(|b| {
+            Arc::ptr_eq(b, bounds) || b.iter().map(|v| v.to_bits()).eq(bounds.iter().map(|v| v.to_bits()))
+        });
+        if !same {
+            self.text.clear();
+            self.ends.clear();
+            for bound in bounds.iter().copied().chain([f64::INFINITY]) {
+                self.text.extend_from_slice(b"le=\"");
+                write_canonical(&mut self.text, bound);
+                self.text.push(b'"');
+                self.ends.push(self.text.len());
+            }
+            self.bounds = Some(bounds.clone());
+        }
+        let i = i.min(self.ends.len().saturating_sub(1));
+        let start = i.checked_sub(1).and_then(|p| self.ends.get(p)).copied().unwrap_or(0);
+        let end = self.ends.get(i).copied().unwrap_or(0);
+        self.text.get(start..end).unwrap_or_default()
+    }
+}
+
+fn write_histogram(
+    out: &mut Vec<u8>,
+    name: &str,
+    labels: &str,
+    h: &HistogramValue,
+    om: bool,
+    le: &mut BoundsText,
+) {
     let mut cumulative = 0u64;
+    // `name_bucket{labels,` is written once and copied from the output for the other
+    // buckets: one copy per line instead of four.
+    let mut prefix = None;
     for (i, count) in h.counts.iter().enumerate() {
         // Saturating: counts read from a file may be anything, and the `le` series must
         // stay cumulative (and never panic) even then.
         cumulative = cumulative.saturating_add(*count);
-        let bound = h.bounds.get(i).copied().unwrap_or(f64::INFINITY);
-        sample_start(out, name, "_bucket", labels, Some(("le", bound)));
+        match &prefix {
+            Some(written) => out.extend_from_within(Range::clone(written)),
+            None => {
+                let start = out.len();
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b"_bucket{");
+                if !labels.is_empty() {
+                    out.extend_from_slice(labels.as_bytes());
+                    out.push(b',');
+                }
+                prefix = Some(start..out.len());
+            }
+        }
+        out.extend_from_slice(le.get(&h.bounds, i));
+        out.extend_from_slice(b"} ");
         write_u64(out, cumulative);
         if om {
             write_exemplar(out, h.exemplars.get(i).and_then(Option::as_ref));

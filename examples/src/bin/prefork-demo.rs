@@ -23,6 +23,12 @@
 //! the master serves the TCP socket systemd passed, as herd-prefork's
 //! `Listener::from_systemd` takes it, instead of binding `--listen`.
 //!
+//! `--aggregate one` (the default) designates worker 0 to hold the only aggregator of
+//! the directory, on one thread; every worker relays its scrapes to it over a Unix
+//! socket in the metrics directory (herd-examples' `relay` module), so the workers'
+//! memory does not grow N-fold with the directory. `--aggregate each` gives every
+//! worker its own aggregator (`benches/prefork-memory.sh` measures both).
+//!
 //! `--single-process true` serves the very same app (storage, middleware, routes) from
 //! the master alone, with the 2 threads of one worker: the baseline of
 //! `benches/prefork-rps.sh`.
@@ -39,6 +45,7 @@ use herd_axum::{MetricsHandler, MetricsLayer};
 use herd_core::http::{MetricsSource, RedMetrics};
 use herd_core::Registry;
 use herd_examples::prefork::{log_lines, request, requests_by_route};
+use herd_examples::relay::ScrapeRelay;
 use herd_examples::{actix_app, axum_app};
 use herd_mmap::{claim_dir, Aggregator, MmapStorage};
 use herd_prefork::{Listener, Supervisor, Worker};
@@ -50,6 +57,15 @@ const SELF_TEST_SCRAPES: usize = 8;
 enum Framework {
     Axum,
     Actix,
+}
+
+/// Which workers hold an aggregator of the directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Aggregate {
+    /// Worker 0 only; the others relay their scrapes to it (herd-examples' `relay`).
+    One,
+    /// Every worker its own: N copies of the directory's index.
+    Each,
 }
 
 impl Framework {
@@ -65,7 +81,7 @@ impl Framework {
 #[derive(Debug, clap::Parser)]
 #[command(
     args_override_self = true,
-    override_usage = "prefork-demo --workers N --listen ADDR [--dir DIR] [--framework axum|actix] [--self-test N]",
+    override_usage = "prefork-demo --workers N --listen ADDR [--dir DIR] [--framework axum|actix] [--aggregate one|each] [--self-test N]",
     after_help = "\
 Under systemd socket activation (LISTEN_FDS) the passed TCP socket is served and
 --listen is not bound."
@@ -88,6 +104,10 @@ struct Args {
     /// send N requests, check /metrics sums to N, stop, exit 0 or 1
     #[arg(long, value_name = "N")]
     self_test: Option<u64>,
+    /// which workers aggregate the directory for /metrics: one (worker 0, the others
+    /// relay scrapes to it) or each (every worker holds its own aggregator)
+    #[arg(long, value_name = "one|each", value_enum, default_value_t = Aggregate::One)]
+    aggregate: Aggregate,
     /// serve the same app in this one process with 2 threads, no workers (the
     /// baseline of benches/prefork-rps.sh)
     #[arg(long, value_name = "true|false", action = clap::ArgAction::Set, default_value_t = false)]
@@ -133,11 +153,15 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let registry = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
     // The same families, names and labels whichever framework serves: one dashboard.
     let red = RedMetrics::register(&registry, herd_examples::red_options())?;
+    // Made before the fork but empty until a scrape: a worker that never aggregates
+    // (one relaying to worker 0) never fills it.
     let aggregator = Arc::new(Aggregator::new(&dir)?.process_metrics(true));
     let axum = axum_app::app(
         MetricsLayer::from_metrics(red.clone()),
         MetricsHandler::from_collector(aggregator.clone()),
     );
+    let relay = ScrapeRelay::new(&dir, true);
+    let axum_relaying = relaying_axum_app(MetricsLayer::from_metrics(red.clone()), relay.clone());
     let actix = herd_actix::Metrics::from_metrics(red);
     let (listener, activated) = match systemd_listener()? {
         Some(listener) => (listener, " (socket passed by systemd)"),
@@ -170,16 +194,26 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     // herd-prefork's events (worker started, exited, restarted) as `prefork-demo:` lines.
     log_lines("prefork-demo")?;
     let work = |worker: Worker| -> io::Result<()> {
+        let relays = args.aggregate == Aggregate::One;
+        if relays && worker.slot() == 0 {
+            // Without the relay (a socket path too long for a Unix socket, say) every
+            // worker answers from an aggregator made for each scrape: exact, but cold.
+            if let Err(e) = relay.serve(MetricsSource::from(aggregator.clone())) {
+                log::error!("cannot serve the scrape relay on {}: {e}", relay.socket().display());
+            }
+        }
         let listener = worker.into_listener().into_tcp()?;
-        match args.framework {
-            Framework::Axum => serve_axum(listener, axum.clone()),
+        match (args.framework, relays) {
+            (Framework::Axum, false) => serve_axum(listener, axum.clone()),
+            (Framework::Axum, true) => serve_axum(listener, axum_relaying.clone()),
             // Two actix worker threads per process, like the axum workers' runtime.
-            Framework::Actix => actix_app::serve_std_listener(
+            (Framework::Actix, false) => actix_app::serve_std_listener(
                 listener,
                 actix.clone(),
                 MetricsSource::from(aggregator.clone()),
                 2,
             ),
+            (Framework::Actix, true) => serve_actix_relaying(listener, actix.clone(), relay.clone()),
         }
     };
     let mut workers =
@@ -223,6 +257,73 @@ fn serve_axum(listener: TcpListener, app: axum::Router) -> io::Result<()> {
         listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         axum::serve(listener, app).with_graceful_shutdown(herd_examples::prefork::stop_signal()).await
+    })
+}
+
+/// The app of a worker that relays `/metrics` to worker 0 (worker 0 too, so that every
+/// aggregation runs on its one relay thread): the same routes and layer.
+fn relaying_axum_app(layer: MetricsLayer, relay: ScrapeRelay) -> axum::Router {
+    use axum::http::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, VARY};
+    let metrics = axum::routing::get(move |headers: axum::http::HeaderMap| async move {
+        let accept = headers.get(ACCEPT).and_then(|v| v.to_str().ok());
+        let encodings: Vec<&str> =
+            headers.get_all(ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).collect();
+        let relayed = relay.respond(accept, &encodings).await;
+        let mut response = axum::response::Response::builder()
+            .status(relayed.status)
+            .header(CONTENT_TYPE, relayed.content_type)
+            .header(CONTENT_LENGTH, relayed.len)
+            .header(VARY, herd_core::http::SCRAPE_VARY);
+        if let Some(encoding) = relayed.content_encoding {
+            response = response.header(CONTENT_ENCODING, encoding);
+        }
+        response.body(axum::body::Body::from_stream(relayed.body)).unwrap_or_else(|e| {
+            let mut failed = axum::response::Response::new(axum::body::Body::from(format!("{e}\n")));
+            *failed.status_mut() = axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+            failed
+        })
+    });
+    axum_app::routes().route("/metrics", metrics).layer(layer)
+}
+
+/// An actix worker that relays `/metrics` to worker 0, as [`relaying_axum_app`].
+fn serve_actix_relaying(
+    listener: TcpListener,
+    metrics: herd_actix::Metrics,
+    relay: ScrapeRelay,
+) -> io::Result<()> {
+    use actix_web::http::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, VARY};
+    use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+    let handler = move |request: HttpRequest| {
+        let relay = relay.clone();
+        async move {
+            let headers = request.headers();
+            let accept = headers.get(ACCEPT).and_then(|v| v.to_str().ok());
+            let encodings: Vec<&str> =
+                headers.get_all(ACCEPT_ENCODING).filter_map(|v| v.to_str().ok()).collect();
+            let relayed = relay.respond(accept, &encodings).await;
+            let status = actix_web::http::StatusCode::from_u16(relayed.status)
+                .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+            let mut response = HttpResponse::build(status);
+            response.insert_header((CONTENT_TYPE, relayed.content_type));
+            response.insert_header((VARY, herd_core::http::SCRAPE_VARY));
+            if let Some(encoding) = relayed.content_encoding {
+                response.insert_header((CONTENT_ENCODING, encoding));
+            }
+            response.no_chunking(relayed.len).streaming(relayed.body)
+        }
+    };
+    actix_web::rt::System::new().block_on(async move {
+        HttpServer::new(move || {
+            App::new()
+                .wrap(metrics.clone())
+                .configure(actix_app::routes)
+                .service(web::resource("/metrics").route(web::get().to(handler.clone())))
+        })
+        .workers(2)
+        .listen(listener)?
+        .run()
+        .await
     })
 }
 
