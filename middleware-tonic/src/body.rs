@@ -11,8 +11,11 @@ use http::{HeaderMap, HeaderName};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
+/// The name of the header and trailer that carries a call's code.
+const GRPC_STATUS_NAME: &str = "grpc-status";
+
 /// `grpc-status`, made once: looking a header up by `&str` parses the name each time.
-pub(crate) static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+static GRPC_STATUS: HeaderName = HeaderName::from_static(GRPC_STATUS_NAME);
 
 /// Messages of one data chunk: gRPC bodies are `Bytes`, one slice; a chunk in more
 /// slices than this is counted from its first ones, and its messages after them are
@@ -44,10 +47,10 @@ pub(crate) fn grpc_status(map: &HeaderMap) -> Option<u8> {
         return None;
     }
     let value = if map.len() <= SCAN {
-        // By the name's text: `==` on two `HeaderName`s of a custom name calls the C
-        // library's `bcmp`, where a comparison with a constant of known length is a
-        // few loads.
-        map.iter().find_map(|(name, value)| (name.as_str() == GRPC_STATUS.as_str()).then_some(value))
+        // With the name's text as a constant: `==` on two `HeaderName`s of a custom
+        // name calls the C library's `bcmp`, where a comparison with a constant of
+        // known length is a few loads.
+        map.iter().find_map(|(name, value)| (name.as_str() == GRPC_STATUS_NAME).then_some(value))
     } else {
         map.get(&GRPC_STATUS)
     };
@@ -143,6 +146,7 @@ pin_project! {
 }
 
 impl<B: Body> ResponseBody<B> {
+    #[inline]
     pub(crate) fn new(inner: B, mut timer: Option<CallTimer>) -> Self {
         // A Trailers-Only response has an empty body that may never be polled.
         if inner.is_end_stream() {
