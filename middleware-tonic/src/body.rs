@@ -108,8 +108,10 @@ impl<B: Body> Body for RequestBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let this = self.project();
+        // Nothing to count: the inner body's frame goes straight to the caller.
+        let Some(messages) = this.messages else { return this.inner.poll_frame(cx) };
         let polled = this.inner.poll_frame(cx);
-        if let (Some(messages), Poll::Ready(Some(Ok(frame)))) = (this.messages, &polled) {
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
             if let Some(data) = frame.data_ref() {
                 received(messages, this.frames, data);
             }
