@@ -189,8 +189,9 @@ impl<B: Body> Body for ResponseBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let mut this = self.project();
+        // Recorded already: the inner body's frame goes straight to the caller.
+        let Some(timer) = this.timer.as_mut() else { return this.inner.poll_frame(cx) };
         let polled = this.inner.as_mut().poll_frame(cx);
-        let Some(timer) = this.timer.as_mut() else { return polled };
         let ended = match &polled {
             Poll::Pending => false,
             Poll::Ready(Some(Ok(frame))) => {
