@@ -49,18 +49,18 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = ready!(this.inner.poll(cx));
-        let timer = this.timer.take();
+        let mut timer = this.timer.take();
         Poll::Ready(match result {
             Ok(response) => {
-                let timer = timer.map(|mut t| {
+                if let Some(t) = &mut timer {
                     if response.status() != StatusCode::OK {
                         t.code(http_status_code(response.status().as_u16()));
                     } else if let Some(code) = crate::body::grpc_status(response.headers()) {
                         t.code(code);
                     }
-                    t
-                });
-                Ok(response.map(|body| ResponseBody::new(body, timer)))
+                }
+                let (parts, body) = response.into_parts();
+                Ok(Response::from_parts(parts, ResponseBody::new(body, timer)))
             }
             Err(e) => {
                 if let Some(mut t) = timer {
