@@ -456,6 +456,15 @@ pub const TARGETS: &[Target] = &[
         strict: false,
     },
     Target {
+        group: "middleware_grpc_added",
+        claim:
+            "CPU herd-tonic adds to a unary gRPC call at most what herd-axum adds to an HTTP request plus 20%",
+        subject: "herd-tonic",
+        baselines: &["herd-axum"],
+        max_ratio: 1.2,
+        strict: false,
+    },
+    Target {
         group: "summary_observe",
         claim: "summary observe vs histogram observe (in process): ratio (target ≤ 2x)",
         subject: "herd",
