@@ -104,7 +104,7 @@ pub fn counter_value(f: usize, s: usize) -> u64 {
 
 /// Value of series `s` of gauge family `f`: integers and fractions alike.
 pub fn gauge_value(f: usize, s: usize) -> f64 {
-    if s % 2 == 0 {
+    if s.is_multiple_of(2) {
         (s * 3 + f) as f64
     } else {
         s as f64 * 0.37 + f as f64 / 8.0

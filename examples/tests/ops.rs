@@ -539,7 +539,7 @@ fn drive_once(addr: SocketAddr, i: u64) -> AnyResult<()> {
     expect("GET", &format!("/no/such/page/{i}"), b"", 404)?;
     expect("POST", "/hello", b"", 405)?;
     expect("GET", "/error", b"", 500)?;
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         // Seven chunks 100 ms apart: 0.6 s, slower than the objective.
         expect("GET", "/stream?chunks=7&delay_ms=100", b"", 200)?;
         abandon_stream(addr)?;
@@ -598,11 +598,11 @@ async fn grpc_round(client: &mut EchoClient, i: u64) -> AnyResult<()> {
     assert_eq!(echoed.map(|m| m.text).ok().as_deref(), Some("ping"));
     let missing = client.unary("/test.Echo/Unary", msg("missing", 0, false)).await?;
     assert_eq!(missing.err().map(|s| s.code()), Some(tonic::Code::NotFound));
-    let fail = i % 2 == 0;
+    let fail = i.is_multiple_of(2);
     let counted = client.server_stream("/test.Echo/Count", msg("", 3, fail)).await?;
     assert_eq!(counted, (3, if fail { tonic::Code::DataLoss } else { tonic::Code::Ok }));
     assert_eq!(client.sum(4).await?, 4);
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         client.read_two_and_cancel().await?;
     }
     Ok(())

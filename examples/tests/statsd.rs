@@ -193,7 +193,7 @@ fn get_many(addr: SocketAddr, count: u64, first: u64, step: u64) -> Result<(), S
     let mut line = String::new();
     for k in 0..count {
         let i = first + k * step;
-        let uri = if i % 3 == 0 { "/hello".to_owned() } else { format!("/users/{i}") };
+        let uri = if i.is_multiple_of(3) { "/hello".to_owned() } else { format!("/users/{i}") };
         // One write per request: several small ones would wait on Nagle's algorithm.
         let request = format!("GET {uri} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
         writer.write_all(request.as_bytes()).map_err(|e| e.to_string())?;

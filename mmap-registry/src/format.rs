@@ -129,7 +129,7 @@ impl Header {
             return Err(FormatError::BadHeader("header length"));
         }
         let committed = u64_at(b, 40);
-        if committed < HEADER_LEN as u64 || committed > file_len as u64 || committed % 8 != 0 {
+        if committed < HEADER_LEN as u64 || committed > file_len as u64 || !committed.is_multiple_of(8) {
             return Err(FormatError::BadHeader("committed length outside the file"));
         }
         Ok(Self {
@@ -274,7 +274,7 @@ impl RecordBuf {
         self.0.extend_from_slice(&s.as_bytes()[..end]);
     }
     fn pad(&mut self) {
-        while self.0.len() % 8 != 0 {
+        while !self.0.len().is_multiple_of(8) {
             self.0.push(0);
         }
     }
@@ -466,7 +466,7 @@ pub(crate) fn encode_padding(len: usize) -> Vec<u8> {
 /// The length a record starting with these 8 bytes claims, checked against `room`.
 pub(crate) fn record_len(first_word: [u8; 8], offset: usize, room: usize) -> Result<usize, FormatError> {
     let len = u32::from_le_bytes([first_word[0], first_word[1], first_word[2], first_word[3]]) as usize;
-    if len < RECORD_HEADER || len % 8 != 0 {
+    if len < RECORD_HEADER || !len.is_multiple_of(8) {
         return Err(FormatError::BadRecord { offset, reason: "length is not a positive multiple of 8" });
     }
     if len > room {

@@ -475,7 +475,9 @@ impl FileReader {
             }
         }
         let committed = self.committed();
-        if committed < self.parsed.to || committed % 8 != 0 || committed as usize > self.map.words().len() * 8
+        if committed < self.parsed.to
+            || !committed.is_multiple_of(8)
+            || committed as usize > self.map.words().len() * 8
         {
             return self.fail(FormatError::BadHeader("committed length outside the file"));
         }

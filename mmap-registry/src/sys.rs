@@ -74,7 +74,7 @@ impl Mapping {
     pub(crate) fn words(&self) -> &[AtomicU64] {
         let ptr = self.raw.as_ptr();
         let len = self.raw.len() / 8;
-        if len == 0 || (ptr as usize) % std::mem::align_of::<AtomicU64>() != 0 {
+        if len == 0 || !(ptr as usize).is_multiple_of(std::mem::align_of::<AtomicU64>()) {
             // mmap returns page-aligned memory; this guard only keeps the cast below
             // honest should that ever not hold.
             return &[];
@@ -125,7 +125,7 @@ fn same_address(mapped: *mut std::ffi::c_void, wanted: *mut std::ffi::c_void) ->
 
 fn check_page_aligned(offset: u64) -> io::Result<()> {
     let page = rustix::param::page_size() as u64;
-    if offset % page == 0 {
+    if offset.is_multiple_of(page) {
         Ok(())
     } else {
         Err(io::Error::new(io::ErrorKind::InvalidInput, "mapping offset is not page-aligned"))
