@@ -106,6 +106,11 @@ pub struct ScrapeReport {
     pub shrunk_files: u64,
     /// Distinct series reported.
     pub series: usize,
+    /// Series in the files read that the aggregate leaves out, because another file
+    /// describes their family differently (another type, labels, buckets or native
+    /// layout: two versions of a program in one directory); the first description
+    /// read wins.
+    pub left_out_series: usize,
 }
 
 impl Aggregator {
@@ -311,6 +316,7 @@ impl State {
                 self.live_pids.push(cached.reader.header.pid);
             }
             report.bytes += cached.reader.parsed.to;
+            report.left_out_series += cached.reader.parsed.left_out;
         }
 
         // The dead files' and the archive's totals are final: fold them once into the
@@ -323,6 +329,7 @@ impl State {
         if let Some(a) = &archive {
             report.archive = true;
             report.bytes += a.reader.parsed.to;
+            report.left_out_series += a.reader.parsed.left_out;
             dead_set.push((a.reader.identity.0, a.reader.identity.1, a.reader.parsed.to));
         }
         if self.base_of.as_ref() != Some(&dead_set) {
@@ -478,6 +485,11 @@ impl Collector for Aggregator {
             "herd_mmap_skipped_files",
             "Files skipped in the last scrape because they could not be read.",
             report.skipped.len() as f64,
+        ));
+        out.push(gauge(
+            "herd_mmap_left_out_series",
+            "Series in the files read that the aggregate leaves out because another file describes their family differently.",
+            report.left_out_series as f64,
         ));
         out.push(FamilySnapshot {
             name: "herd_mmap_shrunk_files".into(),

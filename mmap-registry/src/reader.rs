@@ -146,6 +146,10 @@ pub(crate) struct Parsed {
     pub(crate) folded: Vec<Folded>,
     /// The same ids, for lookups on every scrape.
     pub(crate) folded_ids: HashSet<u128>,
+    /// Series parsed into an index that did not take them: their family is described
+    /// differently by a file read before (type, labels, buckets), so they are left out
+    /// rather than mixed, and counted so that the loss shows.
+    pub(crate) left_out: usize,
 }
 
 impl Parsed {
@@ -161,6 +165,7 @@ impl Parsed {
             ids: Vec::new(),
             folded: Vec::new(),
             folded_ids: HashSet::new(),
+            left_out: 0,
         }
     }
 
@@ -300,7 +305,13 @@ impl Parsed {
                 return Err(bad("invalid or repeated label name"));
             }
         }
-        let slot = index.and_then(|index| index.resolve(family, pairs)).unwrap_or(NO_SLOT);
+        let slot = match index {
+            Some(index) => index.resolve(family, pairs).unwrap_or_else(|| {
+                self.left_out += 1;
+                NO_SLOT
+            }),
+            None => NO_SLOT,
+        };
         self.series.push(SeriesEntry { family: position, slot, first_word, cells });
         Ok(())
     }

@@ -94,3 +94,40 @@ fn native_buckets_add_up_across_live_dead_and_archived_files() -> TestResult {
     assert_eq!(alone[2].2.counts, vec![202], "its one count is the total");
     Ok(())
 }
+
+/// Two versions of a program in one directory, their histogram's native layouts
+/// different: the first description read wins, and the other file's series are left
+/// out of the aggregate, counted in `herd_mmap_left_out_series`, not mixed in.
+#[test]
+fn a_family_described_differently_is_left_out_and_counted() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
+    let old = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
+    let new = Registry::builder().storage(Arc::new(MmapStorage::open(&dir)?)).build()?;
+    let schema = |s| NativeBuckets::new(s, 1e-3, 1e3);
+    let a = old.histogram("latency_seconds", "Latency.").native(schema(2)?).labels(["route"]).register()?;
+    let b = new.histogram("latency_seconds", "Latency.").native(schema(4)?).labels(["route"]).register()?;
+    for route in ["/a", "/b", "/c"] {
+        a.with_labels([route]).observe(0.5);
+    }
+    b.with_labels(["/a"]).observe(0.5);
+    b.with_labels(["/z"]).observe(0.5);
+
+    // As a registry's collector, the way every `/metrics` handler reads it.
+    let agg = Arc::new(Aggregator::new(&dir)?.compact_threshold(None));
+    let reader = Registry::new();
+    reader.register_collector(agg.clone());
+    let snapshot = reader.snapshot();
+    let latency = histograms(&snapshot);
+    let kept: Vec<u64> = latency.iter().map(|(_, _, h)| h.count()).collect();
+    let left_out = snapshot.family("herd_mmap_left_out_series").map(|f| &f.series[0].value);
+    // Whichever file was read first, its series are whole and the other's are out.
+    match kept.len() {
+        3 => assert_eq!(left_out, Some(&SeriesValue::Gauge(2.0))),
+        2 => assert_eq!(left_out, Some(&SeriesValue::Gauge(3.0))),
+        n => panic!("{n} series kept: {latency:?}"),
+    }
+    assert_eq!(agg.scrape()?.1.left_out_series, 5 - kept.len());
+    assert!(kept.iter().all(|&c| c == 1), "no series mixes the two layouts: {kept:?}");
+    Ok(())
+}
