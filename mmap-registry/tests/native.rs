@@ -131,3 +131,73 @@ fn a_family_described_differently_is_left_out_and_counted() -> TestResult {
     assert!(kept.iter().all(|&c| c == 1), "no series mixes the two layouts: {kept:?}");
     Ok(())
 }
+
+/// The committed version 2 fixture: a classic-and-native histogram and a native-only
+/// one, as this writer first wrote them. Whatever the format becomes, it must still read
+/// them exactly (as `corruption.rs` pins version 1); it is also a seed of the
+/// `mmap_reader` fuzz target.
+const V2_FIXTURE: &str = "valid-v2-native.herd";
+
+fn fixture_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(V2_FIXTURE)
+}
+
+#[test]
+fn the_version_2_fixture_still_reads_exactly() -> TestResult {
+    let snapshot = decode_file(&std::fs::read(fixture_path())?)?;
+    let got = histograms(&snapshot);
+    assert_eq!(got.len(), 2, "{got:?}");
+    let (_, labels, both) = &got[0];
+    assert_eq!(labels, "route=\"/a\"");
+    assert_eq!((&both.bounds[..], &both.counts[..], both.sum), (&[0.1, 1.0][..], &[1, 2, 1][..], 7.3125));
+    let native = both.native.as_ref().ok_or("no native buckets")?;
+    assert_eq!((native.schema, native.zero_threshold, native.first_index), (1, 0.01, -13));
+    assert_eq!(native.zero_count, 0);
+    let positive: Vec<(usize, u64)> =
+        native.positive.iter().copied().enumerate().filter(|&(_, c)| c > 0).collect();
+    // Base √2, from bucket -13: 0.0625 = 2^-4 is bucket -8; 0.5 = 2^-1, -2; 0.75 in
+    // (2^-0.5, 1], 0; 6 in (2^2.5, 2^3], 6.
+    assert_eq!(positive, [(5, 1), (11, 1), (13, 1), (19, 1)]);
+    let (_, _, alone) = &got[1];
+    assert_eq!((&alone.bounds[..], &alone.counts[..], alone.sum), (&[][..], &[3][..], -2.0));
+    let native = alone.native.as_ref().ok_or("no native buckets")?;
+    assert_eq!((native.zero_count, native.negative.iter().sum::<u64>()), (1, 2));
+    Ok(())
+}
+
+#[test]
+#[ignore = "a generator, not a test: writes the version 2 fixture when HERD_REGENERATE_FIXTURES is set"]
+fn regenerate_the_version_2_fixture() -> TestResult {
+    let (path, seed) = (
+        fixture_path(),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/mmap_reader").join(V2_FIXTURE),
+    );
+    // Written once: a later writer must not replace what it pins.
+    if std::env::var_os("HERD_REGENERATE_FIXTURES").is_none() || path.exists() {
+        return Ok(());
+    }
+    let tmp = tempfile::tempdir()?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
+    let storage = MmapStorage::open(&dir)?;
+    let file = storage.path();
+    let r = Registry::builder().storage(Arc::new(storage)).build()?;
+    let native = NativeBuckets::new(1, 0.01, 100.0)?;
+    let both = r
+        .histogram("latency_seconds", "Latency.")
+        .buckets(Buckets::new([0.1, 1.0])?)
+        .native(native)
+        .labels(["route"])
+        .register()?;
+    for v in [0.0625, 0.5, 0.75, 6.0] {
+        both.with_labels(["/a"]).observe(v);
+    }
+    let alone = r.histogram("offset", "Signed.").native_only(native).register()?;
+    for v in [0.0, -0.5, -1.5] {
+        alone.observe(v);
+    }
+    let full = std::fs::read(file)?;
+    let committed = u64::from_le_bytes(full[40..48].try_into()?) as usize;
+    std::fs::write(&path, &full[..committed])?;
+    std::fs::write(seed, &full[..committed])?;
+    Ok(())
+}
