@@ -51,8 +51,9 @@ pub(crate) struct PushArgs {
     /// Push once and exit (0 if it worked, 1 if not)
     #[arg(long)]
     once: bool,
-    /// Remote write: also send histograms with native buckets as native histograms
-    /// (the receiver must have them enabled)
+    /// Send histograms with native buckets as native histograms: beside their classic
+    /// series (remote write; the receiver must have them enabled) or instead of them
+    /// (OTLP's exponential histograms)
     #[arg(long)]
     native_histograms: bool,
 }
@@ -81,8 +82,8 @@ pub(crate) fn run(args: &PushArgs) -> Result<Exit, Failed> {
     let url = args.to.as_str();
     let kind = args.sink;
     let every = args.every;
-    if args.native_histograms && kind != SinkKind::RemoteWrite {
-        return Err(usage("--native-histograms is for --sink remote-write".to_owned()));
+    if args.native_histograms && kind == SinkKind::Pushgateway {
+        return Err(usage("--native-histograms is for --sink remote-write or otlp".to_owned()));
     }
     let mut sink = Sink::new(kind, url)
         .map_err(|e| usage(e.to_string()))?

@@ -97,9 +97,9 @@
 //!
 //! - `http://` only: the built-in HTTP/1.1 client has no TLS (put a local proxy or the
 //!   collector sidecar in front of an `https://` receiver).
-//! - Native histograms go out as their classic buckets; remote write also sends them as
-//!   native histograms when [`Sink::native_histograms`] is set, OTLP not yet (its
-//!   `ExponentialHistogram`).
+//! - Native histograms go out as their classic buckets unless [`Sink::native_histograms`]
+//!   is set: then remote write sends them as native histograms too, and OTLP as
+//!   `ExponentialHistogram`s instead.
 //! - Remote write carries no metadata (Prometheus 2.42 ignores it) and no exemplars.
 //! - A `Retry-After` header is not honoured: waits follow [`Retry`].
 #![forbid(unsafe_code)]

@@ -5,10 +5,12 @@
 //! Mapping: a counter is a cumulative monotonic `Sum`, a gauge (and an unknown-type
 //! value) a `Gauge`, a histogram a cumulative `Histogram` with explicit bounds and
 //! per-bucket (not cumulative) counts, a summary a `Summary`. Labels become data-point
-//! attributes; the sink's job is the resource's `service.name`. Native histograms
-//! would map to `ExponentialHistogram` (field 10 of `Metric`) once herd-core has them.
+//! attributes; the sink's job is the resource's `service.name`. A histogram family with
+//! native buckets goes as an `ExponentialHistogram` (field 10 of `Metric`) when the sink
+//! asks for native histograms: `scale` is the schema, and OpenTelemetry's bucket `i`,
+//! `(base^i, base^(i+1)]`, is Prometheus' `i + 1`.
 
-use herd_core::snapshot::{FamilySnapshot, SeriesSnapshot, SeriesValue};
+use herd_core::snapshot::{FamilySnapshot, NativeValue, SeriesSnapshot, SeriesValue};
 use herd_core::LabelSet;
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, message, WireType};
 
@@ -74,7 +76,7 @@ pub struct Metric {
     #[prost(string, tag = "3")]
     pub unit: String,
     /// The data.
-    #[prost(oneof = "Data", tags = "5, 7, 9, 11")]
+    #[prost(oneof = "Data", tags = "5, 7, 9, 10, 11")]
     pub data: Option<Data>,
 }
 
@@ -90,6 +92,9 @@ pub enum Data {
     /// A histogram.
     #[prost(message, tag = "9")]
     Histogram(Histogram),
+    /// A histogram's native buckets.
+    #[prost(message, tag = "10")]
+    ExponentialHistogram(ExponentialHistogram),
     /// A summary.
     #[prost(message, tag = "11")]
     Summary(Summary),
@@ -129,6 +134,79 @@ pub struct Histogram {
     /// [`CUMULATIVE`].
     #[prost(int32, tag = "2")]
     pub aggregation_temporality: i32,
+}
+
+/// `ExponentialHistogram`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExponentialHistogram {
+    /// One per series.
+    #[prost(message, repeated, tag = "1")]
+    pub data_points: Vec<ExponentialHistogramDataPoint>,
+    /// [`CUMULATIVE`].
+    #[prost(int32, tag = "2")]
+    pub aggregation_temporality: i32,
+}
+
+/// `ExponentialHistogramDataPoint`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExponentialHistogramDataPoint {
+    /// The series' labels.
+    #[prost(message, repeated, tag = "1")]
+    pub attributes: Vec<KeyValue>,
+    /// When counting started.
+    #[prost(fixed64, tag = "2")]
+    pub start_time_unix_nano: u64,
+    /// When the value was read.
+    #[prost(fixed64, tag = "3")]
+    pub time_unix_nano: u64,
+    /// Observations, the zero bucket's included.
+    #[prost(fixed64, tag = "4")]
+    pub count: u64,
+    /// Their sum.
+    #[prost(double, optional, tag = "5")]
+    pub sum: Option<f64>,
+    /// The schema: `base = 2^(2^-scale)`.
+    #[prost(sint32, tag = "6")]
+    pub scale: i32,
+    /// Observations whose magnitude is at most `zero_threshold`.
+    #[prost(fixed64, tag = "7")]
+    pub zero_count: u64,
+    /// Positive observations.
+    #[prost(message, optional, tag = "8")]
+    pub positive: Option<Buckets>,
+    /// Negative observations, by magnitude.
+    #[prost(message, optional, tag = "9")]
+    pub negative: Option<Buckets>,
+    /// `DataPointFlags`; 0.
+    #[prost(uint32, tag = "10")]
+    pub flags: u32,
+    /// The zero bucket's width.
+    #[prost(double, tag = "14")]
+    pub zero_threshold: f64,
+}
+
+/// `ExponentialHistogramDataPoint.Buckets`: dense counts from `offset`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Buckets {
+    /// OpenTelemetry's index of the first count.
+    #[prost(sint32, tag = "1")]
+    pub offset: i32,
+    /// One count per bucket.
+    #[prost(uint64, repeated, tag = "2")]
+    pub bucket_counts: Vec<u64>,
+}
+
+impl Buckets {
+    /// One sign's native buckets, without the empty ones at either end; `None` when
+    /// all are empty.
+    fn from_native(first_index: i32, counts: &[u64]) -> Option<Self> {
+        let lo = counts.iter().position(|&c| c != 0)?;
+        let hi = counts.iter().rposition(|&c| c != 0)?;
+        // Prometheus' bucket `j` is OpenTelemetry's `j - 1`; a layout keeps at most
+        // 16,383 buckets a sign, so positions fit an i32.
+        let offset = first_index.saturating_add(lo as i32).saturating_sub(1);
+        Some(Self { offset, bucket_counts: counts[lo..=hi].to_vec() })
+    }
 }
 
 /// `Summary`.
@@ -286,17 +364,19 @@ pub(crate) struct Times {
 /// Writes an `ExportMetricsServiceRequest` for `families` into `out` (appending);
 /// `scratch` holds the metrics while their enclosing messages' lengths are worked out.
 /// One `Metric` (one family) exists at a time.
+#[allow(clippy::too_many_arguments)] // the request's parts, each used once
 pub(crate) fn encode(
     families: &[FamilySnapshot],
     service: &str,
     resource_labels: &[(String, String)],
     times: Times,
+    native_histograms: bool,
     scratch: &mut Vec<u8>,
     out: &mut Vec<u8>,
 ) {
     scratch.clear();
     for family in families {
-        message::encode(2, &metric(family, times), scratch);
+        message::encode(2, &metric(family, times, native_histograms), scratch);
     }
     let mut resource = Resource { attributes: vec![kv("service.name", service)] };
     resource.attributes.extend(resource_labels.iter().map(|(k, v)| kv(k, v)));
@@ -325,7 +405,54 @@ fn start(series: &SeriesSnapshot, times: Times) -> u64 {
     }
 }
 
-fn metric(family: &FamilySnapshot, times: Times) -> Metric {
+/// A native histogram's data point.
+fn exponential(
+    series: &SeriesSnapshot,
+    n: &NativeValue,
+    sum: f64,
+    times: Times,
+) -> ExponentialHistogramDataPoint {
+    ExponentialHistogramDataPoint {
+        attributes: attributes(&series.labels),
+        start_time_unix_nano: start(series, times),
+        time_unix_nano: times.now,
+        count: n.count(),
+        sum: Some(sum),
+        scale: i32::from(n.schema),
+        zero_count: n.zero_count,
+        positive: Buckets::from_native(n.first_index, &n.positive),
+        negative: Buckets::from_native(n.first_index, &n.negative),
+        flags: 0,
+        zero_threshold: n.zero_threshold,
+    }
+}
+
+fn metric(family: &FamilySnapshot, times: Times, native_histograms: bool) -> Metric {
+    // A family's series share one layout: it goes as native buckets when the sink
+    // asks and every series has them.
+    let native = native_histograms
+        && family.kind == herd_core::MetricKind::Histogram
+        && !family.series.is_empty()
+        && family.series.iter().all(|s| matches!(&s.value, SeriesValue::Histogram(h) if h.native.is_some()));
+    if native {
+        let data_points = family
+            .series
+            .iter()
+            .filter_map(|series| match &series.value {
+                SeriesValue::Histogram(h) => h.native.as_ref().map(|n| exponential(series, n, h.sum, times)),
+                _ => None,
+            })
+            .collect();
+        return Metric {
+            name: family.name.to_string(),
+            description: family.help.to_string(),
+            unit: unit(family.unit.as_deref()),
+            data: Some(Data::ExponentialHistogram(ExponentialHistogram {
+                data_points,
+                aggregation_temporality: CUMULATIVE,
+            })),
+        };
+    }
     let number = |series: &SeriesSnapshot, v: f64| NumberDataPoint {
         attributes: attributes(&series.labels),
         start_time_unix_nano: start(series, times),
@@ -363,8 +490,8 @@ fn metric(family: &FamilySnapshot, times: Times) -> Metric {
                     .collect(),
                 flags: 0,
             }),
-            // A value kind added to herd-core later (native histograms, which map to
-            // ExponentialHistogram) is skipped until this module learns it.
+            // A value kind added to herd-core later is skipped until this module
+            // learns it.
             #[allow(unreachable_patterns)]
             _ => {}
         }

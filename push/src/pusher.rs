@@ -357,6 +357,7 @@ impl Pusher {
                     service,
                     &self.sink.labels,
                     times,
+                    self.sink.native_histograms,
                     &mut self.scratch,
                     &mut self.body,
                 );

@@ -186,11 +186,13 @@ impl Sink {
         self
     }
 
-    /// Whether a remote-write sink also sends each histogram with native buckets as a
-    /// native histogram (series `<name>`, beside its classic `_bucket`, `_sum` and
-    /// `_count` series); off unless set, because a receiver without native histograms
-    /// enabled (Prometheus 2.42 without `--enable-feature=native-histograms`) refuses
-    /// the whole request. Other sinks ignore it: they send the classic buckets.
+    /// Whether histograms with native buckets go out as native histograms too; off
+    /// unless set. Remote write sends each as a native histogram (series `<name>`)
+    /// beside its classic `_bucket`, `_sum` and `_count` series: a receiver without
+    /// native histograms enabled (Prometheus 2.42 without
+    /// `--enable-feature=native-histograms`) refuses the whole request. OTLP sends
+    /// such a family as an `ExponentialHistogram` instead of a `Histogram`. The
+    /// Pushgateway ignores it (it ingests text).
     #[must_use]
     pub fn native_histograms(mut self, on: bool) -> Self {
         self.native_histograms = on;

@@ -179,3 +179,41 @@ fn every_data_point_decodes_with_opentelemetry_proto_as_recorded() -> TestResult
     assert_eq!(names.len(), 7, "{names:?}");
     Ok(())
 }
+
+/// With native histograms asked for, a histogram family with native buckets goes as an
+/// `ExponentialHistogram` (scale = schema, OpenTelemetry's index = Prometheus' − 1, the
+/// empty buckets at either end left out); a classic one stays a `Histogram`.
+#[test]
+fn native_buckets_decode_as_an_exponential_histogram() -> TestResult {
+    let Some(mut receiver) = Receiver::start()? else { return Ok(()) };
+    let registry = herd_core::Registry::new();
+    // Schema 0 above 0.25: Prometheus buckets -1 (0.25, 0.5], 0 (0.5, 1], 1 (1, 2], ...
+    let native = herd_core::NativeBuckets::new(0, 0.25, 16.0)?;
+    let rpc = registry.histogram("rpc_seconds", "RPC time.").unit("seconds").native(native).register()?;
+    for v in [0.1, 0.75, 3.0, 3.5, -1.5] {
+        rpc.observe(v);
+    }
+    let classic = registry.histogram("rows", "Rows.").buckets(herd_core::Buckets::new([1.0])?).register()?;
+    classic.observe(2.0);
+    let sink = Sink::otlp(&format!("http://127.0.0.1:{}", receiver.port))?.native_histograms(true);
+    let mut pusher = Pusher::builder(sink).registry(&registry).build()?;
+    pusher.push()?;
+    let got = receiver.next()?;
+    assert!(got.get("error").is_none(), "{got}");
+    let metrics = got["resource_metrics"][0]["scopes"][0]["metrics"].as_array().ok_or("no metrics")?;
+
+    let rpc = metric(metrics, "rpc_seconds")?;
+    assert_eq!((&rpc["type"], &rpc["temporality"]), (&json!("exponential_histogram"), &json!(2)));
+    let p = &rpc["points"][0];
+    assert_eq!((&p["count"], &p["sum"], &p["scale"]), (&json!(5), &json!(5.85), &json!(0)));
+    assert_eq!((&p["zero_count"], &p["zero_threshold"]), (&json!(1), &json!(0.25)));
+    // 0.75: Prometheus 0, OpenTelemetry -1; 3.0 and 3.5: Prometheus 2, OpenTelemetry 1.
+    assert_eq!(p["positive"], json!([-1, [1, 0, 2]]));
+    // 1.5 by magnitude: Prometheus 1, OpenTelemetry 0.
+    assert_eq!(p["negative"], json!([0, [1]]));
+
+    let rows = metric(metrics, "rows")?;
+    assert_eq!(rows["type"], "histogram");
+    assert_eq!(rows["points"][0]["bucket_counts"], json!([0, 1]));
+    Ok(())
+}

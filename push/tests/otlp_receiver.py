@@ -63,6 +63,23 @@ def metric(m):
             }
             for p in m.histogram.data_points
         ]
+    elif which == "exponential_histogram":
+        out["temporality"] = m.exponential_histogram.aggregation_temporality
+        out["points"] = [
+            {
+                "attributes": attrs(p.attributes),
+                "count": p.count,
+                "sum": p.sum if p.HasField("sum") else None,
+                "scale": p.scale,
+                "zero_count": p.zero_count,
+                "zero_threshold": p.zero_threshold,
+                "positive": [p.positive.offset, list(p.positive.bucket_counts)],
+                "negative": [p.negative.offset, list(p.negative.bucket_counts)],
+                "start": p.start_time_unix_nano,
+                "time": p.time_unix_nano,
+            }
+            for p in m.exponential_histogram.data_points
+        ]
     elif which == "summary":
         out["points"] = [
             {
