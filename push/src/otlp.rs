@@ -364,7 +364,6 @@ pub(crate) struct Times {
 /// Writes an `ExportMetricsServiceRequest` for `families` into `out` (appending);
 /// `scratch` holds the metrics while their enclosing messages' lengths are worked out.
 /// One `Metric` (one family) exists at a time.
-#[allow(clippy::too_many_arguments)] // the request's parts, each used once
 pub(crate) fn encode(
     families: &[FamilySnapshot],
     service: &str,
