@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use herd_core::{Buckets, GaugeMode, NativeBuckets, Registry};
 use herd_mmap::{claim_dir, MmapStorage};
-use herd_testkit::{cannot_run, Prometheus, QueryResult, VictoriaMetrics};
+use herd_testkit::{Prometheus, QueryResult, VictoriaMetrics};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
@@ -161,14 +161,8 @@ fn report(query: impl Fn(&str) -> Result<Vec<QueryResult>, String>) -> String {
 
 #[test]
 fn prometheus_2_42_receives_exact_totals_from_a_pushing_sidecar() -> TestResult {
-    let prometheus = match Prometheus::start_with_args(&[], &["--web.enable-remote-write-receiver"]) {
-        Ok(p) => p,
-        Err(e) if e.contains("not found") => {
-            cannot_run(&e);
-            return Ok(());
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let receiver = ["--web.enable-remote-write-receiver"];
+    let Some(prometheus) = Prometheus::start_or_cannot_run(&[], &receiver)? else { return Ok(()) };
     let tmp = tempfile::tempdir()?;
     let (dir, workers) = live_workers(tmp.path())?;
     let sidecar = Sidecar::start(&dir, &format!("http://{}/api/v1/write", prometheus.addr()))?;
@@ -186,14 +180,7 @@ fn prometheus_2_42_receives_exact_totals_from_a_pushing_sidecar() -> TestResult 
 
 #[test]
 fn victoria_metrics_receives_the_same_exact_totals() -> TestResult {
-    let vm = match VictoriaMetrics::start() {
-        Ok(vm) => vm,
-        Err(e) if e.contains("not found") => {
-            cannot_run(&e);
-            return Ok(());
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let Some(vm) = VictoriaMetrics::start_or_cannot_run()? else { return Ok(()) };
     let tmp = tempfile::tempdir()?;
     let (dir, workers) = live_workers(tmp.path())?;
     let sidecar = Sidecar::start(&dir, &vm.remote_write_url())?;

@@ -6,20 +6,13 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use herd_testkit::{cannot_run, python_parse, Pushgateway, PyFormat};
+use herd_testkit::{python_parse, Pushgateway, PyFormat};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 #[test]
 fn the_batch_example_pushes_exact_totals_to_a_real_pushgateway() -> TestResult {
-    let gateway = match Pushgateway::start() {
-        Ok(gateway) => gateway,
-        Err(e) if e.contains("not found") => {
-            cannot_run(&e);
-            return Ok(());
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let Some(gateway) = Pushgateway::start_or_cannot_run()? else { return Ok(()) };
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path().join("metrics");
     let out = Command::new(env!("CARGO_BIN_EXE_batch-push"))

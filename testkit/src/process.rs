@@ -52,6 +52,21 @@ pub(crate) enum RunError {
 }
 
 /// Finds an executable: `$env_var` if set, else `/usr/bin/<name>`, else `<name>` on `PATH`.
+/// `start()` when `name` (or `$env_var`) is installed; otherwise `Ok(None)` after
+/// [`cannot_run`](crate::cannot_run) (a failure under `HERD_REQUIRE_PEERS`). Any other
+/// failure to start stays an error: only a missing peer may skip.
+pub(crate) fn start_if_installed<T>(
+    name: &str,
+    env_var: &str,
+    start: impl FnOnce() -> Result<T, String>,
+) -> Result<Option<T>, String> {
+    if find_binary(name, env_var).is_none() {
+        crate::cannot_run(&format!("{name} not found: run scripts/install-test-deps.sh"));
+        return Ok(None);
+    }
+    start().map(Some)
+}
+
 pub(crate) fn find_binary(name: &str, env_var: &str) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os(env_var) {
         if !p.is_empty() {

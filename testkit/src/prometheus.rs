@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use crate::http::{http_get, http_get_timeout, url_encode};
 use crate::process::{
-    exit_code, find_binary, kill_and_reap, read_log_tail, run_with_input, start_logged, RunError, Started,
+    exit_code, find_binary, kill_and_reap, read_log_tail, run_with_input, start_if_installed, start_logged,
+    RunError, Started,
 };
 use crate::promtool::{promtool_path, PROMTOOL_MISSING, PROMTOOL_TIMEOUT};
 use crate::python::parse_float;
@@ -144,11 +145,7 @@ impl Prometheus {
         jobs: &[ScrapeJob],
         extra_args: &[&str],
     ) -> Result<Option<Prometheus>, String> {
-        if find_binary("prometheus", "HERD_PROMETHEUS").is_none() {
-            crate::cannot_run("prometheus not found: run scripts/install-test-deps.sh");
-            return Ok(None);
-        }
-        Prometheus::start_with_args(jobs, extra_args).map(Some)
+        start_if_installed("prometheus", "HERD_PROMETHEUS", || Prometheus::start_with_args(jobs, extra_args))
     }
 
     /// Address of the Prometheus web API.

@@ -8,7 +8,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::http::{http_get, http_get_timeout};
-use crate::process::{exit_code, find_binary, kill_and_reap, read_log_tail, start_logged, Started};
+use crate::process::{
+    exit_code, find_binary, kill_and_reap, read_log_tail, start_if_installed, start_logged, Started,
+};
 use crate::prometheus::{free_loopback_port, query, QueryResult};
 
 /// How long a receiver gets to answer its health check after start.
@@ -113,6 +115,12 @@ impl Pushgateway {
         .map(Self)
     }
 
+    /// [`Pushgateway::start`], or `Ok(None)` after [`cannot_run`](crate::cannot_run)
+    /// when it is not installed; any other failure to start is an error.
+    pub fn start_or_cannot_run() -> Result<Option<Self>, String> {
+        start_if_installed("prometheus-pushgateway", "HERD_PUSHGATEWAY", Self::start)
+    }
+
     /// `http://127.0.0.1:<port>`, the base URL pushes go under.
     pub fn url(&self) -> String {
         format!("http://{}", self.0.addr)
@@ -161,6 +169,12 @@ impl VictoriaMetrics {
             ]
         })
         .map(Self)
+    }
+
+    /// [`VictoriaMetrics::start`], or `Ok(None)` after [`cannot_run`](crate::cannot_run)
+    /// when it is not installed; any other failure to start is an error.
+    pub fn start_or_cannot_run() -> Result<Option<Self>, String> {
+        start_if_installed("victoria-metrics", "HERD_VICTORIA_METRICS", Self::start)
     }
 
     /// `http://127.0.0.1:<port>/api/v1/write`.
