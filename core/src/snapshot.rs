@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::labels::LabelSet;
 use crate::model::Exemplar;
-use crate::model::MetricKind;
+use crate::model::{MetricKind, NativeBuckets};
 
 /// Families and their samples at one instant, ready to encode.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -113,6 +113,38 @@ pub struct HistogramValue {
 }
 
 impl HistogramValue {
+    /// A histogram's value from its cells in herd's layout (herd-mmap's FORMAT.md, "Cell
+    /// layouts"): with `classic` buckets one count per bound and the `+Inf` one, then
+    /// the sum's f64 bits, then with `native` buckets the zero bucket's count and each
+    /// sign's. `cell(i)` reads cell `i` (0 past the end); counts are read before the
+    /// sum, as a handle's reader must. No exemplars.
+    pub fn from_cells(
+        bounds: Arc<[f64]>,
+        classic: bool,
+        native: Option<NativeBuckets>,
+        cell: impl Fn(usize) -> u64,
+    ) -> Self {
+        let sum_at = if classic { bounds.len() + 1 } else { 0 };
+        let native = native.map(|n| {
+            let (zero, len) = (sum_at + 1, n.len());
+            NativeValue {
+                schema: n.schema(),
+                zero_threshold: n.zero_threshold(),
+                zero_count: cell(zero),
+                first_index: n.first_index(),
+                positive: (zero + 1..zero + 1 + len).map(&cell).collect(),
+                negative: (zero + 1 + len..zero + 1 + 2 * len).map(&cell).collect(),
+            }
+        });
+        let counts = match &native {
+            // Native only: the one count `_count` and `+Inf` show, the native total.
+            Some(n) if !classic => vec![n.count()],
+            _ => (0..sum_at).map(&cell).collect(),
+        };
+        let sum = f64::from_bits(cell(sum_at));
+        Self { bounds, counts, sum, exemplars: Vec::new(), native }
+    }
+
     /// The total number of observations (the `+Inf` bucket).
     pub fn count(&self) -> u64 {
         // Saturating, as the encoder's cumulative counts: counts read from a file may be

@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use hashbrown::HashTable;
 use herd_core::snapshot::{
-    CounterValue, FamilySnapshot, HistogramValue, NativeValue, SeriesSnapshot, SeriesValue, Snapshot,
-    SummaryValue,
+    CounterValue, FamilySnapshot, HistogramValue, SeriesSnapshot, SeriesValue, Snapshot, SummaryValue,
 };
 use herd_core::{LabelSet, MetricKind};
 
@@ -360,31 +359,10 @@ fn value(info: &FamilyInfo, cells: &[u64], now: Duration) -> SeriesValue {
         }
         MetricKind::Gauge => SeriesValue::Gauge(float(0)),
         MetricKind::Histogram => {
-            // Classic counts (none for a native-only family), the sum, the native block.
-            let sum_at = info.float_cell;
-            let native = info.native.map(|n| {
-                let len = n.buckets.len();
-                let block = cells.get(sum_at + 1..).unwrap_or_default();
-                NativeValue {
-                    schema: n.buckets.schema(),
-                    zero_threshold: n.buckets.zero_threshold(),
-                    zero_count: int(sum_at + 1),
-                    first_index: n.buckets.first_index(),
-                    positive: block.get(1..=len).unwrap_or_default().to_vec(),
-                    negative: block.get(1 + len..).unwrap_or_default().to_vec(),
-                }
-            });
-            let counts = match &native {
-                Some(n) if sum_at == 0 => vec![n.count()],
-                _ => (0..sum_at).map(int).collect(),
-            };
-            SeriesValue::Histogram(HistogramValue {
-                bounds: info.bounds.clone(),
-                counts,
-                sum: float(sum_at),
-                exemplars: Vec::new(),
-                native,
-            })
+            // A native-only family has no classic counts: its sum is cell 0.
+            let classic = info.float_cell != 0;
+            let native = info.native.map(|n| n.buckets);
+            SeriesValue::Histogram(HistogramValue::from_cells(info.bounds.clone(), classic, native, int))
         }
         MetricKind::Summary => match &info.summary {
             Some(layout) => SeriesValue::Summary(layout.value(cells, now)),

@@ -10,7 +10,7 @@ use crate::cell::{add_f64, load_f64, CellBlock};
 use crate::model::exemplar::{self, Exemplar, ExemplarError};
 use crate::model::native::NativeIndex;
 use crate::model::{Buckets, MetricKind, NativeBuckets};
-use crate::snapshot::{HistogramValue, NativeValue, SeriesValue};
+use crate::snapshot::{HistogramValue, SeriesValue};
 
 /// Per-family histogram settings.
 #[derive(Debug, Clone)]
@@ -30,9 +30,14 @@ impl Default for HistogramConfig {
 }
 
 impl HistogramConfig {
+    /// Whether the series keep classic buckets: all but a native-only histogram's.
+    fn keeps_classic(&self) -> bool {
+        self.classic || self.native.is_none()
+    }
+
     /// The classic bounds the series keep: none for a native-only histogram.
     fn bounds(&self) -> Arc<[f64]> {
-        if self.classic || self.native.is_none() {
+        if self.keeps_classic() {
             self.buckets.shared()
         } else {
             Arc::from([])
@@ -41,7 +46,7 @@ impl HistogramConfig {
 
     /// Where the sum is: after the classic counts, or first without them.
     fn sum_at(&self) -> usize {
-        if self.classic || self.native.is_none() {
+        if self.keeps_classic() {
             self.buckets.bounds().len() + 1
         } else {
             0
@@ -289,7 +294,7 @@ impl Metric for Histogram {
 
     fn buckets(config: &HistogramConfig) -> Option<Buckets> {
         // A native-only histogram has no classic buckets to describe.
-        (config.sum_at() != 0).then(|| config.buckets.clone())
+        config.keeps_classic().then(|| config.buckets.clone())
     }
 
     fn native(config: &HistogramConfig) -> Option<NativeBuckets> {
@@ -313,31 +318,14 @@ impl Metric for Histogram {
 
     fn read(&self) -> SeriesValue {
         let cells = self.cells.cells();
-        let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Acquire);
-        let sum_at = self.sum_at();
-        let native = self.native.as_ref().map(|n| {
-            let block = &cells[sum_at + 1..];
-            let len = n.buckets.len();
-            NativeValue {
-                schema: n.buckets.schema(),
-                zero_threshold: n.buckets.zero_threshold(),
-                zero_count: load(&block[0]),
-                first_index: n.buckets.first_index(),
-                positive: block[1..=len].iter().map(load).collect(),
-                negative: block[1 + len..].iter().map(load).collect(),
-            }
-        });
-        let counts = match (&native, self.classic) {
-            (Some(n), false) => vec![n.count()],
-            _ => cells[..sum_at].iter().map(load).collect(),
-        };
-        let sum = load_f64(&cells[sum_at], Ordering::Relaxed);
-        let exemplars = self
-            .exemplars
-            .as_ref()
-            .map(|slots| slots.iter().map(|s| s.lock().clone()).collect())
-            .unwrap_or_default();
-        SeriesValue::Histogram(HistogramValue { bounds: self.bounds.clone(), counts, sum, exemplars, native })
+        // Acquire: the counts' Release increments come after their values' sums.
+        let cell = |i: usize| cells.get(i).map_or(0, |c| c.load(Ordering::Acquire));
+        let native = self.native.as_ref().map(|n| n.buckets);
+        let mut value = HistogramValue::from_cells(self.bounds.clone(), self.classic, native, cell);
+        if let Some(slots) = &self.exemplars {
+            value.exemplars = slots.iter().map(|s| s.lock().clone()).collect();
+        }
+        SeriesValue::Histogram(value)
     }
 }
 
@@ -345,7 +333,7 @@ impl Histogram {
     fn with_cells(cells: CellBlock, config: &HistogramConfig) -> Self {
         let bounds = config.bounds();
         let exemplars = config.exemplars.then(|| (0..=bounds.len()).map(|_| Mutex::new(None)).collect());
-        let classic = config.sum_at() != 0;
+        let classic = config.keeps_classic();
         Self { cells, bounds, classic, native: config.native.map(NativeIndex::new), exemplars }
     }
 }
