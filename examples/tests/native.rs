@@ -6,48 +6,18 @@
 //! are exact. A Prometheus without the feature reads the same handlers' classic
 //! buckets, exact.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use herd_core::http::DURATION_BUCKETS;
 use herd_core::NativeBuckets;
-use herd_testkit::{cannot_run, herd_binary, Prometheus, ScrapeJob};
+use herd_testkit::{cannot_run, herd_binary, HerdServe, Prometheus, ScrapeJob};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const WORKERS: u32 = 3;
 const COUNT: u32 = 2000;
-
-/// `herd serve --dir DIR` on a free port, killed on drop.
-struct Serve {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Serve {
-    fn start(herd: &Path, dir: &Path) -> Result<Self, Box<dyn std::error::Error>> {
-        let mut child = Command::new(herd)
-            .args(["serve", "--listen", "127.0.0.1:0", "--dir"])
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
-        let addr = line.split("http://").nth(1).and_then(|s| s.strip_suffix("/metrics\n"));
-        let addr = addr.ok_or_else(|| format!("herd serve said {line:?}"))?.parse()?;
-        Ok(Self { child, addr })
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Fills `dir` with host `host`'s workers' observations.
 fn run_host(dir: &Path, host: u32) -> TestResult {
@@ -90,7 +60,7 @@ fn two_hosts_merge_into_the_fleets_quantiles_and_classic_buckets_stay_exact() ->
     for host in 1..=2 {
         let dir = tmp.path().join(format!("host{host}"));
         run_host(&dir, host)?;
-        serves.push(Serve::start(&herd, &dir)?);
+        serves.push(HerdServe::start(&herd, &dir, &[], Stdio::inherit())?);
     }
     let jobs: Vec<ScrapeJob> =
         serves.iter().enumerate().map(|(i, s)| ScrapeJob::new(&format!("host{}", i + 1), s.addr)).collect();

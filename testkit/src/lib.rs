@@ -22,7 +22,8 @@
 //! - [`syscalls_between_markers`]: the system calls a test's thread makes between two
 //!   markers, counted by `strace`.
 //! - [`Tmpfs`]: a small tmpfs of the test's own (root only), to fill up.
-//! - [`herd_binary`]: the workspace's `herd` binary, for other packages' tests.
+//! - [`herd_binary`] / [`HerdServe`]: the workspace's `herd` binary, for other packages'
+//!   tests, and `herd serve` on a free port.
 //!
 //! Everything listens on 127.0.0.1 only, every wait is bounded, and child
 //! processes and temp dirs are cleaned up on `Drop`. The peers are installed
@@ -38,6 +39,7 @@
 //! tails) to diagnose a failing test from its message alone.
 
 mod fuzz;
+mod herd;
 mod hostile;
 mod http;
 mod process;
@@ -50,6 +52,7 @@ mod strace;
 mod tmpfs;
 
 pub use crate::fuzz::fuzz_inputs;
+pub use crate::herd::{herd_binary, HerdServe};
 pub use crate::hostile::{
     hostile_label_values, HOSTILE_LABEL_VALUES, HOSTILE_REQUEST_TARGETS, LONG_LABEL_VALUE_LEN,
 };
@@ -85,24 +88,6 @@ pub fn cannot_run(reason: &str) {
         panic!("this test cannot run here, and {REQUIRE_PEERS_ENV} is set: {reason}");
     }
     eprintln!("skipped: {reason} (set {REQUIRE_PEERS_ENV}=1 to make this a failure)");
-}
-
-/// The workspace's `herd` binary, beside the calling test's own executable (a test
-/// binary is `target/<profile>/deps/NAME-HASH`, the binaries `target/<profile>/NAME`),
-/// for tests of other packages that run `herd serve`; `cargo nextest run --workspace`
-/// builds it. `Err` says how to build it.
-pub fn herd_binary() -> Result<std::path::PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("current exe: {e}"))?;
-    let herd = exe
-        .parent()
-        .and_then(std::path::Path::parent)
-        .map(|profile| profile.join("herd"))
-        .ok_or_else(|| format!("no target directory above {}", exe.display()))?;
-    if herd.is_file() {
-        Ok(herd)
-    } else {
-        Err(format!("{} is not built (cargo build -p herd-cli)", herd.display()))
-    }
 }
 
 /// The `Accept` header Prometheus 2.42 sends with `--enable-feature=native-histograms`
