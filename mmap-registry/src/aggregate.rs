@@ -59,7 +59,8 @@ struct State {
     logged: HashSet<(PathBuf, String)>,
     /// The pids of the live writers seen by the last scrape.
     live_pids: Vec<u32>,
-    /// The dead files and archive (identity, length) the index's base was folded from.
+    /// The dead files and archive (identity, length) the index's base was folded from;
+    /// `None` when it must be folded again.
     base_of: Option<Vec<(u64, u64, u64)>>,
     /// Files found shrunk under this aggregator (truncated by another process).
     shrunk_files: u64,
@@ -245,6 +246,19 @@ impl State {
         let mut report = ScrapeReport::default();
         let paths = list(dir)?;
         self.files.retain(|p, _| paths.contains(p));
+        // Live files are folded into this round as soon as they are read, while their
+        // cells are still in the cache (on a cold scrape, right after their records
+        // were parsed), from the base as it stands. Should the dead files or the
+        // archive turn out to have changed, the base is folded again below and the
+        // round with it.
+        let speculative = self.base_of.is_some() || self.index.len() == 0;
+        if speculative {
+            if self.base_of.is_none() {
+                // A new index: its base is that of no file at all.
+                self.base_of = Some(Vec::new());
+            }
+            self.index.begin_from_base();
+        }
         // Worker files first, the archive last (FORMAT.md, "Compaction"): a worker file
         // that vanishes in between was folded into the archive we then open.
         let mut files = Vec::with_capacity(paths.len());
@@ -285,6 +299,9 @@ impl State {
                     continue;
                 }
             }
+            if speculative && !cached.dead {
+                add(&mut self.index, &cached, true);
+            }
             files.push((path, cached));
         }
         let archive_path = dir.join(ARCHIVE);
@@ -305,7 +322,11 @@ impl State {
         };
         let empty = HashSet::new();
         let folded = archive.as_ref().map_or(&empty, |a| &a.reader.parsed.folded_ids);
+        let before = files.len();
         files.retain(|(_, c)| !folded.contains(&c.reader.header.id));
+        // A file folded into the round above and also into the archive since (its
+        // writer died and another process compacted it meanwhile) would count twice.
+        let mut round_valid = speculative && files.len() == before;
 
         self.live_pids.clear();
         for (_, cached) in &files {
@@ -342,10 +363,13 @@ impl State {
             }
             self.index.save_base();
             self.base_of = Some(dead_set);
+            round_valid = false;
         }
-        self.index.begin_from_base();
-        for (_, cached) in files.iter().filter(|(_, c)| !c.dead) {
-            add(&mut self.index, cached, true);
+        if !round_valid {
+            self.index.begin_from_base();
+            for (_, cached) in files.iter().filter(|(_, c)| !c.dead) {
+                add(&mut self.index, cached, true);
+            }
         }
         let shrank = self.mark_shrunk(&mut files, archive.as_mut());
         self.files.extend(files);

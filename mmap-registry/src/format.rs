@@ -480,7 +480,8 @@ pub(crate) fn record_kind(first_word: [u8; 8]) -> u16 {
     u16::from_le_bytes([first_word[4], first_word[5]])
 }
 
-/// Where a series record's parts are, decoded by [`decode_series_into`].
+/// Where a series record's parts are, decoded by
+/// [`read_series_head`](crate::protocol::read_series_head).
 pub(crate) struct SeriesHead {
     /// The family's id in its file.
     pub(crate) family: u32,
@@ -488,40 +489,6 @@ pub(crate) struct SeriesHead {
     pub(crate) const_labels: usize,
     /// The offset of the first cell within the record.
     pub(crate) cells_at: usize,
-}
-
-/// Decodes a series record like [`decode_record`], without allocating: its string ids
-/// (the constant labels' name and value ids, then the family's value ids) replace the
-/// contents of `ids`. A reader resolves hundreds of thousands of series on a cold
-/// scrape; two vectors each would be most of its time.
-pub(crate) fn decode_series_into(
-    bytes: &[u8],
-    offset: usize,
-    shape: &dyn Fn(u32) -> Option<SeriesShape>,
-    ids: &mut Vec<u32>,
-) -> Result<SeriesHead, FormatError> {
-    let bad = |reason| FormatError::BadRecord { offset, reason };
-    let short = || bad("truncated series record");
-    let mut c = Cursor { b: bytes, at: 0 };
-    let _len = c.u32().ok_or(bad("truncated header"))?;
-    let kind = c.u16().ok_or(bad("truncated header"))?;
-    let flags = c.u16().ok_or(bad("truncated header"))?;
-    if kind != KIND_SERIES {
-        return Err(bad("not a series record"));
-    }
-    let family = c.u32().ok_or_else(short)?;
-    let shape = shape(family).ok_or(bad("series of an unknown family"))?;
-    let const_labels = usize::from(flags);
-    ids.clear();
-    for _ in 0..2 * const_labels + shape.labels {
-        ids.push(c.u32().ok_or_else(short)?);
-    }
-    let cells_at = c.at.div_ceil(8) * 8;
-    let cells_end = shape.cells.checked_mul(8).and_then(|n| n.checked_add(cells_at));
-    if cells_end != Some(bytes.len()) {
-        return Err(bad("record length differs from its family's cells"));
-    }
-    Ok(SeriesHead { family, const_labels, cells_at })
 }
 
 /// Decodes a strings record like [`decode_record`], appending its strings to one
@@ -560,6 +527,15 @@ pub(crate) fn decode_strings_into(
         ends.truncate(ends_len);
     }
     appended.map(|()| first)
+}
+
+/// String `id` of an arena that [`decode_strings_into`] filled: string `i` ends at
+/// `ends[i]` of `text` and starts where string `i - 1` ends. `None` for an id past the
+/// arena.
+pub(crate) fn string_at<'a>(text: &'a str, ends: &[u32], id: u32) -> Option<&'a str> {
+    let id = id as usize;
+    let start = id.checked_sub(1).map_or(Some(0), |i| ends.get(i).copied())?;
+    text.get(start as usize..*ends.get(id)? as usize)
 }
 
 /// Decodes one whole record (`bytes` is exactly its `len` bytes). `shape` gives the

@@ -4,6 +4,13 @@
 //! Each file's series are mapped to a slot the first time the file is parsed; a scrape
 //! then starts a new round and folds every file's cells into the slots' accumulators.
 //! A slot reached by no file in a round is not reported.
+//!
+//! Resolving is most of a cold scrape (32 files of 11,000 series are 352,000
+//! resolutions), so it works on integers: every string of every file is interned here
+//! once, a file's string ids map to the index's ([`StrId`]), and a series' key is a few
+//! of those ids, hashed and compared as integers. A file names a few hundred distinct
+//! strings for its thousands of series, so a string is looked up by its text a few
+//! hundred times per file, and a series never.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -17,10 +24,72 @@ use herd_core::snapshot::{
 };
 use herd_core::{LabelSet, MetricKind};
 
+use crate::format::string_at;
 use crate::reader::{FamilyInfo, Merge, Parsed};
 
 /// A slot's place in the index.
 pub(crate) type SlotId = u32;
+
+/// A string's place in the index's table of strings.
+pub(crate) type StrId = u32;
+
+/// What [`Index::resolve`] made of a series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resolved {
+    /// The series' slot.
+    Slot(SlotId),
+    /// Left out: another file describes its family differently (the first description
+    /// wins, and the other's series are left out rather than mixed), or the index is
+    /// full.
+    LeftOut,
+    /// Its labels are not a valid label set: an invalid or repeated name.
+    BadLabels,
+}
+
+/// Which index a file's string ids were mapped into: a reader's map is only good for
+/// the index that made it (the aggregator starts a new index when the old one holds
+/// mostly departed series).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IndexId(u64);
+
+impl Default for IndexId {
+    fn default() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// Every string the index's files hold, each once, side by side in one arena.
+#[derive(Default)]
+struct Strings {
+    text: String,
+    /// String `i` ends at `ends[i]` of `text`, and starts where string `i - 1` ends.
+    ends: Vec<u32>,
+    by_text: HashTable<StrId>,
+}
+
+impl Strings {
+    fn get(&self, id: StrId) -> Option<&str> {
+        string_at(&self.text, &self.ends, id)
+    }
+
+    /// The id of `s`, added on first sight; `None` when the arena is full (4 GiB).
+    fn intern(&mut self, s: &str, hasher: &foldhash::fast::RandomState) -> Option<StrId> {
+        let hash = hasher.hash_one(s);
+        let (text, ends) = (&self.text, &self.ends);
+        if let Some(&id) = self.by_text.find(hash, |&id| string_at(text, ends, id) == Some(s)) {
+            return Some(id);
+        }
+        let id = StrId::try_from(self.ends.len()).ok()?;
+        let end = u32::try_from(self.text.len() + s.len()).ok()?;
+        self.text.push_str(s);
+        self.ends.push(end);
+        let (text, ends) = (&self.text, &self.ends);
+        self.by_text
+            .insert_unique(hash, id, |&id| string_at(text, ends, id).map_or(0, |t| hasher.hash_one(t)));
+        Some(id)
+    }
+}
 
 /// The series of one family reached in a round: labels and accumulated cells.
 pub(crate) type Reached<'a> = (&'a Arc<FamilyInfo>, Vec<(&'a Arc<LabelSet>, &'a [u64])>);
@@ -30,9 +99,11 @@ struct Slot {
     labels: Arc<LabelSet>,
     /// The hash of its labels, for the family's table to grow without rehashing them.
     hash: u64,
-    /// Where its labels' key lies in the index's arena of keys.
+    /// Where its key ([`Index::resolve`]) lies in the index's arena of keys.
     key_at: u32,
     key_len: u32,
+    /// Its family in the index.
+    family: u32,
 }
 
 /// What folding a file's cells into a slot reads and writes, apart from [`Slot`]: 16
@@ -44,6 +115,43 @@ struct Fold {
     family: u32,
     /// The round that last reached this slot.
     round: u64,
+}
+
+/// The slot resolved at one position of a file, with what it takes to check it for
+/// the next file's series there: 32 bytes read one after another, rather than a slot
+/// and its key elsewhere, for every (file, series) pair of a cold scrape.
+#[derive(Clone, Copy)]
+struct Guess {
+    slot: SlotId,
+    family: u32,
+    /// The slot's key, when it is at most [`GUESS_KEY`] ids long; `key_len` is 0 (no
+    /// key is empty) when it is longer.
+    key_len: u32,
+    key: [StrId; GUESS_KEY],
+}
+
+/// Whether two keys are equal. Keys are a handful of ids: compared in line, not by a
+/// call to `memcmp`.
+#[inline]
+fn same_key(a: &[StrId], b: &[StrId]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+/// The longest key a [`Guess`] holds: three labels, or two and a `pid`.
+const GUESS_KEY: usize = 5;
+
+impl Guess {
+    fn new(slot: SlotId, family: u32, key: &[StrId]) -> Self {
+        let mut inline = [0; GUESS_KEY];
+        let key_len = match inline.get_mut(..key.len()) {
+            Some(prefix) => {
+                prefix.copy_from_slice(key);
+                key.len() as u32
+            }
+            None => 0,
+        };
+        Self { slot, family, key_len, key: inline }
+    }
 }
 
 /// A family's way of folding cells, copied out of its [`FamilyInfo`] for the same
@@ -76,9 +184,12 @@ pub(crate) struct Index {
     folds: Vec<Fold>,
     /// Every slot's key (its labels as [`resolve`](Index::resolve) lays them out), one
     /// after another.
-    keys: Vec<u8>,
-    /// The key being resolved, reused.
-    key: Vec<u8>,
+    keys: Vec<StrId>,
+    strings: Strings,
+    /// The slot resolved last at each position of a file: the first guess for the
+    /// series at that position of the next file ([`resolve`](Index::resolve)).
+    by_position: Vec<Guess>,
+    id: IndexId,
     acc: Vec<u64>,
     round: u64,
     /// Totals that do not change between rounds (dead files, the archive), and the
@@ -95,53 +206,93 @@ pub(crate) struct Index {
 }
 
 impl Index {
-    /// The slot of the series of `family` with these labels (checked: valid, distinct
-    /// names), created on first sight; `None` if another file describes the family
-    /// differently (the first description wins and the other's series are left out
-    /// rather than mixed).
-    pub(crate) fn resolve(&mut self, family: &Arc<FamilyInfo>, labels: &[(&str, &str)]) -> Option<SlotId> {
-        let f = self.family_of(family)?;
-        // The labels as one key (`name 0xFF value 0xFF ...`, 0xFF being a byte UTF-8
-        // never holds, so no two label lists make the same key), hashed and compared
-        // in one piece against the slots' keys, which sit side by side in one arena.
-        let key = &mut self.key;
-        key.clear();
-        for (name, value) in labels {
-            key.extend_from_slice(name.as_bytes());
-            key.push(0xff);
-            key.extend_from_slice(value.as_bytes());
-            key.push(0xff);
+    /// Which index this is: a file's map from its string ids to [`StrId`]s is good for
+    /// this one only.
+    pub(crate) fn id(&self) -> IndexId {
+        self.id
+    }
+
+    /// The index's id for the string `s`, added on first sight; `None` only when the
+    /// index holds 4 GiB of strings.
+    pub(crate) fn intern(&mut self, s: &str) -> Option<StrId> {
+        self.strings.intern(s, &self.hasher)
+    }
+
+    /// The slot of the series of `family` whose labels `key` gives, created on first
+    /// sight; `position` is the series' place in its file (0 for its first).
+    ///
+    /// Processes of one program mostly create their series in the same order, so the
+    /// slot that the last file resolved at the same position is tried first: one key
+    /// compared, with an address that does not wait for the previous series' answer,
+    /// rather than a table probed at random. Any other order costs that one compare
+    /// more.
+    ///
+    /// The key is [`StrId`]s: the number of constant labels `c`, their `c` (name,
+    /// value) pairs, the values of the family's labels in order, then, for a family
+    /// kept per process, the `pid` label's value. Within one of the index's families
+    /// equal keys are equal labels, so a series is hashed and compared as a few
+    /// integers, and its labels are checked (valid, distinct names) and built once,
+    /// when first seen.
+    pub(crate) fn resolve(&mut self, family: &Arc<FamilyInfo>, key: &[StrId], position: usize) -> Resolved {
+        let Some(f) = self.family_of(family) else { return Resolved::LeftOut };
+        if let Some(guess) = self.by_position.get(position) {
+            if guess.family == f && guess.key.get(..guess.key_len as usize).is_some_and(|g| same_key(g, key))
+            {
+                return Resolved::Slot(guess.slot);
+            }
         }
-        let hash = self.hasher.hash_one(key.as_slice());
+        let resolved = self.find_or_add(f, key, position);
+        if let Resolved::Slot(slot) = resolved {
+            let guess = Guess::new(slot, f, key);
+            let known = self.by_position.len();
+            match self.by_position.get_mut(position) {
+                Some(last) => *last = guess,
+                None if position == known => self.by_position.push(guess),
+                None => {}
+            }
+        }
+        resolved
+    }
+
+    /// [`resolve`](Index::resolve) once the index's family `f` is known.
+    fn find_or_add(&mut self, f: u32, key: &[StrId], position: usize) -> Resolved {
         let (families, slots, keys, folds) =
             (&mut self.families, &mut self.slots, &mut self.keys, &mut self.folds);
-        let agg = families.get_mut(f as usize)?;
-        let same = |id: &SlotId| {
-            // The full hash first: the table's probe matches only 7 bits of it.
-            slots.get(*id as usize).is_some_and(|s| {
-                s.hash == hash
-                    && keys.get(s.key_at as usize..(s.key_at + s.key_len) as usize) == Some(key.as_slice())
-            })
-        };
+        let key_of = |s: &Slot| keys.get(s.key_at as usize..(s.key_at + s.key_len) as usize);
+        let equal = |s: &Slot| s.family == f && key_of(s).is_some_and(|a| same_key(a, key));
+        if let Some(guess) = self.by_position.get(position) {
+            // A key too long to keep in the guess is compared at its slot.
+            if guess.key_len == 0 && slots.get(guess.slot as usize).is_some_and(equal) {
+                return Resolved::Slot(guess.slot);
+            }
+        }
+        let hash = self.hasher.hash_one(key);
+        let Some(agg) = families.get_mut(f as usize) else { return Resolved::LeftOut };
+        // The full hash first: the table's probe matches only 7 bits of it.
+        let same = |id: &SlotId| slots.get(*id as usize).is_some_and(|s| s.hash == hash && equal(s));
         if let Some(&slot) = agg.by_labels.find(hash, same) {
-            return Some(slot);
+            return Resolved::Slot(slot);
         }
         // First sight in this index: the one allocation per distinct series.
-        let labels = LabelSet::new(labels.iter().copied()).ok()?;
-        let slot = SlotId::try_from(slots.len()).ok().filter(|&id| id != SlotId::MAX)?;
-        let key_at = u32::try_from(keys.len()).ok()?;
-        let key_len = u32::try_from(key.len()).ok().filter(|len| key_at.checked_add(*len).is_some())?;
-        let at = u32::try_from(self.acc.len())
-            .ok()
-            .filter(|at| at.checked_add(agg.info.cells as u32).is_some())?;
+        let Some(labels) = labels_of(&self.strings, &agg.info, key) else { return Resolved::BadLabels };
+        let room = (|| {
+            let slot = SlotId::try_from(slots.len()).ok().filter(|&id| id != SlotId::MAX)?;
+            let key_at = u32::try_from(keys.len()).ok()?;
+            let key_len = u32::try_from(key.len()).ok().filter(|len| key_at.checked_add(*len).is_some())?;
+            let at = u32::try_from(self.acc.len())
+                .ok()
+                .filter(|at| at.checked_add(agg.info.cells as u32).is_some())?;
+            Some((slot, key_at, key_len, at))
+        })();
+        let Some((slot, key_at, key_len, at)) = room else { return Resolved::LeftOut };
         keys.extend_from_slice(key);
-        slots.push(Slot { labels: Arc::new(labels), hash, key_at, key_len });
+        slots.push(Slot { labels: Arc::new(labels), hash, key_at, key_len, family: f });
         folds.push(Fold { at, family: f, round: 0 });
         self.acc.resize(self.acc.len() + agg.info.cells, 0);
         agg.by_labels.insert_unique(hash, slot, |id| slots.get(*id as usize).map_or(0, |s| s.hash));
         agg.slots.push(slot);
         agg.sorted = false;
-        Some(slot)
+        Resolved::Slot(slot)
     }
 
     /// The index's family for a file's description of it, created on first sight.
@@ -339,13 +490,43 @@ impl Index {
     fn sort(&mut self) {
         let slots = &self.slots;
         for family in self.families.iter_mut().filter(|f| !f.sorted) {
-            family.slots.sort_by(|&a, &b| {
-                let label = |id: SlotId| slots.get(id as usize).map(|s| s.labels.rendered());
-                label(a).cmp(&label(b))
-            });
+            // Sorted by the labels' text, fetched once per slot rather than twice per
+            // comparison; slots are distinct, so no order between equals is needed.
+            let mut by_label: Vec<(&str, SlotId)> = family
+                .slots
+                .iter()
+                .map(|&id| (slots.get(id as usize).map_or("", |s| s.labels.rendered()), id))
+                .collect();
+            by_label.sort_unstable();
+            family.slots.clear();
+            family.slots.extend(by_label.into_iter().map(|(_, id)| id));
             family.sorted = true;
         }
     }
+}
+
+/// The labels a key of [`Index::resolve`] stands for, checked as [`LabelSet::new`]
+/// checks them; `None` if the key is malformed or the labels invalid.
+fn labels_of(strings: &Strings, family: &FamilyInfo, key: &[StrId]) -> Option<LabelSet> {
+    let (&consts, rest) = key.split_first()?;
+    let (const_pairs, rest) = rest.split_at_checked(2 * consts as usize)?;
+    let (values, pid) = rest.split_at_checked(family.label_names.len())?;
+    let per_process = family.merge == Merge::PerProcess;
+    if pid.len() != usize::from(per_process) {
+        return None;
+    }
+    // The family's names are shared, not copied, by each of its series.
+    let mut pairs: Vec<(Arc<str>, &str)> = Vec::with_capacity(key.len());
+    for pair in const_pairs.chunks_exact(2) {
+        pairs.push((strings.get(pair[0])?.into(), strings.get(pair[1])?));
+    }
+    for (name, &value) in family.label_names.iter().zip(values) {
+        pairs.push((name.clone(), strings.get(value)?));
+    }
+    for &value in pid {
+        pairs.push(("pid".into(), strings.get(value)?));
+    }
+    LabelSet::new(pairs).ok()
 }
 
 /// A series value from accumulated cells, in herd-core's layouts (FORMAT.md, "Cell

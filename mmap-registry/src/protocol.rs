@@ -7,7 +7,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::format::{record_kind, record_len, FormatError, COMMITTED_OFFSET};
+use crate::format::{
+    record_kind, record_len, FormatError, SeriesHead, SeriesShape, COMMITTED_OFFSET, KIND_SERIES,
+};
 
 /// An 8-byte word of a file, shared between processes.
 pub(crate) trait Word {
@@ -62,19 +64,78 @@ pub(crate) fn read_record_into<W: Word>(
     committed: u64,
     bytes: &mut Vec<u8>,
 ) -> Result<(u16, usize), FormatError> {
+    let (kind, len) = record_at(words, at, committed)?;
+    bytes.clear();
+    // Relaxed: only words below a committed length loaded with Acquire are read.
+    for w in words.iter().skip(at / 8).take(len.div_ceil(8)) {
+        bytes.extend_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
+    }
+    Ok((kind, len))
+}
+
+/// Reader: the kind and length of the record at byte `at`, which must end by
+/// `committed` and lie within `words`.
+pub(crate) fn record_at<W: Word>(
+    words: &[W],
+    at: usize,
+    committed: u64,
+) -> Result<(u16, usize), FormatError> {
     let room = (committed as usize).checked_sub(at).ok_or(FormatError::Truncated)?;
     // Relaxed: only words below a committed length loaded with Acquire are read.
     let first =
         words.get(at / 8).map(|w| w.load(Ordering::Relaxed).to_le_bytes()).ok_or(FormatError::Truncated)?;
     let len = record_len(first, at, room)?;
-    bytes.clear();
-    for w in words.iter().skip(at / 8).take(len.div_ceil(8)) {
-        bytes.extend_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
-    }
-    if bytes.len() != len {
+    if (at + len).div_ceil(8) > words.len() {
         return Err(FormatError::BadRecord { offset: at, reason: "runs past the mapping" });
     }
     Ok((record_kind(first), len))
+}
+
+/// Reader: decodes the head of the series record at byte `at`, `len` bytes long (as
+/// [`record_at`] found them), in place rather than from a copy: each word it needs is
+/// loaded once, its cells not at all. Its string ids (the constant labels' name and
+/// value ids, then the family's value ids) replace the contents of `ids`; `shape`
+/// gives its family's shape. A cold scrape decodes hundreds of thousands of these.
+pub(crate) fn read_series_head<W: Word>(
+    words: &[W],
+    at: usize,
+    len: usize,
+    shape: impl FnOnce(u32) -> Option<SeriesShape>,
+    ids: &mut Vec<u32>,
+) -> Result<SeriesHead, FormatError> {
+    let bad = |reason| FormatError::BadRecord { offset: at, reason };
+    // The record as little-endian u32 halves of its words: length, kind and flags,
+    // family, then the ids.
+    let record = words.get(at / 8..(at + len) / 8).ok_or(bad("runs past the mapping"))?;
+    // Relaxed: only words below a committed length loaded with Acquire are read.
+    let load = |i: usize| record.get(i).map(|w| w.load(Ordering::Relaxed));
+    let head = load(0).ok_or(bad("truncated header"))?;
+    if (head >> 32) as u16 != KIND_SERIES {
+        return Err(bad("not a series record"));
+    }
+    let const_labels = usize::from((head >> 48) as u16);
+    let second = load(1).ok_or(bad("truncated series record"))?;
+    let family = second as u32;
+    let shape = shape(family).ok_or(bad("series of an unknown family"))?;
+    let count = 2 * const_labels + shape.labels;
+    ids.clear();
+    // Half 3 of the record is the first id.
+    let mut word = second;
+    for half in 3..3 + count {
+        if half % 2 == 0 {
+            word = load(half / 2).ok_or(bad("truncated series record"))?;
+            ids.push(word as u32);
+        } else {
+            ids.push((word >> 32) as u32);
+        }
+    }
+    // The header's two halves, the family, the ids, rounded up to a word.
+    let cells_at = (3 + count).div_ceil(2) * 8;
+    let cells_end = shape.cells.checked_mul(8).and_then(|n| n.checked_add(cells_at));
+    if cells_end != Some(len) {
+        return Err(bad("record length differs from its family's cells"));
+    }
+    Ok(SeriesHead { family, const_labels, cells_at })
 }
 
 /// Reader: copies `len` bytes at byte `at` out of the words (fewer if the words end).

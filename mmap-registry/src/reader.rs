@@ -15,10 +15,10 @@ use herd_core::{GaugeMode, MetricKind, SummaryLayout};
 
 use crate::error::MmapError;
 use crate::format::{
-    decode_record, decode_series_into, decode_strings_into, gauge_mode_from_code, Folded, FormatError,
-    Header, NativeLayout, Record, SeriesShape, FLAG_ARCHIVE, HEADER_LEN, KIND_SERIES, KIND_STRINGS,
+    decode_record, decode_strings_into, gauge_mode_from_code, string_at, Folded, FormatError, Header,
+    NativeLayout, Record, SeriesHead, SeriesShape, FLAG_ARCHIVE, HEADER_LEN, KIND_SERIES, KIND_STRINGS,
 };
-use crate::index::{Index, SlotId};
+use crate::index::{Index, IndexId, Resolved, SlotId, StrId};
 use crate::protocol::{self, Word};
 use crate::sys::Mapping;
 
@@ -97,6 +97,69 @@ pub(crate) struct SeriesEntry {
 /// The slot of a series parsed without an index, or left out by it.
 const NO_SLOT: SlotId = SlotId::MAX;
 
+/// A file's string not yet mapped to the index's.
+const NO_STR: StrId = StrId::MAX;
+
+/// How a file's series become keys of the index it is parsed into.
+#[derive(Default)]
+struct Keys {
+    /// The index's id of each of the file's strings ([`NO_STR`] until a series uses
+    /// it), and of the writer's pid, for the index that `of` names.
+    strs: Vec<StrId>,
+    pid: Option<StrId>,
+    of: Option<IndexId>,
+    /// The key being built, reused.
+    key: Vec<StrId>,
+}
+
+impl Keys {
+    /// The slot in `index` of `family`'s series whose string ids are `ids` (its head is
+    /// `head`), the file's series number `position`: its key, as [`Index::resolve`]
+    /// takes it, is built from the index's ids of the file's strings (`text`, `ends`),
+    /// each interned the first time a series uses it. `None` if an id names a string
+    /// the file has not written.
+    #[allow(clippy::too_many_arguments)]
+    fn resolve(
+        &mut self,
+        (text, ends): (&str, &[u32]),
+        ids: &[u32],
+        head: &SeriesHead,
+        family: &Arc<FamilyInfo>,
+        pid: &str,
+        position: usize,
+        index: &mut Index,
+    ) -> Option<Resolved> {
+        if self.of != Some(index.id()) {
+            // Mapped into another index (or none yet): map afresh.
+            self.strs.clear();
+            self.pid = None;
+            self.of = Some(index.id());
+        }
+        self.strs.resize(ends.len(), NO_STR);
+        let strs = &mut self.strs;
+        let mut str_id = |id: u32| -> Option<StrId> {
+            let mapped = strs.get_mut(id as usize)?;
+            if *mapped == NO_STR {
+                *mapped = index.intern(string_at(text, ends, id)?)?;
+            }
+            Some(*mapped)
+        };
+        self.key.clear();
+        self.key.push(u32::try_from(head.const_labels).ok()?);
+        for &id in ids {
+            self.key.push(str_id(id)?);
+        }
+        if family.merge == Merge::PerProcess {
+            let pid = match self.pid {
+                Some(pid) => pid,
+                None => *self.pid.insert(index.intern(pid)?),
+            };
+            self.key.push(pid);
+        }
+        Some(index.resolve(family, &self.key, position))
+    }
+}
+
 impl SeriesEntry {
     /// The index slot its cells fold into; `None` if it was left out (its family is
     /// described differently by another file) or parsed without an index.
@@ -133,6 +196,9 @@ pub(crate) struct Parsed {
     /// from the file).
     families: HashMap<u32, u32, foldhash::fast::RandomState>,
     family_list: Vec<Arc<FamilyInfo>>,
+    /// The last family a series named (id, position): series come family by family, so
+    /// this spares the lookup for nearly every one.
+    last_family: Option<(u32, u32)>,
     /// The file's strings, by id, in one arena: string `i` ends at `ends[i]` of `text`
     /// (and starts where string `i - 1` ends). Kept for the series published later: a
     /// string is written once per file and referred to by every series that repeats it.
@@ -142,6 +208,7 @@ pub(crate) struct Parsed {
     /// Reused for every record: the record's bytes, a series' string ids.
     scratch: Vec<u8>,
     ids: Vec<u32>,
+    keys: Keys,
     /// For an archive: the worker files it holds.
     pub(crate) folded: Vec<Folded>,
     /// The same ids, for lookups on every scrape.
@@ -158,11 +225,13 @@ impl Parsed {
             to: HEADER_LEN as u64,
             families: HashMap::default(),
             family_list: Vec::new(),
+            last_family: None,
             text: String::new(),
             ends: Vec::new(),
             series: Vec::new(),
             scratch: Vec::new(),
             ids: Vec::new(),
+            keys: Keys::default(),
             folded: Vec::new(),
             folded_ids: HashSet::new(),
             left_out: 0,
@@ -182,12 +251,25 @@ impl Parsed {
     ) -> Result<(), FormatError> {
         let mut pid = itoa::Buffer::new();
         let pid = pid.format(header.pid);
+        let first = self.series.is_empty();
+        if first {
+            // Room for as many series as the records could hold (the smallest series
+            // record is 24 bytes), given back below: growing by doubling instead copied
+            // the list a dozen times and faulted in memory for each copy.
+            self.series.reserve(usize::try_from(committed.saturating_sub(self.to) / 24).unwrap_or(0));
+        }
         while self.to < committed {
             let at = self.to as usize;
-            let (kind, len) = protocol::read_record_into(words, at, committed, &mut self.scratch)?;
+            let (kind, len) = protocol::record_at(words, at, committed)?;
+            if kind == KIND_SERIES {
+                // Most records are series: decoded in place, their cells left alone.
+                self.series_record(words, at, len, pid, index.as_deref_mut())?;
+                self.to += len as u64;
+                continue;
+            }
+            protocol::read_record_into(words, at, committed, &mut self.scratch)?;
             let bad = |reason| FormatError::BadRecord { offset: at, reason };
             match kind {
-                KIND_SERIES => self.series_record(at, pid, index.as_deref_mut())?,
                 KIND_STRINGS => {
                     let before = self.ends.len();
                     let first = decode_strings_into(&self.scratch, at, &mut self.text, &mut self.ends)?;
@@ -233,6 +315,7 @@ impl Parsed {
                                 .map_err(|_| bad("too many families"))?;
                             self.family_list.push(Arc::new(info));
                             self.families.insert(id, at);
+                            self.last_family = None;
                         }
                         Record::Folded(ids) => {
                             if header.flags & FLAG_ARCHIVE == 0 {
@@ -248,36 +331,75 @@ impl Parsed {
             }
             self.to += len as u64;
         }
+        if first {
+            // A file's first parse holds nearly all its series: exactly their room is
+            // kept for the life of the reader. (Counting them first, to reserve no more,
+            // would walk the records twice: a chain of dependent loads that cost a sixth
+            // of a cold scrape.)
+            self.series.shrink_to_fit();
+        }
         Ok(())
     }
 
-    /// The series record in `scratch`, at byte `at` of the file: its labels checked,
-    /// resolved to a slot of `index` without allocating unless the index has never
-    /// seen them.
-    fn series_record(&mut self, at: usize, pid: &str, index: Option<&mut Index>) -> Result<(), FormatError> {
+    /// The series record at byte `at` of `words`, `len` bytes long: resolved to a slot
+    /// of `index` (its labels checked when the index first sees them), or only located
+    /// and checked without one.
+    fn series_record<W: Word>(
+        &mut self,
+        words: &[W],
+        at: usize,
+        len: usize,
+        pid: &str,
+        index: Option<&mut Index>,
+    ) -> Result<(), FormatError> {
         let bad = |reason| FormatError::BadRecord { offset: at, reason };
-        let (families, list) = (&self.families, &self.family_list);
+        let (families, list, last) = (&self.families, &self.family_list, self.last_family);
+        let mut position = None;
         let shape = |id| {
-            let f = families.get(&id).and_then(|&at| list.get(at as usize))?;
+            let at = match last {
+                Some((last, at)) if last == id => at,
+                _ => *families.get(&id)?,
+            };
+            let f = list.get(at as usize)?;
+            position = Some((id, at));
             Some(SeriesShape { labels: f.label_names.len(), cells: f.cells })
         };
-        let head = decode_series_into(&self.scratch, at, &shape, &mut self.ids)?;
-        let position = *families.get(&head.family).ok_or(bad("series of an unknown family"))?;
+        let head = protocol::read_series_head(words, at, len, shape, &mut self.ids)?;
+        let (_, position) = position.ok_or(bad("series of an unknown family"))?;
+        self.last_family = Some((head.family, position));
         let family = list.get(position as usize).ok_or(bad("series of an unknown family"))?;
         let cells = u32::try_from(family.cells).map_err(|_| bad("impossible cell layout"))?;
         let first_word = u32::try_from((at + head.cells_at) / 8).map_err(|_| bad("file too large"))?;
-        let (text, ends) = (&self.text, &self.ends);
-        let string = |id: u32| -> Result<&str, FormatError> {
-            let id = id as usize;
-            let start = if id == 0 {
-                0
-            } else {
-                *ends.get(id - 1).ok_or(bad("label refers to an unwritten string"))?
-            };
-            let end = *ends.get(id).ok_or(bad("label refers to an unwritten string"))?;
-            text.get(start as usize..end as usize).ok_or(bad("label refers to an unwritten string"))
+        let slot = match index {
+            Some(index) => {
+                let strings = (self.text.as_str(), self.ends.as_slice());
+                let position = self.series.len();
+                let resolved = self.keys.resolve(strings, &self.ids, &head, family, pid, position, index);
+                match resolved.ok_or(bad("label refers to an unwritten string"))? {
+                    Resolved::Slot(slot) => slot,
+                    Resolved::LeftOut => {
+                        self.left_out += 1;
+                        NO_SLOT
+                    }
+                    Resolved::BadLabels => return Err(bad("invalid or repeated label name")),
+                }
+            }
+            None => {
+                self.check_labels(&head, family, pid).map_err(bad)?;
+                NO_SLOT
+            }
         };
+        self.series.push(SeriesEntry { family: position, slot, first_word, cells });
+        Ok(())
+    }
+
+    /// Checks the labels of the series whose string ids are in `ids` as
+    /// [`LabelSet::new`](herd_core::LabelSet::new) would, without building them: for
+    /// a file parsed without an index, which checks every series.
+    fn check_labels(&self, head: &SeriesHead, family: &FamilyInfo, pid: &str) -> Result<(), &'static str> {
         let per_process = family.merge == Merge::PerProcess;
+        let string =
+            |id: u32| string_at(&self.text, &self.ends, id).ok_or("label refers to an unwritten string");
         let count = head.const_labels + family.label_names.len() + usize::from(per_process);
         let mut inline = [("", ""); INLINE_LABELS];
         let mut spilled = Vec::new();
@@ -302,17 +424,9 @@ impl Parsed {
             let checked = i >= head.const_labels && i < head.const_labels + family.label_names.len();
             if (!checked && validate_label_name(name).is_err()) || pairs[..i].iter().any(|&(n, _)| n == name)
             {
-                return Err(bad("invalid or repeated label name"));
+                return Err("invalid or repeated label name");
             }
         }
-        let slot = match index {
-            Some(index) => index.resolve(family, pairs).unwrap_or_else(|| {
-                self.left_out += 1;
-                NO_SLOT
-            }),
-            None => NO_SLOT,
-        };
-        self.series.push(SeriesEntry { family: position, slot, first_word, cells });
         Ok(())
     }
 
