@@ -267,7 +267,12 @@ impl State {
                 // A dead file never changes again: no need to look at it, only to know
                 // that it is still there (the listing says so).
                 Some(dead) if dead.dead => dead,
-                cached => match self.refresh(cached, &path) {
+                // A new file may hold the same records as the one read before it.
+                cached => match self.refresh(
+                    cached,
+                    &path,
+                    files.last().map(|(_, c): &(PathBuf, Cached)| &c.reader),
+                ) {
                     Ok(Some(cached)) => cached,
                     Ok(None) => continue,
                     Err(reason) => {
@@ -282,7 +287,7 @@ impl State {
                 // Dead now, so complete now: read what it published between our read
                 // and its death. Before the archive is opened, so that if it vanishes
                 // meanwhile the archive we open holds it.
-                match self.refresh(Some(cached), &path) {
+                match self.refresh(Some(cached), &path, None) {
                     Ok(Some(cached)) => Cached { dead: true, ..cached },
                     Ok(None) => continue,
                     Err(reason) => {
@@ -306,7 +311,7 @@ impl State {
         }
         let archive_path = dir.join(ARCHIVE);
         let cached = self.archive.take();
-        let mut archive = match self.refresh(cached, &archive_path) {
+        let mut archive = match self.refresh(cached, &archive_path, None) {
             Ok(Some(archive)) if archive.reader.error.is_some() => {
                 // An archive read only in part would undercount every folded file; it
                 // counts whole or not at all.
@@ -414,14 +419,19 @@ impl State {
     /// Reads what `path` published since the last scrape, resolving its new series to
     /// slots as it parses them (a different file at the path is parsed afresh).
     /// `Ok(None)`: the path is gone. `Err`: why the file is skipped.
-    fn refresh(&mut self, cached: Option<Cached>, path: &Path) -> Result<Option<Cached>, String> {
+    fn refresh(
+        &mut self,
+        cached: Option<Cached>,
+        path: &Path,
+        template: Option<&FileReader>,
+    ) -> Result<Option<Cached>, String> {
         let (reader, dead) = match cached {
             Some(Cached { reader, dead }) => (Some(reader), dead),
             None => (None, false),
         };
         let identity = reader.as_ref().map(|r| r.identity);
         let had_error = reader.as_ref().is_some_and(|r| r.error.is_some());
-        let reader = match FileReader::refresh(reader, path, Some(&mut self.index)) {
+        let reader = match FileReader::refresh(reader, path, Some(&mut self.index), template) {
             Ok(Refreshed::Read(reader)) => *reader,
             Ok(Refreshed::Vanished) => return Ok(None),
             Err(e) => return Err(e.reason()),

@@ -123,7 +123,7 @@ fn run(dir: &Path, threshold: usize) -> Result<CompactReport, MmapError> {
     // a round of it.
     let mut index = Index::default();
     let archive_path = dir.join(ARCHIVE);
-    let mut archive = match FileReader::refresh(None, &archive_path, Some(&mut index))? {
+    let mut archive = match FileReader::refresh(None, &archive_path, Some(&mut index), None)? {
         Refreshed::Vanished => None,
         Refreshed::Read(r) => match &r.error {
             Some(error) => return Err(MmapError::Format { path: archive_path, error: error.clone() }),
@@ -135,7 +135,7 @@ fn run(dir: &Path, threshold: usize) -> Result<CompactReport, MmapError> {
     let mut dead = Vec::new();
     let mut present_ids = HashSet::new();
     for path in candidates {
-        let reader = match FileReader::refresh(None, &path, Some(&mut index)) {
+        let reader = match FileReader::refresh(None, &path, Some(&mut index), None) {
             Ok(Refreshed::Read(r)) => *r,
             Ok(Refreshed::Vanished) => continue,
             Err(_) => {

@@ -90,7 +90,7 @@ pub fn inspect(dir: impl AsRef<Path>) -> Result<Inspection, MmapError> {
     let mut out = Inspection::default();
     let mut families: BTreeMap<String, FamilySummary> = BTreeMap::new();
     for path in paths {
-        let reader = match FileReader::refresh(None, &path, None) {
+        let reader = match FileReader::refresh(None, &path, None, None) {
             Ok(Refreshed::Read(reader)) => reader,
             Ok(Refreshed::Vanished) => continue,
             Err(e) => {

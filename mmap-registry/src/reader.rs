@@ -7,7 +7,7 @@ use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use herd_core::labels::{validate_label_name, validate_metric_name};
@@ -83,6 +83,7 @@ impl FamilyInfo {
 /// directory, so the labels are not here but in the index slot they resolved to once,
 /// and the family is a position in the file's list rather than a reference count to
 /// bump for every series parsed.
+#[derive(Clone)]
 pub(crate) struct SeriesEntry {
     /// Its family's position in [`Parsed::family`]'s list.
     family: u32,
@@ -258,13 +259,23 @@ impl Parsed {
             // the list a dozen times and faulted in memory for each copy.
             self.series.reserve(usize::try_from(committed.saturating_sub(self.to) / 24).unwrap_or(0));
         }
+        // The length of the series record before: the walk's guess for this one.
+        let mut guess = 0;
         while self.to < committed {
             let at = self.to as usize;
             let (kind, len) = protocol::record_at(words, at, committed)?;
             if kind == KIND_SERIES {
                 // Most records are series: decoded in place, their cells left alone.
                 self.series_record(words, at, len, pid, index.as_deref_mut())?;
-                self.to += len as u64;
+                // Walking the records is a chain of loads, each waiting for the length
+                // that the one before read. The series of a family are all one length:
+                // stepping by the guess, which the branch confirms, does not wait for
+                // this record's length to arrive from memory, so the processor goes on
+                // to read the next records meanwhile. (It took a cold scrape's walk
+                // from one memory latency per record to a fraction of one.)
+                let step = if len == guess { guess } else { std::hint::black_box(len) };
+                guess = len;
+                self.to += step as u64;
                 continue;
             }
             protocol::read_record_into(words, at, committed, &mut self.scratch)?;
@@ -435,6 +446,74 @@ impl Parsed {
         self.family_list.get(s.family as usize)
     }
 
+    /// Whether this file (not parsed yet) holds the same records as `template` (parsed
+    /// from `template_words` into `index`) but for their cells and header: the same
+    /// strings, families and series, in the same places, so that it may take
+    /// `template`'s parse ([`copy_parse`](Parsed::copy_parse)).
+    ///
+    /// Workers of one program that create the same series in the same order (label
+    /// sets made at start, a benchmark's workers) write such files, and a cold scrape
+    /// then parses the first and compares the rest word for word (the records' words
+    /// between the cells, at addresses known in advance, so read at the memory's pace
+    /// rather than one record after another). Nothing is assumed: any other file, or
+    /// one that differs anywhere, is parsed as usual. A family kept per process (its
+    /// series carry the writer's pid) makes its files differ by definition.
+    pub(crate) fn same_records<W: Word>(
+        &self,
+        words: &[W],
+        committed: u64,
+        template: &Parsed,
+        template_words: &[W],
+        index: &Index,
+    ) -> bool {
+        let fresh = self.to == HEADER_LEN as u64 && self.series.is_empty() && self.ends.is_empty();
+        let eligible = fresh
+            && template.to == committed
+            && template.keys.of == Some(index.id())
+            && template.left_out == 0
+            && template.folded.is_empty()
+            && !template.series.is_empty()
+            && template.family_list.iter().all(|f| f.merge != Merge::PerProcess);
+        if !eligible {
+            return false;
+        }
+        let end = (committed / 8) as usize;
+        let (Some(mine), Some(theirs)) = (words.get(..end), template_words.get(..end)) else { return false };
+        // Relaxed: only words below a committed length loaded with Acquire are read.
+        let same = |from: usize, to: usize| {
+            mine.get(from..to).zip(theirs.get(from..to)).is_some_and(|(a, b)| {
+                a.iter().zip(b).all(|(x, y)| x.load(Ordering::Relaxed) == y.load(Ordering::Relaxed))
+            })
+        };
+        // The header's version, byte order and flags; its pid, id, times and length
+        // are the file's own.
+        if !same(1, 3) {
+            return false;
+        }
+        let mut from = HEADER_LEN / 8;
+        for s in &template.series {
+            let first = s.first_word as usize;
+            if first < from || !same(from, first) {
+                return false;
+            }
+            from = first + s.cells as usize;
+        }
+        same(from, end)
+    }
+
+    /// Takes `template`'s parse as this file's: see [`same_records`](Parsed::same_records).
+    fn copy_parse(&mut self, template: &Parsed) {
+        self.to = template.to;
+        self.families.clone_from(&template.families);
+        self.family_list.clone_from(&template.family_list);
+        self.last_family = template.last_family;
+        self.text.clone_from(&template.text);
+        self.ends.clone_from(&template.ends);
+        self.series.clone_from(&template.series);
+        self.keys.strs.clone_from(&template.keys.strs);
+        self.keys.of = template.keys.of;
+    }
+
     /// Where string `id` starts in the arena.
     fn start_of(&self, id: usize) -> usize {
         id.checked_sub(1).and_then(|i| self.ends.get(i)).map_or(0, |&end| end as usize)
@@ -460,11 +539,14 @@ pub(crate) enum Refreshed {
 impl FileReader {
     /// Opens `path`, or reuses `cached` if it is still the same file, and parses what
     /// was published since.
-    /// New series resolve to slots of `index`, if given.
+    /// New series resolve to slots of `index`, if given; a new file that holds the
+    /// same records as `template` (read into the same index) takes its parse
+    /// ([`Parsed::copy_of`]).
     pub(crate) fn refresh(
         cached: Option<FileReader>,
         path: &Path,
         index: Option<&mut Index>,
+        template: Option<&FileReader>,
     ) -> Result<Refreshed, MmapError> {
         let meta = match fs::symlink_metadata(path) {
             Ok(meta) => meta,
@@ -483,7 +565,7 @@ impl FileReader {
             },
         };
         if reader.error.is_none() {
-            reader.read_new(index);
+            reader.read_new(index, template);
             // Checked after the error above: a record that read as zeroes past the
             // file's new end is reported as what it was.
             reader.check_shrank();
@@ -576,7 +658,7 @@ impl FileReader {
     /// Parses the records published since the last call. A record that cannot be read
     /// stops the parse there (`error`), keeping what came before; a file that shrank or
     /// whose committed length lies outside it is untrustworthy as a whole.
-    fn read_new(&mut self, index: Option<&mut Index>) {
+    fn read_new(&mut self, index: Option<&mut Index>, template: Option<&FileReader>) {
         // One fstat per file and scrape: a file shorter than our mapping was truncated,
         // and is known for what it is before a single mapped page past its end is
         // touched. (A truncation after this check is caught by the fault guard.)
@@ -605,6 +687,17 @@ impl FileReader {
             || committed as usize > self.map.words().len() * 8
         {
             return self.fail(FormatError::BadHeader("committed length outside the file"));
+        }
+        if let (Some(index), Some(t)) = (&index, template) {
+            // What the template's mapping read past its file's end (it shrank meanwhile)
+            // is zeroes, not records: a comparison that read any is not trusted.
+            let faults = t.map.faults();
+            if t.error.is_none()
+                && self.parsed.same_records(self.map.words(), committed, &t.parsed, t.map.words(), index)
+                && t.map.faults() == faults
+            {
+                return self.parsed.copy_parse(&t.parsed);
+            }
         }
         if let Err(e) = self.parsed.parse(self.map.words(), &self.header, committed, index) {
             self.error = Some(e);

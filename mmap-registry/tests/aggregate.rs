@@ -74,6 +74,79 @@ fn three_writers_sum_exactly() -> TestResult {
     Ok(())
 }
 
+/// Files whose writers created the same series in the same order are read by
+/// comparing them with the file before (`Parsed::same_records`); files alike but for
+/// one label value, one series more, or another order are parsed. Every one of them
+/// must count exactly, on a cold scrape and on the scrapes after.
+#[test]
+fn files_alike_and_unlike_count_exactly_cold_and_warm() -> TestResult {
+    let routes: &[&str] = &["/a", "/b", "/c", "/d"];
+    // Alike only: every file but the first listed is read as a copy.
+    alike_and_unlike(&[(routes, 1), (routes, 10), (routes, 100)])?;
+    // Mixed, in the order the aggregator lists them (by name, which is random).
+    alike_and_unlike(&[
+        (routes, 1),
+        (routes, 10),
+        (routes, 100),
+        (&["/a", "/b", "/c", "/e"], 1_000),
+        (&["/a", "/b", "/c", "/d", "/f"], 10_000),
+        (&["/d", "/c", "/b", "/a"], 100_000),
+    ])
+}
+
+/// Writers (the routes they create, in order, and what they add to each) in one
+/// directory: their counters and histograms must add up, cold and warm.
+fn alike_and_unlike(writers: &[(&[&str], u64)]) -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = claim_dir(tmp.path().join("metrics"))?;
+    let mut keep = Vec::new();
+    for &(order, by) in writers {
+        let r = registry(&dir)?;
+        let requests = r.counter("requests_total", "Requests.").labels(["route"]).register()?;
+        let latency = r
+            .histogram("latency_seconds", "Latency.")
+            .labels(["route"])
+            .buckets(Buckets::new([1.0])?)
+            .register()?;
+        for route in order {
+            requests.with_labels([route]).inc_by(by);
+            latency.with_labels([route]).observe(by as f64);
+        }
+        keep.push((r, requests));
+    }
+    let mut routes: Vec<&str> = writers.iter().flat_map(|(order, _)| order.iter().copied()).collect();
+    routes.sort_unstable();
+    routes.dedup();
+    let check = |snapshot: &herd_core::Snapshot, extra: u64| -> TestResult {
+        let requests = snapshot.family("requests").ok_or("no requests family")?;
+        let latency = snapshot.family("latency_seconds").ok_or("no latency family")?;
+        for &route in &routes {
+            let of = |f: &herd_core::snapshot::FamilySnapshot| {
+                f.series.iter().find(|s| s.labels.get("route") == Some(route)).map(|s| s.value.clone())
+            };
+            let writing = || writers.iter().filter(|(order, _)| order.contains(&route));
+            let want = writing().map(|(_, by)| by).sum::<u64>() + if route == "/a" { extra } else { 0 };
+            let Some(SeriesValue::Counter(c)) = of(requests) else {
+                return Err(format!("no requests of {route}").into());
+            };
+            assert_eq!((c.integer, c.fraction), (want, 0.0), "requests of {route}");
+            let Some(SeriesValue::Histogram(h)) = of(latency) else {
+                return Err(format!("no latency of {route}").into());
+            };
+            assert_eq!(h.count(), writing().count() as u64, "latency of {route}");
+        }
+        assert_eq!(requests.series.len(), routes.len());
+        Ok(())
+    };
+    let aggregator = Aggregator::new(&dir)?;
+    check(&aggregator.snapshot()?, 0)?;
+    // Warm: the copies' cells are their own.
+    keep[1].1.with_labels(["/a"]).inc_by(7);
+    check(&aggregator.snapshot()?, 7)?;
+    check(&Aggregator::new(&dir)?.snapshot()?, 7)?;
+    Ok(())
+}
+
 #[test]
 fn a_repeated_scrape_reads_new_series_and_values() -> TestResult {
     let tmp = tempfile::tempdir()?;
