@@ -78,6 +78,21 @@ pub struct Work {
 ///
 /// [`RegistryError`] if a family cannot be registered (a name already taken).
 pub fn populate(registry: &Registry, series: usize) -> Result<Work, RegistryError> {
+    populate_in_order(registry, series, None)
+}
+
+/// [`populate`], creating the series in an order shuffled by `shuffle` (a seed; each
+/// worker its own) rather than `0, 1, 2, ...`: the series of a server whose label sets
+/// are created as requests first use them, in a different order in every worker.
+///
+/// # Errors
+///
+/// As [`populate`].
+pub fn populate_in_order(
+    registry: &Registry,
+    series: usize,
+    shuffle: Option<u64>,
+) -> Result<Work, RegistryError> {
     // The whole workload must be real series, not folded into the overflow series.
     let limit = series.max(1);
     let requests = registry
@@ -91,16 +106,32 @@ pub fn populate(registry: &Registry, series: usize) -> Result<Work, RegistryErro
         .labels(LABEL_NAMES)
         .cardinality_limit(limit)
         .register()?;
-    for i in 0..series {
+    for i in order(series, shuffle) {
         let [m, r, s] = label_values(i);
         requests.with_labels([&m, &r, &s]).inc();
     }
     let histograms = histogram_series(series);
-    for j in 0..histograms {
+    for j in order(histograms, shuffle.map(|seed| seed ^ 0x9E37_79B9_7F4A_7C15)) {
         let [m, r, s] = label_values(j);
         durations.with_labels([&m, &r, &s]).observe(OBSERVED[j % OBSERVED.len()]);
     }
     Ok(Work { increments: series as u64, observations: histograms as u64 })
+}
+
+/// `0..n`, shuffled (Fisher-Yates, xorshift64*) when a seed is given.
+fn order(n: usize, shuffle: Option<u64>) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    if let Some(seed) = shuffle {
+        let mut state = seed | 1;
+        for i in (1..n).rev() {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            let j = (state.wrapping_mul(0x2545_F491_4F6C_DD1D) % (i as u64 + 1)) as usize;
+            order.swap(i, j);
+        }
+    }
+    order
 }
 
 /// Disk space used by the regular files directly in `dir`: the sum of `st_blocks *

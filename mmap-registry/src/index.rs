@@ -99,11 +99,56 @@ struct Slot {
     labels: Arc<LabelSet>,
     /// The hash of its labels, for the family's table to grow without rehashing them.
     hash: u64,
-    /// Where its key ([`Index::resolve`]) lies in the index's arena of keys.
-    key_at: u32,
-    key_len: u32,
     /// Its family in the index.
     family: u32,
+    key: Key,
+}
+
+/// A slot's key ([`Index::resolve`]): in place when it is short, as nearly every key
+/// is, so that checking a slot or a [`Guess`] reads one place; in the index's arena of
+/// long keys otherwise.
+#[derive(Clone, Copy)]
+struct Key {
+    len: u32,
+    /// The ids, or, for a key longer than [`INLINE_KEY`], its place in the arena.
+    ids: [StrId; INLINE_KEY],
+}
+
+/// The longest key kept in place: three labels and a `pid`.
+const INLINE_KEY: usize = 5;
+
+impl Key {
+    /// `key`, in place or appended to `arena`; `None` if the arena is full.
+    fn new(key: &[StrId], arena: &mut Vec<StrId>) -> Option<Self> {
+        let len = u32::try_from(key.len()).ok()?;
+        let mut ids = [0; INLINE_KEY];
+        match ids.get_mut(..key.len()) {
+            Some(prefix) => prefix.copy_from_slice(key),
+            None => {
+                let at = u32::try_from(arena.len()).ok().filter(|at| at.checked_add(len).is_some())?;
+                ids[0] = at;
+                arena.extend_from_slice(key);
+            }
+        }
+        Some(Self { len, ids })
+    }
+
+    /// Whether this is `key`. Keys are a handful of ids: compared in line, not by a
+    /// call to `memcmp`.
+    #[inline]
+    fn is(&self, key: &[StrId], arena: &[StrId]) -> bool {
+        let ids = match self.ids.get(..self.len as usize) {
+            Some(ids) => ids,
+            None => {
+                let at = self.ids[0] as usize;
+                match arena.get(at..at + self.len as usize) {
+                    Some(ids) => ids,
+                    None => return false,
+                }
+            }
+        };
+        ids.len() == key.len() && ids.iter().zip(key).all(|(x, y)| x == y)
+    }
 }
 
 /// What folding a file's cells into a slot reads and writes, apart from [`Slot`]: 16
@@ -118,40 +163,13 @@ struct Fold {
 }
 
 /// The slot resolved at one position of a file, with what it takes to check it for
-/// the next file's series there: 32 bytes read one after another, rather than a slot
-/// and its key elsewhere, for every (file, series) pair of a cold scrape.
+/// the next file's series there: 32 bytes read one after another, for every (file,
+/// series) pair of a cold scrape, rather than a slot elsewhere.
 #[derive(Clone, Copy)]
 struct Guess {
     slot: SlotId,
     family: u32,
-    /// The slot's key, when it is at most [`GUESS_KEY`] ids long; `key_len` is 0 (no
-    /// key is empty) when it is longer.
-    key_len: u32,
-    key: [StrId; GUESS_KEY],
-}
-
-/// Whether two keys are equal. Keys are a handful of ids: compared in line, not by a
-/// call to `memcmp`.
-#[inline]
-fn same_key(a: &[StrId], b: &[StrId]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
-}
-
-/// The longest key a [`Guess`] holds: three labels, or two and a `pid`.
-const GUESS_KEY: usize = 5;
-
-impl Guess {
-    fn new(slot: SlotId, family: u32, key: &[StrId]) -> Self {
-        let mut inline = [0; GUESS_KEY];
-        let key_len = match inline.get_mut(..key.len()) {
-            Some(prefix) => {
-                prefix.copy_from_slice(key);
-                key.len() as u32
-            }
-            None => 0,
-        };
-        Self { slot, family, key_len, key: inline }
-    }
+    key: Key,
 }
 
 /// A family's way of folding cells, copied out of its [`FamilyInfo`] for the same
@@ -182,9 +200,8 @@ pub(crate) struct Index {
     slots: Vec<Slot>,
     /// By slot, as `slots`.
     folds: Vec<Fold>,
-    /// Every slot's key (its labels as [`resolve`](Index::resolve) lays them out), one
-    /// after another.
-    keys: Vec<StrId>,
+    /// The keys too long to keep in their slot ([`Key`]), one after another.
+    long_keys: Vec<StrId>,
     strings: Strings,
     /// The slot resolved last at each position of a file: the first guess for the
     /// series at that position of the next file ([`resolve`](Index::resolve)).
@@ -236,40 +253,36 @@ impl Index {
     pub(crate) fn resolve(&mut self, family: &Arc<FamilyInfo>, key: &[StrId], position: usize) -> Resolved {
         let Some(f) = self.family_of(family) else { return Resolved::LeftOut };
         if let Some(guess) = self.by_position.get(position) {
-            if guess.family == f && guess.key.get(..guess.key_len as usize).is_some_and(|g| same_key(g, key))
-            {
+            if guess.family == f && guess.key.is(key, &self.long_keys) {
                 return Resolved::Slot(guess.slot);
             }
         }
-        let resolved = self.find_or_add(f, key, position);
+        let resolved = self.find_or_add(f, key);
         if let Resolved::Slot(slot) = resolved {
-            let guess = Guess::new(slot, f, key);
-            let known = self.by_position.len();
-            match self.by_position.get_mut(position) {
-                Some(last) => *last = guess,
-                None if position == known => self.by_position.push(guess),
-                None => {}
+            if let Some(s) = self.slots.get(slot as usize) {
+                let guess = Guess { slot, family: f, key: s.key };
+                let known = self.by_position.len();
+                match self.by_position.get_mut(position) {
+                    Some(last) => *last = guess,
+                    None if position == known => self.by_position.push(guess),
+                    None => {}
+                }
             }
         }
         resolved
     }
 
-    /// [`resolve`](Index::resolve) once the index's family `f` is known.
-    fn find_or_add(&mut self, f: u32, key: &[StrId], position: usize) -> Resolved {
-        let (families, slots, keys, folds) =
-            (&mut self.families, &mut self.slots, &mut self.keys, &mut self.folds);
-        let key_of = |s: &Slot| keys.get(s.key_at as usize..(s.key_at + s.key_len) as usize);
-        let equal = |s: &Slot| s.family == f && key_of(s).is_some_and(|a| same_key(a, key));
-        if let Some(guess) = self.by_position.get(position) {
-            // A key too long to keep in the guess is compared at its slot.
-            if guess.key_len == 0 && slots.get(guess.slot as usize).is_some_and(equal) {
-                return Resolved::Slot(guess.slot);
-            }
-        }
+    /// [`resolve`](Index::resolve) by the family's table, once the index's family `f`
+    /// is known.
+    fn find_or_add(&mut self, f: u32, key: &[StrId]) -> Resolved {
+        let (families, slots, long_keys, folds) =
+            (&mut self.families, &mut self.slots, &mut self.long_keys, &mut self.folds);
         let hash = self.hasher.hash_one(key);
         let Some(agg) = families.get_mut(f as usize) else { return Resolved::LeftOut };
         // The full hash first: the table's probe matches only 7 bits of it.
-        let same = |id: &SlotId| slots.get(*id as usize).is_some_and(|s| s.hash == hash && equal(s));
+        let same = |id: &SlotId| {
+            slots.get(*id as usize).is_some_and(|s| s.hash == hash && s.family == f && s.key.is(key, long_keys))
+        };
         if let Some(&slot) = agg.by_labels.find(hash, same) {
             return Resolved::Slot(slot);
         }
@@ -277,16 +290,13 @@ impl Index {
         let Some(labels) = labels_of(&self.strings, &agg.info, key) else { return Resolved::BadLabels };
         let room = (|| {
             let slot = SlotId::try_from(slots.len()).ok().filter(|&id| id != SlotId::MAX)?;
-            let key_at = u32::try_from(keys.len()).ok()?;
-            let key_len = u32::try_from(key.len()).ok().filter(|len| key_at.checked_add(*len).is_some())?;
             let at = u32::try_from(self.acc.len())
                 .ok()
                 .filter(|at| at.checked_add(agg.info.cells as u32).is_some())?;
-            Some((slot, key_at, key_len, at))
+            Some((slot, at, Key::new(key, long_keys)?))
         })();
-        let Some((slot, key_at, key_len, at)) = room else { return Resolved::LeftOut };
-        keys.extend_from_slice(key);
-        slots.push(Slot { labels: Arc::new(labels), hash, key_at, key_len, family: f });
+        let Some((slot, at, key)) = room else { return Resolved::LeftOut };
+        slots.push(Slot { labels: Arc::new(labels), hash, family: f, key });
         folds.push(Fold { at, family: f, round: 0 });
         self.acc.resize(self.acc.len() + agg.info.cells, 0);
         agg.by_labels.insert_unique(hash, slot, |id| slots.get(*id as usize).map_or(0, |s| s.hash));

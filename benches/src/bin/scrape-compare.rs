@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p herd-benches --bin scrape-compare -- --workers 32 --series 10000 \
-//!     [--peers python,ruby|none] [--iterations 20] [--cold-runs 5] [--peer-runs 5]
+//!     [--peers python,ruby|none] [--iterations 20] [--cold-runs 5] [--peer-runs 5] [--shuffled]
 //! cargo run --release -p herd-benches --bin scrape-compare -- --scaling [--peer-budget 60] \
 //!     [--csv F] [--svg F]
 //! cargo run --release -p herd-benches --bin scrape-compare -- --churn [--processes 2000] \
@@ -15,7 +15,9 @@
 //! argument: each opens its own `MmapStorage`, records the workload of
 //! [`herd_benches::scrape`] (`--series` counter series and a tenth as many histogram
 //! series), says so, and then stays alive, its file live, until the measurement is
-//! over. Then:
+//! over. Every worker creates its series in the same order (label sets made at
+//! start), unless `--shuffled` gives each its own random order (label sets made as
+//! requests first use them); the line's `order=` says which. Then:
 //!
 //! - `herd_cold_ms`: a new `Aggregator` + its first snapshot + text 0.0.4 encoding,
 //!   the median of `--cold-runs` (5) such scrapes, each by a new aggregator.
@@ -112,6 +114,7 @@ struct Args {
     scaling: bool,
     churn: bool,
     prefork_memory: bool,
+    shuffled: bool,
     processes: usize,
     csv: PathBuf,
     svg: PathBuf,
@@ -161,6 +164,10 @@ struct Cli {
     /// measure the memory of prefork-demo's workers after each answered a scrape
     #[arg(long)]
     prefork_memory: bool,
+    /// herd's workers each create their series in their own random order (as label
+    /// sets made when requests first use them are), not all in the same order
+    #[arg(long)]
+    shuffled: bool,
     /// with --churn: short-lived workers
     #[arg(long, value_name = "N", default_value_t = churn::DEFAULT_PROCESSES, value_parser = positive)]
     processes: usize,
@@ -210,6 +217,7 @@ impl From<Cli> for Args {
             scaling: cli.scaling,
             churn: cli.churn,
             prefork_memory: cli.prefork_memory,
+            shuffled: cli.shuffled,
             processes: cli.processes,
             csv: cli.csv.unwrap_or_else(|| manifest.join("scaling.csv")),
             svg: cli.svg.unwrap_or_else(|| manifest.join("scaling.svg")),
@@ -286,7 +294,8 @@ fn populate_worker(mut it: impl Iterator<Item = String>) -> Result<(), BoxError>
         builder = builder.prefix(prefix);
     }
     let registry = builder.build()?;
-    let work = scrape::populate(&registry, series)?;
+    let shuffle = std::env::var(SHUFFLE_SEED).ok().and_then(|seed| seed.parse().ok());
+    let work = scrape::populate_in_order(&registry, series, shuffle)?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "ready {} {}", work.increments, work.observations)?;
     stdout.flush()?;
@@ -296,6 +305,10 @@ fn populate_worker(mut it: impl Iterator<Item = String>) -> Result<(), BoxError>
     Ok(())
 }
 
+/// The environment variable that tells a worker to create its series in its own
+/// shuffled order, seeded by its value (`--shuffled`).
+const SHUFFLE_SEED: &str = "SCRAPE_COMPARE_SHUFFLE_SEED";
+
 /// Worker processes holding their files live; dropping this lets them exit.
 struct Workers {
     children: Vec<Child>,
@@ -304,11 +317,23 @@ struct Workers {
 impl Workers {
     /// Starts `workers` workers in `dir` and waits until each has recorded its share;
     /// returns them and the total (increments, observations) they reported.
-    fn start(dir: &Path, workers: usize, series: usize) -> Result<(Self, u64, u64), BoxError> {
+    /// With `shuffled`, each creates its series in its own order.
+    fn start(
+        dir: &Path,
+        workers: usize,
+        series: usize,
+        shuffled: bool,
+    ) -> Result<(Self, u64, u64), BoxError> {
         let exe = std::env::current_exe()?;
         let mut this = Self { children: Vec::with_capacity(workers) };
-        for _ in 0..workers {
-            let child = Command::new(&exe)
+        for worker in 0..workers {
+            let mut command = Command::new(&exe);
+            if shuffled {
+                command.env(SHUFFLE_SEED, (worker + 1).to_string());
+            } else {
+                command.env_remove(SHUFFLE_SEED);
+            }
+            let child = command
                 .arg("--populate")
                 .arg(dir)
                 .arg(series.to_string())
@@ -368,10 +393,11 @@ fn measure_herd(
     series: usize,
     cold_runs: usize,
     iterations: usize,
+    shuffled: bool,
 ) -> Result<Line, BoxError> {
     let temp = tempfile::Builder::new().prefix("herd-scrape-").tempdir()?;
     let dir = claim_dir(temp.path())?;
-    let (pool, increments, observations) = Workers::start(&dir, workers, series)?;
+    let (pool, increments, observations) = Workers::start(&dir, workers, series, shuffled)?;
     let bytes = disk_bytes(&dir)?;
     let apparent = scrape::apparent_bytes(&dir)?;
 
@@ -427,6 +453,7 @@ fn measure_herd(
     line.set("cold_runs", cold_runs);
     line.set("iterations", iterations);
     line.set("workers", workers);
+    line.set("order", if shuffled { "shuffled" } else { "same" });
     line.set("series", series);
     Ok(line)
 }
@@ -602,7 +629,7 @@ fn run_churn(args: &Args) -> Result<(), BoxError> {
 
 fn run_once(args: &Args) -> Result<(), BoxError> {
     let peers = choose_peers(args)?;
-    let mut line = measure_herd(args.workers, args.series, args.cold_runs, args.iterations)?;
+    let mut line = measure_herd(args.workers, args.series, args.cold_runs, args.iterations, args.shuffled)?;
     for peer in &peers {
         let (peer_line, _) =
             run_peer(peer, args.workers, args.series, args.peer_runs, Duration::from_secs(600))?;
@@ -641,7 +668,7 @@ fn run_scaling(args: &Args) -> Result<(), BoxError> {
     let cold_runs = args.cold_runs.min(3);
     for (workers, series) in configs {
         eprintln!("scrape-compare: scaling point {workers} workers x {series} series");
-        let mut line = measure_herd(workers, series, cold_runs, args.iterations)?;
+        let mut line = measure_herd(workers, series, cold_runs, args.iterations, false)?;
         let mut notes = Vec::new();
         let cells = (workers * series) as f64;
         for (peer, rate) in peers.iter().zip(&mut secs_per_series) {
