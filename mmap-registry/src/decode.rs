@@ -42,7 +42,7 @@ pub fn decode_file(bytes: &[u8]) -> Result<Snapshot, FormatError> {
     let mut index = Index::default();
     parsed.parse(&words, &header, header.committed, Some(&mut index))?;
     index.begin();
-    for series in &parsed.series {
+    for series in parsed.series.iter() {
         if let Some(slot) = series.slot() {
             index.add(slot, Parsed::cells(&words, series));
         }

@@ -380,7 +380,7 @@ impl Index {
     /// `live` false (a dead file), the series of `live` gauge modes are left out. One
     /// call per file rather than per series: this loop is most of a steady scrape.
     pub(crate) fn add_file(&mut self, parsed: &Parsed, words: &[AtomicU64], live: bool) {
-        for entry in &parsed.series {
+        for entry in parsed.series.iter() {
             let Some(slot) = entry.slot() else { continue };
             if !live && parsed.family(entry).is_none_or(|f| f.mode.live_only()) {
                 continue;

@@ -205,7 +205,9 @@ pub(crate) struct Parsed {
     /// string is written once per file and referred to by every series that repeats it.
     text: String,
     ends: Vec<u32>,
-    pub(crate) series: Vec<SeriesEntry>,
+    /// Shared with the files that took this one's parse ([`copy_parse`](Parsed::copy_parse))
+    /// until one of them reads a series more: alike files cost their series once.
+    pub(crate) series: Arc<Vec<SeriesEntry>>,
     /// Reused for every record: the record's bytes, a series' string ids.
     scratch: Vec<u8>,
     ids: Vec<u32>,
@@ -229,7 +231,7 @@ impl Parsed {
             last_family: None,
             text: String::new(),
             ends: Vec::new(),
-            series: Vec::new(),
+            series: Arc::new(Vec::new()),
             scratch: Vec::new(),
             ids: Vec::new(),
             keys: Keys::default(),
@@ -257,7 +259,8 @@ impl Parsed {
             // Room for as many series as the records could hold (the smallest series
             // record is 24 bytes), given back below: growing by doubling instead copied
             // the list a dozen times and faulted in memory for each copy.
-            self.series.reserve(usize::try_from(committed.saturating_sub(self.to) / 24).unwrap_or(0));
+            Arc::make_mut(&mut self.series)
+                .reserve(usize::try_from(committed.saturating_sub(self.to) / 24).unwrap_or(0));
         }
         // The length of the series record before: the walk's guess for this one.
         let mut guess = 0;
@@ -347,7 +350,7 @@ impl Parsed {
             // kept for the life of the reader. (Counting them first, to reserve no more,
             // would walk the records twice: a chain of dependent loads that cost a sixth
             // of a cold scrape.)
-            self.series.shrink_to_fit();
+            Arc::make_mut(&mut self.series).shrink_to_fit();
         }
         Ok(())
     }
@@ -400,7 +403,8 @@ impl Parsed {
                 NO_SLOT
             }
         };
-        self.series.push(SeriesEntry { family: position, slot, first_word, cells });
+        // Unshared, a check of the count; shared, the copy this file now needs.
+        Arc::make_mut(&mut self.series).push(SeriesEntry { family: position, slot, first_word, cells });
         Ok(())
     }
 
@@ -491,7 +495,7 @@ impl Parsed {
             return false;
         }
         let mut from = HEADER_LEN / 8;
-        for s in &template.series {
+        for s in template.series.iter() {
             let first = s.first_word as usize;
             if first < from || !same(from, first) {
                 return false;
@@ -509,7 +513,7 @@ impl Parsed {
         self.last_family = template.last_family;
         self.text.clone_from(&template.text);
         self.ends.clone_from(&template.ends);
-        self.series.clone_from(&template.series);
+        self.series = Arc::clone(&template.series);
         self.keys.strs.clone_from(&template.keys.strs);
         self.keys.of = template.keys.of;
     }
