@@ -294,7 +294,9 @@ impl Index {
         let Some(agg) = families.get_mut(f as usize) else { return Resolved::LeftOut };
         // The full hash first: the table's probe matches only 7 bits of it.
         let same = |id: &SlotId| {
-            slots.get(*id as usize).is_some_and(|s| s.hash == hash && s.family == f && s.key.is(key, long_keys))
+            slots
+                .get(*id as usize)
+                .is_some_and(|s| s.hash == hash && s.family == f && s.key.is(key, long_keys))
         };
         if let Some(&slot) = agg.by_labels.find(hash, same) {
             return Resolved::Slot(slot);

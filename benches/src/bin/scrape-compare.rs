@@ -35,6 +35,9 @@
 //!   series) pair: bytes kept / (live files × distinct series). Counted by
 //!   allocation-counter's allocator, which this binary alone links; it adds a
 //!   thread-local count to each allocation, herd's side only.
+//! - `herd_steady_allocations`, `herd_steady_allocated_bytes`: what one more steady
+//!   scrape (snapshot + encode) allocates, its output buffer included, counted by the
+//!   same allocator.
 //! - `herd_bytes`: the disk space of the directory's files, the sum of `st_blocks *
 //!   512` (allocated blocks, not apparent size), measured the same way for the peers;
 //!   `herd_apparent_bytes` is the sum of the files' lengths, for reference.
@@ -433,6 +436,12 @@ fn measure_herd(
     }
 
     let scrapes = scrape::steady_scrapes(&aggregator, iterations)?;
+    // What one more steady scrape allocates, its output buffer included.
+    let mut steady_heap = Ok(());
+    let allocated = allocation_counter::measure(|| {
+        steady_heap = scrape::steady_scrapes(&aggregator, 1).map(drop);
+    });
+    steady_heap?;
     let times: Vec<f64> = scrapes.iter().map(|&(wall, _)| wall).collect();
     let steady_cpu: Vec<f64> = scrapes.iter().map(|&(_, cpu)| cpu).collect();
     pool.finish()?;
@@ -443,6 +452,8 @@ fn measure_herd(
     line.set_f64("herd_steady_ms", scrape::median(&times));
     line.set("herd_bytes", bytes);
     line.set_f64("herd_index_bytes", kept_bytes as f64 / pairs);
+    line.set("herd_steady_allocations", allocated.count_total);
+    line.set("herd_steady_allocated_bytes", allocated.bytes_total);
     line.set_f64("herd_steady_mad_ms", scrape::mad(&times));
     line.set("herd_apparent_bytes", apparent);
     line.set_f64("herd_cold_mad_ms", scrape::mad(&colds));
