@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the herd-vs-peers criterion suites and the multiprocess scrape comparison
 # (benches/scrape-compare.sh: herd-mmap beside Python prometheus_client and GitLab's
-# prometheus-client-mmap, installed first if missing, then its scaling curves), the
+# prometheus-client-mmap, installed first if missing; again with every worker's series
+# in its own order, herd alone; then its scaling curves), the
 # scrape cost before and after 2,000 short-lived workers (scrape-compare --churn), the
 # memory of prefork-demo's workers after each answered a scrape (benches/prefork-memory.sh), then
 # regenerates benches/RESULTS.md, benches/scaling.csv and benches/scaling.svg.
@@ -23,13 +24,15 @@ mkdir -p "$target_dir/herd-bench"
 scrape_line="$target_dir/herd-bench/scrape-compare.txt"
 churn_line="$target_dir/herd-bench/churn.txt"
 prefork_line="$target_dir/herd-bench/prefork-memory.txt"
+shuffled_line="$target_dir/herd-bench/scrape-shuffled.txt"
 # A line from an earlier run must not pass for this one's.
-rm -f "$scrape_line" "$churn_line" "$prefork_line"
+rm -f "$scrape_line" "$churn_line" "$prefork_line" "$shuffled_line"
 
 cargo bench -p herd-benches --bench hot_path --bench encode --bench middleware --bench statsd --bench facade --bench push -- "$@"
 bash benches/scrape-compare.sh --workers 32 --series 10000 | tee "$scrape_line"
+bash benches/scrape-compare.sh --workers 32 --series 10000 --peers none --shuffled | tee "$shuffled_line"
 bash benches/scrape-compare.sh --scaling --workers 32 --series 10000
 cargo run --quiet --release -p herd-benches --bin scrape-compare -- --churn | tee "$churn_line"
 bash benches/prefork-memory.sh | tee "$prefork_line"
 cargo run --release -p herd-benches --bin bench-report -- --scrape "$scrape_line" --churn "$churn_line" \
-    --prefork "$prefork_line"
+    --prefork "$prefork_line" --shuffled "$shuffled_line"

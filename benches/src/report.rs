@@ -869,6 +869,8 @@ pub struct ScrapeInputs {
     pub churn: Option<Line>,
     /// The line of `scrape-compare --prefork-memory`, if it ran.
     pub prefork: Option<Line>,
+    /// The line of `scrape-compare --shuffled --peers none`, if it ran.
+    pub shuffled: Option<Line>,
 }
 
 /// The outcome of a scrape target: `Ok((met, ratio))` with the ratio peer over herd,
@@ -1017,6 +1019,7 @@ fn render_scrape(out: &mut String, scrape: &ScrapeInputs) {
     let _ = write!(out, "## Multiprocess scrape — herd-mmap vs Python and Ruby\n\n{SCRAPE_ABOUT}\n\n");
     let Some(line) = &scrape.line else {
         out.push_str("_Not measured in this run._\n\n");
+        render_shuffled(out, scrape);
         render_scaling(out, scrape);
         render_churn(out, scrape);
         render_prefork(out, scrape);
@@ -1094,6 +1097,7 @@ fn render_scrape(out: &mut String, scrape: &ScrapeInputs) {
         };
         let _ = writeln!(out, "Target: {} — {verdict}\n", t.claim);
     }
+    render_shuffled(out, scrape);
     render_scaling(out, scrape);
     render_churn(out, scrape);
     render_prefork(out, scrape);
@@ -1137,6 +1141,31 @@ fn render_prefork(out: &mut String, scrape: &ScrapeInputs) {
         bytes("prefork_each_anon_bytes"),
         ratio("prefork_one_growth_vs_worker"),
         get("prefork_workers"),
+    );
+}
+
+/// The cold scrape of files that share no order, beside the targets' alike files.
+fn render_shuffled(out: &mut String, scrape: &ScrapeInputs) {
+    out.push_str("### Files in different orders\n\n");
+    let Some(line) = &scrape.shuffled else {
+        out.push_str("_Not measured in this run._\n\n");
+        return;
+    };
+    let ms = |key: &str| line.get_f64(key).map_or_else(|| "–".to_owned(), |v| format_ns(v * 1e6));
+    let get = |key: &str| line.get(key).unwrap_or("–").to_owned();
+    let _ = write!(
+        out,
+        "The workers above create their series in the same order, as label sets made at \
+         start do, and a cold scrape takes a file alike the one before it by comparing them \
+         word for word. From `scrape-compare --shuffled --peers none`, each worker creates \
+         them in its own random order (label sets made as requests first use them), so \
+         every file is parsed: cold {} CPU (median of {}), steady {} CPU, cold/steady {}, \
+         index {} bytes per (file, series).\n\nThe line as printed: `{line}`\n\n",
+        ms("herd_cold_cpu_ms"),
+        get("cold_runs"),
+        ms("herd_steady_cpu_ms"),
+        line.get_f64("herd_cold_vs_steady").map_or_else(|| "–".to_owned(), sig3),
+        line.get_f64("herd_index_bytes").map_or_else(|| "–".to_owned(), sig3),
     );
 }
 
@@ -1492,6 +1521,7 @@ mod tests {
             plot: Some("scaling.svg".into()),
             churn: Some(churn),
             prefork: None,
+            shuffled: None,
         };
         let machine = Machine {
             command: "bash benches/run.sh".into(),

@@ -1,7 +1,7 @@
 //! Writes `benches/RESULTS.md` from criterion's estimates.
 //!
 //! Usage: `cargo run --release -p herd-benches --bin bench-report [-- --criterion-dir DIR]
-//! [--scrape FILE] [--scaling FILE] [--churn FILE] [--prefork FILE] [--out FILE]`
+//! [--scrape FILE] [--scaling FILE] [--churn FILE] [--prefork FILE] [--shuffled FILE] [--out FILE]`
 //!
 //! By default it reads `$CARGO_TARGET_DIR/criterion` (or `<workspace>/target/criterion`),
 //! the line `scrape-compare` printed, saved by `benches/run.sh` in
@@ -43,6 +43,9 @@ struct Cli {
     churn: Option<PathBuf>,
     #[arg(long, value_name = "FILE")]
     prefork: Option<PathBuf>,
+    /// the line of scrape-compare --shuffled (default: $CARGO_TARGET_DIR/herd-bench/scrape-shuffled.txt)
+    #[arg(long, value_name = "FILE")]
+    shuffled: Option<PathBuf>,
     /// the report written (default: benches/RESULTS.md)
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -73,6 +76,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     let churn_file = cli.churn.unwrap_or_else(|| target_dir.join("herd-bench").join("churn.txt"));
     let prefork_file =
         cli.prefork.unwrap_or_else(|| target_dir.join("herd-bench").join("prefork-memory.txt"));
+    let shuffled_file =
+        cli.shuffled.unwrap_or_else(|| target_dir.join("herd-bench").join("scrape-shuffled.txt"));
 
     let results = report::load(&criterion_dir)
         .map_err(|e| format!("reading {}: {e} (run `bash benches/run.sh` first)", criterion_dir.display()))?;
@@ -88,6 +93,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut scrape = scrape_inputs(&scrape_file, &scaling_file, &out)?;
     scrape.churn = churn_line(&churn_file)?;
     scrape.prefork = last_line_with(&prefork_file, "prefork_one_growth_vs_dir")?;
+    scrape.shuffled = last_line_with(&shuffled_file, "herd_cold_vs_steady")?;
     let mut markdown = report::render(&machine, &results, report::GROUPS, report::TARGETS, &scrape);
     let summary_bytes = report::measure_summary_bytes()?;
     markdown.push('\n');
@@ -199,7 +205,7 @@ fn scrape_inputs(
     let plot = (svg.is_file() && svg.parent() == out.parent())
         .then(|| svg.file_name().map(|n| n.to_string_lossy().into_owned()))
         .flatten();
-    Ok(ScrapeInputs { line, scaling, plot, churn: None, prefork: None })
+    Ok(ScrapeInputs { line, scaling, plot, churn: None, prefork: None, shuffled: None })
 }
 
 fn cpu_model() -> Option<String> {
