@@ -377,8 +377,14 @@ struct Families {
     handled: Option<Family<Counter, 4>>,
     received: Family<Counter, 3>,
     sent: Family<Counter, 3>,
-    duration_by_method: Option<Family<Histogram, 3>>,
-    duration_by_code: Option<Family<Histogram, 4>>,
+    duration: DurationFamily,
+}
+
+/// The duration histogram, without the code label (go-grpc-prometheus) or with it
+/// (OpenTelemetry).
+enum DurationFamily {
+    ByMethod(Family<Histogram, 3>),
+    ByCode(Family<Histogram, 4>),
 }
 
 /// The series of one method that do not depend on the code.
@@ -386,13 +392,17 @@ struct MethodSeries {
     started: Tracked<Counter>,
     received: Tracked<Counter>,
     sent: Tracked<Counter>,
+    /// The duration series of a preset without the code label.
     duration: Option<Tracked<Histogram>>,
 }
 
-/// The series of one (method, code).
+/// The series of one (method, code): everything the end of a call records into, so
+/// that it costs one lookup.
 struct CodeSeries {
     handled: Option<Tracked<Counter>>,
-    duration: Option<Tracked<Histogram>>,
+    /// The duration series: the (method, code)'s, or, in a preset without the code
+    /// label, a clone of the method's handle (and its observer).
+    duration: Tracked<Histogram>,
 }
 
 /// A known method (or the [`UNKNOWN`] one, at index 0), its series made on first use.
@@ -513,7 +523,11 @@ impl Inner {
 
     #[inline]
     fn series(&self, method: u32) -> &MethodSeries {
-        let e = self.entry(method);
+        self.series_of(self.entry(method))
+    }
+
+    #[inline]
+    fn series_of<'a>(&'a self, e: &'a MethodEntry) -> &'a MethodSeries {
         e.series.get_or_init(|| Box::new(self.new_series(e)))
     }
 
@@ -527,7 +541,10 @@ impl Inner {
             started: Tracked::new(&f.started, labels, obs),
             received: Tracked::new(&f.received, labels, obs),
             sent: Tracked::new(&f.sent, labels, obs),
-            duration: f.duration_by_method.as_ref().map(|h| Tracked::new(h, labels, obs)),
+            duration: match &f.duration {
+                DurationFamily::ByMethod(h) => Some(Tracked::new(h, labels, obs)),
+                DurationFamily::ByCode(_) => None,
+            },
         }
     }
 
@@ -544,10 +561,15 @@ impl Inner {
         let labels = [&**t, &**s, &**m, self.families.names.code_names[code]];
         let f = &self.families;
         let obs = self.observer.as_ref();
-        CodeSeries {
-            handled: f.handled.as_ref().map(|c| Tracked::new(c, labels, obs)),
-            duration: f.duration_by_code.as_ref().map(|h| Tracked::new(h, labels, obs)),
-        }
+        let duration = match &f.duration {
+            DurationFamily::ByCode(h) => Tracked::new(h, labels, obs),
+            DurationFamily::ByMethod(h) => match &self.series_of(e).duration {
+                Some(by_method) => by_method.clone(),
+                // Not so: a method's series hold this family's series.
+                None => Tracked::new(h, [&**t, &**s, &**m], obs),
+            },
+        };
+        CodeSeries { handled: f.handled.as_ref().map(|c| Tracked::new(c, labels, obs)), duration }
     }
 }
 
@@ -605,13 +627,11 @@ impl GrpcMetrics {
                 .transpose()?,
             received: counter(&names.msg_received)?,
             sent: counter(&names.msg_sent)?,
-            duration_by_method: (!names.duration_by_code)
-                .then(|| histogram().labels(by_method).register())
-                .transpose()?,
-            duration_by_code: names
-                .duration_by_code
-                .then(|| histogram().labels(by_code).register())
-                .transpose()?,
+            duration: if names.duration_by_code {
+                DurationFamily::ByCode(histogram().labels(by_code).register()?)
+            } else {
+                DurationFamily::ByMethod(histogram().labels(by_method).register()?)
+            },
         };
         let entry = |path: &str, kind: Option<RpcType>, service: &str, method: &str| MethodEntry {
             path: path.into(),
@@ -760,18 +780,12 @@ impl CallTimer {
 
     fn record_now(&self, code: u8) {
         let seconds = self.start.elapsed().as_secs_f64();
-        let inner = &*self.messages.inner;
-        let method = self.messages.method;
-        if let Some(h) = &inner.series(method).duration {
-            h.borrow().observe(seconds);
-        }
-        let c = inner.code_series(method, code);
+        // One lookup: the (method, code) series hold the method's duration series too.
+        let c = self.messages.inner.code_series(self.messages.method, code);
         if let Some(h) = &c.handled {
             h.borrow().inc();
         }
-        if let Some(h) = &c.duration {
-            h.borrow().observe(seconds);
-        }
+        c.duration.borrow().observe(seconds);
     }
 }
 
