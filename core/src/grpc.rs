@@ -62,10 +62,10 @@ use std::collections::HashSet;
 use std::fmt;
 use std::io::IoSlice;
 use std::sync::Arc;
-use std::time::Instant;
 
 use once_cell::race::OnceBox;
 
+use crate::clock::monotonic_nanos;
 use crate::error::RegistryError;
 use crate::family::Family;
 use crate::http::Tracked;
@@ -377,8 +377,14 @@ struct Families {
     handled: Option<Family<Counter, 4>>,
     received: Family<Counter, 3>,
     sent: Family<Counter, 3>,
-    duration_by_method: Option<Family<Histogram, 3>>,
-    duration_by_code: Option<Family<Histogram, 4>>,
+    duration: DurationFamily,
+}
+
+/// The duration histogram, without the code label (go-grpc-prometheus) or with it
+/// (OpenTelemetry).
+enum DurationFamily {
+    ByMethod(Family<Histogram, 3>),
+    ByCode(Family<Histogram, 4>),
 }
 
 /// The series of one method that do not depend on the code.
@@ -386,13 +392,17 @@ struct MethodSeries {
     started: Tracked<Counter>,
     received: Tracked<Counter>,
     sent: Tracked<Counter>,
+    /// The duration series of a preset without the code label.
     duration: Option<Tracked<Histogram>>,
 }
 
-/// The series of one (method, code).
+/// The series of one (method, code): everything the end of a call records into, so
+/// that it costs one lookup.
 struct CodeSeries {
     handled: Option<Tracked<Counter>>,
-    duration: Option<Tracked<Histogram>>,
+    /// The duration series: the (method, code)'s, or, in a preset without the code
+    /// label, a clone of the method's handle (and its observer).
+    duration: Tracked<Histogram>,
 }
 
 /// A known method (or the [`UNKNOWN`] one, at index 0), its series made on first use.
@@ -513,7 +523,11 @@ impl Inner {
 
     #[inline]
     fn series(&self, method: u32) -> &MethodSeries {
-        let e = self.entry(method);
+        self.series_of(self.entry(method))
+    }
+
+    #[inline]
+    fn series_of<'a>(&'a self, e: &'a MethodEntry) -> &'a MethodSeries {
         e.series.get_or_init(|| Box::new(self.new_series(e)))
     }
 
@@ -527,7 +541,10 @@ impl Inner {
             started: Tracked::new(&f.started, labels, obs),
             received: Tracked::new(&f.received, labels, obs),
             sent: Tracked::new(&f.sent, labels, obs),
-            duration: f.duration_by_method.as_ref().map(|h| Tracked::new(h, labels, obs)),
+            duration: match &f.duration {
+                DurationFamily::ByMethod(h) => Some(Tracked::new(h, labels, obs)),
+                DurationFamily::ByCode(_) => None,
+            },
         }
     }
 
@@ -544,10 +561,15 @@ impl Inner {
         let labels = [&**t, &**s, &**m, self.families.names.code_names[code]];
         let f = &self.families;
         let obs = self.observer.as_ref();
-        CodeSeries {
-            handled: f.handled.as_ref().map(|c| Tracked::new(c, labels, obs)),
-            duration: f.duration_by_code.as_ref().map(|h| Tracked::new(h, labels, obs)),
-        }
+        let duration = match &f.duration {
+            DurationFamily::ByCode(h) => Tracked::new(h, labels, obs),
+            DurationFamily::ByMethod(h) => match &self.series_of(e).duration {
+                Some(by_method) => by_method.clone(),
+                // Not so: a method's series hold this family's series.
+                None => Tracked::new(h, [&**t, &**s, &**m], obs),
+            },
+        };
+        CodeSeries { handled: f.handled.as_ref().map(|c| Tracked::new(c, labels, obs)), duration }
     }
 }
 
@@ -605,13 +627,11 @@ impl GrpcMetrics {
                 .transpose()?,
             received: counter(&names.msg_received)?,
             sent: counter(&names.msg_sent)?,
-            duration_by_method: (!names.duration_by_code)
-                .then(|| histogram().labels(by_method).register())
-                .transpose()?,
-            duration_by_code: names
-                .duration_by_code
-                .then(|| histogram().labels(by_code).register())
-                .transpose()?,
+            duration: if names.duration_by_code {
+                DurationFamily::ByCode(histogram().labels(by_code).register()?)
+            } else {
+                DurationFamily::ByMethod(histogram().labels(by_method).register()?)
+            },
         };
         let entry = |path: &str, kind: Option<RpcType>, service: &str, method: &str| MethodEntry {
             path: path.into(),
@@ -653,10 +673,16 @@ impl GrpcMetrics {
     /// [`UNKNOWN`].
     #[inline]
     pub fn start(&self, path: &str) -> CallTimer {
-        let start = Instant::now();
+        let start = monotonic_nanos();
         let method = self.inner.index.get(&self.inner.methods, path);
         self.inner.series(method).started.borrow().inc();
-        CallTimer { messages: Messages { inner: self.inner.clone(), method }, start, code: None, done: false }
+        CallTimer {
+            messages: Messages { inner: self.inner.clone(), method },
+            start,
+            sent_left: 0,
+            sent_header: 0,
+            state: NO_CODE,
+        }
     }
 }
 
@@ -692,21 +718,37 @@ impl Messages {
     }
 }
 
+/// [`CallTimer::state`] before a code is known.
+const NO_CODE: u8 = u8::MAX - 1;
+/// [`CallTimer::state`] once the call is recorded.
+const DONE: u8 = u8::MAX;
+
 /// One call being recorded, from [`GrpcMetrics::start`] until its response ends.
+///
+/// 32 bytes: an adapter moves it with the response on every hop of a call (the
+/// response future, then the response body), so it keeps the start as nanoseconds of
+/// the monotonic clock, its code and whether it was recorded in one byte, and counts
+/// the response's messages itself ([`count_sent`](Self::count_sent)).
 #[must_use = "a call is recorded when its timer is finished or dropped"]
 pub struct CallTimer {
     messages: Messages,
-    start: Instant,
-    code: Option<u8>,
-    done: bool,
+    /// The monotonic clock at the start, in nanoseconds.
+    start: u64,
+    /// The response body's [`FrameCounter`] fields, for [`count_sent`](Self::count_sent):
+    /// two fields rather than a `FrameCounter`, whose padding would make the timer 40
+    /// bytes.
+    sent_left: u32,
+    sent_header: u8,
+    /// The code given (0–16), [`NO_CODE`], or [`DONE`].
+    state: u8,
 }
 
 impl fmt::Debug for CallTimer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CallTimer")
             .field("messages", &self.messages)
-            .field("start", &self.start)
-            .field("code", &self.code)
+            .field("start_nanos", &self.start)
+            .field("code", &(usize::from(self.state) < CODES).then_some(self.state))
             .finish()
     }
 }
@@ -715,6 +757,16 @@ impl CallTimer {
     /// The call's message counter.
     pub fn messages(&self) -> &Messages {
         &self.messages
+    }
+
+    /// Counts the response messages that `chunk`, the next bytes of the response body
+    /// (cut anywhere), completes, as a [`FrameCounter`] over the body would, and adds
+    /// them to the call's sent messages. The counter lives in the timer, so that a
+    /// response body needs no counter of its own beside it.
+    #[inline]
+    pub fn count_sent(&mut self, chunk: &[u8]) {
+        let n = feed(&mut self.sent_header, &mut self.sent_left, chunk);
+        self.messages.sent(n);
     }
 
     /// The declared type of the call's method; `None` for a path that was not
@@ -729,17 +781,18 @@ impl CallTimer {
     }
 
     /// The call's status code is known (from `grpc-status` in the headers or the
-    /// trailers). Only the first call counts.
+    /// trailers). Only the first call counts; a code outside 0–16 is
+    /// [`code::UNKNOWN`].
     #[inline]
     pub fn code(&mut self, code: u8) {
-        if self.code.is_none() {
-            self.code = Some(code);
+        if self.state == NO_CODE {
+            self.state = if usize::from(code) < CODES { code } else { code::UNKNOWN };
         }
     }
 
     /// Whether a code is known.
     pub fn has_code(&self) -> bool {
-        self.code.is_some()
+        usize::from(self.state) < CODES
     }
 
     /// The response ended: records the call with its code, or [`code::UNKNOWN`] if
@@ -753,25 +806,24 @@ impl CallTimer {
     /// a flag test rather than a call.
     #[inline]
     fn record(&mut self, missing: u8) {
-        if !std::mem::replace(&mut self.done, true) {
-            self.record_now(self.code.unwrap_or(missing));
-        }
+        let code = match std::mem::replace(&mut self.state, DONE) {
+            DONE => return,
+            NO_CODE => missing,
+            code => code,
+        };
+        self.record_now(code);
     }
 
     fn record_now(&self, code: u8) {
-        let seconds = self.start.elapsed().as_secs_f64();
-        let inner = &*self.messages.inner;
-        let method = self.messages.method;
-        if let Some(h) = &inner.series(method).duration {
-            h.borrow().observe(seconds);
-        }
-        let c = inner.code_series(method, code);
+        // The clock never goes back; saturating all the same, so that a start read on
+        // another core can never make a negative duration wrap.
+        let seconds = monotonic_nanos().saturating_sub(self.start) as f64 * 1e-9;
+        // One lookup: the (method, code) series hold the method's duration series too.
+        let c = self.messages.inner.code_series(self.messages.method, code);
         if let Some(h) = &c.handled {
             h.borrow().inc();
         }
-        if let Some(h) = &c.duration {
-            h.borrow().observe(seconds);
-        }
+        c.duration.borrow().observe(seconds);
     }
 }
 
@@ -804,51 +856,58 @@ impl FrameCounter {
 
     /// Feeds the next chunk of the body; returns how many messages it completed.
     #[inline]
-    pub fn feed(&mut self, mut chunk: &[u8]) -> u64 {
-        let mut done = 0;
-        while !chunk.is_empty() {
-            if self.header == 0 && self.left > 0 {
-                let take = u32::try_from(chunk.len()).unwrap_or(u32::MAX).min(self.left);
-                self.left -= take;
-                chunk = chunk.get(take as usize..).unwrap_or_default();
-                if self.left == 0 {
-                    done += 1;
-                }
-                continue;
-            }
-            // A whole header in this chunk (the usual case): read it at once.
-            if self.header == 0 {
-                if let [_, a, b, c, d, ref rest @ ..] = *chunk {
-                    chunk = rest;
-                    match u32::from_be_bytes([a, b, c, d]) {
-                        0 => done += 1,
-                        len => self.left = len,
-                    }
-                    continue;
-                }
-            }
-            let Some((&byte, rest)) = chunk.split_first() else { break };
-            chunk = rest;
-            // The flag byte (header 0) is skipped; `left` is 0 until the length starts.
-            if self.header > 0 {
-                self.left = (self.left << 8) | u32::from(byte);
-            }
-            self.header += 1;
-            if self.header == 5 {
-                // `left` now holds the whole length: the payload to come.
-                self.header = 0;
-                if self.left == 0 {
-                    done += 1;
-                }
-            }
-        }
-        done
+    pub fn feed(&mut self, chunk: &[u8]) -> u64 {
+        feed(&mut self.header, &mut self.left, chunk)
     }
 
     /// Feeds a chunk held in several slices (`bytes::Buf::chunks_vectored`).
     pub fn feed_vectored(&mut self, slices: &[IoSlice<'_>]) -> u64 {
         slices.iter().map(|s| self.feed(s)).sum()
     }
+}
+
+/// A [`FrameCounter`]'s step, on its two fields wherever they are kept: feeds the next
+/// chunk of a body, returns how many messages it completed.
+#[inline]
+fn feed(header: &mut u8, left: &mut u32, mut chunk: &[u8]) -> u64 {
+    let mut done = 0;
+    while !chunk.is_empty() {
+        if *header == 0 && *left > 0 {
+            let take = u32::try_from(chunk.len()).unwrap_or(u32::MAX).min(*left);
+            *left -= take;
+            chunk = chunk.get(take as usize..).unwrap_or_default();
+            if *left == 0 {
+                done += 1;
+            }
+            continue;
+        }
+        // A whole header in this chunk (the usual case): read it at once.
+        if *header == 0 {
+            if let [_, a, b, c, d, ref rest @ ..] = *chunk {
+                chunk = rest;
+                match u32::from_be_bytes([a, b, c, d]) {
+                    0 => done += 1,
+                    len => *left = len,
+                }
+                continue;
+            }
+        }
+        let Some((&byte, rest)) = chunk.split_first() else { break };
+        chunk = rest;
+        // The flag byte (header 0) is skipped; `left` is 0 until the length starts.
+        if *header > 0 {
+            *left = (*left << 8) | u32::from(byte);
+        }
+        *header += 1;
+        if *header == 5 {
+            // `left` now holds the whole length: the payload to come.
+            *header = 0;
+            if *left == 0 {
+                done += 1;
+            }
+        }
+    }
+    done
 }
 
 #[cfg(test)]
@@ -931,6 +990,33 @@ mod tests {
             [
                 r#"grpc_server_handling_seconds_count{grpc_type="unary",grpc_service="a.S",grpc_method="U"} 2"#,
                 r#"grpc_server_handling_seconds_count{grpc_type="server_stream",grpc_service="a.S",grpc_method="Ss"} 1"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn the_timer_counts_sent_messages_across_chunks_and_folds_bad_codes() {
+        let registry = Registry::new();
+        let grpc = GrpcMetrics::register(&registry, GrpcOptions::new().method("/a.S/B", RpcType::BidiStream))
+            .unwrap();
+        let mut call = grpc.start("/a.S/B");
+        // Three messages (12, 0 and 3 bytes), cut inside a header and inside a payload.
+        let body = b"\0\0\0\0\x0chello, world\0\0\0\0\0\0\0\0\0\x03abc";
+        for piece in [&body[..3], &body[3..9], &body[9..24], &body[24..]] {
+            call.count_sent(piece);
+        }
+        assert!(!call.has_code());
+        call.code(200);
+        assert!(call.has_code());
+        call.finish();
+        assert_eq!(
+            lines(&registry, "grpc_server_msg_sent_total{"),
+            [r#"grpc_server_msg_sent_total{grpc_type="bidi_stream",grpc_service="a.S",grpc_method="B"} 3"#]
+        );
+        assert_eq!(
+            lines(&registry, "grpc_server_handled_total{"),
+            [
+                r#"grpc_server_handled_total{grpc_type="bidi_stream",grpc_service="a.S",grpc_method="B",grpc_code="Unknown"} 1"#
             ]
         );
     }

@@ -33,6 +33,21 @@ fn count<D: Buf>(frames: &mut FrameCounter, data: &D) -> u64 {
     frames.feed_vectored(slices.get(..n).unwrap_or_default())
 }
 
+/// Counts the response messages of `data` with the call's timer, which keeps the
+/// response's frame counter.
+#[inline]
+fn count_sent<D: Buf>(timer: &mut CallTimer, data: &D) {
+    let chunk = data.chunk();
+    if chunk.len() == data.remaining() {
+        return timer.count_sent(chunk);
+    }
+    let mut slices = [IoSlice::new(&[]); SLICES];
+    let n = data.chunks_vectored(&mut slices);
+    for slice in slices.get(..n).unwrap_or_default() {
+        timer.count_sent(slice);
+    }
+}
+
 /// Entries up to which [`grpc_status`] compares names rather than look one up: the
 /// map's lookup hashes the name byte by byte, which costs more than comparing it with
 /// the few names gRPC responses carry (`content-type`, `grpc-status`,
@@ -139,11 +154,12 @@ pin_project! {
     /// from the headers.
     pub struct ResponseBody<B> {
         // First, so that a dropped body records its call before the inner body (and
-        // whatever the handler's stream holds) is dropped.
+        // whatever the handler's stream holds) is dropped. It counts the response's
+        // messages too: a counter beside it would make the body 8 bytes larger, and
+        // the response is moved whole on every hop.
         timer: Option<CallTimer>,
         #[pin]
         inner: B,
-        frames: FrameCounter,
     }
 }
 
@@ -156,7 +172,7 @@ impl<B: Body> ResponseBody<B> {
                 t.finish();
             }
         }
-        Self { inner, frames: FrameCounter::new(), timer }
+        Self { inner, timer }
     }
 }
 
@@ -196,7 +212,7 @@ impl<B: Body> Body for ResponseBody<B> {
             Poll::Pending => false,
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
-                    timer.messages().sent(count(this.frames, data));
+                    count_sent(timer, data);
                 } else if let Some(code) = frame.trailers_ref().and_then(grpc_status) {
                     timer.code(code);
                 }

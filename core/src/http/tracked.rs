@@ -9,7 +9,8 @@ use crate::metrics::{Counter, Gauge, Histogram};
 use crate::observe::{Observer, SeriesObserver};
 
 /// A handle and the observer that mirrors its updates, if any (shared with
-/// [`crate::grpc`]).
+/// [`crate::grpc`]). A clone records into the same series and observer series.
+#[derive(Clone)]
 pub(crate) struct Tracked<M> {
     pub(crate) metric: M,
     pub(crate) observer: Option<Arc<dyn SeriesObserver>>,
