@@ -102,9 +102,7 @@ pub(crate) fn coarse_now() -> Duration {
 /// carries through every move of a response, and an elapsed time is one subtraction.
 /// On Linux it is read from the vDSO through rustix, a few nanoseconds cheaper than
 /// `Instant::now()`, which goes through the C library and checks its result (two reads
-/// per call); like every rustix call that reads the auxiliary vector (`page_size()`,
-/// the coarse clock), it does not run under valgrind (rustix issue 1559). Elsewhere it
-/// counts from the first read in the process.
+/// per call). Elsewhere it counts from the first read in the process.
 #[inline]
 pub(crate) fn monotonic_nanos() -> u64 {
     #[cfg(target_os = "linux")]
