@@ -168,9 +168,10 @@ pub fn apparent_bytes(dir: &Path) -> io::Result<u64> {
     Ok(total)
 }
 
-/// Times `iterations` steady scrapes of `aggregator` (snapshot + 0.0.4 encoding, the
-/// body kept from the optimiser); milliseconds each. The caller scrapes once first, so
-/// that these find every file already parsed.
+/// Times `iterations` steady scrapes of `aggregator` as herd's `/metrics` handlers
+/// make them (`Collector::try_encode` into a new body, text 0.0.4, the body kept from
+/// the optimiser); milliseconds each. The caller scrapes once first, so that these
+/// find every file already parsed.
 ///
 /// # Errors
 ///
@@ -178,7 +179,7 @@ pub fn apparent_bytes(dir: &Path) -> io::Result<u64> {
 pub fn steady_scrape_times(
     aggregator: &herd_mmap::Aggregator,
     iterations: usize,
-) -> Result<Vec<f64>, herd_mmap::MmapError> {
+) -> Result<Vec<f64>, herd_core::CollectError> {
     steady_scrapes(aggregator, iterations).map(|times| times.into_iter().map(|(wall, _)| wall).collect())
 }
 
@@ -191,14 +192,14 @@ pub fn steady_scrape_times(
 pub fn steady_scrapes(
     aggregator: &herd_mmap::Aggregator,
     iterations: usize,
-) -> Result<Vec<(f64, f64)>, herd_mmap::MmapError> {
+) -> Result<Vec<(f64, f64)>, herd_core::CollectError> {
+    use herd_core::Collector as _;
     let mut times = Vec::with_capacity(iterations);
     for _ in 0..iterations {
         let start = std::time::Instant::now();
         let cpu = thread_cpu_ms();
-        let snapshot = aggregator.snapshot()?;
         let mut body = Vec::new();
-        herd_core::encode(&snapshot, herd_core::Format::Text, &mut body);
+        aggregator.try_encode(herd_core::Format::Text, &mut body)?;
         std::hint::black_box(&body);
         times.push((start.elapsed().as_secs_f64() * 1e3, thread_cpu_ms() - cpu));
     }

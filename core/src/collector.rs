@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use crate::snapshot::FamilySnapshot;
+use crate::encode::{encode, Format};
+use crate::snapshot::{FamilySnapshot, Snapshot};
 
 /// Produces families for a snapshot: the registry's own families, callback metrics, or
 /// anything else that can report values (a directory of worker files, say).
@@ -21,6 +22,25 @@ pub trait Collector: Send + Sync + 'static {
     /// [`CollectError`] saying, in one line, why nothing could be collected.
     fn try_collect(&self, out: &mut Vec<FamilySnapshot>) -> Result<(), CollectError> {
         self.collect(out);
+        Ok(())
+    }
+
+    /// Appends to `out`, in `format`, what [`try_collect`](Collector::try_collect)
+    /// collects, families sorted by name: what a `/metrics` endpoint serving this
+    /// collector answers ([`MetricsSource::collector`](crate::http::MetricsSource::collector)).
+    /// By default, a snapshot collected, sorted and encoded. A collector that can do
+    /// better overrides it: herd-mmap's `Aggregator` refills one snapshot kept from
+    /// scrape to scrape, so that a scrape allocates nothing that grows with its series
+    /// but the body.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_collect`](Collector::try_collect); `out` is then left as it was.
+    fn try_encode(&self, format: Format, out: &mut Vec<u8>) -> Result<(), CollectError> {
+        let mut snapshot = Snapshot::default();
+        self.try_collect(&mut snapshot.families)?;
+        snapshot.sort();
+        encode(&snapshot, format, out);
         Ok(())
     }
 }

@@ -106,7 +106,7 @@ pub mod table;
 
 pub use collector::{CollectError, Collector};
 pub use desc::FamilyDesc;
-pub use encode::{encode, negotiate, negotiate_among, Format};
+pub use encode::{encode, encode_families, negotiate, negotiate_among, Format};
 pub use error::{ArityError, RegistryError, ValueError};
 pub use family::{Family, DEFAULT_CARDINALITY_LIMIT, MAX_CARDINALITY_LIMIT, OVERFLOW_LABEL_VALUE};
 #[cfg(feature = "prometheus-client")]

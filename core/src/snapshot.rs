@@ -124,25 +124,52 @@ impl HistogramValue {
         native: Option<NativeBuckets>,
         cell: impl Fn(usize) -> u64,
     ) -> Self {
-        let sum_at = if classic { bounds.len() + 1 } else { 0 };
-        let native = native.map(|n| {
-            let (zero, len) = (sum_at + 1, n.len());
-            NativeValue {
-                schema: n.schema(),
-                zero_threshold: n.zero_threshold(),
-                zero_count: cell(zero),
-                first_index: n.first_index(),
-                positive: (zero + 1..zero + 1 + len).map(&cell).collect(),
-                negative: (zero + 1 + len..zero + 1 + 2 * len).map(&cell).collect(),
-            }
-        });
-        let counts = match &native {
-            // Native only: the one count `_count` and `+Inf` show, the native total.
-            Some(n) if !classic => vec![n.count()],
-            _ => (0..sum_at).map(&cell).collect(),
+        let mut value = Self {
+            bounds: Arc::clone(&bounds),
+            counts: Vec::new(),
+            sum: 0.0,
+            exemplars: Vec::new(),
+            native: None,
         };
-        let sum = f64::from_bits(cell(sum_at));
-        Self { bounds, counts, sum, exemplars: Vec::new(), native }
+        value.refill_from_cells(bounds, classic, native, cell);
+        value
+    }
+
+    /// [`from_cells`](HistogramValue::from_cells) into this value, reusing its vectors:
+    /// a reader that keeps its snapshot from scrape to scrape (herd-mmap's
+    /// `Aggregator`) allocates nothing for a histogram after the first.
+    pub fn refill_from_cells(
+        &mut self,
+        bounds: Arc<[f64]>,
+        classic: bool,
+        native: Option<NativeBuckets>,
+        cell: impl Fn(usize) -> u64,
+    ) {
+        let sum_at = if classic { bounds.len() + 1 } else { 0 };
+        match native {
+            Some(n) => {
+                let (zero, len) = (sum_at + 1, n.len());
+                let value = self.native.get_or_insert_with(NativeValue::empty);
+                value.schema = n.schema();
+                value.zero_threshold = n.zero_threshold();
+                value.zero_count = cell(zero);
+                value.first_index = n.first_index();
+                value.positive.clear();
+                value.positive.extend((zero + 1..zero + 1 + len).map(&cell));
+                value.negative.clear();
+                value.negative.extend((zero + 1 + len..zero + 1 + 2 * len).map(&cell));
+            }
+            None => self.native = None,
+        }
+        self.counts.clear();
+        match &self.native {
+            // Native only: the one count `_count` and `+Inf` show, the native total.
+            Some(n) if !classic => self.counts.push(n.count()),
+            _ => self.counts.extend((0..sum_at).map(&cell)),
+        }
+        self.sum = f64::from_bits(cell(sum_at));
+        self.exemplars.clear();
+        self.bounds = bounds;
     }
 
     /// The total number of observations (the `+Inf` bucket).
@@ -173,6 +200,18 @@ pub struct NativeValue {
 }
 
 impl NativeValue {
+    /// No buckets, for [`HistogramValue::refill_from_cells`] to fill.
+    fn empty() -> Self {
+        Self {
+            schema: 0,
+            zero_threshold: 0.0,
+            zero_count: 0,
+            first_index: 0,
+            positive: Vec::new(),
+            negative: Vec::new(),
+        }
+    }
+
     /// The number of observations in every bucket, the zero bucket included.
     pub fn count(&self) -> u64 {
         // Saturating, as a classic histogram's count: counts read from a file may be

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use herd_core::clock::{Clock, CoarseClock};
 use herd_core::snapshot::{CounterValue, FamilySnapshot, SeriesSnapshot, SeriesValue, Snapshot};
-use herd_core::{CollectError, Collector, LabelSet, MetricKind};
+use herd_core::{CollectError, Collector, Format, LabelSet, MetricKind};
 use parking_lot::Mutex;
 
 use crate::compact::{compact_if_needed, CompactReport, DEFAULT_COMPACT_THRESHOLD};
@@ -45,6 +45,9 @@ use crate::reader::{FileReader, Refreshed};
 pub struct Aggregator {
     dir: PathBuf,
     state: Mutex<State>,
+    /// The snapshot [`try_encode`](Collector::try_encode) refills and encodes at each
+    /// scrape.
+    kept: Mutex<Snapshot>,
     compact_threshold: Option<usize>,
     process_metrics: bool,
     clock: Arc<dyn Clock>,
@@ -127,6 +130,7 @@ impl Aggregator {
         Ok(Self {
             dir: dir.to_path_buf(),
             state: Mutex::new(State::default()),
+            kept: Mutex::new(Snapshot::default()),
             compact_threshold: Some(DEFAULT_COMPACT_THRESHOLD),
             process_metrics: false,
             clock: Arc::new(CoarseClock),
@@ -198,11 +202,31 @@ impl Aggregator {
     ///
     /// [`MmapError`] if the directory cannot be listed.
     pub fn scrape(&self) -> Result<(Snapshot, ScrapeReport), MmapError> {
+        let mut snapshot = Snapshot::default();
+        let report = self.scrape_into(&mut snapshot)?;
+        if self.process_metrics {
+            snapshot.sort();
+        }
+        Ok((snapshot, report))
+    }
+
+    /// Like [`scrape`](Aggregator::scrape), into `snapshot`, which is refilled in place:
+    /// the directory's families by name, then (with
+    /// [`process_metrics`](Aggregator::process_metrics)) the process metrics. A family,
+    /// a series or a histogram's counts already in `snapshot` is overwritten rather than
+    /// made again, so a snapshot kept from scrape to scrape costs no allocation that
+    /// grows with the directory's series once they stop changing (what herd's
+    /// `/metrics` handlers do through [`Collector::try_encode`]). On an error `snapshot`
+    /// holds what it held, or part of a scrape.
+    ///
+    /// # Errors
+    ///
+    /// [`MmapError`] if the directory cannot be listed.
+    pub fn scrape_into(&self, snapshot: &mut Snapshot) -> Result<ScrapeReport, MmapError> {
         let mut state = self.state.lock();
-        let (mut snapshot, report) = state.scrape(&self.dir, self.clock.now())?;
+        let report = state.scrape(&self.dir, self.clock.now(), snapshot)?;
         if self.process_metrics {
             snapshot.families.extend(crate::process::families(&state.live_pids));
-            snapshot.sort();
         }
         if let Some(threshold) = self.compact_threshold {
             if report.dead_files > threshold {
@@ -212,7 +236,7 @@ impl Aggregator {
                 let _ = compact_if_needed(&self.dir, threshold);
             }
         }
-        Ok((snapshot, report))
+        Ok(report)
     }
 }
 
@@ -222,10 +246,11 @@ impl State {
         &mut self,
         dir: &Path,
         now: std::time::Duration,
-    ) -> Result<(Snapshot, ScrapeReport), MmapError> {
+        snapshot: &mut Snapshot,
+    ) -> Result<ScrapeReport, MmapError> {
         for _ in 0..SHRINK_RETRIES {
-            if let Some(scraped) = self.read_round(dir, now)? {
-                return Ok(scraped);
+            if let Some(report) = self.read_round(dir, now, snapshot)? {
+                return Ok(report);
             }
         }
         Err(MmapError::io(
@@ -235,14 +260,16 @@ impl State {
         ))
     }
 
-    /// Reads every file into a round of the index. `None` if a file turned out to have
-    /// shrunk while its cells were read: the round holds zeroes for it, so it must be
-    /// read again, and the file (now marked) is skipped then.
+    /// Reads every file into a round of the index, and the round into `snapshot`.
+    /// `None` if a file turned out to have shrunk while its cells were read: the round
+    /// holds zeroes for it, so it must be read again, and the file (now marked) is
+    /// skipped then.
     fn read_round(
         &mut self,
         dir: &Path,
         now: std::time::Duration,
-    ) -> Result<Option<(Snapshot, ScrapeReport)>, MmapError> {
+        snapshot: &mut Snapshot,
+    ) -> Result<Option<ScrapeReport>, MmapError> {
         let mut report = ScrapeReport::default();
         let paths = list(dir)?;
         self.files.retain(|p, _| paths.contains(p));
@@ -385,7 +412,7 @@ impl State {
         report.shrunk_files = self.shrunk_files;
         self.log_skipped(&report.skipped);
 
-        let snapshot = self.index.snapshot(now);
+        self.index.snapshot_into(now, snapshot);
         report.series = snapshot.families.iter().map(|f| f.series.len()).sum();
         if self.index.len() > 2 * report.series + 4096 {
             // Slots of series that no file holds any more (per-process gauges of
@@ -396,7 +423,7 @@ impl State {
             self.archive = None;
             self.base_of = None;
         }
-        Ok(Some((snapshot, report)))
+        Ok(Some(report))
     }
 
     /// Marks the files whose mapping faulted past their end while this round read them
@@ -493,39 +520,62 @@ impl Collector for Aggregator {
         let started = Instant::now();
         let (snapshot, report) = self.scrape().map_err(|e| CollectError::new(e.to_string()))?;
         out.extend(snapshot.families);
-        let gauge = |name: &str, help: &str, v: f64| FamilySnapshot {
-            name: name.into(),
-            help: help.into(),
-            unit: None,
-            kind: MetricKind::Gauge,
-            series: vec![SeriesSnapshot {
-                labels: Arc::new(LabelSet::empty()),
-                value: SeriesValue::Gauge(v),
-                created: None,
-            }],
-        };
-        out.push(gauge(
+        out.extend(own_families(&report, started));
+        Ok(())
+    }
+
+    /// What [`try_collect`](Collector::try_collect) collects, encoded from a snapshot
+    /// that the aggregator keeps and refills in place ([`scrape_into`](Aggregator::scrape_into)):
+    /// a steady scrape allocates the body and a few small things per family, nothing
+    /// per series.
+    fn try_encode(&self, format: Format, out: &mut Vec<u8>) -> Result<(), CollectError> {
+        let started = Instant::now();
+        let mut kept = self.kept.lock();
+        let report = self.scrape_into(&mut kept).map_err(|e| CollectError::new(e.to_string()))?;
+        let own = own_families(&report, started);
+        let mut families: Vec<&FamilySnapshot> = kept.families.iter().chain(&own).collect();
+        families.sort_by(|a, b| a.name.cmp(&b.name));
+        herd_core::encode_families(&families, format, out);
+        Ok(())
+    }
+}
+
+/// herd-mmap's own families: what a scrape that started at `started` saw.
+fn own_families(report: &ScrapeReport, started: Instant) -> [FamilySnapshot; 7] {
+    let gauge = |name: &str, help: &str, v: f64| FamilySnapshot {
+        name: name.into(),
+        help: help.into(),
+        unit: None,
+        kind: MetricKind::Gauge,
+        series: vec![SeriesSnapshot {
+            labels: Arc::new(LabelSet::empty()),
+            value: SeriesValue::Gauge(v),
+            created: None,
+        }],
+    };
+    [
+        gauge(
             "herd_mmap_live_processes",
             "Processes whose metrics file is locked by a live writer.",
             report.live_files as f64,
-        ));
-        out.push(gauge(
+        ),
+        gauge(
             "herd_mmap_files",
             "Metrics files read in the last scrape: live, dead and the archive.",
             (report.live_files + report.dead_files + usize::from(report.archive)) as f64,
-        ));
-        out.push(gauge("herd_mmap_bytes", "Bytes of records across the metrics files.", report.bytes as f64));
-        out.push(gauge(
+        ),
+        gauge("herd_mmap_bytes", "Bytes of records across the metrics files.", report.bytes as f64),
+        gauge(
             "herd_mmap_skipped_files",
             "Files skipped in the last scrape because they could not be read.",
             report.skipped.len() as f64,
-        ));
-        out.push(gauge(
+        ),
+        gauge(
             "herd_mmap_left_out_series",
             "Series in the files read that the aggregate leaves out because another file describes their family differently.",
             report.left_out_series as f64,
-        ));
-        out.push(FamilySnapshot {
+        ),
+        FamilySnapshot {
             name: "herd_mmap_shrunk_files".into(),
             help: "Metrics files found truncated by another process while being read; they are skipped."
                 .into(),
@@ -540,12 +590,11 @@ impl Collector for Aggregator {
                 }),
                 created: None,
             }],
-        });
-        out.push(gauge(
+        },
+        gauge(
             "herd_mmap_scrape_duration_seconds",
             "Time the last aggregation took.",
             started.elapsed().as_secs_f64(),
-        ));
-        Ok(())
-    }
+        ),
+    ]
 }

@@ -207,6 +207,8 @@ struct FamilyAgg {
 #[derive(Default)]
 pub(crate) struct Index {
     families: Vec<FamilyAgg>,
+    /// The families' positions in name order.
+    name_order: Vec<u32>,
     /// By family, as `families`.
     family_folds: Vec<FamilyFold>,
     by_name: HashMap<Arc<str>, u32>,
@@ -462,49 +464,95 @@ impl Index {
         }
     }
 
-    /// The slots reached in this round, with their accumulated cells, family by family.
+    /// The slots reached in this round, with their accumulated cells, family by family
+    /// (by name), series by labels.
     pub(crate) fn reached(&mut self) -> impl Iterator<Item = Reached<'_>> {
         self.sort();
-        let round = self.round;
-        let (slots, folds, acc) = (&self.slots, &self.folds, &self.acc);
-        let mut order: Vec<&FamilyAgg> = self.families.iter().collect();
-        order.sort_by(|a, b| a.info.name.cmp(&b.info.name));
-        order.into_iter().filter_map(move |family| {
-            let series: Vec<_> = family
-                .slots
-                .iter()
-                .filter_map(|&id| Some((slots.get(id as usize)?, folds.get(id as usize)?)))
-                .filter(|(_, fold)| fold.round == round)
-                .filter_map(|(s, fold)| {
-                    let at = fold.at as usize;
-                    Some((&s.labels, acc.get(at..at + family.info.cells)?))
-                })
-                .collect();
+        let this = &*self;
+        this.name_order.iter().filter_map(move |&f| {
+            let family = this.families.get(f as usize)?;
+            let series: Vec<_> = this.reached_in(family).collect();
             (!series.is_empty()).then_some((&family.info, series))
+        })
+    }
+
+    /// The slots of `family` reached in this round, with their accumulated cells, in
+    /// the family's order of slots (by labels, once [`sort`](Index::sort) ran).
+    fn reached_in<'a>(
+        &'a self,
+        family: &'a FamilyAgg,
+    ) -> impl Iterator<Item = (&'a Arc<LabelSet>, &'a [u64])> {
+        let round = self.round;
+        family.slots.iter().filter_map(move |&id| {
+            let (slot, fold) = (self.slots.get(id as usize)?, self.folds.get(id as usize)?);
+            let at = fold.at as usize;
+            (fold.round == round).then_some(())?;
+            Some((&slot.labels, self.acc.get(at..at + family.info.cells)?))
         })
     }
 
     /// The round's totals as a snapshot, families by name, series by labels; summary
     /// quantiles cover the window that ends at `now`.
     pub(crate) fn snapshot(&mut self, now: Duration) -> Snapshot {
-        let families = self
-            .reached()
-            .map(|(info, series)| FamilySnapshot {
-                name: info.name.clone(),
-                help: info.help.clone(),
-                unit: info.unit.clone(),
-                kind: info.kind,
-                series: series
-                    .into_iter()
-                    .map(|(labels, cells)| SeriesSnapshot {
-                        labels: labels.clone(),
+        let mut snapshot = Snapshot::default();
+        self.snapshot_into(now, &mut snapshot);
+        snapshot
+    }
+
+    /// [`snapshot`](Index::snapshot) into `out`, refilled in place: a family, a series
+    /// or a histogram's counts that `out` already holds is overwritten rather than made
+    /// again, so that a snapshot kept from scrape to scrape costs no allocation that
+    /// grows with its series once the series stop changing.
+    pub(crate) fn snapshot_into(&mut self, now: Duration, out: &mut Snapshot) {
+        self.sort();
+        let mut kept = 0;
+        for &f in &self.name_order {
+            let Some(family) = self.families.get(f as usize) else { continue };
+            let info = &family.info;
+            let mut series = self.reached_in(family).peekable();
+            if series.peek().is_none() {
+                continue;
+            }
+            if out.families.get(kept).is_none_or(|was| was.name != info.name) {
+                let new = FamilySnapshot {
+                    name: info.name.clone(),
+                    help: info.help.clone(),
+                    unit: info.unit.clone(),
+                    kind: info.kind,
+                    series: Vec::new(),
+                };
+                match out.families.get_mut(kept) {
+                    Some(was) => *was = new,
+                    None => out.families.push(new),
+                }
+            }
+            let Some(into) = out.families.get_mut(kept) else { continue };
+            // Another file may describe the family with another help or unit now.
+            into.help.clone_from(&info.help);
+            into.unit.clone_from(&info.unit);
+            into.kind = info.kind;
+            let mut n = 0;
+            for (labels, cells) in series {
+                match into.series.get_mut(n) {
+                    Some(s) => {
+                        if !Arc::ptr_eq(&s.labels, labels) {
+                            s.labels = Arc::clone(labels);
+                        }
+                        refill(&mut s.value, info, cells, now);
+                        s.created = None;
+                    }
+                    None => into.series.push(SeriesSnapshot {
+                        labels: Arc::clone(labels),
                         value: value(info, cells, now),
                         created: None,
-                    })
-                    .collect(),
-            })
-            .collect();
-        Snapshot { families }
+                    }),
+                }
+                n += 1;
+            }
+            into.series.truncate(n);
+            kept += 1;
+        }
+        out.families.truncate(kept);
     }
 
     /// How many slots the index holds, reached or not.
@@ -513,6 +561,15 @@ impl Index {
     }
 
     fn sort(&mut self) {
+        if self.name_order.len() != self.families.len() {
+            // A family was added: families are only ever added, so this is rare.
+            let families = &self.families;
+            self.name_order = (0..families.len() as u32).collect();
+            self.name_order.sort_by(|&a, &b| {
+                let name = |f: u32| families.get(f as usize).map(|agg| &agg.info.name);
+                name(a).cmp(&name(b))
+            });
+        }
         let slots = &self.slots;
         for family in self.families.iter_mut().filter(|f| !f.sorted) {
             // Sorted by the labels' text, fetched once per slot rather than twice per
@@ -552,6 +609,22 @@ fn labels_of(strings: &Strings, family: &FamilyInfo, key: &[StrId]) -> Option<La
         pairs.push(("pid".into(), strings.get(value)?));
     }
     LabelSet::new(pairs).ok()
+}
+
+/// [`value`] into `into`, reusing a histogram's vectors when `into` holds one.
+fn refill(into: &mut SeriesValue, info: &FamilyInfo, cells: &[u64], now: Duration) {
+    match into {
+        SeriesValue::Histogram(h) if info.kind == MetricKind::Histogram => {
+            let int = |i: usize| cells.get(i).copied().unwrap_or(0);
+            h.refill_from_cells(
+                info.bounds.clone(),
+                info.float_cell != 0,
+                info.native.map(|n| n.buckets),
+                int,
+            );
+        }
+        _ => *into = value(info, cells, now),
+    }
 }
 
 /// A series value from accumulated cells, in herd-core's layouts (FORMAT.md, "Cell

@@ -19,25 +19,25 @@
 //! start), unless `--shuffled` gives each its own random order (label sets made as
 //! requests first use them); the line's `order=` says which. Then:
 //!
-//! - `herd_cold_ms`: a new `Aggregator` + its first snapshot + text 0.0.4 encoding,
-//!   the median of `--cold-runs` (5) such scrapes, each by a new aggregator.
+//! - `herd_cold_ms`: a new `Aggregator` + its first scrape as herd's `/metrics`
+//!   handlers make it (`Collector::try_encode`, text 0.0.4, into a new body), the
+//!   median of `--cold-runs` (5) such scrapes, each by a new aggregator.
 //!   "Cold" means an aggregator with nothing parsed yet; the files are in the page
 //!   cache, as they are on a server that just wrote them.
-//! - `herd_steady_ms`: the median of `--iterations` (20) (snapshot + encode) on the
-//!   last of those aggregators, each into a new buffer; `herd_steady_mad_ms` and
+//! - `herd_steady_ms`: the median of `--iterations` (20) such scrapes on the last of
+//!   those aggregators, each into a new body; `herd_steady_mad_ms` and
 //!   `herd_cold_mad_ms` are the spreads (median absolute deviations).
 //! - `herd_cold_cpu_ms`, `herd_steady_cpu_ms`: the same medians in CPU time (the
 //!   scraping thread's, `CLOCK_THREAD_CPUTIME_ID`), which a busy machine does not
 //!   inflate as it does wall time; `herd_cold_vs_steady` is their ratio (issue 24's
 //!   target: at most 5).
 //! - `herd_index_bytes`: the heap the first cold aggregator keeps after its scrape (its
-//!   index and parsed files; the snapshot and body it produced are freed), per (file,
-//!   series) pair: bytes kept / (live files × distinct series). Counted by
+//!   index, parsed files and the snapshot it refills at each scrape; the body is
+//!   freed), per (file, series) pair: bytes kept / (live files × distinct series). Counted by
 //!   allocation-counter's allocator, which this binary alone links; it adds a
 //!   thread-local count to each allocation, herd's side only.
 //! - `herd_steady_allocations`, `herd_steady_allocated_bytes`: what one more steady
-//!   scrape (snapshot + encode) allocates, its output buffer included, counted by the
-//!   same allocator.
+//!   scrape allocates, its output buffer included, counted by the same allocator.
 //! - `herd_bytes`: the disk space of the directory's files, the sum of `st_blocks *
 //!   512` (allocated blocks, not apparent size), measured the same way for the peers;
 //!   `herd_apparent_bytes` is the sum of the files' lengths, for reference.
@@ -410,16 +410,13 @@ fn measure_herd(
     let mut kept_bytes = 0;
     for run in 0..cold_runs {
         let mut scraped = None;
-        let heap = allocation_counter::measure(|| {
-            scraped = Some(cold_scrape(&dir).and_then(|(fresh, snapshot, ms)| {
-                // Checked here, so that only the aggregator outlives the measurement.
-                if run == 0 {
-                    check(&snapshot, series, increments, observations)?;
-                }
-                Ok((fresh, ms))
-            }));
-        });
+        let heap = allocation_counter::measure(|| scraped = Some(cold_scrape(&dir)));
         let (fresh, (ms, cpu)) = scraped.ok_or("no cold scrape")??;
+        if run == 0 {
+            // After the measurement: what the aggregator keeps is its index and the
+            // snapshot it refills, not this one.
+            check(&fresh.snapshot()?, series, increments, observations)?;
+        }
         colds.push(ms);
         cold_cpu.push(cpu);
         if run == 0 {
@@ -471,14 +468,15 @@ fn measure_herd(
 
 /// A new aggregator's first scrape of `dir`, encoded as text 0.0.4: the aggregator, its
 /// snapshot, and the (wall, CPU) milliseconds it took.
-fn cold_scrape(dir: &Path) -> Result<(Aggregator, Snapshot, (f64, f64)), BoxError> {
+fn cold_scrape(dir: &Path) -> Result<(Aggregator, (f64, f64)), BoxError> {
+    use herd_core::Collector as _;
     let start = Instant::now();
     let cpu = scrape::thread_cpu_ms();
     let fresh = Aggregator::new(dir)?;
-    let snapshot = fresh.snapshot()?;
     let mut body = Vec::new();
-    herd_core::encode(&snapshot, Format::Text, &mut body);
-    Ok((fresh, snapshot, (start.elapsed().as_secs_f64() * 1e3, scrape::thread_cpu_ms() - cpu)))
+    fresh.try_encode(Format::Text, &mut body)?;
+    std::hint::black_box(&body);
+    Ok((fresh, (start.elapsed().as_secs_f64() * 1e3, scrape::thread_cpu_ms() - cpu)))
 }
 
 /// Checks the aggregate against what the workers reported doing.

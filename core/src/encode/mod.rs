@@ -57,12 +57,10 @@ impl Format {
 pub const PROTOBUF_CONTENT_TYPE: &str =
     "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
 
-/// About how many samples `snapshot` encodes to (a histogram's buckets, sum and
-/// count each one): what the protobuf encoder sizes its one reservation by.
-fn samples(snapshot: &Snapshot) -> usize {
-    snapshot
-        .families
-        .iter()
+/// About how many samples `families` encode to (a histogram's buckets, sum and count
+/// each one): what the protobuf encoder sizes its one reservation by.
+fn samples<'a>(families: impl Iterator<Item = &'a FamilySnapshot>) -> usize {
+    families
         .map(|f| match f.series.first().map(|s| &s.value) {
             Some(SeriesValue::Histogram(h)) => f.series.len() * (h.bounds.len() + 3),
             _ => f.series.len(),
@@ -70,12 +68,10 @@ fn samples(snapshot: &Snapshot) -> usize {
         .sum()
 }
 
-/// About how many bytes `snapshot` encodes to as text: each sample's name, labels and
-/// a value's worth, so that label-heavy series do not outgrow the reservation.
-fn text_bytes(snapshot: &Snapshot) -> usize {
-    snapshot
-        .families
-        .iter()
+/// About how many bytes `families` encode to as text: each sample's name, labels and a
+/// value's worth, so that label-heavy series do not outgrow the reservation.
+fn text_bytes<'a>(families: impl Iterator<Item = &'a FamilySnapshot>) -> usize {
+    families
         .map(|f| {
             let per_series = match f.series.first().map(|s| &s.value) {
                 Some(SeriesValue::Histogram(h)) => h.bounds.len() + 3,
@@ -93,16 +89,32 @@ fn text_bytes(snapshot: &Snapshot) -> usize {
 ///
 /// Families without series are left out (a labelled family no one has used yet).
 pub fn encode(snapshot: &Snapshot, format: Format, out: &mut Vec<u8>) {
+    encode_each(snapshot.families.iter(), format, out);
+}
+
+/// Appends `families`, in the order given, to `out` in `format`, as [`encode`] appends
+/// a snapshot's: for a caller that keeps its families in more than one list and
+/// merges them by name (herd-mmap's `Aggregator` keeps the directory's from scrape to
+/// scrape, and makes its own each time).
+pub fn encode_families(families: &[&FamilySnapshot], format: Format, out: &mut Vec<u8>) {
+    encode_each(families.iter().copied(), format, out);
+}
+
+fn encode_each<'a>(
+    families: impl Iterator<Item = &'a FamilySnapshot> + Clone,
+    format: Format,
+    out: &mut Vec<u8>,
+) {
     if format == Format::Protobuf {
-        protobuf::encode(snapshot, out);
+        protobuf::encode(families, out);
         return;
     }
     let om = format == Format::OpenMetrics;
     // One reservation up front rather than a dozen doublings (each a copy of all the
     // output so far).
-    out.reserve(text_bytes(snapshot));
+    out.reserve(text_bytes(families.clone()));
     let mut le = BoundsText::default();
-    for family in snapshot.families.iter().filter(|f| !f.series.is_empty()) {
+    for family in families.filter(|f| !f.series.is_empty()) {
         header(family, om, out);
         for series in &family.series {
             write_series(family, series, om, &mut le, out);

@@ -27,7 +27,7 @@ use crate::labels::LabelSet;
 use crate::metrics::Exemplar;
 use crate::model::MetricKind;
 use crate::snapshot::{
-    FamilySnapshot, HistogramValue, NativeValue, SeriesSnapshot, SeriesValue, Snapshot, SummaryValue,
+    FamilySnapshot, HistogramValue, NativeValue, SeriesSnapshot, SeriesValue, SummaryValue,
 };
 
 /// Protobuf wire types.
@@ -42,13 +42,13 @@ const SUMMARY: u64 = 2;
 const UNTYPED: u64 = 3;
 const HISTOGRAM: u64 = 4;
 
-/// Appends `snapshot` as delimited `MetricFamily` messages. Families without series
+/// Appends `families` as delimited `MetricFamily` messages. Families without series
 /// are left out, as in the text formats (Prometheus would skip them anyway).
-pub(super) fn encode(snapshot: &Snapshot, out: &mut Vec<u8>) {
+pub(super) fn encode<'a>(families: impl Iterator<Item = &'a FamilySnapshot> + Clone, out: &mut Vec<u8>) {
     // Far fewer bytes per sample than text (no names repeated per sample, numbers in 8
     // bytes): one reservation covers most bodies.
-    out.reserve(super::samples(snapshot) * 48);
-    for family in snapshot.families.iter().filter(|f| !f.series.is_empty()) {
+    out.reserve(super::samples(families.clone()) * 48);
+    for family in families.filter(|f| !f.series.is_empty()) {
         // The delimiter is the same varint a nested message's length is.
         let at = begin(out);
         write_family(family, out);

@@ -15,6 +15,7 @@ use crate::snapshot::Snapshot;
 pub const SCRAPE_VARY: &str = "Accept, Accept-Encoding";
 
 type SnapshotFn = dyn Fn() -> Result<Snapshot, CollectError> + Send + Sync;
+type EncodeFn = dyn Fn(Format, &mut Vec<u8>) -> Result<(), CollectError> + Send + Sync;
 
 /// The content type of a failed scrape's one-line reason.
 const ERROR_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
@@ -41,6 +42,9 @@ const ERROR_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
 #[derive(Clone)]
 pub struct MetricsSource {
     snapshot: Arc<SnapshotFn>,
+    /// What [`respond`](MetricsSource::respond) encodes: the snapshot, encoded, or a
+    /// collector's own [`Collector::try_encode`].
+    encode: Arc<EncodeFn>,
 }
 
 impl fmt::Debug for MetricsSource {
@@ -70,13 +74,19 @@ impl MetricsSource {
     /// Serves what `collector` collects, sorted by family name as a registry's
     /// snapshot is. When it cannot collect at all ([`Collector::try_collect`]), the
     /// scrape fails with a 500 and the reason.
+    ///
+    /// A scrape's body is the collector's [`Collector::try_encode`].
     pub fn collector(collector: Arc<dyn Collector>) -> Self {
-        Self::try_from_fn(move || {
-            let mut snapshot = Snapshot::default();
-            collector.try_collect(&mut snapshot.families)?;
-            snapshot.sort();
-            Ok(snapshot)
-        })
+        let encoder = Arc::clone(&collector);
+        Self {
+            snapshot: Arc::new(move || {
+                let mut snapshot = Snapshot::default();
+                collector.try_collect(&mut snapshot.families)?;
+                snapshot.sort();
+                Ok(snapshot)
+            }),
+            encode: Arc::new(move |format, out| encoder.try_encode(format, out)),
+        }
     }
 
     /// Serves whatever snapshot `source` takes.
@@ -86,7 +96,13 @@ impl MetricsSource {
 
     /// Serves whatever snapshot `source` takes, or fails the scrape with its error.
     pub fn try_from_fn(source: impl Fn() -> Result<Snapshot, CollectError> + Send + Sync + 'static) -> Self {
-        Self { snapshot: Arc::new(source) }
+        let snapshot: Arc<SnapshotFn> = Arc::new(source);
+        let take = Arc::clone(&snapshot);
+        let encode = Arc::new(move |format, out: &mut Vec<u8>| {
+            encode(&take()?, format, out);
+            Ok(())
+        });
+        Self { snapshot, encode }
     }
 
     /// Takes a snapshot now.
@@ -118,12 +134,10 @@ impl MetricsSource {
         accept_encoding: impl IntoIterator<Item = &'a str>,
     ) -> ScrapeResponse {
         let format = negotiate(accept);
-        let snapshot = match self.snapshot() {
-            Ok(snapshot) => snapshot,
-            Err(e) => return ScrapeResponse::failed(&e),
-        };
         let mut body = Vec::new();
-        encode(&snapshot, format, &mut body);
+        if let Err(e) = (self.encode)(format, &mut body) {
+            return ScrapeResponse::failed(&e);
+        }
         let compressed = if accepts_gzip(accept_encoding) { gzip(&body) } else { None };
         let (content_encoding, body) = match compressed {
             Some(body) => (Some("gzip"), body),
