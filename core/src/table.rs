@@ -164,15 +164,26 @@ impl<E> fmt::Debug for WriteOnceTable<E> {
 }
 
 /// Byte equality, eight bytes at a time, inlined: the keys tables compare are short,
-/// so a `memcmp` call's overhead would be most of a lookup's time.
+/// so a `memcmp` call's overhead would be most of a lookup's time. The bytes past the
+/// last whole word are compared as one more word that overlaps it (or, under eight
+/// bytes, as two overlapping halves or three single bytes), not one by one: label
+/// values are mostly a few bytes, and a byte loop was a tenth of a lookup.
 #[inline]
 pub fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
+    let n = a.len();
+    if n != b.len() {
         return false;
     }
-    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tails_equal = a8.remainder().iter().zip(b8.remainder()).all(|(x, y)| x == y);
-    tails_equal && a8.zip(b8).all(|(x, y)| word(x) == word(y))
+    let at = |s: &[u8], i: usize| s.get(i).copied();
+    match n {
+        0 => true,
+        1..=3 => at(a, 0) == at(b, 0) && at(a, n / 2) == at(b, n / 2) && at(a, n - 1) == at(b, n - 1),
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        _ => {
+            let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+            a8.zip(b8).all(|(x, y)| word(x) == word(y)) && word_at(a, n - 8) == word_at(b, n - 8)
+        }
+    }
 }
 
 /// An eight-byte chunk as one integer, so equal chunks compare in one instruction.
@@ -181,20 +192,36 @@ fn word(chunk: &[u8]) -> u64 {
     chunk.try_into().map_or(0, u64::from_ne_bytes)
 }
 
+/// The eight bytes of `s` from `i` as one integer (`None` past its end).
+#[inline(always)]
+fn word_at(s: &[u8], i: usize) -> Option<u64> {
+    s.get(i..i + 8).map(word)
+}
+
+/// The four bytes of `s` from `i` as one integer (`None` past its end).
+#[inline(always)]
+fn half(s: &[u8], i: usize) -> Option<u32> {
+    s.get(i..i + 4).and_then(|c| c.try_into().ok()).map(u32::from_ne_bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn bytes_eq_compares_every_byte() {
-        let a = b"0123456789abcdefXYZ";
-        assert!(bytes_eq(a, a));
-        for i in 0..a.len() {
-            let mut b = *a;
-            b[i] ^= 1;
-            assert!(!bytes_eq(a, &b), "byte {i}");
+        let full = b"0123456789abcdefXYZ";
+        // Every length: each path (bytes, halves, words and the overlapping tail).
+        for len in 0..=full.len() {
+            let a = &full[..len];
+            assert!(bytes_eq(a, a), "length {len}");
+            for i in 0..len {
+                let mut b = a.to_vec();
+                b[i] ^= 1;
+                assert!(!bytes_eq(a, &b), "byte {i} of {len}");
+            }
+            assert!(len == 0 || !bytes_eq(a, &a[1..]));
         }
-        assert!(!bytes_eq(a, &a[1..]));
     }
 
     #[test]
