@@ -5,6 +5,7 @@
 #   - Python `protobuf` (the independent decoder of herd's protobuf exposition), via pip
 #   - npm `statsd@0.9.0` (Etsy statsd) into .test-deps/node (repo-local)
 #   - Debian `strace` (herd-core's and herd-statsd's no-syscall tests)
+#   - Debian `valgrind` (herd runs under it: examples/tests/valgrind.rs)
 #   - Debian `systemd` (`systemd-analyze verify` of the systemd example's units and
 #     ops/'s unit) and Python `PyYAML` (ops/'s Kubernetes manifest)
 #   - Debian `prometheus-pushgateway` and `victoria-metrics`, and Python
@@ -44,6 +45,10 @@ fi
 # herd-statsd's test that the caller's thread makes no system call runs under strace.
 if ! command -v strace >/dev/null 2>&1; then
     apt_missing+=(strace)
+fi
+# examples/tests/valgrind.rs runs a forking master and its aggregate under valgrind.
+if ! command -v valgrind >/dev/null 2>&1; then
+    apt_missing+=(valgrind)
 fi
 # systemd-analyze verify checks herd-prefork's systemd example (examples/systemd/)
 # and ops/deploy/systemd/herd-app.service.
