@@ -22,30 +22,32 @@ static GRPC_STATUS: HeaderName = HeaderName::from_static(GRPC_STATUS_NAME);
 /// missed (counts only, never the code).
 const SLICES: usize = 4;
 
+/// Feeds each slice of `data` to `feed`: gRPC bodies are one slice, taken at once.
 #[inline]
-fn count<D: Buf>(frames: &mut FrameCounter, data: &D) -> u64 {
+fn each_slice<D: Buf>(data: &D, mut feed: impl FnMut(&[u8])) {
     let chunk = data.chunk();
     if chunk.len() == data.remaining() {
-        return frames.feed(chunk);
+        return feed(chunk);
     }
     let mut slices = [IoSlice::new(&[]); SLICES];
     let n = data.chunks_vectored(&mut slices);
-    frames.feed_vectored(slices.get(..n).unwrap_or_default())
+    for slice in slices.get(..n).unwrap_or_default() {
+        feed(slice);
+    }
+}
+
+#[inline]
+fn count<D: Buf>(frames: &mut FrameCounter, data: &D) -> u64 {
+    let mut messages = 0;
+    each_slice(data, |slice| messages += frames.feed(slice));
+    messages
 }
 
 /// Counts the response messages of `data` with the call's timer, which keeps the
 /// response's frame counter.
 #[inline]
 fn count_sent<D: Buf>(timer: &mut CallTimer, data: &D) {
-    let chunk = data.chunk();
-    if chunk.len() == data.remaining() {
-        return timer.count_sent(chunk);
-    }
-    let mut slices = [IoSlice::new(&[]); SLICES];
-    let n = data.chunks_vectored(&mut slices);
-    for slice in slices.get(..n).unwrap_or_default() {
-        timer.count_sent(slice);
-    }
+    each_slice(data, |slice| timer.count_sent(slice));
 }
 
 /// Entries up to which [`grpc_status`] compares names rather than look one up: the

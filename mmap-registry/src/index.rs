@@ -99,8 +99,6 @@ struct Slot {
     labels: Arc<LabelSet>,
     /// The hash of its labels, for the family's table to grow without rehashing them.
     hash: u64,
-    /// Its family in the index.
-    family: u32,
     key: Key,
 }
 
@@ -294,12 +292,10 @@ impl Index {
             (&mut self.families, &mut self.slots, &mut self.long_keys, &mut self.folds);
         let hash = hash_key(&self.hasher, key);
         let Some(agg) = families.get_mut(f as usize) else { return Resolved::LeftOut };
-        // The full hash first: the table's probe matches only 7 bits of it.
-        let same = |id: &SlotId| {
-            slots
-                .get(*id as usize)
-                .is_some_and(|s| s.hash == hash && s.family == f && s.key.is(key, long_keys))
-        };
+        // The full hash first: the table's probe matches only 7 bits of it. (The
+        // family's table holds only its own slots.)
+        let same =
+            |id: &SlotId| slots.get(*id as usize).is_some_and(|s| s.hash == hash && s.key.is(key, long_keys));
         if let Some(&slot) = agg.by_labels.find(hash, same) {
             return Resolved::Slot(slot);
         }
@@ -313,7 +309,7 @@ impl Index {
             Some((slot, at, Key::new(key, long_keys)?))
         })();
         let Some((slot, at, key)) = room else { return Resolved::LeftOut };
-        slots.push(Slot { labels: Arc::new(labels), hash, family: f, key });
+        slots.push(Slot { labels: Arc::new(labels), hash, key });
         folds.push(Fold { at, family: f, round: 0 });
         self.acc.resize(self.acc.len() + agg.info.cells, 0);
         agg.by_labels.insert_unique(hash, slot, |id| slots.get(*id as usize).map_or(0, |s| s.hash));
@@ -485,8 +481,10 @@ impl Index {
         let round = self.round;
         family.slots.iter().filter_map(move |&id| {
             let (slot, fold) = (self.slots.get(id as usize)?, self.folds.get(id as usize)?);
+            if fold.round != round {
+                return None;
+            }
             let at = fold.at as usize;
-            (fold.round == round).then_some(())?;
             Some((&slot.labels, self.acc.get(at..at + family.info.cells)?))
         })
     }
@@ -527,7 +525,8 @@ impl Index {
                 }
             }
             let Some(into) = out.families.get_mut(kept) else { continue };
-            // Another file may describe the family with another help or unit now.
+            // The index may have started over since `out` was filled, with another
+            // file's description of the family first.
             into.help.clone_from(&info.help);
             into.unit.clone_from(&info.unit);
             into.kind = info.kind;
@@ -611,17 +610,18 @@ fn labels_of(strings: &Strings, family: &FamilyInfo, key: &[StrId]) -> Option<La
     LabelSet::new(pairs).ok()
 }
 
+/// Whether a histogram family's cells hold classic buckets, and its native ones.
+fn histogram_layout(info: &FamilyInfo) -> (bool, Option<herd_core::NativeBuckets>) {
+    // A native-only family has no classic counts: its sum is cell 0.
+    (info.float_cell != 0, info.native.map(|n| n.buckets))
+}
+
 /// [`value`] into `into`, reusing a histogram's vectors when `into` holds one.
 fn refill(into: &mut SeriesValue, info: &FamilyInfo, cells: &[u64], now: Duration) {
     match into {
         SeriesValue::Histogram(h) if info.kind == MetricKind::Histogram => {
-            let int = |i: usize| cells.get(i).copied().unwrap_or(0);
-            h.refill_from_cells(
-                info.bounds.clone(),
-                info.float_cell != 0,
-                info.native.map(|n| n.buckets),
-                int,
-            );
+            let (classic, native) = histogram_layout(info);
+            h.refill_from_cells(info.bounds.clone(), classic, native, |i| cells.get(i).copied().unwrap_or(0));
         }
         _ => *into = value(info, cells, now),
     }
@@ -638,9 +638,7 @@ fn value(info: &FamilyInfo, cells: &[u64], now: Duration) -> SeriesValue {
         }
         MetricKind::Gauge => SeriesValue::Gauge(float(0)),
         MetricKind::Histogram => {
-            // A native-only family has no classic counts: its sum is cell 0.
-            let classic = info.float_cell != 0;
-            let native = info.native.map(|n| n.buckets);
+            let (classic, native) = histogram_layout(info);
             SeriesValue::Histogram(HistogramValue::from_cells(info.bounds.clone(), classic, native, int))
         }
         MetricKind::Summary => match &info.summary {

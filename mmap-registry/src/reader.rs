@@ -262,23 +262,13 @@ impl Parsed {
             Arc::make_mut(&mut self.series)
                 .reserve(usize::try_from(committed.saturating_sub(self.to) / 24).unwrap_or(0));
         }
-        // The length of the series record before: the walk's guess for this one.
-        let mut guess = 0;
         while self.to < committed {
             let at = self.to as usize;
             let (kind, len) = protocol::record_at(words, at, committed)?;
             if kind == KIND_SERIES {
                 // Most records are series: decoded in place, their cells left alone.
                 self.series_record(words, at, len, pid, index.as_deref_mut())?;
-                // Walking the records is a chain of loads, each waiting for the length
-                // that the one before read. The series of a family are all one length:
-                // stepping by the guess, which the branch confirms, does not wait for
-                // this record's length to arrive from memory, so the processor goes on
-                // to read the next records meanwhile. (It took a cold scrape's walk
-                // from one memory latency per record to a fraction of one.)
-                let step = if len == guess { guess } else { std::hint::black_box(len) };
-                guess = len;
-                self.to += step as u64;
+                self.to += len as u64;
                 continue;
             }
             protocol::read_record_into(words, at, committed, &mut self.scratch)?;
@@ -545,7 +535,7 @@ impl FileReader {
     /// was published since.
     /// New series resolve to slots of `index`, if given; a new file that holds the
     /// same records as `template` (read into the same index) takes its parse
-    /// ([`Parsed::copy_of`]).
+    /// ([`Parsed::same_records`]).
     pub(crate) fn refresh(
         cached: Option<FileReader>,
         path: &Path,
