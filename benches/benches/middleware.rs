@@ -37,6 +37,13 @@
 //! its caches to a neighbour still runs slower on CPU; the median leaves it out on
 //! either side alike. Every block is whole requests, so costs paid once per few
 //! requests are still counted.
+//!
+//! What pairing cannot remove is the address layout a process draws: with ASLR the
+//! ratio of herd-tonic's to herd-axum's added cost moves by about ±10% from one
+//! process to the next (178 to 208 ns for herd-axum alone), and with ASLR off
+//! (`setarch -R`) one binary gives the same figures run after run. `benches/run.sh`
+//! therefore runs `middleware_grpc_added` in ten more processes, and `bench-report`
+//! judges the median of their ratios.
 
 use std::convert::Infallible;
 use std::error::Error;

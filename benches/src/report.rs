@@ -89,6 +89,31 @@ pub fn load(criterion_dir: &Path) -> Result<Results, Box<dyn Error>> {
     Ok(results)
 }
 
+/// Reads the results `benches/run.sh` saved of each further process a group ran in:
+/// `dir/<k>/` laid out as criterion's own directory, `k` counting from 1. No `dir`
+/// (the group was not run again) is no layouts.
+///
+/// # Errors
+///
+/// When `dir` or a file in it cannot be read or is malformed.
+pub fn load_layouts(dir: &Path) -> Result<Vec<Results>, Box<dyn Error>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("{}: {e}", dir.display()).into()),
+    };
+    let mut runs = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        let k = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<u32>().ok());
+        if let (Some(k), true) = (k, path.is_dir()) {
+            runs.push((k, load(&path)?));
+        }
+    }
+    runs.sort_by_key(|(k, _)| *k);
+    Ok(runs.into_iter().map(|(_, r)| r).collect())
+}
+
 /// A benchmark group as the report presents it.
 #[derive(Debug, Clone, Copy)]
 pub struct Group {
@@ -161,6 +186,44 @@ pub fn evaluate(target: &Target, results: &Results) -> Result<Evaluation, String
         baseline: baseline.to_owned(),
         baseline_ns: best.median_ns,
     })
+}
+
+/// Checks `target` across `layouts`, criterion's results of its group run again in
+/// processes of their own (`benches/run.sh`), when they hold the group: the ratio
+/// judged is the median of the processes' ratios, the medians shown the medians of
+/// theirs. Without them, as [`evaluate`] on `results`.
+///
+/// A process's address layout (ASLR) moves a ratio of two costs of a few hundred
+/// nanoseconds by about ±10% here, while with ASLR off one binary measures the same
+/// ratio run after run: one process is one draw of the layout, and the median of
+/// several draws is the figure that does not depend on which one a run happened to
+/// get.
+///
+/// # Errors
+///
+/// As [`evaluate`], when no layout and not `results` measure the target.
+pub fn evaluate_across(
+    target: &Target,
+    results: &Results,
+    layouts: &[Results],
+) -> Result<Evaluation, String> {
+    let runs: Vec<Evaluation> = layouts.iter().filter_map(|r| evaluate(target, r).ok()).collect();
+    let Some(first) = runs.first() else { return evaluate(target, results) };
+    let of = |f: fn(&Evaluation) -> f64| crate::scrape::median(&runs.iter().map(f).collect::<Vec<_>>());
+    let ratio = of(|e| e.ratio);
+    Ok(Evaluation {
+        met: if target.strict { ratio < target.max_ratio } else { ratio <= target.max_ratio },
+        ratio,
+        subject_ns: of(|e| e.subject_ns),
+        baseline: first.baseline.clone(),
+        baseline_ns: of(|e| e.baseline_ns),
+    })
+}
+
+/// The ratio of each process `target` was measured in, in the order run, when it was
+/// measured across layouts ([`evaluate_across`]).
+pub fn layout_ratios(target: &Target, layouts: &[Results]) -> Vec<f64> {
+    layouts.iter().filter_map(|r| evaluate(target, r).ok()).map(|e| e.ratio).collect()
 }
 
 /// The groups of the hot-path, encode, statsd and facade suites, in report order. Later suites append
@@ -314,6 +377,17 @@ pub const GROUPS: &[Group] = &[
                 row): a floor for any middleware that reads the template before routing \
                 on actix-web 4.12.",
         reference: "herd",
+    },
+    Group {
+        name: "middleware_grpc_added",
+        title: "gRPC middleware, cost added to one unary call, beside herd-axum's",
+        about: "`herd-tonic` is what herd-tonic's `MetricsLayer` adds to a unary call \
+                (`POST /test.Echo/Unary`, one request message read to its end by a trivial \
+                service that answers one 12-byte message and `grpc-status: 0` in the \
+                trailers, the response read to its end), measured paired against the bare \
+                service as in `middleware_added`; `herd-axum` is herd-axum's added cost on \
+                `middleware`'s request, measured the same way in the same run.",
+        reference: "herd-axum",
     },
     Group {
         name: "statsd_counter",
@@ -830,8 +904,20 @@ fn table(out: &mut String, group: &BTreeMap<String, Estimate>, reference: &str) 
     }
 }
 
-fn target_line(t: &Target, results: &Results) -> String {
-    match evaluate(t, results) {
+fn target_line(t: &Target, results: &Results, layouts: &[Results]) -> String {
+    let ratios = layout_ratios(t, layouts);
+    let across = match ratios.len() {
+        0 => String::new(),
+        n => {
+            let list: Vec<String> = ratios.iter().map(|r| sig3(*r)).collect();
+            format!(
+                ". Judged across {n} processes, each with its own address layout: the median of their \
+                 ratios ({}), and of their medians.",
+                list.join(", ")
+            )
+        }
+    };
+    match evaluate_across(t, results, layouts) {
         Ok(e) => {
             let speed = if e.ratio <= 1.0 {
                 format!("{} faster", format_ratio(1.0 / e.ratio))
@@ -839,7 +925,7 @@ fn target_line(t: &Target, results: &Results) -> String {
                 format!("{} slower", format_ratio(e.ratio))
             };
             format!(
-                "Target: {} — **{}** (measured ratio {}: {} {} vs {} {}, herd {speed}; needed ≤ {}{})",
+                "Target: {} — **{}** (measured ratio {}: {} {} vs {} {}, {} {speed}; needed ≤ {}{}){across}",
                 t.claim,
                 if e.met { "met" } else { "missed" },
                 sig3(e.ratio),
@@ -847,6 +933,7 @@ fn target_line(t: &Target, results: &Results) -> String {
                 format_ns(e.subject_ns),
                 e.baseline,
                 format_ns(e.baseline_ns),
+                t.subject,
                 sig3(t.max_ratio),
                 if t.strict { ", strictly" } else { "" },
             )
@@ -871,6 +958,9 @@ pub struct ScrapeInputs {
     pub prefork: Option<Line>,
     /// The line of `scrape-compare --shuffled --peers none`, if it ran.
     pub shuffled: Option<Line>,
+    /// criterion's results of the groups `benches/run.sh` runs again, one per process,
+    /// each with its own address layout ([`evaluate_across`]); empty when none ran.
+    pub layouts: Vec<Results>,
 }
 
 /// The outcome of a scrape target: `Ok((met, ratio))` with the ratio peer over herd,
@@ -914,7 +1004,7 @@ pub fn render(
     );
     out.push_str("## Targets\n\n| Target | Result | herd / baseline |\n|---|---|---:|\n");
     for t in targets {
-        let (result, ratio) = match evaluate(t, results) {
+        let (result, ratio) = match evaluate_across(t, results, &scrape.layouts) {
             Ok(e) => (
                 if e.met { "met" } else { "**missed**" }.to_owned(),
                 format!("{} (vs {})", sig3(e.ratio), e.baseline),
@@ -965,6 +1055,15 @@ pub fn render(
     out.push('\n');
     for g in groups {
         let _ = write!(out, "## `{}` — {}\n\n{}\n\n", g.name, g.title, g.about);
+        let processes = scrape.layouts.iter().filter(|r| r.contains_key(g.name)).count();
+        if processes > 0 {
+            let _ = write!(
+                out,
+                "Run in {processes} processes, each with its own address layout: the table is the \
+                 last of them (`benches/run.sh` leaves its estimates in criterion's directory), \
+                 the target below is judged across all.\n\n"
+            );
+        }
         match results.get(g.name) {
             Some(group) => table(&mut out, group, g.reference),
             None => out.push_str("_Not measured in this run._\n"),
@@ -972,7 +1071,7 @@ pub fn render(
         let lines: Vec<String> = targets
             .iter()
             .filter(|t| t.group == g.name)
-            .map(|t| target_line(t, results))
+            .map(|t| target_line(t, results, &scrape.layouts))
             .chain(added_costs().filter(|t| t.group == g.name).map(|t| added_cost_line(t, results)))
             .collect();
         if !lines.is_empty() {
@@ -1359,6 +1458,72 @@ mod tests {
         assert!(evaluate(&absent, &results).is_err());
     }
 
+    #[test]
+    fn a_target_across_layouts_is_judged_by_the_median_process() -> Result<(), Box<dyn Error>> {
+        let t = Target {
+            group: "g",
+            claim: "within 1.2x",
+            subject: "tonic",
+            baselines: &["axum"],
+            max_ratio: 1.2,
+            strict: false,
+        };
+        // The single run missed; three of five processes meet it, the median 1.1.
+        let results = measured(&[("g", "tonic", 130.0), ("g", "axum", 100.0)]);
+        let layouts: Vec<Results> =
+            [(110.0, 100.0), (125.0, 100.0), (99.0, 90.0), (130.0, 100.0), (95.0, 100.0)]
+                .iter()
+                .map(|&(tonic, axum)| {
+                    measured(&[("g", "tonic", tonic), ("g", "axum", axum), ("other", "x", 1.0)])
+                })
+                .collect();
+        assert_eq!(evaluate(&t, &results).map(|e| e.met), Ok(false));
+        let e = evaluate_across(&t, &results, &layouts)?;
+        assert!((e.ratio - 1.1).abs() < 1e-9 && e.met, "{e:?}");
+        assert_eq!((e.subject_ns, e.baseline_ns, e.baseline.as_str()), (110.0, 100.0, "axum"));
+        assert_eq!(layout_ratios(&t, &layouts).len(), 5);
+        // Layouts that did not measure the group leave the single run's verdict.
+        let elsewhere = vec![measured(&[("other", "x", 1.0)])];
+        assert_eq!(evaluate_across(&t, &results, &elsewhere).map(|e| e.met), Ok(false));
+        // The report says which processes the verdict came from.
+        let inputs = ScrapeInputs { layouts, ..Default::default() };
+        let md = render(
+            &machine(),
+            &results,
+            &[Group { name: "g", title: "t", about: "a", reference: "axum" }],
+            &[t],
+            &inputs,
+        );
+        assert!(md.contains("| within 1.2x | met | 1.10 (vs axum) |"), "{md}");
+        assert!(md.contains("Judged across 5 processes"), "{md}");
+        assert!(md.contains("Run in 5 processes"), "{md}");
+        Ok(())
+    }
+
+    #[test]
+    fn layouts_load_in_the_order_run_and_none_is_no_layouts() -> Result<(), Box<dyn Error>> {
+        let dir = std::env::temp_dir().join(format!("herd-layouts-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        assert!(load_layouts(&dir)?.is_empty());
+        for (k, ns) in [(10, 3.0), (2, 2.0), (1, 1.0)] {
+            let bench = dir.join(k.to_string()).join("g").join("b").join("new");
+            fs::create_dir_all(&bench)?;
+            fs::write(bench.join("benchmark.json"), r#"{"group_id":"g","function_id":"b"}"#)?;
+            let ci = r#"{"confidence_level":0.95,"lower_bound":0.0,"upper_bound":0.0}"#;
+            fs::write(
+                bench.join("estimates.json"),
+                format!(
+                    r#"{{"median":{{"confidence_interval":{ci},"point_estimate":{ns}}},
+                    "median_abs_dev":{{"confidence_interval":{ci},"point_estimate":0.0}}}}"#
+                ),
+            )?;
+        }
+        let medians: Vec<f64> = load_layouts(&dir)?.iter().map(|r| r["g"]["b"].median_ns).collect();
+        fs::remove_dir_all(&dir)?;
+        assert_eq!(medians, [1.0, 2.0, 3.0]);
+        Ok(())
+    }
+
     /// Results holding these `(group, id, median ns)` estimates.
     fn measured(estimates: &[(&str, &str, f64)]) -> Results {
         let mut results = Results::new();
@@ -1522,6 +1687,7 @@ mod tests {
             churn: Some(churn),
             prefork: None,
             shuffled: None,
+            layouts: Vec::new(),
         };
         let machine = Machine {
             command: "bash benches/run.sh".into(),

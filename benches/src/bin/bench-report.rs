@@ -1,7 +1,8 @@
 //! Writes `benches/RESULTS.md` from criterion's estimates.
 //!
 //! Usage: `cargo run --release -p herd-benches --bin bench-report [-- --criterion-dir DIR]
-//! [--scrape FILE] [--scaling FILE] [--churn FILE] [--prefork FILE] [--shuffled FILE] [--out FILE]`
+//! [--scrape FILE] [--scaling FILE] [--churn FILE] [--prefork FILE] [--shuffled FILE]
+//! [--layouts DIR] [--out FILE]`
 //!
 //! By default it reads `$CARGO_TARGET_DIR/criterion` (or `<workspace>/target/criterion`),
 //! the line `scrape-compare` printed, saved by `benches/run.sh` in
@@ -9,7 +10,9 @@
 //! `benches/scaling.csv`, and the line of `scrape-compare --churn`, saved in
 //! `$CARGO_TARGET_DIR/herd-bench/churn.txt`, and the line of `scrape-compare
 //! --prefork-memory` (`benches/prefork-memory.sh`), saved in
-//! `$CARGO_TARGET_DIR/herd-bench/prefork-memory.txt`, and writes `benches/RESULTS.md`
+//! `$CARGO_TARGET_DIR/herd-bench/prefork-memory.txt`, and the groups run again one
+//! process each, saved in `$CARGO_TARGET_DIR/herd-bench/layouts/<k>/` (a target of such a
+//! group is judged by the median over the processes), and writes `benches/RESULTS.md`
 //! (the CPU model from `/proc/cpuinfo` and the load average at its head, each target
 //! judged met or missed). A missing scrape file, curve, churn or pre-fork line leaves
 //! its section "not measured". The groups and
@@ -46,6 +49,10 @@ struct Cli {
     /// the line of scrape-compare --shuffled (default: $CARGO_TARGET_DIR/herd-bench/scrape-shuffled.txt)
     #[arg(long, value_name = "FILE")]
     shuffled: Option<PathBuf>,
+    /// the groups run again in processes of their own, one directory each
+    /// (default: $CARGO_TARGET_DIR/herd-bench/layouts)
+    #[arg(long, value_name = "DIR")]
+    layouts: Option<PathBuf>,
     /// the report written (default: benches/RESULTS.md)
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -78,6 +85,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         cli.prefork.unwrap_or_else(|| target_dir.join("herd-bench").join("prefork-memory.txt"));
     let shuffled_file =
         cli.shuffled.unwrap_or_else(|| target_dir.join("herd-bench").join("scrape-shuffled.txt"));
+    let layouts_dir = cli.layouts.unwrap_or_else(|| target_dir.join("herd-bench").join("layouts"));
 
     let results = report::load(&criterion_dir)
         .map_err(|e| format!("reading {}: {e} (run `bash benches/run.sh` first)", criterion_dir.display()))?;
@@ -94,6 +102,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     scrape.churn = churn_line(&churn_file)?;
     scrape.prefork = last_line_with(&prefork_file, "prefork_one_growth_vs_dir")?;
     scrape.shuffled = last_line_with(&shuffled_file, "herd_cold_vs_steady")?;
+    scrape.layouts = report::load_layouts(&layouts_dir)?;
     let mut markdown = report::render(&machine, &results, report::GROUPS, report::TARGETS, &scrape);
     let summary_bytes = report::measure_summary_bytes()?;
     markdown.push('\n');
@@ -113,8 +122,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         Err(why) => println!("absent {claim} ({why})"),
     };
     for target in report::TARGETS {
-        let outcome =
-            report::evaluate(target, &results).map(|e| (e.met, format!("ratio {}", report::sig3(e.ratio))));
+        let outcome = report::evaluate_across(target, &results, &scrape.layouts)
+            .map(|e| (e.met, format!("ratio {}", report::sig3(e.ratio))));
         verdict(outcome, target.claim);
     }
     for target in &scrape::SCRAPE_TARGETS {
@@ -205,7 +214,7 @@ fn scrape_inputs(
     let plot = (svg.is_file() && svg.parent() == out.parent())
         .then(|| svg.file_name().map(|n| n.to_string_lossy().into_owned()))
         .flatten();
-    Ok(ScrapeInputs { line, scaling, plot, churn: None, prefork: None, shuffled: None })
+    Ok(ScrapeInputs { line, scaling, plot, churn: None, prefork: None, shuffled: None, layouts: Vec::new() })
 }
 
 fn cpu_model() -> Option<String> {
