@@ -507,6 +507,7 @@ fn the_dashboard_is_json_with_unique_ids_and_the_datasource_variable_on_every_ta
         "herd_mmap_live_processes",
         "herd_mmap_files",
         "herd_mmap_skipped_files",
+        "herd_mmap_left_out_series",
         "herd_cardinality_overflow_total",
         "herd_storage_errors_total",
         "herd_mmap_scrape_duration_seconds",
