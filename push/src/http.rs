@@ -4,12 +4,13 @@
 //! needs neither async nor a pool, and the well-kept blocking clients either pull in
 //! a TLS stack or need a newer Rust than herd's 1.82. One connection per request
 //! (`Connection: close`), bounded by timeouts; an answer's body is read up to
-//! [`MAX_BODY`] bytes (only its start is kept, for error messages). No TLS: put a
+//! [`MAX_BODY`] bytes (only its start is kept, for error messages), and of its headers
+//! only `Content-Length` and `Retry-After` are read. No TLS: put a
 //! local proxy (or the collector sidecar itself) in front of an `https://` receiver.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::PushError;
 
@@ -77,6 +78,9 @@ impl Endpoint {
 pub(crate) struct Reply {
     pub(crate) status: u16,
     pub(crate) body: Vec<u8>,
+    /// How long the receiver asked to be left alone (`Retry-After`), when it said so in
+    /// a form [`retry_after`] reads.
+    pub(crate) retry_after: Option<Duration>,
 }
 
 impl Reply {
@@ -156,6 +160,7 @@ fn read_reply(stream: &TcpStream) -> Result<Reply, Failure> {
         skip_headers(&mut reader, &mut line)?;
     };
     let mut length = None;
+    let mut retry_after_value = None;
     loop {
         line.clear();
         if reader.read_line(&mut line)? == 0 {
@@ -166,8 +171,11 @@ fn read_reply(stream: &TcpStream) -> Result<Reply, Failure> {
             break;
         }
         if let Some((name, value)) = header.split_once(':') {
-            if name.trim().eq_ignore_ascii_case("content-length") {
+            let name = name.trim();
+            if name.eq_ignore_ascii_case("content-length") {
                 length = value.trim().parse::<usize>().ok();
+            } else if name.eq_ignore_ascii_case("retry-after") {
+                retry_after_value = retry_after(value.trim(), SystemTime::now());
             }
         }
     }
@@ -175,7 +183,52 @@ fn read_reply(stream: &TcpStream) -> Result<Reply, Failure> {
     let want = length.unwrap_or(MAX_BODY).min(MAX_BODY);
     // A body cut short by the peer is still an answer: the status is what matters.
     let _ = reader.take(want as u64).read_to_end(&mut body);
-    Ok(Reply { status, body })
+    Ok(Reply { status, body, retry_after: retry_after_value })
+}
+
+/// The wait a `Retry-After` value asks for at `now`: delay-seconds, or an HTTP date
+/// in the preferred form (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110 section 5.6.7),
+/// a date already past being no wait. `None` for anything else, such as the two
+/// obsolete date forms, which receivers no longer send: the retry policy's own
+/// backoff applies then.
+pub(crate) fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // More digits than a u64 holds is a wait of centuries: as good as forever.
+        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
+    }
+    let at = http_date(value)?;
+    let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    Some(Duration::from_secs(at.saturating_sub(now)))
+}
+
+/// Seconds since the Unix epoch of an IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn http_date(value: &str) -> Option<u64> {
+    let (_weekday, rest) = value.split_once(", ")?;
+    let mut parts = rest.split(' ');
+    let (day, month, year, time, zone) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || zone != "GMT" || day.len() != 2 || year.len() != 4 || time.len() != 8 {
+        return None;
+    }
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let month = MONTHS.iter().position(|m| *m == month)? as u64 + 1;
+    let number = |s: &str| s.bytes().all(|b| b.is_ascii_digit()).then(|| s.parse::<u64>().ok()).flatten();
+    let (day, year) = (number(day)?, number(year)?);
+    let mut clock = time.split(':').map(number);
+    let (h, m, sec) = (clock.next()??, clock.next()??, clock.next()??);
+    if !(1..=31).contains(&day) || year < 1970 || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's `days_from_civil`), for years from 1970.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = (era * 146_097 + doe).checked_sub(719_468)?;
+    Some(days * 86_400 + h * 3600 + m * 60 + sec)
 }
 
 fn parse_status(line: &str) -> Result<u16, Failure> {
@@ -217,6 +270,41 @@ mod tests {
         assert_eq!(e.as_ref().map(|e| e.authority.as_str()), Ok("[::1]:80"));
         for bad in ["https://x/", "ftp://x", "http://", "http://u@x/", "http://x/?a=1", "http://x/a b"] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_the_preferred_date_form() {
+        let at = |secs: u64| UNIX_EPOCH + Duration::from_secs(secs);
+        let now = at(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+        assert_eq!(retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(retry_after("0", now), Some(Duration::ZERO));
+        assert_eq!(retry_after("99999999999999999999999", now), Some(Duration::from_secs(u64::MAX)));
+        assert_eq!(retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now), Some(Duration::ZERO));
+        assert_eq!(retry_after("Sun, 06 Nov 1994 08:51:07 GMT", now), Some(Duration::from_secs(90)));
+        // A date already past is no wait.
+        assert_eq!(retry_after("Sat, 05 Nov 1994 08:49:37 GMT", now), Some(Duration::ZERO));
+        // Leap day, and the end of a year.
+        assert_eq!(http_date("Thu, 29 Feb 2024 00:00:00 GMT"), Some(1_709_164_800));
+        assert_eq!(http_date("Tue, 31 Dec 2024 23:59:59 GMT"), Some(1_735_689_599));
+        assert_eq!(http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        for bad in [
+            "",
+            "-1",
+            "1.5",
+            " 12",
+            "soon",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sun, 06 Foo 1994 08:49:37 GMT",
+            "Sun, 32 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 24:00:00 GMT",
+            "Sun, 06 Nov 1994 08:49 GMT",
+            "Sun, 06 Nov 1969 08:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49:37 GMT extra",
+        ] {
+            assert_eq!(retry_after(bad, now), None, "{bad:?}");
         }
     }
 

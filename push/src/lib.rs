@@ -16,6 +16,7 @@
 //! | [`Sink::remote_write`] | remote write 1.0: `prompb.WriteRequest`, snappy block format | 5xx, 429; never another 4xx |
 //! | [`Sink::otlp`] | `POST /v1/metrics`, `ExportMetricsServiceRequest` in protobuf | 429, 502, 503, 504 |
 //!
+//! A receiver's `Retry-After` is honoured, up to the [`Retry`] policy's longest wait.
 //! A push that still fails is counted in `herd_push_failures_total{sink}` (see
 //! [`PushMetrics`]) and logged through `log` once per change of state.
 //!
@@ -101,7 +102,6 @@
 //!   is set: then remote write sends them as native histograms too, and OTLP as
 //!   `ExponentialHistogram`s instead.
 //! - Remote write carries no metadata (Prometheus 2.42 ignores it) and no exemplars.
-//! - A `Retry-After` header is not honoured: waits follow [`Retry`].
 #![forbid(unsafe_code)]
 
 /// The crate's README, whose examples are compiled with the doc tests.

@@ -22,6 +22,10 @@ pub const FAILURES_METRIC: &str = "herd_push_failures_total";
 /// receiver that could not be reached at all. The wait doubles from `first` up to
 /// `max`; with the default (4 attempts, 250 ms, 4 s) a push gives up after about
 /// 1.75 s of waiting plus the attempts' own time.
+///
+/// A receiver's `Retry-After` (seconds, or an HTTP date) lengthens the next wait to
+/// what it asks. One that asks for more than `max` ends the push at once, as a failed
+/// one: coming back earlier than asked would only be refused again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retry {
     attempts: u32,
@@ -387,27 +391,39 @@ impl Pusher {
         let url = &self.sink.endpoint.url;
         let mut attempt = 0;
         loop {
-            let error = match http::send(&self.sink.endpoint, method, path, headers, body, self.timeout) {
-                Ok(reply) if (200..300).contains(&reply.status) => return Ok(()),
-                Ok(reply) => {
-                    let retry = self.sink.kind.retries(reply.status);
-                    let e =
-                        PushError::Status { url: url.clone(), status: reply.status, body: reply.summary() };
-                    if !retry {
-                        return Err(e);
+            let (error, asked) =
+                match http::send(&self.sink.endpoint, method, path, headers, body, self.timeout) {
+                    Ok(reply) if (200..300).contains(&reply.status) => return Ok(()),
+                    Ok(reply) => {
+                        let retry = self.sink.kind.retries(reply.status);
+                        let e = PushError::Status {
+                            url: url.clone(),
+                            status: reply.status,
+                            body: reply.summary(),
+                        };
+                        if !retry {
+                            return Err(e);
+                        }
+                        (e, reply.retry_after)
                     }
-                    e
-                }
-                Err(Failure::Io(source)) => PushError::Io { url: url.clone(), source },
-                Err(Failure::Protocol(reason)) => {
-                    return Err(PushError::Response { url: url.clone(), reason })
-                }
-            };
+                    Err(Failure::Io(source)) => (PushError::Io { url: url.clone(), source }, None),
+                    Err(Failure::Protocol(reason)) => {
+                        return Err(PushError::Response { url: url.clone(), reason })
+                    }
+                };
             attempt += 1;
             if attempt >= self.retry.attempts {
                 return Err(error);
             }
-            std::thread::sleep(self.retry.backoff(attempt - 1));
+            let wait = match asked {
+                // The receiver asks for more patience than the policy has: this push
+                // ends here, a counted failure, rather than come back early; the next
+                // one comes on the pusher's interval.
+                Some(asked) if asked > self.retry.max => return Err(error),
+                Some(asked) => asked.max(self.retry.backoff(attempt - 1)),
+                None => self.retry.backoff(attempt - 1),
+            };
+            std::thread::sleep(wait);
         }
     }
 }

@@ -88,6 +88,86 @@ fn remote_write_retries_a_500_and_a_429_and_loses_nothing() -> TestResult {
     Ok(())
 }
 
+/// When each request reached a test receiver.
+type Arrivals = Arc<Mutex<Vec<Instant>>>;
+
+/// A receiver answering 429 with `Retry-After: <retry_after>` once, then 204.
+fn busy_receiver(retry_after: String) -> Result<(TestServer, Arrivals), String> {
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&arrivals);
+    let server = TestServer::start(move |_: &Request| {
+        let mut seen = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        seen.push(Instant::now());
+        match seen.len() {
+            1 => Response::new(429).with_header("Retry-After", &retry_after).with_body("slow down\n"),
+            _ => Response::new(204),
+        }
+    })?;
+    Ok((server, arrivals))
+}
+
+#[test]
+fn a_retry_after_is_waited_for_before_the_next_attempt() -> TestResult {
+    // The policy alone would come back after 5 ms; the receiver asks for a second.
+    let (server, arrivals) = busy_receiver("1".into())?;
+    let registry = recorded()?;
+    let metrics = PushMetrics::register(&registry)?;
+    let sink = Sink::remote_write(&server.url("/api/v1/write"))?;
+    let retry = Retry::new(4, Duration::from_millis(5), Duration::from_secs(5));
+    let mut pusher =
+        Pusher::builder(sink).registry(&registry).metrics(metrics.clone()).retry(retry).build()?;
+    pusher.push()?;
+    let arrivals = arrivals.lock().map_err(|e| e.to_string())?.clone();
+    assert_eq!(arrivals.len(), 2, "one 429, then the retry that got through");
+    // A lower bound only: a sleep never ends early, however slow the machine.
+    let waited = arrivals[1] - arrivals[0];
+    assert!(waited >= Duration::from_secs(1), "came back after {waited:?}, not the second asked");
+    assert_eq!(metrics.failures(SinkKind::RemoteWrite).get(), 0.0);
+    Ok(())
+}
+
+#[test]
+fn a_retry_after_beyond_the_policy_ends_the_push_as_a_counted_failure() -> TestResult {
+    // Two minutes, as a date, against a policy whose longest wait is 20 ms.
+    let (server, arrivals) = busy_receiver(httpdate(SystemTime::now() + Duration::from_secs(120))?)?;
+    let registry = recorded()?;
+    let metrics = PushMetrics::register(&registry)?;
+    let sink = Sink::otlp(&server.url(""))?;
+    let mut pusher =
+        Pusher::builder(sink).registry(&registry).metrics(metrics.clone()).retry(quick()).build()?;
+    let err = pusher.push().err().ok_or("a receiver that asks for two minutes must end the push")?;
+    assert_eq!(err.status(), Some(429), "{err}");
+    assert_eq!(arrivals.lock().map_err(|e| e.to_string())?.len(), 1, "no attempt before the time asked");
+    assert_eq!(metrics.failures(SinkKind::Otlp).get(), 1.0);
+    Ok(())
+}
+
+/// `at` as an HTTP date, `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn httpdate(at: SystemTime) -> Result<String, std::time::SystemTimeError> {
+    let secs = at.duration_since(UNIX_EPOCH)?.as_secs();
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days (Howard Hinnant's `civil_from_days`).
+    let z = days + 719_468;
+    let (era, doe) = (z / 146_097, z % 146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    // 1970-01-01 was a Thursday.
+    let weekdays = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    Ok(format!(
+        "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
+        weekdays[(days % 7) as usize],
+        months[(month - 1) as usize],
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    ))
+}
+
 #[test]
 fn remote_write_never_retries_a_400_and_counts_it() -> TestResult {
     let server = receiver(&[400], 204)?;
