@@ -162,6 +162,12 @@ impl Registry {
 
     /// Adds a collector whose families appear in every snapshot. Its names are not
     /// checked against the registry's: the collector owns them.
+    ///
+    /// A registry collects every collector into a new snapshot on each
+    /// [`encode`](Registry::encode). To serve one collector that keeps its families
+    /// from scrape to scrape (herd-mmap's `Aggregator`), encode it directly
+    /// ([`Collector::try_encode`], or [`MetricsSource::collector`](crate::http::MetricsSource::collector)
+    /// in a handler): a steady scrape then allocates nothing per series.
     pub fn register_collector(&self, collector: Arc<dyn Collector>) {
         self.inner.state.write().collectors.push(collector);
     }
