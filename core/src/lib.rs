@@ -104,7 +104,7 @@ pub mod snapshot;
 pub mod storage;
 pub mod table;
 
-pub use collector::{CollectError, Collector};
+pub use collector::{CollectError, Collector, Lent};
 pub use desc::FamilyDesc;
 pub use encode::{encode, encode_families, negotiate, negotiate_among, Format};
 pub use error::{ArityError, RegistryError, ValueError};

@@ -16,8 +16,8 @@ use std::time::Instant;
 
 use herd_core::clock::{Clock, CoarseClock};
 use herd_core::snapshot::{CounterValue, FamilySnapshot, SeriesSnapshot, SeriesValue, Snapshot};
-use herd_core::{CollectError, Collector, Format, LabelSet, MetricKind};
-use parking_lot::Mutex;
+use herd_core::{CollectError, Collector, LabelSet, Lent, MetricKind};
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::compact::{compact_if_needed, CompactReport, DEFAULT_COMPACT_THRESHOLD};
 use crate::dir::{check_dir, is_worker_file, ARCHIVE};
@@ -524,19 +524,27 @@ impl Collector for Aggregator {
         Ok(())
     }
 
-    /// What [`try_collect`](Collector::try_collect) collects, encoded from a snapshot
-    /// that the aggregator keeps and refills in place ([`scrape_into`](Aggregator::scrape_into)):
-    /// a steady scrape allocates the body and a few small things per family, nothing
-    /// per series.
-    fn try_encode(&self, format: Format, out: &mut Vec<u8>) -> Result<(), CollectError> {
+    /// What [`try_collect`](Collector::try_collect) collects, lent from a snapshot
+    /// that the aggregator keeps and refills in place ([`scrape_into`](Aggregator::scrape_into)),
+    /// locked until the [`Lent`] is dropped: a steady scrape encoded from it
+    /// ([`try_encode`](Collector::try_encode), a registry's `encode`) allocates the body
+    /// and a few small things per family, nothing per series.
+    fn try_lend(&self) -> Result<Lent<'_>, CollectError> {
         let started = Instant::now();
         let mut kept = self.kept.lock();
         let report = self.scrape_into(&mut kept).map_err(|e| CollectError::new(e.to_string()))?;
-        let own = own_families(&report, started);
-        let mut families: Vec<&FamilySnapshot> = kept.families.iter().chain(&own).collect();
-        families.sort_by(|a, b| a.name.cmp(&b.name));
-        herd_core::encode_families(&families, format, out);
-        Ok(())
+        Ok(Lent::kept(Box::new(Kept(kept)), own_families(&report, started).into()))
+    }
+}
+
+/// The aggregator's kept snapshot, locked, as the families a [`Lent`] borrows.
+struct Kept<'a>(MutexGuard<'a, Snapshot>);
+
+impl std::ops::Deref for Kept<'_> {
+    type Target = [FamilySnapshot];
+
+    fn deref(&self) -> &[FamilySnapshot] {
+        &self.0.families
     }
 }
 

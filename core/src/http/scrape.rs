@@ -66,9 +66,16 @@ impl<C: Collector> From<Arc<C>> for MetricsSource {
 }
 
 impl MetricsSource {
-    /// Serves `registry`'s snapshot.
+    /// Serves `registry`'s snapshot; a scrape's body is [`Registry::encode`]'s.
     pub fn registry(registry: Registry) -> Self {
-        Self::from_fn(move || registry.snapshot())
+        let encoder = registry.clone();
+        Self {
+            snapshot: Arc::new(move || Ok(registry.snapshot())),
+            encode: Arc::new(move |format, out| {
+                encoder.encode_into(format, out);
+                Ok(())
+            }),
+        }
     }
 
     /// Serves what `collector` collects, sorted by family name as a registry's

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::collector::Collector;
-use crate::encode::{encode, Format};
+use crate::collector::{Collector, Lent};
+use crate::encode::{encode_families, Format};
 use crate::family::DEFAULT_CARDINALITY_LIMIT;
 use crate::metrics::counter::CounterConfig;
 use crate::metrics::gauge::GaugeConfig;
@@ -21,7 +21,7 @@ use crate::metrics::summary::SummaryConfig;
 #[cfg(doc)]
 use crate::metrics::Buckets;
 use crate::metrics::{Counter, Gauge, Histogram, Metric, Summary};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{FamilySnapshot, Snapshot};
 use crate::storage::Storage;
 
 mod builder;
@@ -163,11 +163,8 @@ impl Registry {
     /// Adds a collector whose families appear in every snapshot. Its names are not
     /// checked against the registry's: the collector owns them.
     ///
-    /// A registry collects every collector into a new snapshot on each
-    /// [`encode`](Registry::encode). To serve one collector that keeps its families
-    /// from scrape to scrape (herd-mmap's `Aggregator`), encode it directly
-    /// ([`Collector::try_encode`], or [`MetricsSource::collector`](crate::http::MetricsSource::collector)
-    /// in a handler): a steady scrape then allocates nothing per series.
+    /// [`encode`](Registry::encode) borrows what a collector keeps from scrape to
+    /// scrape ([`Collector::try_lend`]); [`snapshot`](Registry::snapshot) copies it.
     pub fn register_collector(&self, collector: Arc<dyn Collector>) {
         self.inner.state.write().collectors.push(collector);
     }
@@ -185,10 +182,35 @@ impl Registry {
         snapshot
     }
 
-    /// A snapshot encoded in `format`.
+    /// What [`snapshot`](Registry::snapshot) reads, encoded in `format`.
+    ///
+    /// Each collector lends its families ([`Collector::try_lend`]), so that one that
+    /// keeps them from scrape to scrape (herd-mmap's `Aggregator`) is encoded without
+    /// a copy. A collector that cannot collect is encoded as its
+    /// [`collect`](Collector::collect) leaves it, as in a snapshot.
     pub fn encode(&self, format: Format) -> Vec<u8> {
         let mut out = Vec::new();
-        encode(&self.snapshot(), format, &mut out);
+        self.encode_into(format, &mut out);
         out
+    }
+
+    /// [`encode`](Registry::encode), appended to `out`.
+    pub(crate) fn encode_into(&self, format: Format, out: &mut Vec<u8>) {
+        // Cloned, so that no collector runs under the registry's lock (one that
+        // registers a family while collecting would wait for ever).
+        let collectors = self.inner.state.read().collectors.clone();
+        let lent: Vec<Lent<'_>> = collectors
+            .iter()
+            .map(|c| {
+                c.try_lend().unwrap_or_else(|_| {
+                    let mut families = Vec::new();
+                    c.collect(&mut families);
+                    Lent::owned(families)
+                })
+            })
+            .collect();
+        let mut families: Vec<&FamilySnapshot> = lent.iter().flat_map(Lent::families).collect();
+        families.sort_by(|a, b| a.name.cmp(&b.name));
+        encode_families(&families, format, out);
     }
 }
