@@ -31,11 +31,11 @@ layouts_dir="$target_dir/herd-bench/layouts"
 rm -rf "$scrape_line" "$churn_line" "$prefork_line" "$shuffled_line" "$layouts_dir"
 
 cargo bench -p herd-benches --bench hot_path --bench encode --bench middleware --bench statsd --bench facade --bench push -- "$@"
-# herd-tonic's target is a ratio of two added costs of about 200 ns each, and the address
-# layout a process draws (ASLR) moves it by about ±10%: with ASLR off, one binary gives
-# the same ratio run after run. So the group runs again in ten processes, each saved
-# under layouts/<k>, and bench-report judges the median of their ratios. Skipped when
-# arguments narrow the run to other benchmarks.
+# herd-tonic's target is a ratio of two added costs of about 200 ns each, and the memory
+# layout a process draws (ASLR; even the environment's size, which moves the stack)
+# moves it by ±10% and more (benches/middleware.rs). So the group runs again in ten
+# processes, each saved under layouts/<k>, and bench-report judges the median of their
+# ratios. Skipped when arguments narrow the run to other benchmarks.
 if [[ $# -eq 0 ]]; then
     for k in $(seq 1 10); do
         cargo bench --quiet -p herd-benches --bench middleware -- middleware_grpc_added >/dev/null

@@ -38,12 +38,15 @@
 //! either side alike. Every block is whole requests, so costs paid once per few
 //! requests are still counted.
 //!
-//! What pairing cannot remove is the address layout a process draws: with ASLR the
-//! ratio of herd-tonic's to herd-axum's added cost moves by about ±10% from one
-//! process to the next (178 to 208 ns for herd-axum alone), and with ASLR off
-//! (`setarch -R`) one binary gives the same figures run after run. `benches/run.sh`
-//! therefore runs `middleware_grpc_added` in ten more processes, and `bench-report`
-//! judges the median of their ratios.
+//! What pairing cannot remove is the memory layout a process draws. With ASLR the
+//! ratio of herd-tonic's to herd-axum's added cost moves by ±10% and more from one
+//! process to the next; herd-axum's figure alone takes about 185 or about 250 ns.
+//! With ASLR off (`setarch -R`), growing only the environment by 0 to 1,024 bytes,
+//! which moves the stack, moved herd-axum's figure from 178 to 225 ns and herd-tonic's
+//! from 204 to 233 (ratios 0.91 to 1.24): the classic measurement bias of layout.
+//! `benches/run.sh` therefore runs `middleware_grpc_added` in ten more processes, and
+//! `bench-report` judges the median of their ratios. That evens out layouts within
+//! one build, not across builds: a code change elsewhere moves the figures too.
 
 use std::convert::Infallible;
 use std::error::Error;

@@ -193,11 +193,10 @@ pub fn evaluate(target: &Target, results: &Results) -> Result<Evaluation, String
 /// judged is the median of the processes' ratios, the medians shown the medians of
 /// theirs. Without them, as [`evaluate`] on `results`.
 ///
-/// A process's address layout (ASLR) moves a ratio of two costs of a few hundred
-/// nanoseconds by about ±10% here, while with ASLR off one binary measures the same
-/// ratio run after run: one process is one draw of the layout, and the median of
-/// several draws is the figure that does not depend on which one a run happened to
-/// get.
+/// A process's memory layout (ASLR; with it off, even the environment's size, which
+/// moves the stack) moves a ratio of two costs of a few hundred nanoseconds by ±10%
+/// and more here: one process is one draw of the layout, and the median of several
+/// draws is the figure that does not depend on which one a run happened to get.
 ///
 /// # Errors
 ///
