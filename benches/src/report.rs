@@ -206,7 +206,7 @@ pub fn evaluate_across(
     results: &Results,
     layouts: &[Results],
 ) -> Result<Evaluation, String> {
-    let runs: Vec<Evaluation> = layouts.iter().filter_map(|r| evaluate(target, r).ok()).collect();
+    let runs = layout_runs(target, layouts);
     let Some(first) = runs.first() else { return evaluate(target, results) };
     let of = |f: fn(&Evaluation) -> f64| crate::scrape::median(&runs.iter().map(f).collect::<Vec<_>>());
     let ratio = of(|e| e.ratio);
@@ -222,7 +222,12 @@ pub fn evaluate_across(
 /// The ratio of each process `target` was measured in, in the order run, when it was
 /// measured across layouts ([`evaluate_across`]).
 pub fn layout_ratios(target: &Target, layouts: &[Results]) -> Vec<f64> {
-    layouts.iter().filter_map(|r| evaluate(target, r).ok()).map(|e| e.ratio).collect()
+    layout_runs(target, layouts).iter().map(|e| e.ratio).collect()
+}
+
+/// `target` evaluated in each process that measured it.
+fn layout_runs(target: &Target, layouts: &[Results]) -> Vec<Evaluation> {
+    layouts.iter().filter_map(|r| evaluate(target, r).ok()).collect()
 }
 
 /// The groups of the hot-path, encode, statsd and facade suites, in report order. Later suites append
