@@ -5,7 +5,7 @@
 # in its own order, herd alone; then its scaling curves), the
 # scrape cost before and after 2,000 short-lived workers (scrape-compare --churn), the
 # memory of prefork-demo's workers after each answered a scrape (benches/prefork-memory.sh),
-# herd-tonic's added cost again in ten more processes (see below), then regenerates
+# herd-tonic's added cost again in twenty more processes (see below), then regenerates
 # benches/RESULTS.md, benches/scaling.csv and benches/scaling.svg.
 # Extra arguments are passed to criterion (e.g. `bash benches/run.sh labelled_inc`).
 # Takes about eighteen minutes on 2 cores once compiled (the churn about a minute and
@@ -31,13 +31,13 @@ layouts_dir="$target_dir/herd-bench/layouts"
 rm -rf "$scrape_line" "$churn_line" "$prefork_line" "$shuffled_line" "$layouts_dir"
 
 cargo bench -p herd-benches --bench hot_path --bench encode --bench middleware --bench statsd --bench facade --bench push -- "$@"
-# herd-tonic's target is a ratio of two added costs of about 200 ns each, and the memory
-# layout a process draws (ASLR; even the environment's size, which moves the stack)
-# moves it by ±10% and more (benches/middleware.rs). So the group runs again in ten
-# processes, each saved under layouts/<k>, and bench-report judges the median of their
-# ratios. Skipped when arguments narrow the run to other benchmarks.
+# herd-tonic's target is a ratio of two added costs of about 200 ns each, and the
+# process it is measured in (its layout in memory) moves it by ±10% and more, even with
+# both measured in the same rounds (benches/middleware.rs). So the group runs again in
+# twenty processes, each saved under layouts/<k>, and bench-report judges the median of
+# their ratios. Skipped when arguments narrow the run to other benchmarks.
 if [[ $# -eq 0 ]]; then
-    for k in $(seq 1 10); do
+    for k in $(seq 1 20); do
         cargo bench --quiet -p herd-benches --bench middleware -- middleware_grpc_added >/dev/null
         mkdir -p "$layouts_dir/$k"
         cp -r "$target_dir/criterion/middleware_grpc_added" "$layouts_dir/$k/"

@@ -38,15 +38,27 @@
 //! either side alike. Every block is whole requests, so costs paid once per few
 //! requests are still counted.
 //!
-//! What pairing cannot remove is the memory layout a process draws. With ASLR the
-//! ratio of herd-tonic's to herd-axum's added cost moves by ±10% and more from one
-//! process to the next; herd-axum's figure alone takes about 185 or about 250 ns.
-//! With ASLR off (`setarch -R`), growing only the environment by 0 to 1,024 bytes,
-//! which moves the stack, moved herd-axum's figure from 178 to 225 ns and herd-tonic's
-//! from 204 to 233 (ratios 0.91 to 1.24): the classic measurement bias of layout.
-//! `benches/run.sh` therefore runs `middleware_grpc_added` in ten more processes, and
-//! `bench-report` judges the median of their ratios. That evens out layouts within
-//! one build, not across builds: a code change elsewhere moves the figures too.
+//! Two layers' `_added` figures are still measured seconds apart, and what the
+//! machine does in between moves their ratio. A stretch of a few hundred milliseconds
+//! in which it runs slower (a busy neighbour: a loop on the other vCPU reproduces it)
+//! raised herd-axum's added cost from about 180 to about 240 ns and herd-tonic's from
+//! about 208 to about 235. So `middleware_grpc_added` also measures both layers in the
+//! same rounds ([`interleaved`]: a block with and without herd-axum, then with and
+//! without herd-tonic), 101 samples of twelve rounds, and writes each sample's two
+//! figures to `interleaved.json` in its criterion directory; `bench-report` reads
+//! them as `herd-axum, interleaved` and `herd-tonic, interleaved` and judges the
+//! target on those.
+//!
+//! What no pairing removes is the process. Measured interleaved, the ratio holds
+//! within a process (its samples agree to a few percent) but differs between
+//! processes of the same binary, from 0.9 to 1.4 and now and then beyond: in some,
+//! both layers run at about 240 ns; in others herd-axum's figure alone drops to 145
+//! or rises to 250 ns. Disabling ASLR (`setarch -R`) does not make it repeatable:
+//! runs with the same binary and environment still differ, and sweeping the
+//! environment's size (which moves the stack) moves it too. It is the process's
+//! layout in memory, virtual and physical, the classic measurement bias of layout.
+//! `benches/run.sh` therefore runs the group in twenty more processes, and
+//! `bench-report` judges the median of their ratios.
 
 use std::convert::Infallible;
 use std::error::Error;
@@ -111,37 +123,82 @@ fn thread_cpu() -> Duration {
     Duration::new(u64::try_from(t.tv_sec).unwrap_or(0), u32::try_from(t.tv_nsec).unwrap_or(0))
 }
 
+/// Times `n` requests of `f` on this thread's CPU clock; returns nanoseconds.
+fn timed(n: u64, f: &impl Fn() -> usize) -> f64 {
+    let start = thread_cpu();
+    for _ in 0..n {
+        black_box(f());
+    }
+    (thread_cpu() - start).as_nanos() as f64
+}
+
+/// The median of `v`, which it sorts; 0 when empty.
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// One layer's side of [`interleaved`]: a request through the layer, and the same
+/// request through the bare service.
+struct Pair<'a, W, B> {
+    with: &'a W,
+    without: &'a B,
+}
+
+impl<W: Fn() -> usize, B: Fn() -> usize> Pair<'_, W, B> {
+    /// The CPU the layer added per request over one block each way.
+    fn block(&self) -> f64 {
+        let without_ns = timed(BLOCK, self.without);
+        (timed(BLOCK, self.with) - without_ns) / BLOCK as f64
+    }
+}
+
+/// The CPU each of two layers adds per request, measured in the same rounds: a round
+/// times a block of requests with and without `a`, then with and without `b` (which
+/// pair goes first alternates), so whatever slows the machine for a while (a busy
+/// neighbour on the host, which here adds up to a third to herd-axum's figure and an
+/// eighth to herd-tonic's) falls on both layers alike. Returns the median over
+/// `rounds` of each layer's added nanoseconds per request.
+fn interleaved<AW, AB, BW, BB>(rounds: usize, a: &Pair<'_, AW, AB>, b: &Pair<'_, BW, BB>) -> [f64; 2]
+where
+    AW: Fn() -> usize,
+    AB: Fn() -> usize,
+    BW: Fn() -> usize,
+    BB: Fn() -> usize,
+{
+    let (mut by_a, mut by_b) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    for round in 0..rounds {
+        if round % 2 == 0 {
+            by_a.push(a.block());
+            by_b.push(b.block());
+        } else {
+            by_b.push(b.block());
+            by_a.push(a.block());
+        }
+    }
+    [median(&mut by_a), median(&mut by_b)]
+}
+
 /// Runs `with` and `without` `iters` times each, in alternating blocks of [`BLOCK`],
 /// and returns how much longer the `with` runs took: the cost `with` adds, `iters`
 /// times the median over blocks of the added CPU time per request.
-fn added(iters: u64, mut with: impl FnMut() -> usize, mut without: impl FnMut() -> usize) -> Duration {
+fn added(iters: u64, with: impl Fn() -> usize, without: impl Fn() -> usize) -> Duration {
     let mut per_request = Vec::with_capacity(usize::try_from(iters.div_ceil(BLOCK)).unwrap_or(0));
     let mut left = iters;
     while left > 0 {
         let n = left.min(BLOCK);
-        let start = thread_cpu();
-        for _ in 0..n {
-            black_box(without());
-        }
-        let middle = thread_cpu();
-        for _ in 0..n {
-            black_box(with());
-        }
-        let end = thread_cpu();
-        let (with_ns, without_ns) = ((end - middle).as_nanos() as f64, (middle - start).as_nanos() as f64);
-        per_request.push((with_ns - without_ns) / n as f64);
+        let without_ns = timed(n, &without);
+        per_request.push((timed(n, &with) - without_ns) / n as f64);
         left -= n;
     }
-    per_request.sort_by(f64::total_cmp);
-    let median = match per_request.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => per_request[n / 2],
-        n => (per_request[n / 2 - 1] + per_request[n / 2]) / 2.0,
-    };
     // Never zero: criterion rejects a sample of zero time, which a busy machine's noise
     // can produce when a sample has few iterations; 1 ns over a whole sample is far
     // below what is measured.
-    Duration::from_nanos((median * iters as f64).max(1.0) as u64)
+    Duration::from_nanos((median(&mut per_request) * iters as f64).max(1.0) as u64)
 }
 
 /// Settings of a paired group: criterion plans its samples from the durations it is
@@ -473,11 +530,75 @@ fn middleware_grpc(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
     });
     g.finish();
 
+    let (axum_with, axum_without) = (|| one(black_box(&axum), &path), || one(black_box(&Hello), &path));
+    let (tonic_with, tonic_without) = (|| one_grpc(black_box(&tonic)), || one_grpc(black_box(&GrpcHello)));
+    let axum_pair = Pair { with: &axum_with, without: &axum_without };
+    let tonic_pair = Pair { with: &tonic_with, without: &tonic_without };
+    let samples: Vec<[f64; 2]> =
+        (0..INTERLEAVED_SAMPLES).map(|_| interleaved(INTERLEAVED_ROUNDS, &axum_pair, &tonic_pair)).collect();
+    write_interleaved("middleware_grpc_added", ["herd-axum", "herd-tonic"], &samples)?;
+
     let text = String::from_utf8(registry.encode(herd_core::Format::Text))?;
     let recorded = r#"grpc_server_handled_total{grpc_type="unary",grpc_service="test.Echo",grpc_method="Unary",grpc_code="OK"}"#;
     if !text.contains(recorded) || !text.contains(r#"grpc_server_msg_received_total{grpc_type="unary",grpc_service="test.Echo",grpc_method="Unary"}"#) {
         return Err(format!("herd-tonic recorded nothing:\n{text}").into());
     }
+    Ok(())
+}
+
+/// Criterion's output directory, found as criterion finds it: `$CRITERION_HOME`, else
+/// `criterion` in `$CARGO_TARGET_DIR` or in the target directory `cargo metadata`
+/// names, else `target/criterion`. For files a suite writes beside criterion's own.
+fn criterion_dir() -> std::path::PathBuf {
+    use std::path::PathBuf;
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return PathBuf::from(home);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).or_else(|| {
+        let output = std::process::Command::new(std::env::var_os("CARGO")?)
+            .args(["metadata", "--format-version", "1", "--no-deps"])
+            .output()
+            .ok()?;
+        let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+        metadata["target_directory"].as_str().map(PathBuf::from)
+    });
+    target.unwrap_or_else(|| PathBuf::from("target")).join("criterion")
+}
+
+/// Samples of `middleware_grpc_added`'s interleaved measurement, and rounds per sample:
+/// about a second in all.
+const INTERLEAVED_SAMPLES: usize = 101;
+const INTERLEAVED_ROUNDS: usize = 12;
+
+/// Writes the samples of an interleaved measurement of `group`, each the added
+/// nanoseconds per request of `ids` in the same rounds, to `interleaved.json` in the
+/// group's criterion directory, where `bench-report` reads them; prints their medians.
+fn write_interleaved(group: &str, ids: [&str; 2], samples: &[[f64; 2]]) -> Result<(), Box<dyn Error>> {
+    let dir = criterion_dir().join(group);
+    std::fs::create_dir_all(&dir)?;
+    let mut by_id = serde_json::Map::new();
+    let mut medians = [0.0; 2];
+    for (i, id) in ids.iter().enumerate() {
+        let mut figures: Vec<f64> = samples.iter().map(|s| s[i]).collect();
+        by_id.insert((*id).to_owned(), figures.clone().into());
+        medians[i] = median(&mut figures);
+    }
+    let doc = serde_json::json!({
+        "group": group,
+        "rounds_per_sample": INTERLEAVED_ROUNDS,
+        "requests_per_block": BLOCK,
+        "added_ns_per_request": by_id,
+    });
+    std::fs::write(dir.join("interleaved.json"), serde_json::to_vec_pretty(&doc)?)?;
+    println!(
+        "{group}, interleaved ({} samples): {} {:.1} ns, {} {:.1} ns, ratio {:.3}",
+        samples.len(),
+        ids[0],
+        medians[0],
+        ids[1],
+        medians[1],
+        medians[1] / medians[0]
+    );
     Ok(())
 }
 

@@ -56,10 +56,37 @@ impl Estimate {
     }
 }
 
+impl Estimate {
+    /// Estimates from a suite's own samples, as criterion makes them from its: the
+    /// median, a 95% confidence interval of the median by order statistics (the ranks
+    /// `n/2 ∓ 0.98·√n`, which need no assumption about the distribution), and the median
+    /// absolute deviation scaled by 1.4826, as criterion scales it. `None` when empty.
+    pub fn from_samples(samples: &[f64]) -> Option<Self> {
+        let mut sorted = samples.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        let last = n.checked_sub(1)?;
+        let half_width = 0.98 * (n as f64).sqrt();
+        let rank = |r: f64| sorted[(r.max(0.0) as usize).min(last)];
+        Some(Self {
+            median_ns: crate::scrape::median(&sorted),
+            median_lower_ns: rank((n as f64 / 2.0 - half_width).floor()),
+            median_upper_ns: rank((n as f64 / 2.0 + half_width).ceil()),
+            mad_ns: crate::scrape::mad(&sorted) * 1.4826,
+        })
+    }
+}
+
+/// The suffix of an id measured interleaved with another ([`load`]).
+pub const INTERLEAVED: &str = ", interleaved";
+
 /// Estimates by group, then by library id.
 pub type Results = BTreeMap<String, BTreeMap<String, Estimate>>;
 
-/// Reads every `<group>/<bench>/new/{benchmark,estimates}.json` under `criterion_dir`.
+/// Reads every `<group>/<bench>/new/{benchmark,estimates}.json` under `criterion_dir`,
+/// and every `<group>/interleaved.json`: ids a suite measured in the same rounds, one
+/// figure per sample each (`benches/middleware.rs`), read as estimates of
+/// `<id>, interleaved` ([`INTERLEAVED`]).
 ///
 /// # Errors
 ///
@@ -85,8 +112,55 @@ pub fn load(criterion_dir: &Path) -> Result<Results, Box<dyn Error>> {
                 .map_err(|e| format!("{}: {e}", estimates.display()))?;
             results.entry(group.to_owned()).or_default().insert(id.to_owned(), estimate);
         }
+        let interleaved = group_dir.join("interleaved.json");
+        if interleaved.is_file() {
+            load_interleaved(&fs::read_to_string(&interleaved)?, &mut results)
+                .map_err(|e| format!("{}: {e}", interleaved.display()))?;
+        }
     }
     Ok(results)
+}
+
+/// Adds the ids of one `interleaved.json` to `results`, estimated from its quieter half
+/// of samples.
+///
+/// A stretch of time in which the machine runs slower (a busy neighbour) slows every
+/// id of a sample; it shows as a run of samples slower in all. Such stretches lower
+/// herd-tonic's ratio to herd-axum (herd-axum's figure grows by a third, herd-tonic's
+/// by an eighth), so a median over every sample would flatter it whenever they cover
+/// half a run. The samples kept are those whose figures sum to at most the median sum:
+/// the least disturbed, and together the figure a quiet machine gives, as long as a
+/// quarter of the run was quiet.
+fn load_interleaved(text: &str, results: &mut Results) -> Result<(), Box<dyn Error>> {
+    let v: serde_json::Value = serde_json::from_str(text)?;
+    let group = v["group"].as_str().ok_or("no `group`")?;
+    let ids = v["added_ns_per_request"].as_object().ok_or("no `added_ns_per_request` object")?;
+    let mut by_id = Vec::new();
+    for (id, samples) in ids {
+        let samples: Vec<f64> = samples
+            .as_array()
+            .ok_or_else(|| format!("`{id}`: not an array"))?
+            .iter()
+            .map(|x| x.as_f64().ok_or_else(|| format!("`{id}`: not a number: {x}")))
+            .collect::<Result<_, _>>()?;
+        if samples.is_empty() {
+            return Err(format!("`{id}`: no samples").into());
+        }
+        by_id.push((id, samples));
+    }
+    let n = by_id.first().map_or(0, |(_, s)| s.len());
+    if let Some((id, _)) = by_id.iter().find(|(_, s)| s.len() != n) {
+        return Err(format!("`{id}`: not as many samples as the other ids").into());
+    }
+    let sums: Vec<f64> = (0..n).map(|i| by_id.iter().map(|(_, s)| s[i]).sum()).collect();
+    let quiet = crate::scrape::median(&sums);
+    for (id, samples) in &by_id {
+        let kept: Vec<f64> =
+            samples.iter().zip(&sums).filter(|(_, sum)| **sum <= quiet).map(|(x, _)| *x).collect();
+        let estimate = Estimate::from_samples(&kept).ok_or_else(|| format!("`{id}`: no samples"))?;
+        results.entry(group.to_owned()).or_default().insert(format!("{id}{INTERLEAVED}"), estimate);
+    }
+    Ok(())
 }
 
 /// Reads the results `benches/run.sh` saved of each further process a group ran in:
@@ -193,10 +267,10 @@ pub fn evaluate(target: &Target, results: &Results) -> Result<Evaluation, String
 /// judged is the median of the processes' ratios, the medians shown the medians of
 /// theirs. Without them, as [`evaluate`] on `results`.
 ///
-/// A process's memory layout (ASLR; with it off, even the environment's size, which
-/// moves the stack) moves a ratio of two costs of a few hundred nanoseconds by ±10%
-/// and more here: one process is one draw of the layout, and the median of several
-/// draws is the figure that does not depend on which one a run happened to get.
+/// The process a ratio of two costs of a few hundred nanoseconds is measured in (its
+/// layout in memory) moves it by ±10% and more here, even with both costs measured in
+/// the same rounds: one process is one draw, and the median of several draws is the
+/// figure that does not depend on which one a run happened to get.
 ///
 /// # Errors
 ///
@@ -390,7 +464,12 @@ pub const GROUPS: &[Group] = &[
                 service that answers one 12-byte message and `grpc-status: 0` in the \
                 trailers, the response read to its end), measured paired against the bare \
                 service as in `middleware_added`; `herd-axum` is herd-axum's added cost on \
-                `middleware`'s request, measured the same way in the same run.",
+                `middleware`'s request, measured the same way in the same run. The `, interleaved` \
+                rows measure both layers in the same rounds (a block with and without herd-axum, \
+                then with and without herd-tonic), one figure per sample of twelve rounds, so \
+                that a stretch of time in which the machine runs slower falls on both; they \
+                are estimated from the quieter half of the samples, and the target is judged \
+                on them.",
         reference: "herd-axum",
     },
     Group {
@@ -537,8 +616,8 @@ pub const TARGETS: &[Target] = &[
         group: "middleware_grpc_added",
         claim:
             "CPU herd-tonic adds to a unary gRPC call at most what herd-axum adds to an HTTP request plus 20%",
-        subject: "herd-tonic",
-        baselines: &["herd-axum"],
+        subject: "herd-tonic, interleaved",
+        baselines: &["herd-axum, interleaved"],
         max_ratio: 1.2,
         strict: false,
     },
@@ -1525,6 +1604,57 @@ mod tests {
         let medians: Vec<f64> = load_layouts(&dir)?.iter().map(|r| r["g"]["b"].median_ns).collect();
         fs::remove_dir_all(&dir)?;
         assert_eq!(medians, [1.0, 2.0, 3.0]);
+        Ok(())
+    }
+
+    #[test]
+    fn estimates_from_samples_take_the_median_and_its_order_statistics() {
+        assert_eq!(Estimate::from_samples(&[]), None);
+        // 1..=101: the median 51; ranks 50.5 ∓ 9.85 give the 41st and 62nd values.
+        let samples: Vec<f64> = (1..=101).rev().map(f64::from).collect();
+        let e = Estimate::from_samples(&samples);
+        assert_eq!(e.map(|e| (e.median_ns, e.median_lower_ns, e.median_upper_ns)), Some((51.0, 41.0, 62.0)));
+        assert_eq!(e.map(|e| e.mad_ns), Some(25.0 * 1.4826));
+        // One sample: every bound is that sample.
+        let one = Estimate::from_samples(&[7.0]);
+        assert_eq!(one.map(|e| (e.median_lower_ns, e.median_upper_ns)), Some((7.0, 7.0)));
+    }
+
+    #[test]
+    fn interleaved_samples_load_as_ids_of_their_group_from_the_quieter_half() -> Result<(), Box<dyn Error>> {
+        let dir = std::env::temp_dir().join(format!("herd-interleaved-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("g"))?;
+        let load_one = |samples: &str| {
+            let doc = format!(r#"{{"group":"g","added_ns_per_request":{samples}}}"#);
+            fs::write(dir.join("g").join("interleaved.json"), doc)?;
+            load(&dir)
+        };
+        // The last two samples ran on a disturbed machine: slower in both, and in a
+        // ratio of 0.9 rather than 1.15 to 1.2.
+        let results = load_one(
+            r#"{"axum":[100.0,90.0,110.0,95.0,150.0,160.0],"tonic":[115.0,105.0,132.0,114.0,135.0,144.0]}"#,
+        );
+        let empty = load_one(r#"{"axum":[]}"#).map_err(|e| e.to_string());
+        let uneven = load_one(r#"{"axum":[1.0,2.0],"tonic":[1.0]}"#).map_err(|e| e.to_string());
+        let not_numbers = load_one(r#"{"axum":["x"]}"#).map_err(|e| e.to_string());
+        fs::remove_dir_all(&dir)?;
+
+        let t = Target {
+            group: "g",
+            claim: "within 1.2x",
+            subject: "tonic, interleaved",
+            baselines: &["axum, interleaved"],
+            max_ratio: 1.2,
+            strict: false,
+        };
+        // Kept: the samples whose sums (215, 195, 209) are at most the median sum, 228.5.
+        let e = evaluate(&t, &results?)?;
+        assert_eq!((e.subject_ns, e.baseline_ns), (114.0, 95.0));
+        assert!(e.met && (e.ratio - 1.2).abs() < 1e-9, "{e:?}");
+        assert!(empty.is_err_and(|e| e.contains("`axum`: no samples")), "empty");
+        assert!(uneven.is_err_and(|e| e.contains("not as many samples")), "uneven");
+        assert!(not_numbers.is_err_and(|e| e.contains("not a number")), "not numbers");
         Ok(())
     }
 
