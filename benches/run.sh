@@ -35,7 +35,8 @@ cargo bench -p herd-benches --bench hot_path --bench encode --bench middleware -
 # process it is measured in (its layout in memory) moves it by ±10% and more, even with
 # both measured in the same rounds (benches/middleware.rs). So the group runs again in
 # twenty processes, each saved under layouts/<k>, and bench-report judges the median of
-# their ratios. Skipped when arguments narrow the run to other benchmarks.
+# their ratios (of those that ran on a quiet machine). Skipped when arguments narrow the
+# run to other benchmarks.
 if [[ $# -eq 0 ]]; then
     for k in $(seq 1 20); do
         cargo bench --quiet -p herd-benches --bench middleware -- middleware_grpc_added >/dev/null

@@ -80,6 +80,15 @@ impl Estimate {
 /// The suffix of an id measured interleaved with another ([`load`]).
 pub const INTERLEAVED: &str = ", interleaved";
 
+/// The id of the bare requests of a group measured interleaved ([`load`]): how fast the
+/// machine ran while it was measured.
+pub const BARE: &str = "bare requests, interleaved";
+
+/// How much slower than the fastest process's bare requests a process's may run and
+/// still be judged ([`evaluate_across`]). Here processes on a quiet machine agree
+/// within 2%; one that ran on a busier one took 8% to 30% longer.
+pub const BUSY_MACHINE: f64 = 1.05;
+
 /// Estimates by group, then by library id.
 pub type Results = BTreeMap<String, BTreeMap<String, Estimate>>;
 
@@ -122,43 +131,48 @@ pub fn load(criterion_dir: &Path) -> Result<Results, Box<dyn Error>> {
 }
 
 /// Adds the ids of one `interleaved.json` to `results`, estimated from its quieter half
-/// of samples.
+/// of samples, and their bare requests as [`BARE`].
 ///
-/// A stretch of time in which the machine runs slower (a busy neighbour) slows every
-/// id of a sample; it shows as a run of samples slower in all. Such stretches lower
-/// herd-tonic's ratio to herd-axum (herd-axum's figure grows by a third, herd-tonic's
-/// by an eighth), so a median over every sample would flatter it whenever they cover
-/// half a run. The samples kept are those whose figures sum to at most the median sum:
-/// the least disturbed, and together the figure a quiet machine gives, as long as a
-/// quarter of the run was quiet.
+/// A stretch of time in which the machine runs slower (a busy neighbour) slows the
+/// bare requests of a sample as much as the layers. Such stretches lower herd-tonic's
+/// ratio to herd-axum (herd-axum's figure grows by a third, herd-tonic's by an
+/// eighth), so a median over every sample would flatter it whenever they cover half a
+/// run. The samples kept are those whose bare requests took at most their median: the
+/// figure a quiet machine gives, as long as a quarter of the run was quiet. Choosing
+/// them by the bare requests, not by the figures judged, leaves those figures'
+/// own noise unselected.
 fn load_interleaved(text: &str, results: &mut Results) -> Result<(), Box<dyn Error>> {
     let v: serde_json::Value = serde_json::from_str(text)?;
     let group = v["group"].as_str().ok_or("no `group`")?;
-    let ids = v["added_ns_per_request"].as_object().ok_or("no `added_ns_per_request` object")?;
-    let mut by_id = Vec::new();
-    for (id, samples) in ids {
-        let samples: Vec<f64> = samples
+    let numbers = |what: &str, v: &serde_json::Value| -> Result<Vec<f64>, String> {
+        let samples: Vec<f64> = v
             .as_array()
-            .ok_or_else(|| format!("`{id}`: not an array"))?
+            .ok_or_else(|| format!("`{what}`: not an array"))?
             .iter()
-            .map(|x| x.as_f64().ok_or_else(|| format!("`{id}`: not a number: {x}")))
+            .map(|x| x.as_f64().ok_or_else(|| format!("`{what}`: not a number: {x}")))
             .collect::<Result<_, _>>()?;
         if samples.is_empty() {
-            return Err(format!("`{id}`: no samples").into());
+            return Err(format!("`{what}`: no samples"));
         }
-        by_id.push((id, samples));
+        Ok(samples)
+    };
+    let bare = numbers("bare_ns_per_request", &v["bare_ns_per_request"])?;
+    let quiet = crate::scrape::median(&bare);
+    let kept = |samples: &[f64]| -> Vec<f64> {
+        samples.iter().zip(&bare).filter(|(_, b)| **b <= quiet).map(|(x, _)| *x).collect()
+    };
+    let mut estimates = vec![(BARE.to_owned(), kept(&bare))];
+    let ids = v["added_ns_per_request"].as_object().ok_or("no `added_ns_per_request` object")?;
+    for (id, samples) in ids {
+        let samples = numbers(id, samples)?;
+        if samples.len() != bare.len() {
+            return Err(format!("`{id}`: not as many samples as `bare_ns_per_request`").into());
+        }
+        estimates.push((format!("{id}{INTERLEAVED}"), kept(&samples)));
     }
-    let n = by_id.first().map_or(0, |(_, s)| s.len());
-    if let Some((id, _)) = by_id.iter().find(|(_, s)| s.len() != n) {
-        return Err(format!("`{id}`: not as many samples as the other ids").into());
-    }
-    let sums: Vec<f64> = (0..n).map(|i| by_id.iter().map(|(_, s)| s[i]).sum()).collect();
-    let quiet = crate::scrape::median(&sums);
-    for (id, samples) in &by_id {
-        let kept: Vec<f64> =
-            samples.iter().zip(&sums).filter(|(_, sum)| **sum <= quiet).map(|(x, _)| *x).collect();
+    for (id, kept) in estimates {
         let estimate = Estimate::from_samples(&kept).ok_or_else(|| format!("`{id}`: no samples"))?;
-        results.entry(group.to_owned()).or_default().insert(format!("{id}{INTERLEAVED}"), estimate);
+        results.entry(group.to_owned()).or_default().insert(id, estimate);
     }
     Ok(())
 }
@@ -272,6 +286,10 @@ pub fn evaluate(target: &Target, results: &Results) -> Result<Evaluation, String
 /// the same rounds: one process is one draw, and the median of several draws is the
 /// figure that does not depend on which one a run happened to get.
 ///
+/// When the group measured its bare requests ([`BARE`]), a process whose bare requests
+/// ran more than [`BUSY_MACHINE`] times slower than the fastest process's ran on a busy
+/// machine, which moves the layers' figures unequally, and is left out.
+///
 /// # Errors
 ///
 /// As [`evaluate`], when no layout and not `results` measure the target.
@@ -293,15 +311,25 @@ pub fn evaluate_across(
     })
 }
 
-/// The ratio of each process `target` was measured in, in the order run, when it was
-/// measured across layouts ([`evaluate_across`]).
-pub fn layout_ratios(target: &Target, layouts: &[Results]) -> Vec<f64> {
-    layout_runs(target, layouts).iter().map(|e| e.ratio).collect()
+/// The ratio of each process `target` was judged in, in the order run, when it was
+/// measured across layouts ([`evaluate_across`]), and how many processes measured it.
+pub fn layout_ratios(target: &Target, layouts: &[Results]) -> (Vec<f64>, usize) {
+    let measured = layouts.iter().filter(|r| evaluate(target, r).is_ok()).count();
+    (layout_runs(target, layouts).iter().map(|e| e.ratio).collect(), measured)
 }
 
-/// `target` evaluated in each process that measured it.
+/// `target` evaluated in each process that measured it on a quiet machine.
 fn layout_runs(target: &Target, layouts: &[Results]) -> Vec<Evaluation> {
-    layouts.iter().filter_map(|r| evaluate(target, r).ok()).collect()
+    let bare = |r: &Results| r.get(target.group).and_then(|g| g.get(BARE)).map(|e| e.median_ns);
+    let fastest = layouts.iter().filter_map(bare).min_by(f64::total_cmp);
+    layouts
+        .iter()
+        .filter(|r| match (bare(r), fastest) {
+            (Some(b), Some(fastest)) => b <= fastest * BUSY_MACHINE,
+            _ => true,
+        })
+        .filter_map(|r| evaluate(target, r).ok())
+        .collect()
 }
 
 /// The groups of the hot-path, encode, statsd and facade suites, in report order. Later suites append
@@ -975,7 +1003,11 @@ fn table(out: &mut String, group: &BTreeMap<String, Estimate>, reference: &str) 
         "| Library | Median | MAD | 95% CI of median | Ratio to {reference} |\n|---|---:|---:|---:|---:|\n"
     ));
     for (id, e) in ordered(group, reference) {
-        let ratio = base.map_or_else(|| "–".to_owned(), |b| format_ratio(e.median_ns / b));
+        // The bare requests are the machine's speed, not a library's cost.
+        let ratio = match base {
+            Some(b) if id != BARE => format_ratio(e.median_ns / b),
+            _ => "–".to_owned(),
+        };
         let _ = writeln!(
             out,
             "| {id} | {} | {} | {} – {} | {ratio} |",
@@ -988,14 +1020,22 @@ fn table(out: &mut String, group: &BTreeMap<String, Estimate>, reference: &str) 
 }
 
 fn target_line(t: &Target, results: &Results, layouts: &[Results]) -> String {
-    let ratios = layout_ratios(t, layouts);
+    let (ratios, measured) = layout_ratios(t, layouts);
+    let busy = match measured - ratios.len() {
+        0 => String::new(),
+        n => format!(
+            " ({n} of {measured} left out: their bare requests ran more than {}% slower than the \
+             fastest process's, on a busy machine)",
+            ((BUSY_MACHINE - 1.0) * 100.0).round()
+        ),
+    };
     let across = match ratios.len() {
         0 => String::new(),
         n => {
             let list: Vec<String> = ratios.iter().map(|r| sig3(*r)).collect();
             format!(
-                ". Judged across {n} processes, each with its own address layout: the median of their \
-                 ratios ({}), and of their medians.",
+                ". Judged across {n} processes, each with its own address layout{busy}: the median of \
+                 their ratios ({}), and of their medians.",
                 list.join(", ")
             )
         }
@@ -1144,7 +1184,7 @@ pub fn render(
                 out,
                 "Run in {processes} processes, each with its own address layout: the table is the \
                  last of them (`benches/run.sh` leaves its estimates in criterion's directory), \
-                 the target below is judged across all.\n\n"
+                 the target below is judged across them.\n\n"
             );
         }
         match results.get(g.name) {
@@ -1564,7 +1604,7 @@ mod tests {
         let e = evaluate_across(&t, &results, &layouts)?;
         assert!((e.ratio - 1.1).abs() < 1e-9 && e.met, "{e:?}");
         assert_eq!((e.subject_ns, e.baseline_ns, e.baseline.as_str()), (110.0, 100.0, "axum"));
-        assert_eq!(layout_ratios(&t, &layouts).len(), 5);
+        assert_eq!(layout_ratios(&t, &layouts).0.len(), 5);
         // Layouts that did not measure the group leave the single run's verdict.
         let elsewhere = vec![measured(&[("other", "x", 1.0)])];
         assert_eq!(evaluate_across(&t, &results, &elsewhere).map(|e| e.met), Ok(false));
@@ -1581,6 +1621,46 @@ mod tests {
         assert!(md.contains("Judged across 5 processes"), "{md}");
         assert!(md.contains("Run in 5 processes"), "{md}");
         Ok(())
+    }
+
+    #[test]
+    fn a_process_on_a_busy_machine_is_left_out_of_the_verdict() {
+        let t = Target {
+            group: "g",
+            claim: "within 1.2x",
+            subject: "tonic",
+            baselines: &["axum"],
+            max_ratio: 1.2,
+            strict: false,
+        };
+        // (tonic, axum, bare): the last two ran 10% and 30% slower bare, where the
+        // layers' ratio fell to 0.95 and 0.9.
+        let layouts: Vec<Results> = [
+            (118.0, 100.0, 400.0),
+            (115.0, 100.0, 404.0),
+            (119.0, 100.0, 410.0),
+            (95.0, 100.0, 440.0),
+            (117.0, 130.0, 520.0),
+        ]
+        .iter()
+        .map(|&(tonic, axum, bare)| {
+            measured(&[("g", "tonic", tonic), ("g", "axum", axum), ("g", BARE, bare)])
+        })
+        .collect();
+        let e = evaluate_across(&t, &Results::new(), &layouts);
+        assert_eq!(e.map(|e| e.ratio), Ok(1.18));
+        assert_eq!(layout_ratios(&t, &layouts), (vec![1.18, 1.15, 1.19], 5));
+        let md = render(
+            &machine(),
+            &Results::new(),
+            &[Group { name: "g", title: "t", about: "a", reference: "axum" }],
+            &[t],
+            &ScrapeInputs { layouts, ..Default::default() },
+        );
+        assert!(
+            md.contains("Judged across 3 processes, each with its own address layout (2 of 5 left out"),
+            "{md}"
+        );
     }
 
     #[test]
@@ -1625,19 +1705,22 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("herd-interleaved-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("g"))?;
-        let load_one = |samples: &str| {
-            let doc = format!(r#"{{"group":"g","added_ns_per_request":{samples}}}"#);
+        let load_one = |bare: &str, samples: &str| {
+            let doc =
+                format!(r#"{{"group":"g","bare_ns_per_request":{bare},"added_ns_per_request":{samples}}}"#);
             fs::write(dir.join("g").join("interleaved.json"), doc)?;
             load(&dir)
         };
-        // The last two samples ran on a disturbed machine: slower in both, and in a
-        // ratio of 0.9 rather than 1.15 to 1.2.
+        // The third and the last two samples ran on a disturbed machine: their bare
+        // requests slower, the layers' ratio 0.9 rather than 1.15 to 1.2.
         let results = load_one(
-            r#"{"axum":[100.0,90.0,110.0,95.0,150.0,160.0],"tonic":[115.0,105.0,132.0,114.0,135.0,144.0]}"#,
+            "[400.0,402.0,480.0,399.0,520.0,530.0]",
+            r#"{"axum":[100.0,90.0,130.0,95.0,150.0,160.0],"tonic":[115.0,105.0,117.0,114.0,135.0,144.0]}"#,
         );
-        let empty = load_one(r#"{"axum":[]}"#).map_err(|e| e.to_string());
-        let uneven = load_one(r#"{"axum":[1.0,2.0],"tonic":[1.0]}"#).map_err(|e| e.to_string());
-        let not_numbers = load_one(r#"{"axum":["x"]}"#).map_err(|e| e.to_string());
+        let empty = load_one("[1.0]", r#"{"axum":[]}"#).map_err(|e| e.to_string());
+        let no_bare = load_one("[]", r#"{"axum":[1.0]}"#).map_err(|e| e.to_string());
+        let uneven = load_one("[1.0,2.0]", r#"{"axum":[1.0,2.0],"tonic":[1.0]}"#).map_err(|e| e.to_string());
+        let not_numbers = load_one("[1.0]", r#"{"axum":["x"]}"#).map_err(|e| e.to_string());
         fs::remove_dir_all(&dir)?;
 
         let t = Target {
@@ -1648,11 +1731,15 @@ mod tests {
             max_ratio: 1.2,
             strict: false,
         };
-        // Kept: the samples whose sums (215, 195, 209) are at most the median sum, 228.5.
-        let e = evaluate(&t, &results?)?;
+        // Kept: the samples whose bare requests (400, 402, 399) took at most their
+        // median, 441.
+        let results = results?;
+        let e = evaluate(&t, &results)?;
         assert_eq!((e.subject_ns, e.baseline_ns), (114.0, 95.0));
         assert!(e.met && (e.ratio - 1.2).abs() < 1e-9, "{e:?}");
+        assert_eq!(results["g"][BARE].median_ns, 400.0);
         assert!(empty.is_err_and(|e| e.contains("`axum`: no samples")), "empty");
+        assert!(no_bare.is_err_and(|e| e.contains("`bare_ns_per_request`: no samples")), "no bare");
         assert!(uneven.is_err_and(|e| e.contains("not as many samples")), "uneven");
         assert!(not_numbers.is_err_and(|e| e.contains("not a number")), "not numbers");
         Ok(())
