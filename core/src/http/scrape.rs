@@ -66,15 +66,16 @@ impl<C: Collector> From<Arc<C>> for MetricsSource {
 }
 
 impl MetricsSource {
-    /// Serves `registry`'s snapshot; a scrape's body is [`Registry::encode`]'s.
+    /// Serves `registry`'s snapshot; a scrape's body is [`Registry::try_encode`]'s.
+    /// When one of its collectors cannot collect at all (herd-mmap's `Aggregator` over
+    /// a directory that cannot be listed, say), the scrape fails with a 500 and the
+    /// reason, as [`collector`](MetricsSource::collector)'s does, rather than answer
+    /// the other families alone.
     pub fn registry(registry: Registry) -> Self {
         let encoder = registry.clone();
         Self {
-            snapshot: Arc::new(move || Ok(registry.snapshot())),
-            encode: Arc::new(move |format, out| {
-                encoder.encode_into(format, out);
-                Ok(())
-            }),
+            snapshot: Arc::new(move || registry.try_snapshot()),
+            encode: Arc::new(move |format, out| encoder.try_encode(format, out)),
         }
     }
 
@@ -305,6 +306,27 @@ mod tests {
             (500, ERROR_CONTENT_TYPE, None)
         );
         assert_eq!(scrape.body, b"cannot collect metrics: cannot list /nowhere: No such file\n");
+    }
+
+    #[test]
+    fn a_registry_whose_collector_cannot_collect_fails_the_scrape_and_encode_leaves_it_out() {
+        let registry = Registry::new();
+        registry.counter("a_total", "A.").register().unwrap().inc();
+        let readable = registry.snapshot().families.len();
+        registry.register_collector(Arc::new(Broken));
+        let source = MetricsSource::registry(registry.clone());
+        let scrape = source.respond(None, []);
+        assert_eq!((scrape.status, scrape.content_type), (500, ERROR_CONTENT_TYPE));
+        assert_eq!(scrape.body, b"cannot collect metrics: cannot list /nowhere: No such file\n");
+        assert!(source.snapshot().is_err());
+        // The body a failed `try_encode` leaves is the one it was given.
+        let mut out = b"kept".to_vec();
+        assert!(registry.try_encode(Format::Text, &mut out).is_err());
+        assert_eq!(out, b"kept");
+        // The lenient forms answer the families that could be read.
+        let text = String::from_utf8(registry.encode(Format::Text)).unwrap();
+        assert!(text.contains("a_total 1\n"), "{text}");
+        assert_eq!(registry.snapshot().families.len(), readable);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::collector::{Collector, Lent};
+use crate::collector::{CollectError, Collector, Lent};
 use crate::encode::{encode_families, Format};
 use crate::family::DEFAULT_CARDINALITY_LIMIT;
 use crate::metrics::counter::CounterConfig;
@@ -182,35 +182,71 @@ impl Registry {
         snapshot
     }
 
+    /// Like [`snapshot`](Registry::snapshot), but fails when a collector cannot collect
+    /// at all ([`Collector::try_collect`]): a registry holding herd-mmap's `Aggregator`
+    /// over a directory that cannot be listed, say.
+    ///
+    /// # Errors
+    ///
+    /// The first failing collector's [`CollectError`].
+    pub fn try_snapshot(&self) -> Result<Snapshot, CollectError> {
+        let collectors = self.inner.state.read().collectors.clone();
+        let mut families = Vec::with_capacity(collectors.len() + 2);
+        for c in &collectors {
+            c.try_collect(&mut families)?;
+        }
+        let mut snapshot = Snapshot { families };
+        snapshot.sort();
+        Ok(snapshot)
+    }
+
     /// What [`snapshot`](Registry::snapshot) reads, encoded in `format`.
     ///
     /// Each collector lends its families ([`Collector::try_lend`]), so that one that
     /// keeps them from scrape to scrape (herd-mmap's `Aggregator`) is encoded without
     /// a copy. A collector that cannot collect is encoded as its
-    /// [`collect`](Collector::collect) leaves it, as in a snapshot.
+    /// [`collect`](Collector::collect) leaves it, as in a snapshot; to fail instead,
+    /// [`try_encode`](Registry::try_encode).
     pub fn encode(&self, format: Format) -> Vec<u8> {
         let mut out = Vec::new();
-        self.encode_into(format, &mut out);
+        self.encode_lent(format, &mut out, |c| {
+            Ok(c.try_lend().unwrap_or_else(|_| {
+                let mut families = Vec::new();
+                c.collect(&mut families);
+                Lent::owned(families)
+            }))
+        })
+        .unwrap_or_else(|never: std::convert::Infallible| match never {});
         out
     }
 
-    /// [`encode`](Registry::encode), appended to `out`.
-    pub(crate) fn encode_into(&self, format: Format, out: &mut Vec<u8>) {
+    /// Appends [`encode`](Registry::encode)'s body to `out`, or fails when a collector
+    /// cannot collect at all, as [`try_snapshot`](Registry::try_snapshot) does: what a
+    /// `/metrics` endpoint serving this registry answers
+    /// ([`MetricsSource::registry`](crate::http::MetricsSource::registry)), so that a
+    /// scrape fails rather than store a body with a collector's series missing.
+    ///
+    /// # Errors
+    ///
+    /// The first failing collector's [`CollectError`]; `out` is then left as it was.
+    pub fn try_encode(&self, format: Format, out: &mut Vec<u8>) -> Result<(), CollectError> {
+        self.encode_lent(format, out, |c| c.try_lend())
+    }
+
+    /// Encodes every collector's families as `lend` lends them, sorted by name.
+    fn encode_lent<E>(
+        &self,
+        format: Format,
+        out: &mut Vec<u8>,
+        lend: impl for<'c> Fn(&'c dyn Collector) -> Result<Lent<'c>, E>,
+    ) -> Result<(), E> {
         // Cloned, so that no collector runs under the registry's lock (one that
         // registers a family while collecting would wait for ever).
         let collectors = self.inner.state.read().collectors.clone();
-        let lent: Vec<Lent<'_>> = collectors
-            .iter()
-            .map(|c| {
-                c.try_lend().unwrap_or_else(|_| {
-                    let mut families = Vec::new();
-                    c.collect(&mut families);
-                    Lent::owned(families)
-                })
-            })
-            .collect();
+        let lent: Vec<Lent<'_>> = collectors.iter().map(|c| lend(&**c)).collect::<Result<_, E>>()?;
         let mut families: Vec<&FamilySnapshot> = lent.iter().flat_map(Lent::families).collect();
         families.sort_by(|a, b| a.name.cmp(&b.name));
         encode_families(&families, format, out);
+        Ok(())
     }
 }
