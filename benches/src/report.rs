@@ -1583,14 +1583,7 @@ mod tests {
 
     #[test]
     fn a_target_across_layouts_is_judged_by_the_median_process() -> Result<(), Box<dyn Error>> {
-        let t = Target {
-            group: "g",
-            claim: "within 1.2x",
-            subject: "tonic",
-            baselines: &["axum"],
-            max_ratio: 1.2,
-            strict: false,
-        };
+        let t = within_1_2("tonic", &["axum"]);
         // The single run missed; three of five processes meet it, the median 1.1.
         let results = measured(&[("g", "tonic", 130.0), ("g", "axum", 100.0)]);
         let layouts: Vec<Results> =
@@ -1625,14 +1618,7 @@ mod tests {
 
     #[test]
     fn a_process_on_a_busy_machine_is_left_out_of_the_verdict() {
-        let t = Target {
-            group: "g",
-            claim: "within 1.2x",
-            subject: "tonic",
-            baselines: &["axum"],
-            max_ratio: 1.2,
-            strict: false,
-        };
+        let t = within_1_2("tonic", &["axum"]);
         // (tonic, axum, bare): the last two ran 10% and 30% slower bare, where the
         // layers' ratio fell to 0.95 and 0.9.
         let layouts: Vec<Results> = [
@@ -1723,14 +1709,7 @@ mod tests {
         let not_numbers = load_one("[1.0]", r#"{"axum":["x"]}"#).map_err(|e| e.to_string());
         fs::remove_dir_all(&dir)?;
 
-        let t = Target {
-            group: "g",
-            claim: "within 1.2x",
-            subject: "tonic, interleaved",
-            baselines: &["axum, interleaved"],
-            max_ratio: 1.2,
-            strict: false,
-        };
+        let t = within_1_2("tonic, interleaved", &["axum, interleaved"]);
         // Kept: the samples whose bare requests (400, 402, 399) took at most their
         // median, 441.
         let results = results?;
@@ -1743,6 +1722,11 @@ mod tests {
         assert!(uneven.is_err_and(|e| e.contains("not as many samples")), "uneven");
         assert!(not_numbers.is_err_and(|e| e.contains("not a number")), "not numbers");
         Ok(())
+    }
+
+    /// A target of group `g`: `subject` within 1.2 times the best of `baselines`.
+    fn within_1_2(subject: &'static str, baselines: &'static [&'static str]) -> Target {
+        Target { group: "g", claim: "within 1.2x", subject, baselines, max_ratio: 1.2, strict: false }
     }
 
     /// Results holding these `(group, id, median ns)` estimates.
