@@ -52,17 +52,15 @@
 //! herd-axum's figure), so it is judged where the machine ran fastest.
 //!
 //! What no pairing removes is the process. Measured interleaved, the ratio holds
-//! within a process (its samples agree to a few percent) but differs between
-//! processes of the same binary, from 0.9 to 1.4 and now and then beyond: in some,
-//! both layers run at about 240 ns; in others herd-axum's figure alone drops to 145
-//! or rises to 250 ns. Disabling ASLR (`setarch -R`) does not make it repeatable:
-//! runs with the same binary and environment still differ, and sweeping the
-//! environment's size (which moves the stack) moves it too. It is the process's
-//! layout in memory, virtual and physical, the classic measurement bias of layout.
+//! within a process (its quiet samples agree to a few percent) but differs between
+//! processes of the same binary on a quiet machine: from 1.02 to 1.22 over twenty of
+//! them, herd-axum's figure alone from 145 to 200 ns. With ASLR off (`setarch -R`),
+//! sweeping the environment's size, which moves the stack, moves it too: it is the
+//! process's layout in memory, the classic measurement bias of layout. A whole
+//! process can also land in a busy stretch, where both layers run at about 240 ns.
 //! `benches/run.sh` therefore runs the group in twenty more processes, and
 //! `bench-report` judges the median of their ratios, leaving out any process whose
-//! bare requests ran more than 5% slower than the fastest process's: a whole process
-//! can run on a busy machine too.
+//! bare requests ran more than 5% slower than the fastest process's.
 
 use std::convert::Infallible;
 use std::error::Error;
