@@ -171,15 +171,11 @@ impl Registry {
 
     /// Reads every family and collector, with families sorted by name.
     pub fn snapshot(&self) -> Snapshot {
-        let state = self.inner.state.read();
-        let mut families = Vec::with_capacity(state.collectors.len() + 2);
-        for c in &state.collectors {
-            c.collect(&mut families);
-        }
-        drop(state);
-        let mut snapshot = Snapshot { families };
-        snapshot.sort();
-        snapshot
+        self.snapshot_with(|c, out| {
+            c.collect(out);
+            Ok(())
+        })
+        .unwrap_or_else(|never: std::convert::Infallible| match never {})
     }
 
     /// Like [`snapshot`](Registry::snapshot), but fails when a collector cannot collect
@@ -190,10 +186,19 @@ impl Registry {
     ///
     /// The first failing collector's [`CollectError`].
     pub fn try_snapshot(&self) -> Result<Snapshot, CollectError> {
+        self.snapshot_with(|c, out| c.try_collect(out))
+    }
+
+    /// Every collector's families as `collect` appends them, sorted by name.
+    fn snapshot_with<E>(
+        &self,
+        collect: impl Fn(&dyn Collector, &mut Vec<FamilySnapshot>) -> Result<(), E>,
+    ) -> Result<Snapshot, E> {
+        // Cloned, as in `encode_lent`: no collector runs under the registry's lock.
         let collectors = self.inner.state.read().collectors.clone();
         let mut families = Vec::with_capacity(collectors.len() + 2);
         for c in &collectors {
-            c.try_collect(&mut families)?;
+            collect(&**c, &mut families)?;
         }
         let mut snapshot = Snapshot { families };
         snapshot.sort();
